@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what building and testing Demiurge needs on a fresh Debian 12 machine that has Rust.
+# Idempotent: skips what is already there. Run as root (or with sudo available).
+#   scripts/install-deps.sh          build deps only (cmake)
+#   scripts/install-deps.sh --test   build deps + every test peer
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+apt_pkgs=(cmake pkg-config)
+if [ "$want_test" = 1 ]; then
+  apt_pkgs+=(bind9-dnsutils wireguard-tools wireguard-go iproute2 iputils-ping curl
+             chromium fonts-liberation procps)
+fi
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "$want_test" = 1 ]; then
+  # Node peers (playwright-core drives Debian's chromium; yjs clients come later).
+  if [ ! -d "$here/tests/peers/node_modules/playwright-core" ]; then
+    echo "install-deps: npm install in tests/peers"
+    (cd "$here/tests/peers" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+  # PostgreSQL server: Debian's postgresql (the binaries may already be there).
+  if ! command -v initdb >/dev/null 2>&1 && [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    echo "install-deps: apt-get install postgresql"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql
+  fi
+fi
+echo "install-deps: done"

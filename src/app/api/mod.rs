@@ -1,0 +1,143 @@
+//! The HTTP API under `/api/v1`, plus the operational endpoints (`/healthz`, `/readyz`,
+//! `/metrics`). Every route here is listed in the OpenAPI document, which is generated from
+//! these handlers.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Demiurge API",
+        description = "The HTTP API of a Demiurge server. Errors are `{\"error\": \"<code>\", \"message\": \"...\"}`.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    paths(healthz, readyz, metrics, status, openapi_json),
+    components(schemas(ErrorBody, Health, Readiness, SubsystemStatus))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document, rendered once.
+pub fn openapi_document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"internal\",\"message\":\"{e}\"}}"))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/api/v1/status", web::get().to(status))
+        .route("/api/v1/openapi.json", web::get().to(openapi_json));
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    status: &'static str,
+    version: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubsystemStatus {
+    /// `database`, `app`, `edge`, `dns` or `vpn`.
+    name: &'static str,
+    /// `starting`, `running`, `off`, `stopping` or `failed`.
+    state: &'static str,
+    /// What it listens on, or why it failed.
+    detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` when every subsystem is running or off.
+    status: &'static str,
+    subsystems: Vec<SubsystemStatus>,
+}
+
+fn subsystems(state: &AppState) -> Vec<SubsystemStatus> {
+    state
+        .status
+        .snapshot()
+        .into_iter()
+        .map(|s| SubsystemStatus {
+            name: s.name,
+            state: s.state.as_str(),
+            detail: s.detail,
+        })
+        .collect()
+}
+
+/// Liveness: the process is up and answering.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process answers", body = Health)))]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(Health {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+        })
+}
+
+/// Readiness: every subsystem is up (or turned off by configuration).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Some subsystem is not up yet (`not_ready`)", body = ErrorBody)
+    ))]
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.status.ready() {
+        return Ok(HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(Readiness {
+                status: "ready",
+                subsystems: subsystems(&state),
+            }));
+    }
+    let waiting: Vec<String> = subsystems(&state)
+        .into_iter()
+        .filter(|s| s.state != "running" && s.state != "off")
+        .map(|s| format!("{} ({})", s.name, s.state))
+        .collect();
+    Err(ApiError::NotReady(format!(
+        "not ready: {}",
+        waiting.join(", ")
+    )))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&state.status))
+}
+
+/// The state of each subsystem.
+#[utoipa::path(get, path = "/api/v1/status", tag = "operations",
+    responses((status = 200, description = "Subsystem states", body = Readiness)))]
+async fn status(state: web::Data<AppState>) -> HttpResponse {
+    let ready = state.status.ready();
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(Readiness {
+            status: if ready { "ready" } else { "not_ready" },
+            subsystems: subsystems(&state),
+        })
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi.clone())
+}

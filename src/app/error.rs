@@ -1,0 +1,119 @@
+//! The API's error type: every failure becomes `{"error": "<stable_code>", "message": "..."}`
+//! with the right status. Internal details are logged, never sent.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code such as `not_found` or `invalid_json`.
+    pub error: &'static str,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    NotReady(String),
+    /// The message is logged; the client sees a generic text.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } => code,
+            Self::NotFound(_) => "not_found",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::NotReady(_) => "not_ready",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match self {
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "something went wrong on the server; it has been logged".to_string()
+            }
+            other => other.to_string(),
+        };
+        HttpResponse::build(self.status_code())
+            .insert_header(("Cache-Control", "no-store"))
+            .json(ErrorBody {
+                error: self.code(),
+                message,
+            })
+    }
+}
+
+/// Turns actix's extractor failures (bad JSON, query, path) into our format.
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as J;
+    let e = match &err {
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => {
+            ApiError::PayloadTooLarge("the request body is too large".into())
+        }
+        J::ContentType => ApiError::BadRequest {
+            code: "unsupported_content_type",
+            message: "send the body as application/json".into(),
+        },
+        J::Deserialize(d) => ApiError::BadRequest {
+            code: "invalid_json",
+            message: d.to_string(),
+        },
+        other => ApiError::BadRequest {
+            code: "invalid_body",
+            message: other.to_string(),
+        },
+    };
+    e.into()
+}
+
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest {
+        code: "invalid_query",
+        message: err.to_string(),
+    }
+    .into()
+}
+
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest {
+        code: "invalid_path",
+        message: err.to_string(),
+    }
+    .into()
+}

@@ -1,0 +1,145 @@
+//! The command line (clap). `anyhow` lives here and in main, at the binary's edge.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, LogFormat};
+use crate::db::Db;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "demiurge",
+    version,
+    about = "A self-hosted collaborative workspace in one executable",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// Configuration file (TOML). Every key can also be set as DEMIURGE_<SECTION>__<KEY>.
+    #[arg(long, short = 'c', env = "DEMIURGE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: web app, edge, DNS and VPN, until SIGTERM or SIGINT.
+    Serve(ConfigArg),
+    /// Apply pending database migrations and exit.
+    Migrate(ConfigArg),
+    /// Operator tasks on the instance's data.
+    Admin {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Manage WireGuard peers of the server's VPN.
+    #[command(subcommand)]
+    Vpn(VpnCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VpnCommand {
+    /// Create a peer and print its wg-quick configuration (to stdout; keep it secret).
+    AddPeer {
+        /// A name for the peer: letters, digits, `.`, `_` or `-`.
+        name: String,
+    },
+    /// List the peers.
+    ListPeers,
+    /// Remove a peer; it can no longer connect.
+    RemovePeer { name: String },
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn open_db(cfg: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&cfg.database_url()?, cfg.database.max_connections).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(c) => {
+            let cfg = Config::load(c.config.as_deref())?;
+            init_logging(&cfg);
+            crate::server::serve(cfg).await?;
+        }
+        Command::Migrate(c) => {
+            let cfg = Config::load(c.config.as_deref())?;
+            init_logging(&cfg);
+            let db = Db::connect(&cfg.database_url()?, cfg.database.max_connections).await?;
+            let n = db.migrate().await?;
+            println!("{n} migration(s) applied on {}", db.backend());
+            db.close().await;
+        }
+        Command::Admin { config, command } => {
+            let cfg = Config::load(config.config.as_deref())?;
+            init_logging(&Config {
+                log: crate::config::LogConfig {
+                    level: "warn".into(),
+                    ..cfg.log.clone()
+                },
+                ..cfg.clone()
+            });
+            let db = open_db(&cfg).await?;
+            let result = admin(&cfg, &db, command).await;
+            db.close().await;
+            result?;
+        }
+    }
+    Ok(())
+}
+
+async fn admin(cfg: &Config, db: &Db, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Vpn(VpnCommand::AddPeer { name }) => {
+            let created = crate::vpn::add_peer(db, cfg, &name).await?;
+            eprintln!(
+                "Created VPN peer `{}` with address {}. Its configuration follows; it holds the peer's private key.",
+                created.peer.name, created.peer.address
+            );
+            print!("{}", created.wg_quick);
+        }
+        AdminCommand::Vpn(VpnCommand::ListPeers) => {
+            for p in db.vpn_peers().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    p.name,
+                    p.address,
+                    p.public_key,
+                    p.created_at.format("%Y-%m-%d %H:%M:%S")
+                );
+            }
+        }
+        AdminCommand::Vpn(VpnCommand::RemovePeer { name }) => {
+            db.delete_vpn_peer(&name)
+                .await
+                .with_context(|| format!("no VPN peer named `{name}`"))?;
+            eprintln!("Removed VPN peer `{name}`.");
+        }
+    }
+    Ok(())
+}

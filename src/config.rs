@@ -1,0 +1,452 @@
+//! Typed configuration: TOML file, then `DEMIURGE_<SECTION>__<KEY>` environment overrides.
+//!
+//! Unknown keys and bad values are errors that name the key. Every key has a default, so
+//! `demiurge serve` with no configuration at all runs on loopback with SQLite in `./data`.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Prefix of environment overrides: `DEMIURGE_EDGE__HTTP=127.0.0.1:9000`.
+pub const ENV_PREFIX: &str = "DEMIURGE_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub edge: EdgeConfig,
+    pub dns: DnsConfig,
+    pub vpn: VpnConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The public domain name; container services live under `containers.<domain>`.
+    pub domain: String,
+    /// Where the database file (SQLite), keys and certificates are kept.
+    pub data_dir: PathBuf,
+    /// The instance name shown in the UI.
+    pub name: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            domain: "localhost".into(),
+            data_dir: PathBuf::from("./data"),
+            name: "Demiurge".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Empty: SQLite file `demiurge.db` in data_dir. `sqlite://PATH` or `postgres://...`.
+    pub url: String,
+    /// Largest number of pooled connections.
+    pub max_connections: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// Plain HTTP listener of the front door.
+    pub http: Listen,
+    /// HTTPS listener; empty = off.
+    pub https: Listen,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            http: Listen::on(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            https: Listen::off(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// UDP and TCP listener of the authoritative DNS server; empty = off.
+    pub listen: Listen,
+    /// The address the apex and `*.containers.<domain>` point at.
+    pub public_ipv4: Ipv4Addr,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            listen: Listen::on(SocketAddr::from(([127, 0, 0, 1], 5353))),
+            public_ipv4: Ipv4Addr::LOCALHOST,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VpnConfig {
+    /// UDP listener of the WireGuard endpoint; empty = off.
+    pub listen: Listen,
+    /// The tunnel network; the server takes its first address.
+    #[serde(serialize_with = "ser_display", deserialize_with = "de_from_str")]
+    pub subnet: Ipv4Net,
+    /// `host:port` written into peer configurations; empty = derived from `listen`
+    /// (with `server.domain` when `listen` is a wildcard address).
+    pub endpoint: String,
+}
+
+impl Default for VpnConfig {
+    fn default() -> Self {
+        Self {
+            listen: Listen::on(SocketAddr::from(([127, 0, 0, 1], 51820))),
+            subnet: Ipv4Net::new(Ipv4Addr::new(10, 88, 0, 0), 16).unwrap_or_default(),
+            endpoint: String::new(),
+        }
+    }
+}
+
+impl VpnConfig {
+    /// The server's own address inside the tunnel: the first host of the subnet.
+    pub fn server_address(&self) -> Ipv4Addr {
+        let base = u32::from(self.subnet.network());
+        Ipv4Addr::from(base.wrapping_add(1))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `demiurge=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A listener address, or off (written as an empty string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+impl Listen {
+    pub fn on(addr: SocketAddr) -> Self {
+        Self(Some(addr))
+    }
+    pub fn off() -> Self {
+        Self(None)
+    }
+}
+
+impl Serialize for Listen {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(a) => s.serialize_str(&a.to_string()),
+            None => s.serialize_str(""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(Self(None));
+        }
+        SocketAddr::from_str(s).map(|a| Self(Some(a))).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{s}` is not an address such as 127.0.0.1:8080 (or \"\" for off)"
+            ))
+        })
+    }
+}
+
+fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.to_string())
+}
+
+fn de_from_str<'de, T, D>(d: D) -> Result<T, D::Error>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+    D: Deserializer<'de>,
+{
+    let s = String::deserialize(d)?;
+    T::from_str(s.trim()).map_err(|e| serde::de::Error::custom(format!("`{s}`: {e}")))
+}
+
+/// Which database the configuration selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Config {
+    /// Loads the file (if any) and the environment, then validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`], with the environment given explicitly (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::File {
+                    path: path.to_path_buf(),
+                    message: "no such file".into(),
+                });
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        // Only `DEMIURGE_<SECTION>__<KEY>` variables are configuration; others with the
+        // prefix (DEMIURGE_TEST_..., say) are not ours to judge.
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let rest = k.strip_prefix(ENV_PREFIX)?;
+                rest.contains("__").then(|| (rest.to_ascii_lowercase(), v))
+            })
+            .collect();
+        let mut dict = figment::value::Dict::new();
+        for (k, v) in vars {
+            let mut parts = k.splitn(2, "__");
+            let (Some(section), Some(key)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let entry = dict
+                .entry(section.to_string())
+                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            if let figment::value::Value::Dict(_, d) = entry {
+                let value = v
+                    .parse::<figment::value::Value>()
+                    .unwrap_or_else(|never| match never {});
+                d.insert(key.to_string(), value);
+            }
+        }
+        fig = fig.merge(Serialized::defaults(dict));
+        let cfg: Config = fig.extract().map_err(|e| match file {
+            Some(path) => ConfigError::File {
+                path: path.to_path_buf(),
+                message: describe_figment_error(e),
+            },
+            None => ConfigError::Invalid(describe_figment_error(e)),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.server.domain;
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if d.is_empty() || d.len() > 200 || !d.split('.').all(label_ok) {
+            return Err(ConfigError::Invalid(format!(
+                "server.domain: `{d}` is not a domain name such as example.com"
+            )));
+        }
+        if self.vpn.subnet.prefix_len() > 30 {
+            return Err(ConfigError::Invalid(format!(
+                "vpn.subnet: `{}` is too small; use a prefix of /30 or shorter",
+                self.vpn.subnet
+            )));
+        }
+        self.database_url()?;
+        if self.log.level.trim().is_empty() {
+            return Err(ConfigError::Invalid("log.level: must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The database this configuration selects.
+    pub fn database_url(&self) -> Result<DatabaseUrl, ConfigError> {
+        let url = self.database.url.trim();
+        if url.is_empty() {
+            return Ok(DatabaseUrl::Sqlite(
+                self.server.data_dir.join("demiurge.db"),
+            ));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "database.url: `sqlite://` needs a file path".into(),
+                ));
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        Err(ConfigError::Invalid(format!(
+            "database.url: expected sqlite://PATH or postgres://..., got `{}`",
+            redact_url(url)
+        )))
+    }
+
+    /// The `host:port` that peers should send WireGuard packets to.
+    pub fn vpn_endpoint(&self) -> Option<String> {
+        if !self.vpn.endpoint.trim().is_empty() {
+            return Some(self.vpn.endpoint.trim().to_string());
+        }
+        let addr = self.vpn.listen.0?;
+        if addr.ip().is_unspecified() {
+            Some(format!("{}:{}", self.server.domain, addr.port()))
+        } else {
+            Some(addr.to_string())
+        }
+    }
+}
+
+fn describe_figment_error(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let kind = e.kind.to_string();
+            if key.is_empty() {
+                kind
+            } else {
+                format!("{key}: {kind}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Hides the password of a URL such as `postgres://user:secret@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable url>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load_from(None, env(&[])).expect("defaults");
+        assert_eq!(c.server.domain, "localhost");
+        assert_eq!(c.edge.http.0, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(c.edge.https.0, None);
+        assert_eq!(c.vpn.server_address(), Ipv4Addr::new(10, 88, 0, 1));
+        assert_eq!(
+            c.database_url().unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("./data/demiurge.db"))
+        );
+    }
+
+    #[test]
+    fn env_overrides_and_off() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("DEMIURGE_EDGE__HTTP", "127.0.0.1:9999"),
+                ("DEMIURGE_DNS__LISTEN", ""),
+                ("DEMIURGE_SERVER__DOMAIN", "example.test"),
+                ("DEMIURGE_TEST_DATABASE_URL", "postgres://ignored"),
+            ]),
+        )
+        .expect("env");
+        assert_eq!(c.edge.http.0, Some("127.0.0.1:9999".parse().unwrap()));
+        assert_eq!(c.dns.listen.0, None);
+        assert_eq!(c.server.domain, "example.test");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = Config::load_from(None, env(&[("DEMIURGE_EDGE__HTTPZ", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("httpz"), "{e}");
+        let e = Config::load_from(None, env(&[("DEMIURGE_EDGE__HTTP", "nope")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("edge.http"), "{e}");
+        let e = Config::load_from(None, env(&[("DEMIURGE_VPN__SUBNET", "10.0.0.0/31")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("vpn.subnet"), "{e}");
+        let e = Config::load_from(None, env(&[("DEMIURGE_LOG__FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.format"), "{e}");
+    }
+
+    #[test]
+    fn file_is_read_and_unknown_sections_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[server]\ndomain = \"a.test\"\n[dns]\nlisten = \"\"\n").unwrap();
+        let c = Config::load_from(Some(&p), env(&[])).unwrap();
+        assert_eq!(c.server.domain, "a.test");
+        assert_eq!(c.dns.listen.0, None);
+        std::fs::write(&p, "[nope]\nx = 1\n").unwrap();
+        let e = Config::load_from(Some(&p), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn password_is_redacted() {
+        let r = redact_url("postgres://u:secret@h:5432/db");
+        assert!(!r.contains("secret"));
+    }
+}

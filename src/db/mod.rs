@@ -1,0 +1,221 @@
+//! The database face: one [`Db`] handle over SQLite (embedded default) or PostgreSQL.
+//!
+//! Query code is written once in the `with_conn!` macro, which expands it for each backend
+//! (so it is type-checked per backend). Nothing outside this module sees a connection type.
+
+mod schema;
+pub mod vpn_peers;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures::FutureExt;
+
+use crate::config::{DatabaseUrl, redact_url};
+
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {target}: {message}")]
+    Open { target: String, message: String },
+    #[error("database connection pool: {0}")]
+    Pool(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+impl DbError {
+    /// Maps a unique-constraint violation to `Conflict(what)`, other errors unchanged.
+    fn conflict_as(e: diesel::result::Error, what: &'static str) -> Self {
+        match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => Self::Conflict(what),
+            diesel::result::Error::NotFound => Self::NotFound,
+            other => Self::Query(other),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub enum Db {
+    Sqlite(Pool<SqliteConn>),
+    Pg(Pool<AsyncPgConnection>),
+}
+
+/// Expands one query body for each backend: `with_conn!(db, conn => { ... })`.
+macro_rules! with_conn {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                #[allow(unused_mut)]
+                let mut $conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                $body
+            }
+            $crate::db::Db::Pg(pool) => {
+                #[allow(unused_mut)]
+                let mut $conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+impl Db {
+    /// Opens the pool (creating the SQLite file and its folder if needed). Does not migrate.
+    pub async fn connect(
+        url: &DatabaseUrl,
+        max_connections: Option<usize>,
+    ) -> Result<Self, DbError> {
+        match url {
+            DatabaseUrl::Sqlite(path) => Self::connect_sqlite(path, max_connections).await,
+            DatabaseUrl::Postgres(url) => Self::connect_pg(url, max_connections).await,
+        }
+    }
+
+    async fn connect_sqlite(path: &Path, max: Option<usize>) -> Result<Self, DbError> {
+        let target = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| DbError::Open {
+                target: target.clone(),
+                message: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let mut cfg = ManagerConfig::<SqliteConn>::default();
+        cfg.custom_setup = Box::new(|url: &str| {
+            let url = url.to_string();
+            async move {
+                let mut conn = SqliteConn::establish(&url).await?;
+                // WAL lets readers run beside the writer; busy_timeout lets a second process
+                // (`demiurge admin ...` while the server runs) wait for the lock.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            }
+            .boxed()
+        });
+        let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(target.clone(), cfg);
+        let pool = Pool::builder(mgr)
+            .max_size(max.unwrap_or(8))
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::Open {
+                target: target.clone(),
+                message: e.to_string(),
+            })?;
+        // Open one connection now so a bad path fails at start, not at first use.
+        drop(pool.get().await.map_err(|e| DbError::Open {
+            target,
+            message: e.to_string(),
+        })?);
+        Ok(Self::Sqlite(pool))
+    }
+
+    async fn connect_pg(url: &str, max: Option<usize>) -> Result<Self, DbError> {
+        let target = redact_url(url);
+        let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool = Pool::builder(mgr)
+            .max_size(max.unwrap_or(16))
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::Open {
+                target: target.clone(),
+                message: e.to_string(),
+            })?;
+        drop(pool.get().await.map_err(|e| DbError::Open {
+            target,
+            message: scrub(&e.to_string(), url),
+        })?);
+        Ok(Self::Pg(pool))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Pg(_) => "postgres",
+        }
+    }
+
+    /// Applies pending embedded migrations; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize, DbError> {
+        // The harness blocks (block_in_place), so it needs the multi-threaded runtime.
+        macro_rules! run {
+            ($pool:expr, $migrations:expr) => {{
+                let conn = $pool
+                    .get()
+                    .await
+                    .map_err(|e| DbError::Pool(e.to_string()))?;
+                tokio::task::block_in_place(move || {
+                    AsyncMigrationHarness::new(conn)
+                        .run_pending_migrations($migrations)
+                        .map(|v| v.len())
+                        .map_err(|e| DbError::Migration(e.to_string()))
+                })
+            }};
+        }
+        match self {
+            Self::Sqlite(pool) => run!(pool, SQLITE_MIGRATIONS),
+            Self::Pg(pool) => run!(pool, PG_MIGRATIONS),
+        }
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            conn.batch_execute("SELECT 1").await?;
+            Ok(())
+        })
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(p) => p.close(),
+            Self::Pg(p) => p.close(),
+        }
+    }
+}
+
+/// Removes a connection URL (and its password) from an error text.
+fn scrub(message: &str, url: &str) -> String {
+    let mut m = message.replace(url, "<database url>");
+    if let Ok(u) = url::Url::parse(url)
+        && let Some(pw) = u.password()
+        && !pw.is_empty()
+    {
+        m = m.replace(pw, "***");
+    }
+    m
+}

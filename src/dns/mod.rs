@@ -1,0 +1,188 @@
+//! The authoritative DNS server (hickory) for `<domain>`: SOA, NS, the apex A record and
+//! `*.containers.<domain>`, all pointing at `public_ipv4`. Names in the zone that do not exist
+//! get NXDOMAIN; names outside it get REFUSED. Records can be changed while it runs (container
+//! services and ACME challenges need that).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use hickory_server::Server;
+use hickory_server::proto::rr::rdata::{A, NS, SOA, TXT};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// TTL of the records we serve.
+const TTL: u32 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("dns: cannot listen on {addr} ({proto}): {source}")]
+    Listen {
+        addr: SocketAddr,
+        proto: &'static str,
+        source: std::io::Error,
+    },
+    #[error("dns: `{0}` is not a valid DNS name")]
+    BadName(String),
+}
+
+/// A running DNS server and its zone.
+pub struct Dns {
+    zone: Arc<InMemoryZoneHandler>,
+    origin: Name,
+    serial: AtomicU32,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Dns {
+    /// Binds UDP and TCP on `listen` and serves the zone for `domain`.
+    pub async fn start(
+        listen: SocketAddr,
+        domain: &str,
+        public_ipv4: Ipv4Addr,
+    ) -> Result<Dns, DnsError> {
+        let origin = Name::from_str(&format!("{}.", domain.trim_end_matches('.')))
+            .map_err(|_| DnsError::BadName(domain.to_string()))?;
+        let serial = u32::try_from(chrono::Utc::now().timestamp()).unwrap_or(1);
+        let zone = Arc::new(build_zone(&origin, public_ipv4, serial)?);
+
+        let udp = UdpSocket::bind(listen)
+            .await
+            .map_err(|source| DnsError::Listen {
+                addr: listen,
+                proto: "udp",
+                source,
+            })?;
+        let addr = udp.local_addr().unwrap_or(listen);
+        // Same port for TCP (matters when the configured port is 0, as in tests).
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|source| DnsError::Listen {
+                addr,
+                proto: "tcp",
+                source,
+            })?;
+
+        let mut catalog = Catalog::new();
+        catalog.upsert(
+            LowerName::new(&origin),
+            vec![zone.clone() as Arc<dyn ZoneHandler>],
+        );
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 4096);
+        let shutdown = server.shutdown_token().clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = server.block_until_done().await {
+                tracing::warn!(error = %e, "dns server ended with an error");
+            }
+        });
+        tracing::info!(%addr, zone = %origin, "dns serving");
+        Ok(Dns {
+            zone,
+            origin,
+            serial: AtomicU32::new(serial),
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    fn next_serial(&self) -> u32 {
+        self.serial.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn name_in_zone(&self, name: &str) -> Result<Name, DnsError> {
+        let fqdn = if name.ends_with('.') {
+            name.to_string()
+        } else {
+            format!("{name}.")
+        };
+        let n = Name::from_str(&fqdn).map_err(|_| DnsError::BadName(name.to_string()))?;
+        if !self.origin.zone_of(&n) {
+            return Err(DnsError::BadName(name.to_string()));
+        }
+        Ok(n)
+    }
+
+    /// Adds or replaces the A record of `name` (a name inside the zone).
+    pub async fn set_a(&self, name: &str, ip: Ipv4Addr) -> Result<(), DnsError> {
+        let n = self.name_in_zone(name)?;
+        self.zone
+            .upsert(
+                Record::from_rdata(n, TTL, RData::A(A(ip))),
+                self.next_serial(),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Sets the TXT record of `name` (ACME DNS-01 challenges).
+    pub async fn set_txt(&self, name: &str, value: &str) -> Result<(), DnsError> {
+        let n = self.name_in_zone(name)?;
+        let rdata = RData::TXT(TXT::new(vec![value.to_string()]));
+        self.zone
+            .upsert(Record::from_rdata(n, TTL, rdata), self.next_serial())
+            .await;
+        Ok(())
+    }
+
+    /// Removes every record of `name` with type `rtype`.
+    pub async fn remove(&self, name: &str, rtype: RecordType) -> Result<(), DnsError> {
+        let n = LowerName::new(&self.name_in_zone(name)?);
+        let mut records = self.zone.records_mut().await;
+        records.retain(|k, _| !(k.name == n && k.record_type == rtype));
+        Ok(())
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if tokio::time::timeout(Duration::from_secs(3), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("dns server did not stop within 3 s");
+        }
+    }
+}
+
+fn build_zone(origin: &Name, ip: Ipv4Addr, serial: u32) -> Result<InMemoryZoneHandler, DnsError> {
+    let child = |label: &str| {
+        Name::from_str(label)
+            .and_then(|l| l.append_domain(origin))
+            .map_err(|_| DnsError::BadName(format!("{label}.{origin}")))
+    };
+    let ns = child("ns1")?;
+    let hostmaster = child("hostmaster")?;
+    let wildcard = child("*.containers")?;
+    let mut zone = InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+    let soa = SOA::new(ns.clone(), hostmaster, serial, 3600, 600, 86400, TTL);
+    let records = [
+        Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)),
+        Record::from_rdata(origin.clone(), TTL, RData::NS(NS(ns.clone()))),
+        Record::from_rdata(origin.clone(), TTL, RData::A(A(ip))),
+        Record::from_rdata(ns, TTL, RData::A(A(ip))),
+        Record::from_rdata(wildcard, TTL, RData::A(A(ip))),
+    ];
+    for r in records {
+        zone.upsert_mut(r, serial);
+    }
+    Ok(zone)
+}

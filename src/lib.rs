@@ -1,0 +1,16 @@
+//! Demiurge: a self-hosted collaborative workspace in one executable.
+//!
+//! The subsystems (see docs/ARCHITECTURE.md) each have one public face:
+//! [`db::Db`], [`app::App`], [`edge::Edge`], [`dns::Dns`], [`vpn::Vpn`]; [`server::serve`]
+//! starts and stops them together.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod dns;
+pub mod edge;
+pub mod fsutil;
+pub mod server;
+pub mod status;
+pub mod vpn;

@@ -1,0 +1,279 @@
+//! `demiurge serve`: starts every subsystem in order, reports each on the status board, waits
+//! for SIGTERM or SIGINT, and stops them in reverse order. If any subsystem cannot start, the
+//! ones already running are stopped and the error names the subsystem and the address.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use demiurge_web::SubsystemState;
+
+use crate::app::{App, AppError, AppState, Metrics};
+use crate::config::{Config, ConfigError, DatabaseUrl, redact_url};
+use crate::db::{Db, DbError};
+use crate::dns::{Dns, DnsError};
+use crate::edge::certs::{self, CertError, CertStore};
+use crate::edge::{Edge, EdgeError, EdgeSettings};
+use crate::status::{StatusBoard, Subsystem};
+use crate::vpn::{Vpn, VpnError, VpnSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    #[error(transparent)]
+    Vpn(#[from] VpnError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Everything that has started so far; stopped in reverse order.
+#[derive(Default)]
+struct Running {
+    db: Option<Db>,
+    app: Option<App>,
+    edge: Option<Edge>,
+    dns: Option<Dns>,
+    vpn: Option<Vpn>,
+}
+
+impl Running {
+    async fn stop(self, status: &StatusBoard) {
+        if let Some(vpn) = self.vpn {
+            status.set(Subsystem::Vpn, SubsystemState::Stopping, "");
+            vpn.stop().await;
+        }
+        if let Some(dns) = self.dns {
+            status.set(Subsystem::Dns, SubsystemState::Stopping, "");
+            dns.stop().await;
+        }
+        if let Some(edge) = self.edge {
+            status.set(Subsystem::Edge, SubsystemState::Stopping, "");
+            edge.stop().await;
+        }
+        if let Some(app) = self.app {
+            status.set(Subsystem::App, SubsystemState::Stopping, "");
+            app.stop().await;
+        }
+        if let Some(db) = self.db {
+            db.close().await;
+        }
+    }
+}
+
+/// Runs until SIGTERM/SIGINT. Returns an error if something could not start.
+pub async fn serve(cfg: Config) -> Result<(), ServeError> {
+    let t0 = Instant::now();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ServeError::Signals)?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(ServeError::Signals)?;
+    let status = StatusBoard::new();
+    let mut running = Running::default();
+    let started = tokio::select! {
+        r = start_all(&cfg, &status, &mut running) => r,
+        _ = terminate.recv() => Ok(()),
+        _ = interrupt.recv() => Ok(()),
+    };
+    if let Err(e) = started {
+        tracing::error!(error = %e, "start failed; stopping what had started");
+        running.stop(&status).await;
+        return Err(e);
+    }
+    if status.ready() {
+        tracing::info!(elapsed_ms = t0.elapsed().as_millis() as u64, "ready");
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+        }
+    }
+    let t1 = Instant::now();
+    if tokio::time::timeout(STOP_DEADLINE, running.stop(&status))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "some subsystem did not stop within {} s",
+            STOP_DEADLINE.as_secs()
+        );
+    }
+    tracing::info!(elapsed_ms = t1.elapsed().as_millis() as u64, "stopped");
+    Ok(())
+}
+
+async fn start_all(
+    cfg: &Config,
+    status: &StatusBoard,
+    running: &mut Running,
+) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&cfg.server.data_dir).map_err(|e| {
+        ConfigError::Invalid(format!(
+            "server.data_dir: cannot create {}: {e}",
+            cfg.server.data_dir.display()
+        ))
+    })?;
+
+    // Database first: everything else keeps its state there.
+    let url = cfg.database_url()?;
+    let db = Db::connect(&url, cfg.database.max_connections).await?;
+    running.db = Some(db.clone());
+    let applied = db.migrate().await?;
+    let described = match &url {
+        DatabaseUrl::Sqlite(p) => format!("sqlite {}", p.display()),
+        DatabaseUrl::Postgres(u) => format!("postgres {}", redact_url(u)),
+    };
+    tracing::info!(database = %described, migrations_applied = applied, "database ready");
+    status.set(Subsystem::Database, SubsystemState::Running, described);
+
+    // App on an internal loopback port; only the edge (and the VPN) talk to it.
+    let app_listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| AppError::Listen {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            source,
+        })?;
+    let metrics = Metrics::new()?;
+    let shell = demiurge_web::Shell {
+        instance_name: cfg.server.name.clone(),
+        boot_id: format!("{:08x}", rand::random::<u32>()),
+        status: status.subscribe(),
+    };
+    let app = App::start(
+        app_listener,
+        AppState::new(status.clone(), metrics, db.clone()),
+        shell,
+    )?;
+    let app_addr = app.addr();
+    running.app = Some(app);
+    status.set(
+        Subsystem::App,
+        SubsystemState::Running,
+        format!("internal {app_addr}"),
+    );
+
+    // Edge.
+    let certs = Arc::new(CertStore::default());
+    if cfg.edge.https.0.is_some() {
+        let key = certs::load_or_create_self_signed(
+            &cfg.server.data_dir.join("tls"),
+            &cfg.server.domain,
+        )?;
+        certs.set_fallback(key);
+    }
+    if cfg.edge.http.0.is_none() && cfg.edge.https.0.is_none() {
+        status.set(
+            Subsystem::Edge,
+            SubsystemState::Off,
+            "no listener configured",
+        );
+    } else {
+        let edge = Edge::start(EdgeSettings {
+            http: cfg.edge.http.0,
+            https: cfg.edge.https.0,
+            app: app_addr,
+            domain: cfg.server.domain.clone(),
+            certs,
+        })?;
+        let addrs: Vec<SocketAddr> = [cfg.edge.http.0, cfg.edge.https.0]
+            .into_iter()
+            .flatten()
+            .collect();
+        let waited = edge.wait_listening(&addrs).await;
+        running.edge = Some(edge);
+        waited?;
+        let detail = [
+            cfg.edge.http.0.map(|a| format!("http://{a}")),
+            cfg.edge.https.0.map(|a| format!("https://{a}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+        status.set(Subsystem::Edge, SubsystemState::Running, detail);
+    }
+
+    // DNS.
+    match cfg.dns.listen.0 {
+        None => status.set(Subsystem::Dns, SubsystemState::Off, "dns.listen is empty"),
+        Some(listen) => {
+            let dns = Dns::start(listen, &cfg.server.domain, cfg.dns.public_ipv4).await?;
+            status.set(
+                Subsystem::Dns,
+                SubsystemState::Running,
+                format!("{} udp+tcp, zone {}", dns.addr(), dns.origin()),
+            );
+            running.dns = Some(dns);
+        }
+    }
+
+    // VPN: tunnel port 80 goes to the edge (so routing and headers are the same as outside).
+    match cfg.vpn.listen.0 {
+        None => status.set(Subsystem::Vpn, SubsystemState::Off, "vpn.listen is empty"),
+        Some(listen) => {
+            let forward_to = match cfg.edge.http.0 {
+                Some(a) if a.ip().is_unspecified() => {
+                    SocketAddr::new(Ipv4Addr::LOCALHOST.into(), a.port())
+                }
+                Some(a) => a,
+                None => app_addr,
+            };
+            let vpn = Vpn::start(
+                VpnSettings {
+                    listen,
+                    subnet: cfg.vpn.subnet,
+                    server_address: cfg.vpn.server_address(),
+                    data_dir: cfg.server.data_dir.clone(),
+                    forward_to,
+                },
+                db.clone(),
+            )
+            .await?;
+            status.set(
+                Subsystem::Vpn,
+                SubsystemState::Running,
+                format!("{} udp, server {}", vpn.addr(), cfg.vpn.server_address()),
+            );
+            running.vpn = Some(vpn);
+        }
+    }
+
+    if let Some(url) = public_url(cfg) {
+        println!("Demiurge is running at {url}");
+    }
+    Ok(())
+}
+
+/// The URL a person should open.
+pub fn public_url(cfg: &Config) -> Option<String> {
+    let (scheme, addr, default_port) = match (cfg.edge.https.0, cfg.edge.http.0) {
+        (Some(a), _) => ("https", a, 443),
+        (None, Some(a)) => ("http", a, 80),
+        (None, None) => return None,
+    };
+    let host = if addr.ip().is_unspecified() {
+        cfg.server.domain.clone()
+    } else if addr.ip().is_loopback() && cfg.server.domain == "localhost" {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    Some(if addr.port() == default_port {
+        format!("{scheme}://{host}/")
+    } else {
+        format!("{scheme}://{host}:{}/", addr.port())
+    })
+}
+
+/// How long `stop` may take in total before the process exits anyway.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(5);

@@ -1,0 +1,201 @@
+//! The organization network: a userspace WireGuard endpoint (boringtun + smoltcp).
+//!
+//! The server holds the first address of `[vpn] subnet`; peers are rows in the database and are
+//! picked up while the server runs (on a handshake from a key it does not know yet, and every
+//! 30 s). TCP to the server's tunnel address on port 80 reaches the HTTP front door.
+
+mod device;
+mod engine;
+pub mod keys;
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::vpn_peers::{NewVpnPeer, VpnPeer};
+use crate::db::{Db, DbError};
+
+pub use engine::HTTP_PORT;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VpnError {
+    #[error("vpn: cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("vpn key: {0}")]
+    Key(String),
+    #[error("vpn: the subnet {0} has no free address left")]
+    SubnetFull(Ipv4Net),
+    #[error("vpn: a peer named `{0}` already exists")]
+    NameTaken(String),
+    #[error("vpn: a peer name is 1 to 64 letters, digits, `.`, `_` or `-`")]
+    BadName,
+    #[error("vpn: the VPN is turned off (`[vpn] listen` is empty)")]
+    Disabled,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What the VPN needs to start.
+pub struct VpnSettings {
+    pub listen: SocketAddr,
+    pub subnet: Ipv4Net,
+    pub server_address: Ipv4Addr,
+    pub data_dir: std::path::PathBuf,
+    /// Where tunnel TCP port 80 is carried to (the edge's HTTP listener).
+    pub forward_to: SocketAddr,
+}
+
+/// A running VPN endpoint.
+pub struct Vpn {
+    addr: SocketAddr,
+    public_key: String,
+    commands: mpsc::Sender<engine::Command>,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Vpn {
+    pub async fn start(s: VpnSettings, db: Db) -> Result<Vpn, VpnError> {
+        let secret = keys::load_or_create(&s.data_dir)?;
+        let public_key = keys::encode(keys::public_of(&secret).as_bytes());
+        let udp = UdpSocket::bind(s.listen)
+            .await
+            .map_err(|source| VpnError::Listen {
+                addr: s.listen,
+                source,
+            })?;
+        let addr = udp.local_addr().unwrap_or(s.listen);
+        let engine = engine::Engine::new(secret, udp, db, s.subnet, s.server_address, s.forward_to);
+        let (commands, rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(engine.run(rx, shutdown.clone()));
+        tracing::info!(%addr, server = %s.server_address, "vpn listening");
+        Ok(Vpn {
+            addr,
+            public_key,
+            commands,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's WireGuard public key (base64).
+    pub fn public_key(&self) -> &str {
+        &self.public_key
+    }
+
+    /// Re-reads the peers from the database now.
+    pub async fn reload(&self) {
+        let _ = self.commands.send(engine::Command::Reload).await;
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if tokio::time::timeout(Duration::from_secs(3), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("vpn did not stop within 3 s");
+        }
+    }
+}
+
+/// A peer just created, with the only copy of its private key.
+pub struct CreatedPeer {
+    pub peer: VpnPeer,
+    /// A wg-quick configuration for the peer.
+    pub wg_quick: String,
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Creates a peer with a fresh key pair and the lowest free address of the subnet, and
+/// returns its wg-quick configuration. A running server picks the peer up by itself.
+pub async fn add_peer(db: &Db, cfg: &Config, name: &str) -> Result<CreatedPeer, VpnError> {
+    if !valid_name(name) {
+        return Err(VpnError::BadName);
+    }
+    let endpoint = cfg.vpn_endpoint().ok_or(VpnError::Disabled)?;
+    let server_secret = keys::load_or_create(&cfg.server.data_dir)?;
+    let server_public = keys::encode(keys::public_of(&server_secret).as_bytes());
+    let subnet = cfg.vpn.subnet;
+    let server_ip = cfg.vpn.server_address();
+    let secret = keys::generate();
+    let public = keys::encode(keys::public_of(&secret).as_bytes());
+
+    // Two adds at once may pick the same address; the unique index refuses one, which retries.
+    for _ in 0..8 {
+        let existing = db.vpn_peers().await?;
+        if existing.iter().any(|p| p.name == name) {
+            return Err(VpnError::NameTaken(name.to_string()));
+        }
+        let taken: HashSet<Ipv4Addr> = existing
+            .iter()
+            .filter_map(|p| p.address.parse().ok())
+            .collect();
+        let address = subnet
+            .hosts()
+            .find(|ip| *ip != server_ip && !taken.contains(ip))
+            .ok_or(VpnError::SubnetFull(subnet))?;
+        let address_text = address.to_string();
+        let new = NewVpnPeer {
+            name,
+            public_key: &public,
+            address: &address_text,
+            created_at: chrono::Utc::now().naive_utc(),
+        };
+        match db.insert_vpn_peer(&new).await {
+            Ok(peer) => {
+                let wg_quick = format!(
+                    "# Demiurge VPN peer \"{name}\"\n\
+                     [Interface]\n\
+                     PrivateKey = {private}\n\
+                     Address = {address}/32\n\
+                     \n\
+                     [Peer]\n\
+                     PublicKey = {server_public}\n\
+                     AllowedIPs = {subnet}\n\
+                     Endpoint = {endpoint}\n\
+                     PersistentKeepalive = 25\n",
+                    private = keys::encode(secret.as_bytes()),
+                );
+                return Ok(CreatedPeer { peer, wg_quick });
+            }
+            Err(DbError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(VpnError::NameTaken(name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn peer_names() {
+        assert!(valid_name("laptop-1"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a b"));
+        assert!(!valid_name(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,76 @@
+//! Demiurge's user interface: Dioxus components rendered on the server (LiveView) and sent to
+//! the browser as DOM patches over a WebSocket, plus the embedded static assets.
+//!
+//! The one public face is [`configure`], which mounts `/`, the LiveView socket at [`WS_PATH`]
+//! and `/assets/*` on an actix-web app. The UI only renders what it is given through
+//! [`Shell`]; it never reaches into the server's subsystems.
+
+mod adapter;
+mod assets;
+mod shell;
+pub mod status;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use dioxus_liveview::LiveViewPool;
+use tokio::sync::watch;
+
+pub use status::{SubsystemState, SubsystemView};
+
+/// Where the browser opens the LiveView WebSocket.
+pub const WS_PATH: &str = "/ui/ws";
+
+/// What the UI shows: the instance, this boot, and a live feed of subsystem status.
+#[derive(Clone)]
+pub struct Shell {
+    pub instance_name: String,
+    /// Changes at every server start; the page shows it, so a reconnect is visible.
+    pub boot_id: String,
+    pub status: watch::Receiver<Vec<SubsystemView>>,
+}
+
+struct UiState {
+    shell: Shell,
+    pool: LiveViewPool,
+    page: String,
+}
+
+/// Mounts the UI routes. Create once per process (it owns the LiveView thread pool).
+pub fn configure(shell: Shell) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+    let state = web::Data::new(UiState {
+        page: shell::page_html(&shell.instance_name),
+        shell,
+        pool: LiveViewPool::new(),
+    });
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state)
+            .route("/", web::get().to(index))
+            .route(WS_PATH, web::get().to(socket))
+            .route("/assets/{path:.*}", web::get().to(assets::serve));
+    }
+}
+
+async fn index(state: web::Data<UiState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "same-origin"))
+        .body(state.page.clone())
+}
+
+async fn socket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<UiState>,
+) -> actix_web::Result<HttpResponse> {
+    let (resp, session, msgs) = actix_ws::handle(&req, body)?;
+    let socket = adapter::actix_socket(session, msgs);
+    let pool = state.pool.clone();
+    let shell = state.shell.clone();
+    actix_web::rt::spawn(async move {
+        if let Err(e) = pool.launch_with_props(socket, shell::app, shell).await {
+            tracing::debug!(error = ?e, "liveview session ended");
+        }
+    });
+    Ok(resp)
+}
