@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use hickory_server::Server;
+pub use hickory_server::proto::rr::RecordType;
 use hickory_server::proto::rr::rdata::{A, NS, SOA, TXT};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordSet, RrKey};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::net::{TcpListener, UdpSocket};
@@ -122,20 +123,39 @@ impl Dns {
         Ok(n)
     }
 
-    /// Adds or replaces the A record of `name` (a name inside the zone).
-    pub async fn set_a(&self, name: &str, ip: Ipv4Addr) -> Result<(), DnsError> {
+    /// Replaces every record of `name` with type `rtype` by `rdatas`, in one step (a
+    /// query never sees the name half-changed). An empty list removes them.
+    pub async fn replace(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        rdatas: Vec<RData>,
+    ) -> Result<(), DnsError> {
         let n = self.name_in_zone(name)?;
-        self.zone
-            .upsert(
-                Record::from_rdata(n, TTL, RData::A(A(ip))),
-                self.next_serial(),
-            )
-            .await;
+        let key = RrKey::new(LowerName::new(&n), rtype);
+        let serial = self.next_serial();
+        let mut records = self.zone.records_mut().await;
+        if rdatas.is_empty() {
+            records.remove(&key);
+            return Ok(());
+        }
+        let mut set = RecordSet::new(n.clone(), rtype, serial);
+        for rdata in rdatas {
+            set.insert(Record::from_rdata(n.clone(), TTL, rdata), serial);
+        }
+        records.insert(key, Arc::new(set));
         Ok(())
     }
 
-    /// Sets the TXT record of `name` (ACME DNS-01 challenges).
-    pub async fn set_txt(&self, name: &str, value: &str) -> Result<(), DnsError> {
+    /// Points `name` (inside the zone) at `ip`, replacing its earlier A records.
+    pub async fn set_a(&self, name: &str, ip: Ipv4Addr) -> Result<(), DnsError> {
+        self.replace(name, RecordType::A, vec![RData::A(A(ip))])
+            .await
+    }
+
+    /// Adds a TXT value to `name`, keeping the others (an ACME order for `example.com` and
+    /// `*.example.com` needs two values at `_acme-challenge.example.com`).
+    pub async fn add_txt(&self, name: &str, value: &str) -> Result<(), DnsError> {
         let n = self.name_in_zone(name)?;
         let rdata = RData::TXT(TXT::new(vec![value.to_string()]));
         self.zone
@@ -146,10 +166,7 @@ impl Dns {
 
     /// Removes every record of `name` with type `rtype`.
     pub async fn remove(&self, name: &str, rtype: RecordType) -> Result<(), DnsError> {
-        let n = LowerName::new(&self.name_in_zone(name)?);
-        let mut records = self.zone.records_mut().await;
-        records.retain(|k, _| !(k.name == n && k.record_type == rtype));
-        Ok(())
+        self.replace(name, rtype, Vec::new()).await
     }
 
     pub async fn stop(self) {

@@ -1,1 +1,10 @@
+//! The integration test suite: one binary, one harness, the real server and real peers.
 
+mod harness;
+
+mod dns;
+mod edge;
+mod lifecycle;
+mod storage;
+mod ui;
+mod vpn;

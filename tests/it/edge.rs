@@ -1,0 +1,187 @@
+//! The operational endpoints through the edge, host routing, TLS, and the error format.
+
+use serde_json::Value;
+
+use crate::harness::{Options, Server, client, require_cmd};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operational_endpoints_answer_through_the_edge() {
+    let server = Server::start();
+    let c = client();
+
+    let r = c.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+
+    let r = c.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    let subsystems = body["subsystems"].as_array().unwrap();
+    let names: Vec<&str> = subsystems
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["database", "app", "edge", "dns", "vpn"]);
+    for s in subsystems {
+        assert_eq!(s["state"], "running", "{s}");
+    }
+
+    let r = c.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for needle in [
+        "demiurge_subsystem_up{subsystem=\"vpn\"} 1",
+        "demiurge_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"}",
+        "demiurge_process_resident_memory_bytes",
+        "demiurge_build_info",
+    ] {
+        assert!(text.contains(needle), "metrics lack `{needle}`:\n{text}");
+    }
+
+    let r = c
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/status",
+        "/api/v1/openapi.json",
+    ] {
+        assert!(
+            doc["paths"][path]["get"].is_object(),
+            "openapi lacks GET {path}"
+        );
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn container_hosts_get_the_no_such_service_page() {
+    let server = Server::start();
+    let c = client();
+    for host in [
+        "x.containers.localhost",
+        "jupyter-abc.containers.localhost:8080",
+        "X.Containers.LOCALHOST",
+    ] {
+        let r = c
+            .get(server.url("/"))
+            .header("Host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{host}");
+        assert_eq!(r.headers()["x-demiurge-error"], "no_such_service");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("No such container service"), "{page}");
+    }
+    // Not a container host: the app answers.
+    let r = c
+        .get(server.url("/healthz"))
+        .header("Host", "containers.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_routes_get_the_json_error_format() {
+    let server = Server::start();
+    let r = client()
+        .get(server.url("/api/v1/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assets_are_embedded_with_cache_headers() {
+    let server = Server::start();
+    let c = client();
+    let page = c.get(server.url("/")).send().await.unwrap();
+    assert_eq!(page.headers()["cache-control"], "no-cache");
+    let html = page.text().await.unwrap();
+    let start = html.find("/assets/app.css?v=").expect("versioned css link");
+    let href: String = html[start..].chars().take_while(|c| *c != '"').collect();
+    let r = c.get(server.url(&href)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let r = c
+        .get(server.url("/assets/app.css"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = c.get(server.url("/assets/nope.js")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+/// TLS on the edge with the self-signed certificate kept in data_dir, checked with curl.
+#[tokio::test(flavor = "multi_thread")]
+async fn https_listener_serves_the_self_signed_certificate() {
+    require_cmd("curl", "curl");
+    let server = Server::start_with(Options {
+        https: true,
+        ..Options::default()
+    });
+    let https = server.https.unwrap();
+    let crt = server.data_dir.join("tls/self-signed.crt");
+    assert!(crt.is_file(), "certificate kept in data_dir");
+    let run = |host: &str, path: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code} %{http_version}",
+                "--http2",
+                "--cacert",
+            ])
+            .arg(&crt)
+            .arg("--resolve")
+            .arg(format!("{host}:{}:127.0.0.1", https.port()))
+            .arg(format!("https://{host}:{}{path}", https.port()))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // The certificate verifies for the domain and for container hosts (one wildcard).
+    let out = run("localhost", "/healthz");
+    assert!(out.ends_with("200 2"), "{out}");
+    let out = run("svc.containers.localhost", "/");
+    assert!(
+        out.contains("No such container service") && out.ends_with("404 2"),
+        "{out}"
+    );
+}

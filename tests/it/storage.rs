@@ -1,0 +1,163 @@
+//! The storage face on both backends: SQLite (a temp file) and PostgreSQL (a fresh database
+//! on the server the test command started).
+
+use std::process::Command;
+
+use demiurge::config::DatabaseUrl;
+use demiurge::db::vpn_peers::NewVpnPeer;
+use demiurge::db::{Db, DbError};
+
+use crate::harness::{Options, Server, fresh_pg_database};
+
+async fn sqlite() -> (Db, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(dir.path().join("nested/dir/test.db"));
+    (Db::connect(&url, None).await.expect("open sqlite"), dir)
+}
+
+async fn postgres() -> Db {
+    let url = fresh_pg_database().await;
+    Db::connect(&DatabaseUrl::Postgres(url), None)
+        .await
+        .expect("open postgres")
+}
+
+fn peer<'a>(name: &'a str, key: &'a str, addr: &'a str) -> NewVpnPeer<'a> {
+    NewVpnPeer {
+        name,
+        public_key: key,
+        address: addr,
+        created_at: chrono::Utc::now().naive_utc(),
+    }
+}
+
+async fn storage_smoke(db: Db, backend: &str) {
+    assert_eq!(db.backend(), backend);
+    assert!(db.migrate().await.unwrap() >= 1, "first migrate applies");
+    assert_eq!(db.migrate().await.unwrap(), 0, "second migrate is a no-op");
+    db.ping().await.unwrap();
+
+    assert!(db.vpn_peers().await.unwrap().is_empty());
+    let a = db
+        .insert_vpn_peer(&peer("a", "key-a", "10.88.0.2"))
+        .await
+        .unwrap();
+    let b = db
+        .insert_vpn_peer(&peer("b", "key-b", "10.88.0.3"))
+        .await
+        .unwrap();
+    assert!(b.id > a.id);
+    assert_eq!(a.name, "a");
+    let all = db.vpn_peers().await.unwrap();
+    assert_eq!(all, vec![a.clone(), b.clone()]);
+
+    for dup in [
+        peer("a", "key-x", "10.88.0.9"),
+        peer("x", "key-a", "10.88.0.9"),
+        peer("x", "key-x", "10.88.0.2"),
+    ] {
+        match db.insert_vpn_peer(&dup).await {
+            Err(DbError::Conflict(_)) => {}
+            other => panic!("duplicate {dup:?} should conflict, got {other:?}"),
+        }
+    }
+    db.delete_vpn_peer("a").await.unwrap();
+    assert!(matches!(
+        db.delete_vpn_peer("a").await,
+        Err(DbError::NotFound)
+    ));
+    assert_eq!(db.vpn_peers().await.unwrap(), vec![b]);
+
+    // Concurrent writers through the pool.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let (name, key, addr) = (format!("p{i}"), format!("k{i}"), format!("10.88.1.{i}"));
+            db.insert_vpn_peer(&peer(&name, &key, &addr))
+                .await
+                .map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(db.vpn_peers().await.unwrap().len(), 21);
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_smoke_sqlite() {
+    let (db, dir) = sqlite().await;
+    storage_smoke(db, "sqlite").await;
+    assert!(
+        dir.path().join("nested/dir/test.db").is_file(),
+        "parent folders created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_smoke_postgres() {
+    storage_smoke(postgres().await, "postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_database_is_a_clear_error() {
+    let url = DatabaseUrl::Postgres("postgres://nobody:secret-pw@127.0.0.1:1/none".into());
+    let err = match Db::connect(&url, None).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("connected to nothing"),
+    };
+    assert!(err.contains("cannot open database"), "{err}");
+    assert!(!err.contains("secret-pw"), "password leaked: {err}");
+}
+
+/// The whole server on PostgreSQL: start, migrate, VPN peers stored there.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_and_admin_on_postgres() {
+    let url = fresh_pg_database().await;
+    let server = Server::start_with(Options::default().env("DEMIURGE_DATABASE__URL", &url));
+    let status: serde_json::Value = crate::harness::client()
+        .get(server.url("/api/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let db = &status["subsystems"][0];
+    assert_eq!(db["name"], "database");
+    assert!(
+        db["detail"].as_str().unwrap().starts_with("postgres "),
+        "{db}"
+    );
+    assert!(
+        !db["detail"].as_str().unwrap().contains("pw@"),
+        "no password in status: {db}"
+    );
+
+    let out = server
+        .command(&["admin", "vpn", "add-peer", "pg-peer"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pg = Db::connect(&DatabaseUrl::Postgres(url.clone()), None)
+        .await
+        .unwrap();
+    let peers = pg.vpn_peers().await.unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].name, "pg-peer");
+
+    let out = Command::new(crate::harness::bin())
+        .arg("migrate")
+        .env_clear()
+        .env("DEMIURGE_DATABASE__URL", &url)
+        .env("DEMIURGE_SERVER__DATA_DIR", &server.data_dir)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("0 migration(s) applied on postgres"));
+}

@@ -1,0 +1,103 @@
+//! The LiveView shell in headless Chromium (Debian's chromium driven by playwright-core):
+//! live subsystem status, and a reconnect after the server restarts.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::{INSTALL_HINT, Options, Server, require_cmd};
+
+fn peers_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
+}
+
+pub fn artifacts_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/artifacts")
+        .join(name);
+    std::fs::create_dir_all(&d).expect("artifacts dir");
+    d
+}
+
+pub fn require_browser() {
+    require_cmd("node", "nodejs");
+    require_cmd("chromium", "chromium");
+    assert!(
+        peers_dir().join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed in tests/peers: {INSTALL_HINT}"
+    );
+}
+
+fn parse(line: &str, tag: &str) -> Value {
+    let rest = line
+        .strip_prefix(tag)
+        .unwrap_or_else(|| panic!("expected {tag}, browser said: {line}"));
+    serde_json::from_str(rest.trim()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn liveview_shell_shows_status_and_reconnects_after_restart() {
+    require_browser();
+    let mut server =
+        Server::start_with(Options::default().env("DEMIURGE_SERVER__NAME", "Test Workspace"));
+    let shots = artifacts_dir("ui-shell");
+    let mut node = Command::new("node")
+        .arg(peers_dir().join("ui_shell.mjs"))
+        .arg(format!("http://localhost:{}", server.http.port()))
+        .arg(&shots)
+        .current_dir(peers_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node");
+    let mut stdin = node.stdin.take().unwrap();
+    let mut out = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut next = move || {
+        out.next()
+            .and_then(|l| l.ok())
+            .unwrap_or_else(|| "EOF".into())
+    };
+
+    let p1 = parse(&next(), "PHASE1");
+    assert_eq!(p1["title"], "Test Workspace");
+    assert_eq!(p1["live"], "connected");
+    assert_eq!(p1["overall"], "All subsystems are up");
+    let rows = p1["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{p1}");
+    for r in rows {
+        assert_eq!(r[1], "running", "{p1}");
+    }
+    assert_eq!(
+        p1["errors"].as_array().unwrap().len(),
+        0,
+        "page errors: {p1}"
+    );
+    let boot1 = p1["boot"].as_str().unwrap().to_string();
+
+    assert!(server.stop().is_some(), "server stops");
+    writeln!(stdin, "stopped").unwrap();
+    let down = parse(&next(), "DOWN");
+    assert!(
+        down["banner"].as_str().unwrap().contains("Reconnecting"),
+        "{down}"
+    );
+
+    server.restart_stopped();
+    writeln!(stdin, "restarted").unwrap();
+    let p2 = parse(&next(), "PHASE2");
+    assert_ne!(
+        p2["boot"].as_str().unwrap(),
+        boot1,
+        "a new LiveView session on the new server"
+    );
+    assert_eq!(p2["live"], "connected");
+    drop(stdin);
+    let status = node.wait().unwrap();
+    assert!(status.success());
+    for f in ["shell.png", "reconnecting.png", "reconnected.png"] {
+        assert!(shots.join(f).is_file(), "screenshot {f} kept");
+    }
+}
