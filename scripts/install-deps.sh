@@ -28,12 +28,13 @@ fi
 
 if [ "$want_test" = 1 ]; then
   # Node peers (playwright-core drives Debian's chromium; yjs clients come later).
-  if [ ! -d "$here/tests/peers/node_modules/playwright-core" ]; then
-    echo "install-deps: npm install in tests/peers"
-    (cd "$here/tests/peers" && npm install --no-audit --no-fund --loglevel=error)
+  if [ ! -d "$here/tests/peers/node_modules/playwright-core" ] \
+     || [ "$here/tests/peers/package-lock.json" -nt "$here/tests/peers/node_modules/.package-lock.json" ]; then
+    echo "install-deps: npm ci in tests/peers"
+    (cd "$here/tests/peers" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   # PostgreSQL server: Debian's postgresql (the binaries may already be there).
-  if ! command -v initdb >/dev/null 2>&1 && [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+  if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     echo "install-deps: apt-get install postgresql"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql

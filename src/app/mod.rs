@@ -2,6 +2,7 @@
 //! UI and its assets. It listens only on an internal loopback address; the edge forwards to it.
 
 pub mod api;
+pub mod client;
 pub mod error;
 pub mod metrics;
 
@@ -13,6 +14,7 @@ use actix_web::{App as ActixApp, HttpServer, web};
 use futures::FutureExt;
 use tokio::task::JoinHandle;
 
+pub use self::client::ClientInfo;
 pub use self::error::ApiError;
 pub use self::metrics::Metrics;
 use crate::db::Db;

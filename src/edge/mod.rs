@@ -265,9 +265,13 @@ impl ProxyHttp for Front {
         }
         upstream.insert_header("X-Forwarded-Proto", if self.tls { "https" } else { "http" })?;
         let host = Self::host(session);
-        if !host.is_empty() {
+        if host.is_empty() {
+            upstream.remove_header("X-Forwarded-Host");
+        } else {
             upstream.insert_header("X-Forwarded-Host", host)?;
         }
+        // The X-Forwarded-* headers above are the only forwarding facts the app trusts.
+        upstream.remove_header("Forwarded");
         Ok(())
     }
 }

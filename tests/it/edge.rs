@@ -185,3 +185,42 @@ async fn https_listener_serves_the_self_signed_certificate() {
         "{out}"
     );
 }
+
+/// The app sees the client through the edge: the address the edge appended (not one the client
+/// forged), the scheme and the host.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_edge_forwards_client_address_scheme_and_host() {
+    require_cmd("curl", "curl");
+    let server = Server::start_with(Options {
+        https: true,
+        ..Options::default()
+    });
+    let r: Value = client()
+        .get(server.url("/api/v1/status"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", "evil.example")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["request"]["ip"], "127.0.0.1", "{r}");
+    assert_eq!(r["request"]["scheme"], "http", "{r}");
+    assert_eq!(r["request"]["host"], "127.0.0.1", "{r}");
+
+    let https = server.https.unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(server.data_dir.join("tls/self-signed.crt"))
+        .arg("--resolve")
+        .arg(format!("localhost:{}:127.0.0.1", https.port()))
+        .arg(format!("https://localhost:{}/api/v1/status", https.port()))
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["request"]["scheme"], "https", "{r}");
+    assert_eq!(r["request"]["host"], "localhost", "{r}");
+    assert_eq!(r["request"]["ip"], "127.0.0.1", "{r}");
+}

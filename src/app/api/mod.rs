@@ -2,11 +2,12 @@
 //! `/metrics`). Every route here is listed in the OpenAPI document, which is generated from
 //! these handlers.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
+use super::client::ClientInfo;
 use super::error::{ApiError, ErrorBody};
 
 #[derive(OpenApi)]
@@ -17,7 +18,7 @@ use super::error::{ApiError, ErrorBody};
         license(name = "AGPL-3.0-or-later")
     ),
     paths(healthz, readyz, metrics, status, openapi_json),
-    components(schemas(ErrorBody, Health, Readiness, SubsystemStatus))
+    components(schemas(ErrorBody, Health, Readiness, Status, SubsystemStatus, ClientInfo))
 )]
 pub struct ApiDoc;
 
@@ -120,16 +121,31 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(state.metrics.render(&state.status))
 }
 
-/// The state of each subsystem.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    version: &'static str,
+    /// Seconds since the server started.
+    uptime_seconds: u64,
+    subsystems: Vec<SubsystemStatus>,
+    /// This request as the server saw it through the edge (to check a proxy setup).
+    request: ClientInfo,
+}
+
+/// The state of each subsystem, and how this request reached the server.
 #[utoipa::path(get, path = "/api/v1/status", tag = "operations",
-    responses((status = 200, description = "Subsystem states", body = Readiness)))]
-async fn status(state: web::Data<AppState>) -> HttpResponse {
+    responses((status = 200, description = "Subsystem states", body = Status)))]
+async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let ready = state.status.ready();
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(Readiness {
+        .json(Status {
             status: if ready { "ready" } else { "not_ready" },
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: state.started_at.elapsed().as_secs(),
             subsystems: subsystems(&state),
+            request: ClientInfo::of(&req),
         })
 }
 
