@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 apt_pkgs=(cmake pkg-config)
 if [ "$want_test" = 1 ]; then
   apt_pkgs+=(bind9-dnsutils wireguard-tools wireguard-go iproute2 iputils-ping curl
-             chromium fonts-liberation procps)
+             chromium fonts-liberation procps pdns-server pdns-backend-bind)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
