@@ -99,7 +99,7 @@ fn wait_answering(sock: &UdpSocket, to: SocketAddr, q: &[u8]) {
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
