@@ -125,40 +125,21 @@ impl Db {
             .boxed()
         });
         let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(target.clone(), cfg);
-        let pool = Pool::builder(mgr)
-            .max_size(max.unwrap_or(8))
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| DbError::Open {
-                target: target.clone(),
-                message: e.to_string(),
-            })?;
-        // Open one connection now so a bad path fails at start, not at first use.
-        drop(pool.get().await.map_err(|e| DbError::Open {
-            target,
-            message: e.to_string(),
-        })?);
+        let pool = build_pool(Pool::builder(mgr), max.unwrap_or(8), &target)?;
+        open_first(&pool)
+            .await
+            .map_err(|message| DbError::Open { target, message })?;
         Ok(Self::Sqlite(pool))
     }
 
     async fn connect_pg(url: &str, max: Option<usize>) -> Result<Self, DbError> {
         let target = redact_url(url);
         let mgr = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
-        let pool = Pool::builder(mgr)
-            .max_size(max.unwrap_or(16))
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| DbError::Open {
-                target: target.clone(),
-                message: e.to_string(),
-            })?;
-        drop(pool.get().await.map_err(|e| DbError::Open {
+        let pool = build_pool(Pool::builder(mgr), max.unwrap_or(16), &target)?;
+        open_first(&pool).await.map_err(|m| DbError::Open {
             target,
-            message: scrub(&e.to_string(), url),
-        })?);
+            message: scrub(&m, url),
+        })?;
         Ok(Self::Pg(pool))
     }
 
@@ -206,6 +187,34 @@ impl Db {
             Self::Pg(p) => p.close(),
         }
     }
+}
+
+/// The pool settings both backends share.
+fn build_pool<M: deadpool::managed::Manager>(
+    builder: deadpool::managed::PoolBuilder<M>,
+    max: usize,
+    target: &str,
+) -> Result<deadpool::managed::Pool<M>, DbError> {
+    builder
+        .max_size(max)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Open {
+            target: target.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Opens one connection now, so a bad path or server fails at start, not at first use.
+async fn open_first<M: deadpool::managed::Manager>(
+    pool: &deadpool::managed::Pool<M>,
+) -> Result<(), String>
+where
+    M::Error: std::fmt::Display,
+{
+    pool.get().await.map(drop).map_err(|e| e.to_string())
 }
 
 /// Removes a connection URL (and its password) from an error text.

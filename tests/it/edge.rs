@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Options, Server, client, require_cmd};
+use crate::harness::{Options, Server, client, get_json, require_cmd};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operational_endpoints_answer_through_the_edge() {
@@ -195,17 +195,16 @@ async fn the_edge_forwards_client_address_scheme_and_host() {
         https: true,
         ..Options::default()
     });
-    let r: Value = client()
-        .get(server.url("/api/v1/status"))
-        .header("X-Forwarded-For", "203.0.113.9")
-        .header("X-Forwarded-Proto", "https")
-        .header("X-Forwarded-Host", "evil.example")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = get_json(
+        &server,
+        "/api/v1/status",
+        &[
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "evil.example"),
+        ],
+    )
+    .await;
     assert_eq!(r["request"]["ip"], "127.0.0.1", "{r}");
     assert_eq!(r["request"]["scheme"], "http", "{r}");
     assert_eq!(r["request"]["host"], "127.0.0.1", "{r}");

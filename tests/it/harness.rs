@@ -351,6 +351,21 @@ pub fn client() -> reqwest::Client {
         .expect("reqwest client")
 }
 
+/// GET a JSON document through the edge, with extra request headers.
+pub async fn get_json(server: &Server, path: &str, headers: &[(&str, &str)]) -> serde_json::Value {
+    let mut req = client().get(server.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    r.json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+}
+
 /// The PostgreSQL server the test command started (`DEMIURGE_TEST_DATABASE_URL`).
 pub fn pg_base_url() -> String {
     std::env::var("DEMIURGE_TEST_DATABASE_URL").unwrap_or_else(|_| {

@@ -117,14 +117,7 @@ async fn a_bad_database_is_a_clear_error() {
 async fn serve_and_admin_on_postgres() {
     let url = fresh_pg_database().await;
     let server = Server::start_with(Options::default().env("DEMIURGE_DATABASE__URL", &url));
-    let status: serde_json::Value = crate::harness::client()
-        .get(server.url("/api/v1/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = crate::harness::get_json(&server, "/api/v1/status", &[]).await;
     let db = &status["subsystems"][0];
     assert_eq!(db["name"], "database");
     assert!(
