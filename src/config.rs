@@ -32,6 +32,7 @@ pub struct Config {
     pub edge: EdgeConfig,
     pub dns: DnsConfig,
     pub vpn: VpnConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -129,6 +130,30 @@ impl VpnConfig {
     pub fn server_address(&self) -> Ipv4Addr {
         let base = u32::from(self.subnet.network());
         Ipv4Addr::from(base.wrapping_add(1))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Anyone may create an account. When false, only the first account (the instance admin)
+    /// can be made by sign-up; others come from an admin.
+    pub open_signup: bool,
+    /// A session unused this long ends ("14d", "12h").
+    #[serde(with = "humantime_serde")]
+    pub session_idle: std::time::Duration,
+    /// A session ends this long after sign-in, used or not.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: std::time::Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            open_signup: true,
+            session_idle: std::time::Duration::from_secs(14 * 24 * 3600),
+            session_lifetime: std::time::Duration::from_secs(30 * 24 * 3600),
+        }
     }
 }
 
@@ -293,6 +318,11 @@ impl Config {
             )));
         }
         self.database_url()?;
+        if self.auth.session_idle.is_zero() || self.auth.session_lifetime.is_zero() {
+            return Err(ConfigError::Invalid(
+                "auth.session_idle and auth.session_lifetime must be longer than 0".into(),
+            ));
+        }
         if self.log.level.trim().is_empty() {
             return Err(ConfigError::Invalid("log.level: must not be empty".into()));
         }

@@ -5,6 +5,7 @@
 //! starts and stops them together.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;

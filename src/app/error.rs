@@ -19,8 +19,14 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -33,7 +39,10 @@ pub enum ApiError {
 impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::Conflict { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotReady(_) => "not_ready",
@@ -46,7 +55,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -116,4 +128,39 @@ pub fn path_error(
         message: err.to_string(),
     }
     .into()
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError as A;
+        let message = e.to_string();
+        match e {
+            A::SignupClosed => Self::Forbidden {
+                code: "signup_closed",
+                message,
+            },
+            A::Invalid { .. } => Self::BadRequest {
+                code: "invalid_input",
+                message,
+            },
+            A::WeakPassword(_) => Self::BadRequest {
+                code: "weak_password",
+                message,
+            },
+            A::AccountExists => Self::Conflict {
+                code: "account_exists",
+                message,
+            },
+            A::InvalidCredentials => Self::Unauthorized {
+                code: "invalid_credentials",
+                message,
+            },
+            A::NotAuthenticated => Self::Unauthorized {
+                code: "not_authenticated",
+                message,
+            },
+            A::NoSuchSession => Self::NotFound(message),
+            A::Internal(detail) => Self::Internal(detail),
+        }
+    }
 }

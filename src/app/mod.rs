@@ -5,6 +5,7 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod metrics;
+pub mod session;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
@@ -17,6 +18,8 @@ use tokio::task::JoinHandle;
 pub use self::client::ClientInfo;
 pub use self::error::ApiError;
 pub use self::metrics::Metrics;
+use crate::auth::Auth;
+use crate::config::AuthConfig;
 use crate::db::Db;
 use crate::status::StatusBoard;
 
@@ -25,6 +28,7 @@ pub const JSON_LIMIT: usize = 1024 * 1024;
 
 /// What every handler can reach.
 pub struct AppState {
+    pub auth: Auth,
     pub status: StatusBoard,
     pub metrics: Metrics,
     pub db: Db,
@@ -33,8 +37,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(status: StatusBoard, metrics: Metrics, db: Db) -> Self {
+    pub fn new(status: StatusBoard, metrics: Metrics, db: Db, auth: AuthConfig) -> Self {
         Self {
+            auth: Auth::new(db.clone(), auth),
             status,
             metrics,
             db,

@@ -3,6 +3,7 @@
 //! Query code is written once in the `with_conn!` macro, which expands it for each backend
 //! (so it is type-checked per backend). Nothing outside this module sees a connection type.
 
+pub mod accounts;
 mod schema;
 pub mod vpn_peers;
 

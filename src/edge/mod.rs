@@ -180,16 +180,24 @@ struct Front {
 }
 
 impl Front {
-    fn host(session: &Session) -> String {
+    /// The host the client asked for, lowercased, with its port if it gave one.
+    fn host_with_port(session: &Session) -> String {
         let req = session.req_header();
-        let raw = req
-            .headers
+        req.headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(str::to_string)
-            .or_else(|| req.uri.host().map(str::to_string))
-            .unwrap_or_default();
-        strip_port(&raw).trim_end_matches('.').to_ascii_lowercase()
+            .or_else(|| req.uri.authority().map(|a| a.as_str().to_string()))
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    /// The host name alone, for routing.
+    fn host(session: &Session) -> String {
+        strip_port(&Self::host_with_port(session))
+            .trim_end_matches('.')
+            .to_string()
     }
 }
 
@@ -264,8 +272,12 @@ impl ProxyHttp for Front {
             upstream.insert_header("X-Forwarded-For", xff)?;
         }
         upstream.insert_header("X-Forwarded-Proto", if self.tls { "https" } else { "http" })?;
-        let host = Self::host(session);
-        if host.is_empty() {
+        let host = Self::host_with_port(session);
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        {
             upstream.remove_header("X-Forwarded-Host");
         } else {
             upstream.insert_header("X-Forwarded-Host", host)?;

@@ -207,7 +207,7 @@ async fn the_edge_forwards_client_address_scheme_and_host() {
     .await;
     assert_eq!(r["request"]["ip"], "127.0.0.1", "{r}");
     assert_eq!(r["request"]["scheme"], "http", "{r}");
-    assert_eq!(r["request"]["host"], "127.0.0.1", "{r}");
+    assert_eq!(r["request"]["host"], server.http.to_string(), "{r}");
 
     let https = server.https.unwrap();
     let out = std::process::Command::new("curl")
@@ -220,6 +220,10 @@ async fn the_edge_forwards_client_address_scheme_and_host() {
         .unwrap();
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["request"]["scheme"], "https", "{r}");
-    assert_eq!(r["request"]["host"], "localhost", "{r}");
+    assert_eq!(
+        r["request"]["host"],
+        format!("localhost:{}", https.port()),
+        "{r}"
+    );
     assert_eq!(r["request"]["ip"], "127.0.0.1", "{r}");
 }

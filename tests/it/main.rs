@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod accounts;
 mod config_file;
 mod dns;
 mod edge;

@@ -6,6 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
+pub mod auth;
+
 use super::AppState;
 use super::client::ClientInfo;
 use super::error::{ApiError, ErrorBody};
@@ -17,8 +19,31 @@ use super::error::{ApiError, ErrorBody};
         description = "The HTTP API of a Demiurge server. Errors are `{\"error\": \"<code>\", \"message\": \"...\"}`.",
         license(name = "AGPL-3.0-or-later")
     ),
-    paths(healthz, readyz, metrics, status, openapi_json),
-    components(schemas(ErrorBody, Health, Readiness, Status, SubsystemStatus, ClientInfo))
+    paths(
+        healthz,
+        readyz,
+        metrics,
+        status,
+        openapi_json,
+        auth::signup,
+        auth::login,
+        auth::logout,
+        auth::me,
+        auth::my_sessions,
+        auth::revoke_session
+    ),
+    components(schemas(
+        ErrorBody,
+        Health,
+        Readiness,
+        Status,
+        SubsystemStatus,
+        ClientInfo,
+        auth::SignUpRequest,
+        auth::LoginRequest,
+        auth::UserView,
+        auth::SessionView
+    ))
 )]
 pub struct ApiDoc;
 
@@ -34,7 +59,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/api/v1/status", web::get().to(status))
-        .route("/api/v1/openapi.json", web::get().to(openapi_json));
+        .route("/api/v1/openapi.json", web::get().to(openapi_json))
+        .configure(auth::routes);
 }
 
 #[derive(Debug, Serialize, ToSchema)]

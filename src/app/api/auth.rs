@@ -1,0 +1,235 @@
+//! `/api/v1/auth/*` (sign-up, sign-in, sign-out) and `/api/v1/me/*` (the signed-in user).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::app::error::{ApiError, ErrorBody};
+use crate::app::session::{self, Authenticated, SESSION_COOKIE};
+use crate::auth::SignUp;
+use crate::db::accounts::{Session, User};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/auth/signup", web::post().to(signup))
+        .route("/api/v1/auth/login", web::post().to(login))
+        .route("/api/v1/auth/logout", web::post().to(logout))
+        .route("/api/v1/me", web::get().to(me))
+        .route("/api/v1/me/sessions", web::get().to(my_sessions))
+        .route("/api/v1/me/sessions/{id}", web::delete().to(revoke_session));
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignUpRequest {
+    /// 3 to 32 letters, digits, `_`, `.` or `-`; unique regardless of case.
+    username: String,
+    email: String,
+    /// Defaults to the username.
+    #[serde(default)]
+    display_name: Option<String>,
+    /// At least 10 characters, not a common password.
+    password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Username or email.
+    login: String,
+    password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    id: String,
+    username: String,
+    email: String,
+    display_name: String,
+    /// The instance administrator (the first account).
+    is_admin: bool,
+    created_at: NaiveDateTime,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            display_name: u.display_name.clone(),
+            is_admin: u.is_admin,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    id: String,
+    created_at: NaiveDateTime,
+    last_seen_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+    user_agent: String,
+    ip: String,
+    /// The session of this request.
+    current: bool,
+}
+
+impl SessionView {
+    fn of(s: &Session, current: &str) -> Self {
+        Self {
+            id: s.id.clone(),
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            user_agent: s.user_agent.clone(),
+            ip: s.ip.clone(),
+            current: s.id == current,
+        }
+    }
+}
+
+/// Revokes the session a request's cookie names, if any (a new sign-in replaces it).
+async fn revoke_presented(req: &HttpRequest, state: &AppState) {
+    if let Some(c) = req.cookie(SESSION_COOKIE)
+        && let Ok((s, _)) = state.auth.authenticate(c.value()).await
+    {
+        let _ = state.auth.revoke(&s.user_id, &s.id).await;
+    }
+}
+
+/// Create an account and sign in (sets the session cookie).
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignUpRequest,
+    responses(
+        (status = 201, description = "Account created and signed in", body = UserView),
+        (status = 400, description = "`invalid_input`, `weak_password`, `invalid_json`", body = ErrorBody),
+        (status = 403, description = "`signup_closed`, `origin_mismatch`", body = ErrorBody),
+        (status = 409, description = "`account_exists`", body = ErrorBody)
+    ))]
+async fn signup(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<SignUpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    session::check_origin(&req, false)?;
+    let body = body.into_inner();
+    let opened = state
+        .auth
+        .sign_up(
+            &SignUp {
+                username: body.username,
+                email: body.email,
+                display_name: body.display_name,
+                password: body.password,
+            },
+            &session::client_meta(&req),
+        )
+        .await?;
+    revoke_presented(&req, &state).await;
+    Ok(HttpResponse::Created()
+        .cookie(session::session_cookie(
+            &req,
+            &opened.token,
+            state.auth.session_lifetime(),
+        ))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(UserView::from(&opened.user)))
+}
+
+/// Sign in with a username or email and a password (sets a new session cookie).
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = UserView),
+        (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`origin_mismatch`", body = ErrorBody)
+    ))]
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    session::check_origin(&req, false)?;
+    let opened = state
+        .auth
+        .log_in(&body.login, &body.password, &session::client_meta(&req))
+        .await?;
+    revoke_presented(&req, &state).await;
+    Ok(HttpResponse::Ok()
+        .cookie(session::session_cookie(
+            &req,
+            &opened.token,
+            state.auth.session_lifetime(),
+        ))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(UserView::from(&opened.user)))
+}
+
+/// Sign out: revokes this session and clears the cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody)
+    ))]
+async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.revoke(&who.user.id, &who.session.id).await?;
+    Ok(HttpResponse::NoContent()
+        .cookie(session::cleared_cookie(&req))
+        .finish())
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/me", tag = "me",
+    responses(
+        (status = 200, description = "The current user", body = UserView),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody)
+    ))]
+async fn me(who: Authenticated) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(UserView::from(&who.user))
+}
+
+/// My sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "me",
+    responses(
+        (status = 200, description = "Sessions", body = [SessionView]),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody)
+    ))]
+async fn my_sessions(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let list: Vec<SessionView> = state
+        .auth
+        .sessions(&who.user.id)
+        .await?
+        .iter()
+        .map(|s| SessionView::of(s, &who.session.id))
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(list))
+}
+
+/// Revoke one of my sessions.
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "me",
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody)
+    ))]
+async fn revoke_session(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.revoke(&who.user.id, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

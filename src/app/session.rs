@@ -1,0 +1,142 @@
+//! Sessions over HTTP: the session cookie, the [`Authenticated`] extractor, and the Origin
+//! check that state-changing requests authenticated by cookie must pass.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+
+use super::client::ClientInfo;
+use super::{ApiError, AppState};
+use crate::auth::ClientMeta;
+use crate::db::accounts::{Session, User};
+
+pub const SESSION_COOKIE: &str = "demiurge_session";
+
+/// The signed-in user of a request.
+pub struct Authenticated {
+    pub user: User,
+    pub session: Session,
+}
+
+fn is_safe_method(req: &HttpRequest) -> bool {
+    matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS")
+}
+
+/// `scheme://host[:port]` with the port made explicit.
+fn normalized_origin(scheme: &str, host_port: &str) -> Option<(String, String, u16)> {
+    let url = url::Url::parse(&format!("{scheme}://{host_port}")).ok()?;
+    Some((
+        url.scheme().to_string(),
+        url.host_str()?.to_ascii_lowercase(),
+        url.port_or_known_default()?,
+    ))
+}
+
+/// Whether the request's Origin (or Referer) names the host the client reached us at.
+/// `required`: a missing Origin and Referer fails too.
+pub fn check_origin(req: &HttpRequest, required: bool) -> Result<(), ApiError> {
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let claimed = header("origin")
+        .filter(|o| o != "null")
+        .or_else(|| header("referer"));
+    let Some(claimed) = claimed else {
+        return if required {
+            Err(ApiError::Forbidden {
+                code: "origin_required",
+                message: "a state-changing request signed in by cookie must carry an Origin header"
+                    .into(),
+            })
+        } else {
+            Ok(())
+        };
+    };
+    let client = ClientInfo::of(req);
+    let ours = client
+        .host
+        .as_deref()
+        .and_then(|h| normalized_origin(client.scheme, h));
+    let theirs = url::Url::parse(&claimed).ok().and_then(|u| {
+        Some((
+            u.scheme().to_string(),
+            u.host_str()?.to_ascii_lowercase(),
+            u.port_or_known_default()?,
+        ))
+    });
+    match (ours, theirs) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        _ => Err(ApiError::Forbidden {
+            code: "origin_mismatch",
+            message: "the request comes from another site".into(),
+        }),
+    }
+}
+
+pub fn client_meta(req: &HttpRequest) -> ClientMeta {
+    ClientMeta {
+        user_agent: req
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        ip: ClientInfo::of(req)
+            .ip
+            .map(|ip| ip.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// The cookie that carries a new session's token.
+pub fn session_cookie(
+    req: &HttpRequest,
+    token: &str,
+    max_age: std::time::Duration,
+) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, token.to_string())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(ClientInfo::of(req).scheme == "https")
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+        ))
+        .finish()
+}
+
+/// A cookie that makes the browser forget the session.
+pub fn cleared_cookie(req: &HttpRequest) -> Cookie<'static> {
+    let mut c = session_cookie(req, "", std::time::Duration::ZERO);
+    c.make_removal();
+    c
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+        let origin = if token.is_some() && !is_safe_method(req) {
+            check_origin(req, true)
+        } else {
+            Ok(())
+        };
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
+            let token =
+                token.ok_or_else(|| ApiError::from(crate::auth::AuthError::NotAuthenticated))?;
+            origin?;
+            let (session, user) = state.auth.authenticate(&token).await?;
+            Ok(Authenticated { user, session })
+        })
+    }
+}

@@ -1,0 +1,277 @@
+//! Who is this? Accounts, passwords and sign-in sessions.
+//!
+//! [`Auth`] is the one face: the HTTP layer calls it and maps [`AuthError`] to responses. It
+//! holds no HTTP types; the database holds only hashes of secrets.
+
+pub mod password;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, Utc};
+
+use crate::config::AuthConfig;
+use crate::db::accounts::{NewUser, Session, User};
+use crate::db::{Db, DbError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("sign-up is closed on this instance; ask an administrator for an account")]
+    SignupClosed,
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("password: {0}")]
+    WeakPassword(String),
+    #[error("that username or email is already in use")]
+    AccountExists,
+    #[error("wrong username, email or password")]
+    InvalidCredentials,
+    #[error("not signed in, or the session has expired")]
+    NotAuthenticated,
+    #[error("no such session")]
+    NoSuchSession,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<DbError> for AuthError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Conflict(_) => Self::AccountExists,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<password::HashError> for AuthError {
+    fn from(e: password::HashError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// What a sign-up asks for.
+#[derive(Debug, Clone)]
+pub struct SignUp {
+    pub username: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub password: String,
+}
+
+/// Where a request came from, kept with its session.
+#[derive(Debug, Clone, Default)]
+pub struct ClientMeta {
+    pub user_agent: String,
+    pub ip: String,
+}
+
+/// A session just opened: the secret token goes to the client once.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub token: String,
+    pub session: Session,
+    pub user: User,
+}
+
+#[derive(Clone)]
+pub struct Auth {
+    db: Db,
+    config: Arc<AuthConfig>,
+    dummy_hash: Arc<String>,
+}
+
+fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+fn add(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
+    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(30))
+}
+
+/// Writes of `last_seen_at` are skipped when the last one is this recent.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+fn validate_username(u: &str) -> Result<(), AuthError> {
+    let ok = (3..=32).contains(&u.len())
+        && u.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && u.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid {
+            field: "username",
+            message: "3 to 32 letters, digits, `_`, `.` or `-`, starting with a letter or digit"
+                .into(),
+        })
+    }
+}
+
+fn validate_email(e: &str) -> Result<(), AuthError> {
+    let ok = e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !domain.starts_with('.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid {
+            field: "email",
+            message: "not an email address".into(),
+        })
+    }
+}
+
+impl Auth {
+    pub fn new(db: Db, config: AuthConfig) -> Self {
+        Self {
+            db,
+            config: Arc::new(config),
+            dummy_hash: Arc::new(password::dummy_hash()),
+        }
+    }
+
+    /// Creates an account (the first one on an instance is its admin).
+    pub async fn create_user(&self, req: &SignUp) -> Result<User, AuthError> {
+        let username = req.username.trim();
+        let email = req.email.trim();
+        validate_username(username)?;
+        validate_email(email)?;
+        let display_name = req
+            .display_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .unwrap_or(username);
+        if display_name.chars().count() > 100 || display_name.chars().any(char::is_control) {
+            return Err(AuthError::Invalid {
+                field: "display_name",
+                message: "at most 100 characters, no control characters".into(),
+            });
+        }
+        if let Some(why) = password::policy_violation(&req.password, username, email) {
+            return Err(AuthError::WeakPassword(why));
+        }
+        let hash = password::hash(&req.password).await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let (username_lower, email_lower) = (username.to_lowercase(), email.to_lowercase());
+        let user = self
+            .db
+            .insert_user(&NewUser {
+                id: &id,
+                username,
+                username_lower: &username_lower,
+                email,
+                email_lower: &email_lower,
+                display_name,
+                password_hash: Some(&hash),
+                is_admin: false,
+                created_at: now(),
+            })
+            .await?;
+        tracing::info!(user = %user.id, admin = user.is_admin, "account created");
+        Ok(user)
+    }
+
+    /// Public sign-up: creates the account and signs it in.
+    pub async fn sign_up(&self, req: &SignUp, meta: &ClientMeta) -> Result<Opened, AuthError> {
+        if !self.config.open_signup && self.db.count_users().await? > 0 {
+            return Err(AuthError::SignupClosed);
+        }
+        let user = self.create_user(req).await?;
+        self.open_session(user, meta).await
+    }
+
+    /// Password sign-in by username or email. A missing account costs the same time as a
+    /// wrong password.
+    pub async fn log_in(
+        &self,
+        login: &str,
+        password: &str,
+        meta: &ClientMeta,
+    ) -> Result<Opened, AuthError> {
+        if password.len() > password::MAX_BYTES || login.len() > 254 {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user = self.db.user_by_login(&login.trim().to_lowercase()).await?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let ok = match &stored {
+            Some(h) => password::verify(password, h).await,
+            None => {
+                let _ = password::verify(password, &self.dummy_hash).await;
+                false
+            }
+        };
+        match user {
+            Some(u) if ok => self.open_session(u, meta).await,
+            _ => Err(AuthError::InvalidCredentials),
+        }
+    }
+
+    async fn open_session(&self, user: User, meta: &ClientMeta) -> Result<Opened, AuthError> {
+        let (token, token_hash) = tokens::new_token();
+        let t = now();
+        let session = Session {
+            id: tokens::public_id(),
+            token_hash,
+            user_id: user.id.clone(),
+            created_at: t,
+            last_seen_at: t,
+            expires_at: add(t, self.config.session_lifetime),
+            user_agent: meta.user_agent.chars().take(300).collect(),
+            ip: meta.ip.clone(),
+        };
+        self.db.insert_session(&session).await?;
+        Ok(Opened {
+            token,
+            session,
+            user,
+        })
+    }
+
+    /// The session and user behind a token, if the session is alive (absolute and idle expiry).
+    pub async fn authenticate(&self, token: &str) -> Result<(Session, User), AuthError> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(AuthError::NotAuthenticated);
+        }
+        let t = now();
+        let Some((session, user)) = self.db.session_with_user(&tokens::hash(token), t).await?
+        else {
+            return Err(AuthError::NotAuthenticated);
+        };
+        if add(session.last_seen_at, self.config.session_idle) <= t {
+            let _ = self.db.delete_session(&session.user_id, &session.id).await;
+            return Err(AuthError::NotAuthenticated);
+        }
+        if add(session.last_seen_at, TOUCH_EVERY) <= t {
+            self.db.touch_session(&session.id, t).await?;
+        }
+        Ok((session, user))
+    }
+
+    pub async fn sessions(&self, user_id: &str) -> Result<Vec<Session>, AuthError> {
+        Ok(self.db.sessions_of(user_id).await?)
+    }
+
+    /// Revokes one of the user's sessions (logout is revoking the current one).
+    pub async fn revoke(&self, user_id: &str, session_id: &str) -> Result<(), AuthError> {
+        match self.db.delete_session(user_id, session_id).await {
+            Ok(()) => Ok(()),
+            Err(DbError::NotFound) => Err(AuthError::NoSuchSession),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Session cookies live as long as the session may.
+    pub fn session_lifetime(&self) -> Duration {
+        self.config.session_lifetime
+    }
+}

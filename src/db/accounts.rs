@@ -1,0 +1,197 @@
+//! Users and their sign-in sessions.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::schema::{sessions, users};
+use super::{Db, DbError, with_conn};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub username_lower: String,
+    pub email: String,
+    pub email_lower: String,
+    pub display_name: String,
+    /// PHC string (`$argon2id$...`); None for accounts that sign in only another way.
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub username: &'a str,
+    pub username_lower: &'a str,
+    pub email: &'a str,
+    pub email_lower: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub is_admin: bool,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    /// Public id (for listing and revoking); not the secret token.
+    pub id: String,
+    /// SHA-256 of the secret token; the token itself is never stored.
+    pub token_hash: String,
+    pub user_id: String,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub user_agent: String,
+    pub ip: String,
+}
+
+impl Db {
+    pub async fn count_users(&self) -> Result<i64, DbError> {
+        with_conn!(self, conn => Ok(users::table.count().get_result(&mut conn).await?))
+    }
+
+    /// Inserts a user. The first user of an instance becomes its admin (a race between two
+    /// first sign-ups makes neither admin, never both).
+    pub async fn insert_user(&self, new: &NewUser<'_>) -> Result<User, DbError> {
+        let what = "an account with this username or email";
+        let user = with_conn!(self, conn => {
+            diesel::insert_into(users::table)
+                .values(new)
+                .returning(User::as_returning())
+                .get_result(&mut conn)
+                .await
+                .map_err(|e| DbError::conflict_as(e, what))?
+        });
+        if self.count_users().await? == 1 && !user.is_admin {
+            with_conn!(self, conn => {
+                diesel::update(users::table.filter(users::id.eq(&user.id)))
+                    .set(users::is_admin.eq(true))
+                    .execute(&mut conn)
+                    .await?
+            });
+            return Ok(User {
+                is_admin: true,
+                ..user
+            });
+        }
+        Ok(user)
+    }
+
+    /// A user by username or email (either, case-insensitively; pass it lowercased).
+    pub async fn user_by_login(&self, login_lower: &str) -> Result<Option<User>, DbError> {
+        with_conn!(self, conn => {
+            Ok(users::table
+                .filter(users::username_lower.eq(login_lower).or(users::email_lower.eq(login_lower)))
+                .select(User::as_select())
+                .first(&mut conn)
+                .await
+                .optional()?)
+        })
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, DbError> {
+        with_conn!(self, conn => {
+            Ok(users::table
+                .find(id)
+                .select(User::as_select())
+                .first(&mut conn)
+                .await
+                .optional()?)
+        })
+    }
+
+    pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<(), DbError> {
+        let n = with_conn!(self, conn => {
+            diesel::update(users::table.find(user_id))
+                .set(users::password_hash.eq(Some(hash)))
+                .execute(&mut conn)
+                .await?
+        });
+        if n == 0 {
+            Err(DbError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub async fn insert_session(&self, s: &Session) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            diesel::insert_into(sessions::table).values(s).execute(&mut conn).await?;
+            Ok(())
+        })
+    }
+
+    /// The session with this token hash and its user, if it has not passed `expires_at`.
+    pub async fn session_with_user(
+        &self,
+        token_hash: &str,
+        now: NaiveDateTime,
+    ) -> Result<Option<(Session, User)>, DbError> {
+        with_conn!(self, conn => {
+            Ok(sessions::table
+                .inner_join(users::table)
+                .filter(sessions::token_hash.eq(token_hash))
+                .filter(sessions::expires_at.gt(now))
+                .select((Session::as_select(), User::as_select()))
+                .first(&mut conn)
+                .await
+                .optional()?)
+        })
+    }
+
+    pub async fn touch_session(&self, id: &str, now: NaiveDateTime) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            diesel::update(sessions::table.find(id))
+                .set(sessions::last_seen_at.eq(now))
+                .execute(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn sessions_of(&self, user_id: &str) -> Result<Vec<Session>, DbError> {
+        with_conn!(self, conn => {
+            Ok(sessions::table
+                .filter(sessions::user_id.eq(user_id))
+                .order(sessions::created_at.desc())
+                .select(Session::as_select())
+                .load(&mut conn)
+                .await?)
+        })
+    }
+
+    /// Deletes one of `user_id`'s sessions; NotFound if it has no such session.
+    pub async fn delete_session(&self, user_id: &str, id: &str) -> Result<(), DbError> {
+        let n = with_conn!(self, conn => {
+            diesel::delete(sessions::table.filter(sessions::id.eq(id)).filter(sessions::user_id.eq(user_id)))
+                .execute(&mut conn)
+                .await?
+        });
+        if n == 0 {
+            Err(DbError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Deletes every session of `user_id` except `keep` (after a password change, say).
+    pub async fn delete_other_sessions(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<usize, DbError> {
+        with_conn!(self, conn => {
+            let base = sessions::table.filter(sessions::user_id.eq(user_id));
+            Ok(match keep {
+                Some(k) => diesel::delete(base.filter(sessions::id.ne(k))).execute(&mut conn).await?,
+                None => diesel::delete(base).execute(&mut conn).await?,
+            })
+        })
+    }
+}

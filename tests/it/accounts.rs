@@ -1,0 +1,381 @@
+//! Accounts and sign-in over HTTP through the edge, on SQLite and PostgreSQL.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{Options, Server, fresh_pg_database};
+
+/// A browser-like client: keeps cookies, sends the Origin of the server.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    origin: String,
+}
+
+impl Browser {
+    fn new(server: &Server) -> Browser {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .no_proxy()
+            .build()
+            .unwrap();
+        let base = server.url("");
+        Browser {
+            http,
+            origin: base.clone(),
+            base,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Origin", &self.origin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn delete(&self, path: &str) -> StatusCode {
+        self.http
+            .delete(format!("{}{path}", self.base))
+            .header("Origin", &self.origin)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
+fn alice() -> Value {
+    json!({"username": "Alice", "email": "alice@example.test", "display_name": "Alice A.", "password": "correct horse battery"})
+}
+
+async fn sign_up_sign_in_sessions(server: Server) {
+    let a = Browser::new(&server);
+
+    // Sign-up signs in; the first account is the instance admin.
+    let r = a
+        .http
+        .post(server.url("/api/v1/auth/signup"))
+        .header("Origin", &a.origin)
+        .json(&alice())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("demiurge_session="), "{cookie}");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
+        assert!(cookie.contains(attr), "cookie lacks {attr}: {cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http: no Secure flag: {cookie}"
+    );
+    let user: Value = r.json().await.unwrap();
+    assert_eq!(user["username"], "Alice");
+    assert_eq!(user["is_admin"], true);
+    assert!(user.get("password_hash").is_none());
+
+    let (s, me) = a.get("/api/v1/me").await;
+    assert_eq!(s, 200);
+    assert_eq!(me["email"], "alice@example.test");
+    assert_eq!(me["display_name"], "Alice A.");
+
+    // Usernames are unique regardless of case; emails too.
+    let b = Browser::new(&server);
+    let (s, e) = b
+        .post("/api/v1/auth/signup", json!({"username": "alice", "email": "other@example.test", "password": "another long secret"}))
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::CONFLICT, Some("account_exists")),
+        "{e}"
+    );
+    let (s, e) = b
+        .post("/api/v1/auth/signup", json!({"username": "bob", "email": "ALICE@example.test", "password": "another long secret"}))
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::CONFLICT, Some("account_exists")),
+        "{e}"
+    );
+
+    // Password policy.
+    for (pw, why) in [
+        ("short", "length"),
+        ("password123", "common"),
+        ("Password123", "common, any case"),
+    ] {
+        let (s, e) = b
+            .post(
+                "/api/v1/auth/signup",
+                json!({"username": "bob", "email": "bob@example.test", "password": pw}),
+            )
+            .await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("weak_password")),
+            "{why}: {e}"
+        );
+    }
+    let (s, e) = b.post("/api/v1/auth/signup", json!({"username": "b o b", "email": "bob@example.test", "password": "another long secret"})).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_input")),
+        "{e}"
+    );
+    let (s, bob) = b.post("/api/v1/auth/signup", json!({"username": "bob", "email": "bob@example.test", "password": "another long secret"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{bob}");
+    assert_eq!(bob["is_admin"], false, "only the first account is admin");
+
+    // Login by username or email, any case; wrong password and unknown account look the same.
+    let c = Browser::new(&server);
+    let (s, e) = c
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": "wrong password!!"}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+    );
+    let (s, e2) = c
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "nobody", "password": "wrong password!!"}),
+        )
+        .await;
+    assert_eq!(
+        (s, &e2),
+        (StatusCode::UNAUTHORIZED, &e),
+        "same answer for a missing account"
+    );
+    let (s, _) = c.get("/api/v1/me").await;
+    assert_eq!(s, 401);
+    let (s, who) = c
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "ALICE@EXAMPLE.TEST", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{who}");
+    assert_eq!(who["username"], "Alice");
+
+    // Alice now has two sessions; she sees both and revokes the other one.
+    let (s, list) = c.get("/api/v1/me/sessions").await;
+    assert_eq!(s, 200);
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let current: Vec<&Value> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    let other = list.iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        c.delete(&format!("/api/v1/me/sessions/{other}")).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        a.get("/api/v1/me").await.0,
+        401,
+        "the revoked session no longer works"
+    );
+    assert_eq!(
+        c.delete(&format!("/api/v1/me/sessions/{other}")).await,
+        StatusCode::NOT_FOUND
+    );
+    // Bob cannot revoke Alice's sessions.
+    let alice_current = current[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        b.delete(&format!("/api/v1/me/sessions/{alice_current}"))
+            .await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(c.get("/api/v1/me").await.0, 200);
+
+    // Logout revokes the session and clears the cookie.
+    let (s, _) = c.post("/api/v1/auth/logout", json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(c.get("/api/v1/me").await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_and_sessions_sqlite() {
+    sign_up_sign_in_sessions(Server::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_and_sessions_postgres() {
+    let url = fresh_pg_database().await;
+    sign_up_sign_in_sessions(Server::start_with(
+        Options::default().env("DEMIURGE_DATABASE__URL", &url),
+    ))
+    .await;
+}
+
+/// State-changing requests signed in by cookie must come from our own origin.
+#[tokio::test(flavor = "multi_thread")]
+async fn cookie_requests_from_another_origin_are_refused() {
+    let server = Server::start();
+    let a = Browser::new(&server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED
+    );
+
+    let evil = Browser {
+        origin: "http://evil.example".into(),
+        ..Browser::new(&server)
+    };
+    let (s, e) = evil
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("origin_mismatch")),
+        "login CSRF refused"
+    );
+
+    // The same cookie jar, a foreign Origin: refused; no Origin at all: refused.
+    let token = {
+        let r = a
+            .http
+            .post(server.url("/api/v1/auth/login"))
+            .header("Origin", &a.origin)
+            .json(&json!({"login": "alice", "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        let c = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        c.split(';').next().unwrap().to_string()
+    };
+    let raw = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = raw
+        .post(server.url("/api/v1/auth/logout"))
+        .header("Cookie", &token)
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = raw
+        .post(server.url("/api/v1/auth/logout"))
+        .header("Cookie", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "origin_required");
+    // Reads need no Origin, and the session survived the refused requests.
+    let r = raw
+        .get(server.url("/api/v1/me"))
+        .header("Cookie", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// The stored password is an argon2id PHC string at OWASP parameters; closed sign-up still
+/// lets the first account in.
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_are_stored_as_argon2id_and_signup_can_be_closed() {
+    let server = Server::start_with(Options::default().env("DEMIURGE_AUTH__OPEN_SIGNUP", "false"));
+    let a = Browser::new(&server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED,
+        "first account always allowed"
+    );
+    let b = Browser::new(&server);
+    let (s, e) = b.post("/api/v1/auth/signup", json!({"username": "bob", "email": "bob@example.test", "password": "another long secret"})).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("signup_closed"))
+    );
+
+    let db = demiurge::db::Db::connect(
+        &demiurge::config::DatabaseUrl::Sqlite(server.data_dir.join("demiurge.db")),
+        None,
+    )
+    .await
+    .unwrap();
+    let user = db.user_by_login("alice").await.unwrap().unwrap();
+    let hash = user.password_hash.unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert!(!hash.contains("correct horse"));
+}
+
+/// Bad input gets a 4xx with a stable code, never a 5xx.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_requests_get_stable_4xx_codes() {
+    let server = Server::start();
+    let raw = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = server.url("/api/v1/auth/signup");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("application/json", b"{not json".to_vec(), "invalid_json"),
+        (
+            "application/json",
+            b"{\"username\": 5}".to_vec(),
+            "invalid_json",
+        ),
+        (
+            "application/json",
+            b"{\"username\": \"x\"}".to_vec(),
+            "invalid_json",
+        ),
+        ("application/json", vec![0xff, 0xfe, 0x7b], "invalid_json"),
+        (
+            "application/json",
+            format!("{{\"username\":\"{}\"}}", "x".repeat(2 * 1024 * 1024)).into_bytes(),
+            "payload_too_large",
+        ),
+        ("text/plain", b"{}".to_vec(), "unsupported_content_type"),
+    ];
+    for (ct, body, code) in cases {
+        let r = raw
+            .post(&url)
+            .header("Content-Type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert!(status.is_client_error(), "{code}: {status}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"], code, "{e}");
+    }
+    let r = raw
+        .get(server.url("/api/v1/me"))
+        .header("Cookie", "demiurge_session=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
