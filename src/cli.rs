@@ -47,6 +47,44 @@ pub enum AdminCommand {
     /// Manage WireGuard peers of the server's VPN.
     #[command(subcommand)]
     Vpn(VpnCommand),
+    /// Create an account (the first account of an instance is its admin).
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from the first line of standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password for an account and end all its sessions.
+    ResetPassword {
+        /// Username or email.
+        login: String,
+        /// Read the password from the first line of standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// The password for an admin command: from stdin, or a new random one (printed once).
+fn admin_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        let pw = line.trim_end_matches(['\n', '\r']).to_string();
+        anyhow::ensure!(!pw.is_empty(), "no password on standard input");
+        Ok((pw, false))
+    } else {
+        use base64::Engine;
+        let pw =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 15]>());
+        Ok((pw, true))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +160,51 @@ async fn admin(cfg: &Config, db: &Db, command: AdminCommand) -> anyhow::Result<(
                 created.peer.name, created.peer.address
             );
             print!("{}", created.wg_quick);
+        }
+        AdminCommand::CreateUser {
+            username,
+            email,
+            display_name,
+            password_stdin,
+        } => {
+            let (password, generated) = admin_password(password_stdin)?;
+            let auth = crate::auth::Auth::new(db.clone(), cfg.auth.clone());
+            let user = auth
+                .create_user(&crate::auth::SignUp {
+                    username,
+                    email,
+                    display_name,
+                    password: password.clone(),
+                })
+                .await?;
+            eprintln!(
+                "Created account `{}` ({}){}.",
+                user.username,
+                user.id,
+                if user.is_admin {
+                    ", instance admin"
+                } else {
+                    ""
+                }
+            );
+            if generated {
+                println!("{password}");
+            }
+        }
+        AdminCommand::ResetPassword {
+            login,
+            password_stdin,
+        } => {
+            let (password, generated) = admin_password(password_stdin)?;
+            let auth = crate::auth::Auth::new(db.clone(), cfg.auth.clone());
+            let user = auth.reset_password(&login, &password).await?;
+            eprintln!(
+                "New password set for `{}`; all its sessions have ended.",
+                user.username
+            );
+            if generated {
+                println!("{password}");
+            }
         }
         AdminCommand::Vpn(VpnCommand::ListPeers) => {
             for p in db.vpn_peers().await? {

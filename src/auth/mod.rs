@@ -270,6 +270,59 @@ impl Auth {
         }
     }
 
+    /// Sets a new password for the account named by `login` (username or email) and ends all
+    /// its sessions. For the operator (`demiurge admin reset-password`).
+    pub async fn reset_password(&self, login: &str, new_password: &str) -> Result<User, AuthError> {
+        let user = self
+            .db
+            .user_by_login(&login.trim().to_lowercase())
+            .await?
+            .ok_or_else(|| AuthError::Invalid {
+                field: "user",
+                message: format!("no account `{login}`"),
+            })?;
+        self.replace_password(&user, new_password, None).await?;
+        Ok(user)
+    }
+
+    /// The signed-in user changes their password: the current one must be right. Every other
+    /// session of theirs ends.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current_session: &str,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<(), AuthError> {
+        let ok = match &user.password_hash {
+            Some(h) if current_password.len() <= password::MAX_BYTES => {
+                password::verify(current_password, h).await
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.replace_password(user, new_password, Some(current_session))
+            .await
+    }
+
+    async fn replace_password(
+        &self,
+        user: &User,
+        new_password: &str,
+        keep: Option<&str>,
+    ) -> Result<(), AuthError> {
+        if let Some(why) = password::policy_violation(new_password, &user.username, &user.email) {
+            return Err(AuthError::WeakPassword(why));
+        }
+        let hash = password::hash(new_password).await?;
+        self.db.set_password_hash(&user.id, &hash).await?;
+        let ended = self.db.delete_other_sessions(&user.id, keep).await?;
+        tracing::info!(user = %user.id, sessions_ended = ended, "password changed");
+        Ok(())
+    }
+
     /// Session cookies live as long as the session may.
     pub fn session_lifetime(&self) -> Duration {
         self.config.session_lifetime

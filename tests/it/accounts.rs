@@ -379,3 +379,154 @@ async fn malformed_requests_get_stable_4xx_codes() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// Changing the password needs the current one, and ends the other sessions.
+#[tokio::test(flavor = "multi_thread")]
+async fn change_password_needs_the_current_one_and_ends_other_sessions() {
+    let server = Server::start();
+    let a = Browser::new(&server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED
+    );
+    let other = Browser::new(&server);
+    assert_eq!(
+        other
+            .post(
+                "/api/v1/auth/login",
+                json!({"login": "alice", "password": "correct horse battery"})
+            )
+            .await
+            .0,
+        200
+    );
+
+    let put = |b: &Browser, body: Value| {
+        let req = b
+            .http
+            .put(server.url("/api/v1/me/password"))
+            .header("Origin", &b.origin)
+            .json(&body);
+        async move { req.send().await.unwrap() }
+    };
+    let r = put(
+        &a,
+        json!({"current_password": "not the password", "new_password": "a brand new secret"}),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    let r = put(
+        &a,
+        json!({"current_password": "correct horse battery", "new_password": "qwertyuiop"}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = put(
+        &a,
+        json!({"current_password": "correct horse battery", "new_password": "a brand new secret"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    assert_eq!(a.get("/api/v1/me").await.0, 200, "this session stays");
+    assert_eq!(other.get("/api/v1/me").await.0, 401, "other sessions end");
+    let c = Browser::new(&server);
+    assert_eq!(
+        c.post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": "correct horse battery"})
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        c.post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": "a brand new secret"})
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+/// `demiurge admin create-user` and `reset-password`, while the server runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_creates_users_and_resets_passwords() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let server = Server::start();
+    let mut child = server
+        .command(&[
+            "admin",
+            "create-user",
+            "--username",
+            "root",
+            "--email",
+            "root@example.test",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"operator chosen secret\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("instance admin"));
+    assert!(
+        out.stdout.is_empty(),
+        "a password given on stdin is not echoed"
+    );
+
+    let a = Browser::new(&server);
+    let (s, me) = a
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "root", "password": "operator chosen secret"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(me["is_admin"], true);
+
+    // A generated password is printed once, and the old sessions end.
+    let out = server
+        .command(&["admin", "reset-password", "root@example.test"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(generated.len() >= 20, "{generated}");
+    assert_eq!(a.get("/api/v1/me").await.0, 401);
+    let b = Browser::new(&server);
+    assert_eq!(
+        b.post(
+            "/api/v1/auth/login",
+            json!({"login": "root", "password": generated})
+        )
+        .await
+        .0,
+        200
+    );
+
+    let out = server
+        .command(&["admin", "reset-password", "nobody"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -139,6 +139,8 @@ fn help_and_version_on_every_command() {
         vec!["admin", "vpn", "add-peer"],
         vec!["admin", "vpn", "list-peers"],
         vec!["admin", "vpn", "remove-peer"],
+        vec!["admin", "create-user"],
+        vec!["admin", "reset-password"],
     ] {
         let out = Command::new(bin())
             .args(&args)

@@ -16,6 +16,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/auth/login", web::post().to(login))
         .route("/api/v1/auth/logout", web::post().to(logout))
         .route("/api/v1/me", web::get().to(me))
+        .route("/api/v1/me/password", web::put().to(change_password))
         .route("/api/v1/me/sessions", web::get().to(my_sessions))
         .route("/api/v1/me/sessions/{id}", web::delete().to(revoke_session));
 }
@@ -193,6 +194,37 @@ async fn me(who: Authenticated) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(UserView::from(&who.user))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+/// Change my password (the current one is required). My other sessions end.
+#[utoipa::path(put, path = "/api/v1/me/password", tag = "me", request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 400, description = "`weak_password`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials` (wrong current password), `not_authenticated`", body = ErrorBody)
+    ))]
+async fn change_password(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: web::Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth
+        .change_password(
+            &who.user,
+            &who.session.id,
+            &body.current_password,
+            &body.new_password,
+        )
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// My sessions, newest first.
