@@ -159,7 +159,11 @@ impl From<crate::auth::AuthError> for ApiError {
                 code: "not_authenticated",
                 message,
             },
-            A::NoSuchSession => Self::NotFound(message),
+            A::NoSuchSession | A::NoSuchToken => Self::NotFound(message),
+            A::TokenNameTaken => Self::Conflict {
+                code: "token_name_taken",
+                message,
+            },
             A::Internal(detail) => Self::Internal(detail),
         }
     }

@@ -11,14 +11,32 @@ use actix_web::{FromRequest, HttpRequest, web};
 use super::client::ClientInfo;
 use super::{ApiError, AppState};
 use crate::auth::ClientMeta;
-use crate::db::accounts::{Session, User};
+use crate::db::accounts::{ApiToken, Session, User};
 
 pub const SESSION_COOKIE: &str = "demiurge_session";
 
-/// The signed-in user of a request.
+/// How a request proved who it is.
+pub enum Credential {
+    /// A browser session (cookie).
+    Session(Session),
+    /// A personal access token (`Authorization: Bearer`).
+    Token(ApiToken),
+}
+
+/// The signed-in user of a request: a session cookie or a bearer token.
 pub struct Authenticated {
     pub user: User,
-    pub session: Session,
+    pub credential: Credential,
+}
+
+impl Authenticated {
+    /// The browser session, if the request came with one.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Session(s) => Some(&s.id),
+            Credential::Token(_) => None,
+        }
+    }
 }
 
 fn is_safe_method(req: &HttpRequest) -> bool {
@@ -124,19 +142,41 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
-        let origin = if token.is_some() && !is_safe_method(req) {
+        let authorization = req
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().map(str::to_string));
+        let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+        // Only cookies ride along on cross-site requests by themselves; bearer tokens need no
+        // Origin check.
+        let origin = if authorization.is_none() && cookie.is_some() && !is_safe_method(req) {
             check_origin(req, true)
         } else {
             Ok(())
         };
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
-            let token =
-                token.ok_or_else(|| ApiError::from(crate::auth::AuthError::NotAuthenticated))?;
+            let not_authenticated = || ApiError::from(crate::auth::AuthError::NotAuthenticated);
+            if let Some(value) = authorization {
+                let value = value.map_err(|_| not_authenticated())?;
+                let token = value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+                    .ok_or_else(not_authenticated)?
+                    .trim();
+                let (record, user) = state.auth.authenticate_token(token).await?;
+                return Ok(Authenticated {
+                    user,
+                    credential: Credential::Token(record),
+                });
+            }
+            let token = cookie.ok_or_else(not_authenticated)?;
             origin?;
             let (session, user) = state.auth.authenticate(&token).await?;
-            Ok(Authenticated { user, session })
+            Ok(Authenticated {
+                user,
+                credential: Credential::Session(session),
+            })
         })
     }
 }

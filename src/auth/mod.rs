@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, Utc};
 
 use crate::config::AuthConfig;
-use crate::db::accounts::{NewUser, Session, User};
+use crate::db::accounts::{ApiToken, NewUser, Session, User};
 use crate::db::{Db, DbError};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,10 @@ pub enum AuthError {
     NotAuthenticated,
     #[error("no such session")]
     NoSuchSession,
+    #[error("no such token")]
+    NoSuchToken,
+    #[error("you already have a token with this name")]
+    TokenNameTaken,
     #[error("{0}")]
     Internal(String),
 }
@@ -90,6 +94,16 @@ fn now() -> NaiveDateTime {
 
 fn add(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
     t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(30))
+}
+
+/// Personal access tokens start with this, so secret scanners can find leaked ones.
+pub const TOKEN_PREFIX: &str = "dmg_pat_";
+
+/// A token just created: the secret goes to the client once.
+#[derive(Debug, Clone)]
+pub struct CreatedToken {
+    pub token: String,
+    pub record: ApiToken,
 }
 
 /// Writes of `last_seen_at` are skipped when the last one is this recent.
@@ -290,7 +304,7 @@ impl Auth {
     pub async fn change_password(
         &self,
         user: &User,
-        current_session: &str,
+        current_session: Option<&str>,
         current_password: &str,
         new_password: &str,
     ) -> Result<(), AuthError> {
@@ -303,7 +317,7 @@ impl Auth {
         if !ok {
             return Err(AuthError::InvalidCredentials);
         }
-        self.replace_password(user, new_password, Some(current_session))
+        self.replace_password(user, new_password, current_session)
             .await
     }
 
@@ -321,6 +335,70 @@ impl Auth {
         let ended = self.db.delete_other_sessions(&user.id, keep).await?;
         tracing::info!(user = %user.id, sessions_ended = ended, "password changed");
         Ok(())
+    }
+
+    /// Creates a personal access token for `user_id`, optionally expiring.
+    pub async fn create_token(
+        &self,
+        user_id: &str,
+        name: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<CreatedToken, AuthError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(AuthError::Invalid {
+                field: "name",
+                message: "1 to 64 characters, no control characters".into(),
+            });
+        }
+        let (secret, _) = tokens::new_token();
+        let token = format!("{TOKEN_PREFIX}{secret}");
+        let t = now();
+        let record = ApiToken {
+            id: tokens::public_id(),
+            user_id: user_id.to_string(),
+            name: name.to_string(),
+            token_hash: tokens::hash(&token),
+            created_at: t,
+            expires_at: expires_in.map(|d| add(t, d)),
+            last_used_at: None,
+        };
+        match self.db.insert_api_token(&record).await {
+            Ok(()) => Ok(CreatedToken { token, record }),
+            Err(DbError::Conflict(_)) => Err(AuthError::TokenNameTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn tokens(&self, user_id: &str) -> Result<Vec<ApiToken>, AuthError> {
+        Ok(self.db.api_tokens_of(user_id).await?)
+    }
+
+    pub async fn revoke_token(&self, user_id: &str, id: &str) -> Result<(), AuthError> {
+        match self.db.delete_api_token(user_id, id).await {
+            Ok(()) => Ok(()),
+            Err(DbError::NotFound) => Err(AuthError::NoSuchToken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The token and user behind a bearer token, if it is valid and unexpired.
+    pub async fn authenticate_token(&self, token: &str) -> Result<(ApiToken, User), AuthError> {
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
+            return Err(AuthError::NotAuthenticated);
+        }
+        let t = now();
+        let Some((record, user)) = self.db.api_token_with_user(&tokens::hash(token), t).await?
+        else {
+            return Err(AuthError::NotAuthenticated);
+        };
+        if record
+            .last_used_at
+            .is_none_or(|last| add(last, TOUCH_EVERY) <= t)
+        {
+            self.db.touch_api_token(&record.id, t).await?;
+        }
+        Ok((record, user))
     }
 
     /// Session cookies live as long as the session may.

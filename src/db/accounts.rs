@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::schema::{sessions, users};
+use super::schema::{api_tokens, sessions, users};
 use super::{Db, DbError, with_conn};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -51,7 +51,85 @@ pub struct Session {
     pub ip: String,
 }
 
+/// A personal access token (sent as `Authorization: Bearer`).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct ApiToken {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    /// SHA-256 of the secret; the secret itself is shown once and never stored.
+    pub token_hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+}
+
 impl Db {
+    pub async fn insert_api_token(&self, t: &ApiToken) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            diesel::insert_into(api_tokens::table)
+                .values(t)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| DbError::conflict_as(e, "a token with this name"))?;
+            Ok(())
+        })
+    }
+
+    /// The token with this hash and its user, if it has not expired.
+    pub async fn api_token_with_user(
+        &self,
+        token_hash: &str,
+        now: NaiveDateTime,
+    ) -> Result<Option<(ApiToken, User)>, DbError> {
+        with_conn!(self, conn => {
+            Ok(api_tokens::table
+                .inner_join(users::table)
+                .filter(api_tokens::token_hash.eq(token_hash))
+                .filter(api_tokens::expires_at.is_null().or(api_tokens::expires_at.gt(now)))
+                .select((ApiToken::as_select(), User::as_select()))
+                .first(&mut conn)
+                .await
+                .optional()?)
+        })
+    }
+
+    pub async fn touch_api_token(&self, id: &str, now: NaiveDateTime) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            diesel::update(api_tokens::table.find(id))
+                .set(api_tokens::last_used_at.eq(Some(now)))
+                .execute(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn api_tokens_of(&self, user_id: &str) -> Result<Vec<ApiToken>, DbError> {
+        with_conn!(self, conn => {
+            Ok(api_tokens::table
+                .filter(api_tokens::user_id.eq(user_id))
+                .order(api_tokens::created_at.desc())
+                .select(ApiToken::as_select())
+                .load(&mut conn)
+                .await?)
+        })
+    }
+
+    /// Deletes one of `user_id`'s tokens; NotFound if it has no such token.
+    pub async fn delete_api_token(&self, user_id: &str, id: &str) -> Result<(), DbError> {
+        let n = with_conn!(self, conn => {
+            diesel::delete(api_tokens::table.filter(api_tokens::id.eq(id)).filter(api_tokens::user_id.eq(user_id)))
+                .execute(&mut conn)
+                .await?
+        });
+        if n == 0 {
+            Err(DbError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
     pub async fn count_users(&self) -> Result<i64, DbError> {
         with_conn!(self, conn => Ok(users::table.count().get_result(&mut conn).await?))
     }

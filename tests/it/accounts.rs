@@ -530,3 +530,107 @@ async fn admin_creates_users_and_resets_passwords() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+async fn bearer(server: &Server, token: &str, path: &str) -> (StatusCode, Value) {
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(server.url(path))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Personal access tokens: shown once, stored hashed, used as bearer, listed, revoked.
+async fn personal_access_tokens(server: Server) {
+    let a = Browser::new(&server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED
+    );
+
+    let (s, created) = a
+        .post(
+            "/api/v1/me/tokens",
+            json!({"name": "ci", "expires_in_days": 30}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("dmg_pat_") && token.len() > 40, "{token}");
+    assert!(created["expires_at"].is_string());
+    let (s, e) = a.post("/api/v1/me/tokens", json!({"name": "ci"})).await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::CONFLICT, Some("token_name_taken"))
+    );
+    let (s, _) = a
+        .post(
+            "/api/v1/me/tokens",
+            json!({"name": "ci2", "expires_in_days": 0}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (s, me) = bearer(&server, &token, "/api/v1/me").await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["username"], "Alice");
+    for bad in ["dmg_pat_forged", "not-a-token", ""] {
+        assert_eq!(bearer(&server, bad, "/api/v1/me").await.0, 401, "{bad}");
+    }
+
+    let (s, list) = a.get("/api/v1/me/tokens").await;
+    assert_eq!(s, 200);
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["name"], "ci");
+    assert!(list[0].get("token").is_none(), "the secret is never listed");
+    assert!(
+        list[0]["last_used_at"].is_string(),
+        "last use recorded: {list:?}"
+    );
+    assert!(!list.iter().any(|t| t.to_string().contains(&token)));
+
+    // Bearer requests need no Origin; a token cannot sign out a browser session.
+    let raw = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = raw
+        .post(server.url("/api/v1/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let id = list[0]["id"].as_str().unwrap();
+    assert_eq!(
+        a.delete(&format!("/api/v1/me/tokens/{id}")).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        bearer(&server, &token, "/api/v1/me").await.0,
+        401,
+        "revoked"
+    );
+    assert_eq!(
+        a.delete(&format!("/api/v1/me/tokens/{id}")).await,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn personal_access_tokens_sqlite() {
+    personal_access_tokens(Server::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn personal_access_tokens_postgres() {
+    let url = fresh_pg_database().await;
+    personal_access_tokens(Server::start_with(
+        Options::default().env("DEMIURGE_DATABASE__URL", &url),
+    ))
+    .await;
+}

@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
 use crate::app::session::{self, Authenticated, SESSION_COOKIE};
 use crate::auth::SignUp;
-use crate::db::accounts::{Session, User};
+use crate::db::accounts::{ApiToken, Session, User};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/auth/signup", web::post().to(signup))
@@ -18,6 +18,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/me", web::get().to(me))
         .route("/api/v1/me/password", web::put().to(change_password))
         .route("/api/v1/me/sessions", web::get().to(my_sessions))
+        .route("/api/v1/me/tokens", web::get().to(my_tokens))
+        .route("/api/v1/me/tokens", web::post().to(create_token))
+        .route("/api/v1/me/tokens/{id}", web::delete().to(revoke_token))
         .route("/api/v1/me/sessions/{id}", web::delete().to(revoke_session));
 }
 
@@ -178,7 +181,15 @@ async fn logout(
     state: web::Data<AppState>,
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.revoke(&who.user.id, &who.session.id).await?;
+    let Some(session_id) = who.session_id() else {
+        return Err(ApiError::BadRequest {
+            code: "not_a_session",
+            message:
+                "sign-out ends a browser session; revoke a token with DELETE /api/v1/me/tokens/{id}"
+                    .into(),
+        });
+    };
+    state.auth.revoke(&who.user.id, session_id).await?;
     Ok(HttpResponse::NoContent()
         .cookie(session::cleared_cookie(&req))
         .finish())
@@ -219,7 +230,7 @@ async fn change_password(
         .auth
         .change_password(
             &who.user,
-            &who.session.id,
+            who.session_id(),
             &body.current_password,
             &body.new_password,
         )
@@ -242,7 +253,7 @@ async fn my_sessions(
         .sessions(&who.user.id)
         .await?
         .iter()
-        .map(|s| SessionView::of(s, &who.session.id))
+        .map(|s| SessionView::of(s, who.session_id().unwrap_or_default()))
         .collect();
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -263,5 +274,116 @@ async fn revoke_session(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.revoke(&who.user.id, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// What the token is for; unique among my tokens.
+    name: String,
+    /// Days until it expires; no value: it never expires.
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    id: String,
+    name: String,
+    created_at: NaiveDateTime,
+    expires_at: Option<NaiveDateTime>,
+    last_used_at: Option<NaiveDateTime>,
+}
+
+impl From<&ApiToken> for TokenView {
+    fn from(t: &ApiToken) -> Self {
+        Self {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedTokenView {
+    #[serde(flatten)]
+    info: TokenView,
+    /// The secret, shown only this once. Send it as `Authorization: Bearer <token>`.
+    token: String,
+}
+
+/// Create a personal access token.
+#[utoipa::path(post, path = "/api/v1/me/tokens", tag = "me", request_body = CreateTokenRequest,
+    responses(
+        (status = 201, description = "Created; the secret is in `token`", body = CreatedTokenView),
+        (status = 400, description = "`invalid_input`", body = ErrorBody),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 409, description = "`token_name_taken`", body = ErrorBody)
+    ))]
+async fn create_token(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: web::Json<CreateTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let days = body.expires_in_days;
+    if days == Some(0) || days.is_some_and(|d| d > 3650) {
+        return Err(ApiError::BadRequest {
+            code: "invalid_input",
+            message: "expires_in_days: 1 to 3650".into(),
+        });
+    }
+    let expires = days.map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400));
+    let created = state
+        .auth
+        .create_token(&who.user.id, &body.name, expires)
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(CreatedTokenView {
+            info: TokenView::from(&created.record),
+            token: created.token,
+        }))
+}
+
+/// My personal access tokens (without their secrets).
+#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "me",
+    responses(
+        (status = 200, description = "Tokens, newest first", body = [TokenView]),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody)
+    ))]
+async fn my_tokens(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let list: Vec<TokenView> = state
+        .auth
+        .tokens(&who.user.id)
+        .await?
+        .iter()
+        .map(TokenView::from)
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(list))
+}
+
+/// Revoke one of my tokens.
+#[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "me",
+    params(("id" = String, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody)
+    ))]
+async fn revoke_token(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth.revoke_token(&who.user.id, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
