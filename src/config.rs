@@ -145,6 +145,71 @@ pub struct AuthConfig {
     /// A session ends this long after sign-in, used or not.
     #[serde(with = "humantime_serde")]
     pub session_lifetime: std::time::Duration,
+    /// Sign-in attempts allowed per client address and per account: "10/1m" is a burst of 10,
+    /// refilled over a minute.
+    pub login_rate: Rate,
+    /// Sign-ups allowed per client address.
+    pub signup_rate: Rate,
+    /// Password changes allowed per account.
+    pub password_rate: Rate,
+}
+
+/// A rate limit written "BURST/PERIOD", such as "10/1m": up to BURST at once, refilled evenly
+/// over PERIOD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub burst: u32,
+    pub period: std::time::Duration,
+}
+
+impl Rate {
+    pub const fn new(burst: u32, period_secs: u64) -> Self {
+        Self {
+            burst,
+            period: std::time::Duration::from_secs(period_secs),
+        }
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.burst,
+            humantime::format_duration(self.period)
+        )
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (n, d) = s
+            .split_once('/')
+            .ok_or("expected BURST/PERIOD such as 10/1m")?;
+        let burst: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{n}` is not a whole number"))?;
+        let period = humantime::parse_duration(d.trim()).map_err(|e| format!("`{d}`: {e}"))?;
+        if burst == 0 || period.is_zero() {
+            return Err("burst and period must be above zero".into());
+        }
+        Ok(Self { burst, period })
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ser_display(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_from_str(d)
+    }
 }
 
 impl Default for AuthConfig {
@@ -153,6 +218,9 @@ impl Default for AuthConfig {
             open_signup: true,
             session_idle: std::time::Duration::from_secs(14 * 24 * 3600),
             session_lifetime: std::time::Duration::from_secs(30 * 24 * 3600),
+            login_rate: Rate::new(10, 60),
+            signup_rate: Rate::new(10, 3600),
+            password_rate: Rate::new(5, 60),
         }
     }
 }
@@ -472,6 +540,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!("10/1m".parse::<Rate>().unwrap(), Rate::new(10, 60));
+        assert_eq!("3/2s".parse::<Rate>().unwrap(), Rate::new(3, 2));
+        assert!("0/1m".parse::<Rate>().is_err());
+        assert!("10".parse::<Rate>().is_err());
+        assert_eq!(
+            Rate::new(10, 3600).to_string().parse::<Rate>().unwrap(),
+            Rate::new(10, 3600)
+        );
+        let e = Config::load_from(None, env(&[("DEMIURGE_AUTH__LOGIN_RATE", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.login_rate"), "{e}");
     }
 
     #[test]

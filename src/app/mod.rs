@@ -5,6 +5,7 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod metrics;
+pub mod ratelimit;
 pub mod session;
 
 use std::net::{SocketAddr, TcpListener};
@@ -29,6 +30,7 @@ pub const JSON_LIMIT: usize = 1024 * 1024;
 /// What every handler can reach.
 pub struct AppState {
     pub auth: Auth,
+    pub limits: ratelimit::RateLimits,
     pub status: StatusBoard,
     pub metrics: Metrics,
     pub db: Db,
@@ -39,6 +41,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(status: StatusBoard, metrics: Metrics, db: Db, auth: AuthConfig) -> Self {
         Self {
+            limits: ratelimit::RateLimits::new(&auth),
             auth: Auth::new(db.clone(), auth),
             status,
             metrics,

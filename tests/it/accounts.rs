@@ -634,3 +634,88 @@ async fn personal_access_tokens_postgres() {
     ))
     .await;
 }
+
+/// Login limits trip per account and per address, answer 429 with Retry-After, and recover.
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_trip_and_recover() {
+    let server = Server::start_with(Options::default().env("DEMIURGE_AUTH__LOGIN_RATE", "3/3s"));
+    let a = Browser::new(&server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED
+    );
+    let wrong = json!({"login": "alice", "password": "wrong password!!"});
+    for _ in 0..3 {
+        assert_eq!(a.post("/api/v1/auth/login", wrong.clone()).await.0, 401);
+    }
+    let r = a
+        .http
+        .post(server.url("/api/v1/auth/login"))
+        .header("Origin", &a.origin)
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&retry), "{retry}");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "rate_limited");
+    // Even the right password waits: the account's attempts are spent.
+    let right = json!({"login": "alice", "password": "correct horse battery"});
+    assert_eq!(
+        a.post("/api/v1/auth/login", right.clone()).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100 * retry)).await;
+    assert_eq!(
+        a.post("/api/v1/auth/login", right).await.0,
+        200,
+        "recovered"
+    );
+}
+
+/// A wrong password costs about the same time whether or not the account exists.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_logins_take_similar_time_for_missing_and_existing_accounts() {
+    let server = Server::start_with(Options::default().env("DEMIURGE_AUTH__LOGIN_RATE", "1000/1s"));
+    let a = Browser::new(&server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED
+    );
+    // Interleaved, so load from other tests falls on both alike; medians.
+    let (mut existing, mut missing) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        for (login, samples) in [("alice", &mut existing), ("nobody-here", &mut missing)] {
+            let t0 = std::time::Instant::now();
+            let (s, _) = a
+                .post(
+                    "/api/v1/auth/login",
+                    json!({"login": login, "password": "wrong password!!"}),
+                )
+                .await;
+            assert_eq!(s, 401);
+            samples.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (existing, missing) = (median(existing), median(missing));
+    let ratio = existing.max(missing) / existing.min(missing);
+    assert!(
+        ratio < 2.0,
+        "existing {existing:.4}s vs missing {missing:.4}s"
+    );
+    assert!(
+        missing > 0.005,
+        "the missing account still pays for a hash: {missing:.4}s"
+    );
+}

@@ -95,6 +95,14 @@ impl SessionView {
     }
 }
 
+/// The client address a per-address limit counts against.
+fn client_key(req: &HttpRequest) -> String {
+    crate::app::ClientInfo::of(req)
+        .ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_default()
+}
+
 /// Revokes the session a request's cookie names, if any (a new sign-in replaces it).
 async fn revoke_presented(req: &HttpRequest, state: &AppState) {
     if let Some(c) = req.cookie(SESSION_COOKIE)
@@ -118,6 +126,7 @@ async fn signup(
     body: web::Json<SignUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
+    state.limits.signup_ip.check(&client_key(&req))?;
     let body = body.into_inner();
     let opened = state
         .auth
@@ -155,6 +164,11 @@ async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
+    state.limits.login_ip.check(&client_key(&req))?;
+    state
+        .limits
+        .login_account
+        .check(&body.login.trim().to_lowercase())?;
     let opened = state
         .auth
         .log_in(&body.login, &body.password, &session::client_meta(&req))
@@ -226,6 +240,7 @@ async fn change_password(
     who: Authenticated,
     body: web::Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.password_account.check(&who.user.id)?;
     state
         .auth
         .change_password(
