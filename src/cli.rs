@@ -168,7 +168,7 @@ async fn admin(cfg: &Config, db: &Db, command: AdminCommand) -> anyhow::Result<(
             password_stdin,
         } => {
             let (password, generated) = admin_password(password_stdin)?;
-            let auth = crate::auth::Auth::new(db.clone(), cfg.auth.clone());
+            let auth = crate::auth::Auth::new(db.clone(), cfg.auth.clone(), &cfg.server.name);
             let user = auth
                 .create_user(&crate::auth::SignUp {
                     username,
@@ -196,7 +196,7 @@ async fn admin(cfg: &Config, db: &Db, command: AdminCommand) -> anyhow::Result<(
             password_stdin,
         } => {
             let (password, generated) = admin_password(password_stdin)?;
-            let auth = crate::auth::Auth::new(db.clone(), cfg.auth.clone());
+            let auth = crate::auth::Auth::new(db.clone(), cfg.auth.clone(), &cfg.server.name);
             let user = auth.reset_password(&login, &password).await?;
             eprintln!(
                 "New password set for `{}`; all its sessions have ended.",

@@ -151,7 +151,7 @@ async fn start_all(
     };
     let app = App::start(
         app_listener,
-        AppState::new(status.clone(), metrics, db.clone(), cfg.auth.clone()),
+        AppState::new(status.clone(), metrics, db.clone(), cfg),
         shell,
     )?;
     let app_addr = app.addr();

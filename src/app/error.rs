@@ -171,6 +171,26 @@ impl From<crate::auth::AuthError> for ApiError {
                 code: "token_name_taken",
                 message,
             },
+            A::SecondFactorRequired => Self::Unauthorized {
+                code: "second_factor_required",
+                message,
+            },
+            A::InvalidCode => Self::Unauthorized {
+                code: "invalid_code",
+                message,
+            },
+            A::TotpAlreadyEnabled => Self::Conflict {
+                code: "totp_already_enabled",
+                message,
+            },
+            A::TotpNotStarted => Self::Conflict {
+                code: "totp_not_started",
+                message,
+            },
+            A::TotpNotEnabled => Self::Conflict {
+                code: "totp_not_enabled",
+                message,
+            },
             A::Internal(detail) => Self::Internal(detail),
         }
     }

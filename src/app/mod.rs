@@ -20,7 +20,7 @@ pub use self::client::ClientInfo;
 pub use self::error::ApiError;
 pub use self::metrics::Metrics;
 use crate::auth::Auth;
-use crate::config::AuthConfig;
+use crate::config::Config;
 use crate::db::Db;
 use crate::status::StatusBoard;
 
@@ -39,10 +39,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(status: StatusBoard, metrics: Metrics, db: Db, auth: AuthConfig) -> Self {
+    pub fn new(status: StatusBoard, metrics: Metrics, db: Db, cfg: &Config) -> Self {
         Self {
-            limits: ratelimit::RateLimits::new(&auth),
-            auth: Auth::new(db.clone(), auth),
+            limits: ratelimit::RateLimits::new(&cfg.auth),
+            auth: Auth::new(db.clone(), cfg.auth.clone(), &cfg.server.name),
             status,
             metrics,
             db,

@@ -56,6 +56,7 @@ pub struct RateLimits {
     pub login_account: Limit,
     pub signup_ip: Limit,
     pub password_account: Limit,
+    pub second_factor_account: Limit,
 }
 
 impl RateLimits {
@@ -65,6 +66,7 @@ impl RateLimits {
             login_account: Limit::new("login per account", cfg.login_rate),
             signup_ip: Limit::new("sign-up per address", cfg.signup_rate),
             password_account: Limit::new("password change per account", cfg.password_rate),
+            second_factor_account: Limit::new("second factor per account", cfg.login_rate),
         }
     }
 }

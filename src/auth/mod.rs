@@ -5,6 +5,7 @@
 
 pub mod password;
 pub mod tokens;
+pub mod totp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,16 @@ pub enum AuthError {
     NoSuchSession,
     #[error("no such token")]
     NoSuchToken,
+    #[error("this sign-in needs the second factor: POST /api/v1/auth/second-factor")]
+    SecondFactorRequired,
+    #[error("wrong or already used code")]
+    InvalidCode,
+    #[error("two-factor authentication is already on; turn it off first")]
+    TotpAlreadyEnabled,
+    #[error("start the enrolment first (POST /api/v1/me/totp)")]
+    TotpNotStarted,
+    #[error("two-factor authentication is not on")]
+    TotpNotEnabled,
     #[error("you already have a token with this name")]
     TokenNameTaken,
     #[error("{0}")]
@@ -81,11 +92,21 @@ pub struct Opened {
     pub user: User,
 }
 
+/// What a person needs to add the account to an authenticator app.
+#[derive(Debug, Clone)]
+pub struct TotpEnrolment {
+    pub secret: String,
+    pub otpauth_url: String,
+    pub qr_svg: String,
+}
+
 #[derive(Clone)]
 pub struct Auth {
     db: Db,
     config: Arc<AuthConfig>,
     dummy_hash: Arc<String>,
+    /// Shown in authenticator apps.
+    issuer: Arc<str>,
 }
 
 fn now() -> NaiveDateTime {
@@ -145,11 +166,12 @@ fn validate_email(e: &str) -> Result<(), AuthError> {
 }
 
 impl Auth {
-    pub fn new(db: Db, config: AuthConfig) -> Self {
+    pub fn new(db: Db, config: AuthConfig, issuer: &str) -> Self {
         Self {
             db,
             config: Arc::new(config),
             dummy_hash: Arc::new(password::dummy_hash()),
+            issuer: Arc::from(issuer),
         }
     }
 
@@ -201,7 +223,7 @@ impl Auth {
             return Err(AuthError::SignupClosed);
         }
         let user = self.create_user(req).await?;
-        self.open_session(user, meta).await
+        self.open_session(user, meta, false).await
     }
 
     /// Password sign-in by username or email. A missing account costs the same time as a
@@ -225,12 +247,46 @@ impl Auth {
             }
         };
         match user {
-            Some(u) if ok => self.open_session(u, meta).await,
+            Some(u) if ok => {
+                let pending = self.totp_enabled(&u.id).await?;
+                self.open_session(u, meta, pending).await
+            }
             _ => Err(AuthError::InvalidCredentials),
         }
     }
 
-    async fn open_session(&self, user: User, meta: &ClientMeta) -> Result<Opened, AuthError> {
+    /// Finishes a two-step sign-in: the pending session behind `token` plus a TOTP code or a
+    /// recovery code give a new, full session (the pending one ends).
+    pub async fn complete_second_factor(
+        &self,
+        token: &str,
+        code: &str,
+        meta: &ClientMeta,
+    ) -> Result<Opened, AuthError> {
+        let Some((session, user)) = self
+            .db
+            .session_with_user(&tokens::hash(token), now())
+            .await?
+        else {
+            return Err(AuthError::NotAuthenticated);
+        };
+        if !session.pending_second_factor {
+            return Err(AuthError::Invalid {
+                field: "session",
+                message: "this session has no second step pending".into(),
+            });
+        }
+        self.check_second_factor(&user, code).await?;
+        let _ = self.db.delete_session(&user.id, &session.id).await;
+        self.open_session(user, meta, false).await
+    }
+
+    async fn open_session(
+        &self,
+        user: User,
+        meta: &ClientMeta,
+        pending: bool,
+    ) -> Result<Opened, AuthError> {
         let (token, token_hash) = tokens::new_token();
         let t = now();
         let session = Session {
@@ -242,6 +298,7 @@ impl Auth {
             expires_at: add(t, self.config.session_lifetime),
             user_agent: meta.user_agent.chars().take(300).collect(),
             ip: meta.ip.clone(),
+            pending_second_factor: pending,
         };
         self.db.insert_session(&session).await?;
         Ok(Opened {
@@ -261,6 +318,9 @@ impl Auth {
         else {
             return Err(AuthError::NotAuthenticated);
         };
+        if session.pending_second_factor {
+            return Err(AuthError::SecondFactorRequired);
+        }
         if add(session.last_seen_at, self.config.session_idle) <= t {
             let _ = self.db.delete_session(&session.user_id, &session.id).await;
             return Err(AuthError::NotAuthenticated);
@@ -307,6 +367,7 @@ impl Auth {
         current_session: Option<&str>,
         current_password: &str,
         new_password: &str,
+        second_factor: Option<&str>,
     ) -> Result<(), AuthError> {
         let ok = match &user.password_hash {
             Some(h) if current_password.len() <= password::MAX_BYTES => {
@@ -316,6 +377,10 @@ impl Auth {
         };
         if !ok {
             return Err(AuthError::InvalidCredentials);
+        }
+        if self.totp_enabled(&user.id).await? {
+            let code = second_factor.ok_or(AuthError::SecondFactorRequired)?;
+            self.check_second_factor(user, code).await?;
         }
         self.replace_password(user, new_password, current_session)
             .await
@@ -399,6 +464,127 @@ impl Auth {
             self.db.touch_api_token(&record.id, t).await?;
         }
         Ok((record, user))
+    }
+
+    pub async fn totp_enabled(&self, user_id: &str) -> Result<bool, AuthError> {
+        Ok(self.db.totp_of(user_id).await?.is_some_and(|t| t.enabled))
+    }
+
+    /// How many unused recovery codes the user has left.
+    pub async fn recovery_codes_left(&self, user_id: &str) -> Result<i64, AuthError> {
+        Ok(self.db.unused_recovery_codes(user_id).await?)
+    }
+
+    /// Starts a TOTP enrolment (a new secret each time, until it is confirmed).
+    pub async fn totp_begin(&self, user: &User) -> Result<TotpEnrolment, AuthError> {
+        if self.totp_enabled(&user.id).await? {
+            return Err(AuthError::TotpAlreadyEnabled);
+        }
+        let secret = totp::new_secret();
+        let t = totp::totp(&secret, &self.issuer, &user.username)
+            .ok_or_else(|| AuthError::Internal("cannot build a TOTP".into()))?;
+        self.db
+            .put_pending_totp(&crate::db::accounts::TotpRow {
+                user_id: user.id.clone(),
+                secret: secret.clone(),
+                enabled: false,
+                last_step: 0,
+                created_at: now(),
+            })
+            .await
+            .map_err(|e| match e {
+                DbError::Conflict(_) => AuthError::TotpAlreadyEnabled,
+                other => other.into(),
+            })?;
+        let otpauth_url = totp::otpauth_url(&t);
+        let qr_svg = totp::qr_svg(&otpauth_url);
+        Ok(TotpEnrolment {
+            secret,
+            otpauth_url,
+            qr_svg,
+        })
+    }
+
+    /// Confirms the enrolment with a first code; returns the recovery codes (shown once).
+    pub async fn totp_confirm(&self, user: &User, code: &str) -> Result<Vec<String>, AuthError> {
+        let row = self
+            .db
+            .totp_of(&user.id)
+            .await?
+            .ok_or(AuthError::TotpNotStarted)?;
+        if row.enabled {
+            return Err(AuthError::TotpAlreadyEnabled);
+        }
+        self.check_totp_code(&row, user, code).await?;
+        let codes = totp::new_recovery_codes();
+        let hashes: Vec<(String, String)> = codes
+            .iter()
+            .map(|c| {
+                (
+                    tokens::public_id(),
+                    tokens::hash(&totp::normalize_recovery_code(c)),
+                )
+            })
+            .collect();
+        self.db.enable_totp(&user.id, &hashes).await?;
+        tracing::info!(user = %user.id, "two-factor authentication turned on");
+        Ok(codes)
+    }
+
+    /// Turns TOTP off; needs a current code (or a recovery code).
+    pub async fn totp_disable(&self, user: &User, code: &str) -> Result<(), AuthError> {
+        if !self.totp_enabled(&user.id).await? {
+            return Err(AuthError::TotpNotEnabled);
+        }
+        self.check_second_factor(user, code).await?;
+        self.db.disable_totp(&user.id).await?;
+        tracing::info!(user = %user.id, "two-factor authentication turned off");
+        Ok(())
+    }
+
+    async fn check_totp_code(
+        &self,
+        row: &crate::db::accounts::TotpRow,
+        user: &User,
+        code: &str,
+    ) -> Result<(), AuthError> {
+        let t = totp::totp(&row.secret, &self.issuer, &user.username)
+            .ok_or_else(|| AuthError::Internal("stored TOTP secret is unreadable".into()))?;
+        let step = totp::matching_step(&t, code).ok_or(AuthError::InvalidCode)?;
+        let step = i64::try_from(step).map_err(|_| AuthError::InvalidCode)?;
+        if self.db.claim_totp_step(&user.id, step).await? {
+            Ok(())
+        } else {
+            Err(AuthError::InvalidCode)
+        }
+    }
+
+    /// A 6-digit TOTP code, or else a recovery code (used up by this).
+    async fn check_second_factor(&self, user: &User, code: &str) -> Result<(), AuthError> {
+        let row = self
+            .db
+            .totp_of(&user.id)
+            .await?
+            .filter(|r| r.enabled)
+            .ok_or(AuthError::TotpNotEnabled)?;
+        let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return self.check_totp_code(&row, user, &digits).await;
+        }
+        let normalized = totp::normalize_recovery_code(code);
+        if normalized.len() != 10 {
+            return Err(AuthError::InvalidCode);
+        }
+        if self
+            .db
+            .use_recovery_code(&user.id, &tokens::hash(&normalized), now())
+            .await?
+        {
+            tracing::info!(user = %user.id, "recovery code used");
+            Ok(())
+        } else {
+            Err(AuthError::InvalidCode)
+        }
     }
 
     /// Session cookies live as long as the session may.

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::schema::{api_tokens, sessions, users};
+use super::schema::{api_tokens, recovery_codes, sessions, totp, users};
 use super::{Db, DbError, with_conn};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -49,6 +49,8 @@ pub struct Session {
     pub expires_at: NaiveDateTime,
     pub user_agent: String,
     pub ip: String,
+    /// Signed in with a password but not yet with the second factor: not usable.
+    pub pending_second_factor: bool,
 }
 
 /// A personal access token (sent as `Authorization: Bearer`).
@@ -65,7 +67,134 @@ pub struct ApiToken {
     pub last_used_at: Option<NaiveDateTime>,
 }
 
+/// A user's TOTP enrolment.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = totp)]
+pub struct TotpRow {
+    pub user_id: String,
+    pub secret: String,
+    pub enabled: bool,
+    pub last_step: i64,
+    pub created_at: NaiveDateTime,
+}
+
 impl Db {
+    /// Starts (or restarts, while not yet enabled) a TOTP enrolment.
+    pub async fn put_pending_totp(&self, row: &TotpRow) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            diesel::delete(totp::table.filter(totp::user_id.eq(&row.user_id)).filter(totp::enabled.eq(false)))
+                .execute(&mut conn)
+                .await?;
+            diesel::insert_into(totp::table)
+                .values(row)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| DbError::conflict_as(e, "an enabled TOTP"))?;
+            Ok(())
+        })
+    }
+
+    pub async fn totp_of(&self, user_id: &str) -> Result<Option<TotpRow>, DbError> {
+        with_conn!(self, conn => {
+            Ok(totp::table.find(user_id).select(TotpRow::as_select()).first(&mut conn).await.optional()?)
+        })
+    }
+
+    /// Records `step` as used if it is newer than the last one; false means a replay.
+    pub async fn claim_totp_step(&self, user_id: &str, step: i64) -> Result<bool, DbError> {
+        let n = with_conn!(self, conn => {
+            diesel::update(totp::table.find(user_id).filter(totp::last_step.lt(step)))
+                .set(totp::last_step.eq(step))
+                .execute(&mut conn)
+                .await?
+        });
+        Ok(n == 1)
+    }
+
+    /// Turns an enrolment on and stores the recovery codes (hashes), replacing old ones.
+    pub async fn enable_totp(
+        &self,
+        user_id: &str,
+        code_hashes: &[(String, String)],
+    ) -> Result<(), DbError> {
+        use diesel_async::AsyncConnection;
+        with_conn!(self, conn => {
+            conn.transaction::<_, DbError, _>(async |conn| {
+                {
+                    diesel::update(totp::table.find(user_id)).set(totp::enabled.eq(true)).execute(conn).await?;
+                    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
+                        .execute(conn)
+                        .await?;
+                    for (id, hash) in code_hashes {
+                        diesel::insert_into(recovery_codes::table)
+                            .values((
+                                recovery_codes::id.eq(id),
+                                recovery_codes::user_id.eq(user_id),
+                                recovery_codes::code_hash.eq(hash),
+                            ))
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(())
+                }
+            })
+            .await
+        })
+    }
+
+    pub async fn disable_totp(&self, user_id: &str) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            diesel::delete(totp::table.find(user_id)).execute(&mut conn).await?;
+            diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
+                .execute(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Uses up a recovery code; false if there is no such unused code.
+    pub async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &str,
+        now: NaiveDateTime,
+    ) -> Result<bool, DbError> {
+        let n = with_conn!(self, conn => {
+            diesel::update(
+                recovery_codes::table
+                    .filter(recovery_codes::user_id.eq(user_id))
+                    .filter(recovery_codes::code_hash.eq(hash))
+                    .filter(recovery_codes::used_at.is_null()),
+            )
+            .set(recovery_codes::used_at.eq(Some(now)))
+            .execute(&mut conn)
+            .await?
+        });
+        Ok(n == 1)
+    }
+
+    pub async fn unused_recovery_codes(&self, user_id: &str) -> Result<i64, DbError> {
+        with_conn!(self, conn => {
+            Ok(recovery_codes::table
+                .filter(recovery_codes::user_id.eq(user_id))
+                .filter(recovery_codes::used_at.is_null())
+                .count()
+                .get_result(&mut conn)
+                .await?)
+        })
+    }
+
+    /// Marks a session as having passed the second factor.
+    pub async fn complete_session(&self, id: &str) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            diesel::update(sessions::table.find(id))
+                .set(sessions::pending_second_factor.eq(false))
+                .execute(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
     pub async fn insert_api_token(&self, t: &ApiToken) -> Result<(), DbError> {
         with_conn!(self, conn => {
             diesel::insert_into(api_tokens::table)

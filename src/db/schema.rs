@@ -34,6 +34,26 @@ diesel::table! {
         expires_at -> Timestamp,
         user_agent -> Text,
         ip -> Text,
+        pending_second_factor -> Bool,
+    }
+}
+
+diesel::table! {
+    totp (user_id) {
+        user_id -> Text,
+        secret -> Text,
+        enabled -> Bool,
+        last_step -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Text,
+        user_id -> Text,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -51,4 +71,4 @@ diesel::table! {
 
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, sessions, api_tokens);
+diesel::allow_tables_to_appear_in_same_query!(users, sessions, api_tokens, totp, recovery_codes);

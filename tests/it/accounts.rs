@@ -177,7 +177,7 @@ async fn sign_up_sign_in_sessions(server: Server) {
         )
         .await;
     assert_eq!(s, 200, "{who}");
-    assert_eq!(who["username"], "Alice");
+    assert_eq!(who["user"]["username"], "Alice");
 
     // Alice now has two sessions; she sees both and revokes the other one.
     let (s, list) = c.get("/api/v1/me/sessions").await;
@@ -498,7 +498,7 @@ async fn admin_creates_users_and_resets_passwords() {
         )
         .await;
     assert_eq!(s, 200);
-    assert_eq!(me["is_admin"], true);
+    assert_eq!(me["user"]["is_admin"], true);
 
     // A generated password is printed once, and the old sessions end.
     let out = server
@@ -718,4 +718,199 @@ async fn failed_logins_take_similar_time_for_missing_and_existing_accounts() {
         missing > 0.005,
         "the missing account still pays for a hash: {missing:.4}s"
     );
+}
+
+fn totp_code(secret: &str, offset_steps: i64) -> String {
+    let t = demiurge::auth::totp::totp(secret, "Demiurge", "alice").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    t.generate((now + offset_steps * 30) as u64).to_string()
+}
+
+/// TOTP: enrol with a first code, two-step sign-in, replay refused, recovery codes work once,
+/// a password change then needs the second factor, and TOTP can be turned off.
+async fn totp_flow(server: Server) {
+    let a = Browser::new(&server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED
+    );
+    let (s, st) = a.get("/api/v1/me/totp").await;
+    assert_eq!((s, st["enabled"].as_bool()), (StatusCode::OK, Some(false)));
+
+    let (s, e) = a
+        .post("/api/v1/me/totp/confirm", json!({"code": "123456"}))
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::CONFLICT, Some("totp_not_started"))
+    );
+    let (s, enrol) = a.post("/api/v1/me/totp", json!({})).await;
+    assert_eq!(s, 200, "{enrol}");
+    let secret = enrol["secret"].as_str().unwrap().to_string();
+    let first_code = totp_code(&secret, 0);
+    assert!(
+        enrol["otpauth_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/Demiurge:Alice?"),
+        "{}",
+        enrol["otpauth_url"]
+    );
+    assert!(enrol["qr_svg"].as_str().unwrap().contains("<svg"));
+
+    let (s, e) = a
+        .post("/api/v1/me/totp/confirm", json!({"code": "000000"}))
+        .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_code"))
+    );
+    let (s, codes) = a
+        .post("/api/v1/me/totp/confirm", json!({"code": first_code}))
+        .await;
+    assert_eq!(s, 200, "{codes}");
+    let codes: Vec<String> = codes["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let (_, st) = a.get("/api/v1/me/totp").await;
+    assert_eq!(
+        (st["enabled"].as_bool(), st["recovery_codes_left"].as_i64()),
+        (Some(true), Some(10))
+    );
+
+    // Two-step sign-in: the password alone gives an unusable session.
+    let b = Browser::new(&server);
+    let (s, r) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["second_factor_required"], true);
+    assert!(r["user"].is_null());
+    let (s, e) = b.get("/api/v1/me").await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("second_factor_required"))
+    );
+    // The code of the enrolment step was used: a replay is refused. The next step (within the
+    // ±1 skew) is accepted once.
+    let (s, _) = b
+        .post("/api/v1/auth/second-factor", json!({"code": first_code}))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "replayed code");
+    let next = totp_code(&secret, 1);
+    let (s, me) = b
+        .post("/api/v1/auth/second-factor", json!({"code": next}))
+        .await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["username"], "Alice");
+    assert_eq!(b.get("/api/v1/me").await.0, 200);
+
+    let c = Browser::new(&server);
+    assert_eq!(
+        c.post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": "correct horse battery"})
+        )
+        .await
+        .0,
+        200
+    );
+    let (s, _) = c
+        .post("/api/v1/auth/second-factor", json!({"code": next}))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a code is accepted once");
+    // A recovery code works once (any case, with or without the dash).
+    let (s, _) = c
+        .post(
+            "/api/v1/auth/second-factor",
+            json!({"code": codes[0].to_uppercase()}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let d = Browser::new(&server);
+    assert_eq!(
+        d.post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": "correct horse battery"})
+        )
+        .await
+        .0,
+        200
+    );
+    let (s, _) = d
+        .post("/api/v1/auth/second-factor", json!({"code": codes[0]}))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "recovery code used up");
+    let (_, st) = c.get("/api/v1/me/totp").await;
+    assert_eq!(st["recovery_codes_left"], 9);
+
+    // A password change now needs the second factor too.
+    let put = |body: Value| {
+        let req = c
+            .http
+            .put(server.url("/api/v1/me/password"))
+            .header("Origin", &c.origin)
+            .json(&body);
+        async move { req.send().await.unwrap().status() }
+    };
+    let no_factor =
+        json!({"current_password": "correct horse battery", "new_password": "a brand new secret"});
+    assert_eq!(put(no_factor).await, StatusCode::UNAUTHORIZED);
+    let with_factor = json!({"current_password": "correct horse battery", "new_password": "a brand new secret", "second_factor": codes[1]});
+    assert_eq!(put(with_factor).await, StatusCode::NO_CONTENT);
+
+    // Turning it off needs a code; then the password alone signs in.
+    let r = c
+        .http
+        .delete(server.url("/api/v1/me/totp"))
+        .header("Origin", &c.origin)
+        .json(&json!({"code": "bad"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = c
+        .http
+        .delete(server.url("/api/v1/me/totp"))
+        .header("Origin", &c.origin)
+        .json(&json!({"code": codes[2]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let e = Browser::new(&server);
+    let (s, r) = e
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": "a brand new secret"}),
+        )
+        .await;
+    assert_eq!(
+        (s, r["second_factor_required"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn totp_sqlite() {
+    totp_flow(Server::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn totp_postgres() {
+    let url = fresh_pg_database().await;
+    totp_flow(Server::start_with(
+        Options::default().env("DEMIURGE_DATABASE__URL", &url),
+    ))
+    .await;
 }

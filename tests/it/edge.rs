@@ -54,16 +54,32 @@ async fn operational_endpoints_answer_through_the_edge() {
     assert_eq!(r.status(), 200);
     let doc: Value = r.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in [
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/api/v1/status",
-        "/api/v1/openapi.json",
+    // Every route the server answers is in the document.
+    for (method, path) in [
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/api/v1/status"),
+        ("get", "/api/v1/openapi.json"),
+        ("post", "/api/v1/auth/signup"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/logout"),
+        ("post", "/api/v1/auth/second-factor"),
+        ("get", "/api/v1/me"),
+        ("put", "/api/v1/me/password"),
+        ("get", "/api/v1/me/sessions"),
+        ("delete", "/api/v1/me/sessions/{id}"),
+        ("get", "/api/v1/me/tokens"),
+        ("post", "/api/v1/me/tokens"),
+        ("delete", "/api/v1/me/tokens/{id}"),
+        ("get", "/api/v1/me/totp"),
+        ("post", "/api/v1/me/totp"),
+        ("post", "/api/v1/me/totp/confirm"),
+        ("delete", "/api/v1/me/totp"),
     ] {
         assert!(
-            doc["paths"][path]["get"].is_object(),
-            "openapi lacks GET {path}"
+            doc["paths"][path][method].is_object(),
+            "openapi lacks {method} {path}"
         );
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());

@@ -15,6 +15,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/auth/signup", web::post().to(signup))
         .route("/api/v1/auth/login", web::post().to(login))
         .route("/api/v1/auth/logout", web::post().to(logout))
+        .route("/api/v1/auth/second-factor", web::post().to(second_factor))
+        .route("/api/v1/me/totp", web::get().to(totp_status))
+        .route("/api/v1/me/totp", web::post().to(totp_begin))
+        .route("/api/v1/me/totp/confirm", web::post().to(totp_confirm))
+        .route("/api/v1/me/totp", web::delete().to(totp_disable))
         .route("/api/v1/me", web::get().to(me))
         .route("/api/v1/me/password", web::put().to(change_password))
         .route("/api/v1/me/sessions", web::get().to(my_sessions))
@@ -154,7 +159,7 @@ async fn signup(
 /// Sign in with a username or email and a password (sets a new session cookie).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in", body = UserView),
+        (status = 200, description = "Signed in, or the second step is due", body = LoginResponse),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
         (status = 403, description = "`origin_mismatch`", body = ErrorBody)
     ))]
@@ -174,6 +179,69 @@ async fn login(
         .log_in(&body.login, &body.password, &session::client_meta(&req))
         .await?;
     revoke_presented(&req, &state).await;
+    let cookie = session::session_cookie(&req, &opened.token, state.auth.session_lifetime());
+    if opened.session.pending_second_factor {
+        // The cookie names a session that is not usable until the second step passes.
+        return Ok(HttpResponse::Ok()
+            .cookie(cookie)
+            .insert_header(("Cache-Control", "no-store"))
+            .json(LoginResponse {
+                second_factor_required: true,
+                user: None,
+            }));
+    }
+    Ok(HttpResponse::Ok()
+        .cookie(cookie)
+        .insert_header(("Cache-Control", "no-store"))
+        .json(LoginResponse {
+            second_factor_required: false,
+            user: Some(UserView::from(&opened.user)),
+        }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// True when the account has two-factor authentication on: finish with
+    /// `POST /api/v1/auth/second-factor`; until then the session cookie is not usable.
+    second_factor_required: bool,
+    /// The user, once fully signed in.
+    user: Option<UserView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRequest {
+    /// A 6-digit TOTP code, or a recovery code.
+    code: String,
+}
+
+/// Second step of a sign-in: a TOTP code or a recovery code. Replaces the pending session
+/// with a full one (new cookie).
+#[utoipa::path(post, path = "/api/v1/auth/second-factor", tag = "auth", request_body = CodeRequest,
+    responses(
+        (status = 200, description = "Signed in", body = UserView),
+        (status = 401, description = "`invalid_code`, `not_authenticated`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody)
+    ))]
+async fn second_factor(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    session::check_origin(&req, false)?;
+    let token = req
+        .cookie(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+        .ok_or_else(|| ApiError::from(crate::auth::AuthError::NotAuthenticated))?;
+    state
+        .limits
+        .second_factor_account
+        .check(&crate::auth::tokens::hash(&token))?;
+    state.limits.login_ip.check(&client_key(&req))?;
+    let opened = state
+        .auth
+        .complete_second_factor(&token, &body.code, &session::client_meta(&req))
+        .await?;
     Ok(HttpResponse::Ok()
         .cookie(session::session_cookie(
             &req,
@@ -226,6 +294,9 @@ async fn me(who: Authenticated) -> HttpResponse {
 pub struct ChangePasswordRequest {
     current_password: String,
     new_password: String,
+    /// A TOTP code or a recovery code; required when two-factor authentication is on.
+    #[serde(default)]
+    second_factor: Option<String>,
 }
 
 /// Change my password (the current one is required). My other sessions end.
@@ -248,6 +319,7 @@ async fn change_password(
             who.session_id(),
             &body.current_password,
             &body.new_password,
+            body.second_factor.as_deref(),
         )
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -400,5 +472,90 @@ async fn revoke_token(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.revoke_token(&who.user.id, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpStatus {
+    enabled: bool,
+    recovery_codes_left: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrolmentView {
+    /// Base32 secret, for typing into an authenticator by hand.
+    secret: String,
+    otpauth_url: String,
+    /// The otpauth URL as an SVG QR code.
+    qr_svg: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodesView {
+    /// Ten single-use codes, shown only this once.
+    recovery_codes: Vec<String>,
+}
+
+/// Whether two-factor authentication is on.
+#[utoipa::path(get, path = "/api/v1/me/totp", tag = "me",
+    responses((status = 200, description = "TOTP status", body = TotpStatus),
+              (status = 401, description = "`not_authenticated`", body = ErrorBody)))]
+async fn totp_status(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(TotpStatus {
+        enabled: state.auth.totp_enabled(&who.user.id).await?,
+        recovery_codes_left: state.auth.recovery_codes_left(&who.user.id).await?,
+    }))
+}
+
+/// Start a TOTP enrolment: a new secret with its otpauth URL and QR code.
+#[utoipa::path(post, path = "/api/v1/me/totp", tag = "me",
+    responses((status = 200, description = "Scan this, then confirm with a code", body = TotpEnrolmentView),
+              (status = 409, description = "`totp_already_enabled`", body = ErrorBody)))]
+async fn totp_begin(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let e = state.auth.totp_begin(&who.user).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(TotpEnrolmentView {
+            secret: e.secret,
+            otpauth_url: e.otpauth_url,
+            qr_svg: e.qr_svg,
+        }))
+}
+
+/// Confirm the enrolment with a first code; turns TOTP on and returns recovery codes.
+#[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "me", request_body = CodeRequest,
+    responses((status = 200, description = "On", body = RecoveryCodesView),
+              (status = 401, description = "`invalid_code`", body = ErrorBody),
+              (status = 409, description = "`totp_not_started`, `totp_already_enabled`", body = ErrorBody)))]
+async fn totp_confirm(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.limits.second_factor_account.check(&who.user.id)?;
+    let recovery_codes = state.auth.totp_confirm(&who.user, &body.code).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(RecoveryCodesView { recovery_codes }))
+}
+
+/// Turn TOTP off (needs a current code or a recovery code).
+#[utoipa::path(delete, path = "/api/v1/me/totp", tag = "me", request_body = CodeRequest,
+    responses((status = 204, description = "Off"),
+              (status = 401, description = "`invalid_code`", body = ErrorBody),
+              (status = 409, description = "`totp_not_enabled`", body = ErrorBody)))]
+async fn totp_disable(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.limits.second_factor_account.check(&who.user.id)?;
+    state.auth.totp_disable(&who.user, &body.code).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -29,8 +29,17 @@ use super::error::{ApiError, ErrorBody};
         auth::login,
         auth::logout,
         auth::me,
+        auth::change_password,
         auth::my_sessions,
-        auth::revoke_session
+        auth::revoke_session,
+        auth::create_token,
+        auth::my_tokens,
+        auth::revoke_token,
+        auth::second_factor,
+        auth::totp_status,
+        auth::totp_begin,
+        auth::totp_confirm,
+        auth::totp_disable
     ),
     components(schemas(
         ErrorBody,
@@ -42,7 +51,16 @@ use super::error::{ApiError, ErrorBody};
         auth::SignUpRequest,
         auth::LoginRequest,
         auth::UserView,
-        auth::SessionView
+        auth::SessionView,
+        auth::ChangePasswordRequest,
+        auth::CreateTokenRequest,
+        auth::TokenView,
+        auth::CreatedTokenView,
+        auth::LoginResponse,
+        auth::CodeRequest,
+        auth::TotpStatus,
+        auth::TotpEnrolmentView,
+        auth::RecoveryCodesView
     ))
 )]
 pub struct ApiDoc;
