@@ -3,6 +3,7 @@
 //! [`Auth`] is the one face: the HTTP layer calls it and maps [`AuthError`] to responses. It
 //! holds no HTTP types; the database holds only hashes of secrets.
 
+mod cache;
 pub mod password;
 pub mod tokens;
 pub mod totp;
@@ -107,6 +108,7 @@ pub struct Auth {
     dummy_hash: Arc<String>,
     /// Shown in authenticator apps.
     issuer: Arc<str>,
+    cache: Arc<cache::CredentialCache>,
 }
 
 fn now() -> NaiveDateTime {
@@ -172,6 +174,7 @@ impl Auth {
             config: Arc::new(config),
             dummy_hash: Arc::new(password::dummy_hash()),
             issuer: Arc::from(issuer),
+            cache: Arc::default(),
         }
     }
 
@@ -278,6 +281,7 @@ impl Auth {
         }
         self.check_second_factor(&user, code).await?;
         let _ = self.db.delete_session(&user.id, &session.id).await;
+        self.cache.forget_user(&user.id);
         self.open_session(user, meta, false).await
     }
 
@@ -314,19 +318,39 @@ impl Auth {
             return Err(AuthError::NotAuthenticated);
         }
         let t = now();
-        let Some((session, user)) = self.db.session_with_user(&tokens::hash(token), t).await?
-        else {
-            return Err(AuthError::NotAuthenticated);
+        let hash = tokens::hash(token);
+        let (mut session, user) = match self.cache.get(&hash) {
+            Some((user, cache::Cred::Session(s))) => (s, user),
+            _ => {
+                let fetched = std::time::Instant::now();
+                let Some((s, user)) = self.db.session_with_user(&hash, t).await? else {
+                    return Err(AuthError::NotAuthenticated);
+                };
+                self.cache.put(
+                    &hash,
+                    user.clone(),
+                    cache::Cred::Session(s.clone()),
+                    fetched,
+                );
+                (s, user)
+            }
         };
+        if session.expires_at <= t {
+            return Err(AuthError::NotAuthenticated);
+        }
         if session.pending_second_factor {
             return Err(AuthError::SecondFactorRequired);
         }
         if add(session.last_seen_at, self.config.session_idle) <= t {
             let _ = self.db.delete_session(&session.user_id, &session.id).await;
+            self.cache.forget_user(&session.user_id);
             return Err(AuthError::NotAuthenticated);
         }
         if add(session.last_seen_at, TOUCH_EVERY) <= t {
             self.db.touch_session(&session.id, t).await?;
+            session.last_seen_at = t;
+            self.cache
+                .update(&hash, cache::Cred::Session(session.clone()));
         }
         Ok((session, user))
     }
@@ -337,6 +361,7 @@ impl Auth {
 
     /// Revokes one of the user's sessions (logout is revoking the current one).
     pub async fn revoke(&self, user_id: &str, session_id: &str) -> Result<(), AuthError> {
+        self.cache.forget_user(user_id);
         match self.db.delete_session(user_id, session_id).await {
             Ok(()) => Ok(()),
             Err(DbError::NotFound) => Err(AuthError::NoSuchSession),
@@ -398,6 +423,7 @@ impl Auth {
         let hash = password::hash(new_password).await?;
         self.db.set_password_hash(&user.id, &hash).await?;
         let ended = self.db.delete_other_sessions(&user.id, keep).await?;
+        self.cache.forget_user(&user.id);
         tracing::info!(user = %user.id, sessions_ended = ended, "password changed");
         Ok(())
     }
@@ -440,6 +466,7 @@ impl Auth {
     }
 
     pub async fn revoke_token(&self, user_id: &str, id: &str) -> Result<(), AuthError> {
+        self.cache.forget_user(user_id);
         match self.db.delete_api_token(user_id, id).await {
             Ok(()) => Ok(()),
             Err(DbError::NotFound) => Err(AuthError::NoSuchToken),
@@ -453,15 +480,29 @@ impl Auth {
             return Err(AuthError::NotAuthenticated);
         }
         let t = now();
-        let Some((record, user)) = self.db.api_token_with_user(&tokens::hash(token), t).await?
-        else {
-            return Err(AuthError::NotAuthenticated);
+        let hash = tokens::hash(token);
+        let (mut record, user) = match self.cache.get(&hash) {
+            Some((user, cache::Cred::Token(r))) => (r, user),
+            _ => {
+                let fetched = std::time::Instant::now();
+                let Some((r, user)) = self.db.api_token_with_user(&hash, t).await? else {
+                    return Err(AuthError::NotAuthenticated);
+                };
+                self.cache
+                    .put(&hash, user.clone(), cache::Cred::Token(r.clone()), fetched);
+                (r, user)
+            }
         };
+        if record.expires_at.is_some_and(|e| e <= t) {
+            return Err(AuthError::NotAuthenticated);
+        }
         if record
             .last_used_at
             .is_none_or(|last| add(last, TOUCH_EVERY) <= t)
         {
             self.db.touch_api_token(&record.id, t).await?;
+            record.last_used_at = Some(t);
+            self.cache.update(&hash, cache::Cred::Token(record.clone()));
         }
         Ok((record, user))
     }
