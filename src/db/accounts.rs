@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::{api_tokens, recovery_codes, sessions, totp, users};
-use super::{Db, DbError, with_conn};
+use super::{Db, DbError, one_row, with_conn};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -252,11 +252,7 @@ impl Db {
                 .execute(&mut conn)
                 .await?
         });
-        if n == 0 {
-            Err(DbError::NotFound)
-        } else {
-            Ok(())
-        }
+        one_row(n)
     }
 
     pub async fn count_users(&self) -> Result<i64, DbError> {
@@ -320,11 +316,7 @@ impl Db {
                 .execute(&mut conn)
                 .await?
         });
-        if n == 0 {
-            Err(DbError::NotFound)
-        } else {
-            Ok(())
-        }
+        one_row(n)
     }
 
     pub async fn insert_session(&self, s: &Session) -> Result<(), DbError> {
@@ -380,11 +372,7 @@ impl Db {
                 .execute(&mut conn)
                 .await?
         });
-        if n == 0 {
-            Err(DbError::NotFound)
-        } else {
-            Ok(())
-        }
+        one_row(n)
     }
 
     /// Deletes every session of `user_id` except `keep` (after a password change, say).

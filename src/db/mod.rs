@@ -190,6 +190,15 @@ impl Db {
     }
 }
 
+/// `Ok` when a statement touched a row, `NotFound` when it touched none.
+pub(crate) fn one_row(n: usize) -> Result<(), DbError> {
+    if n == 0 {
+        Err(DbError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
 /// The pool settings both backends share.
 fn build_pool<M: deadpool::managed::Manager>(
     builder: deadpool::managed::PoolBuilder<M>,

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::vpn_peers;
-use super::{Db, DbError, with_conn};
+use super::{Db, DbError, one_row, with_conn};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = vpn_peers)]
@@ -59,10 +59,6 @@ impl Db {
                 .execute(&mut conn)
                 .await?
         });
-        if n == 0 {
-            Err(DbError::NotFound)
-        } else {
-            Ok(())
-        }
+        one_row(n)
     }
 }

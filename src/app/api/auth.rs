@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
 use crate::app::session::{self, Authenticated, SESSION_COOKIE};
@@ -284,9 +285,7 @@ async fn logout(
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
 async fn me(who: Authenticated) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(UserView::from(&who.user))
+    private_json(UserView::from(&who.user))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -342,9 +341,7 @@ async fn my_sessions(
         .iter()
         .map(|s| SessionView::of(s, who.session_id().unwrap_or_default()))
         .collect();
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(list))
+    Ok(private_json(list))
 }
 
 /// Revoke one of my sessions.
@@ -453,9 +450,7 @@ async fn my_tokens(
         .iter()
         .map(TokenView::from)
         .collect();
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(list))
+    Ok(private_json(list))
 }
 
 /// Revoke one of my tokens.
@@ -519,13 +514,11 @@ async fn totp_begin(
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let e = state.auth.totp_begin(&who.user).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(TotpEnrolmentView {
-            secret: e.secret,
-            otpauth_url: e.otpauth_url,
-            qr_svg: e.qr_svg,
-        }))
+    Ok(private_json(TotpEnrolmentView {
+        secret: e.secret,
+        otpauth_url: e.otpauth_url,
+        qr_svg: e.qr_svg,
+    }))
 }
 
 /// Confirm the enrolment with a first code; turns TOTP on and returns recovery codes.
@@ -540,9 +533,7 @@ async fn totp_confirm(
 ) -> Result<HttpResponse, ApiError> {
     state.limits.second_factor_account.check(&who.user.id)?;
     let recovery_codes = state.auth.totp_confirm(&who.user, &body.code).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(RecoveryCodesView { recovery_codes }))
+    Ok(private_json(RecoveryCodesView { recovery_codes }))
 }
 
 /// Turn TOTP off (needs a current code or a recovery code).

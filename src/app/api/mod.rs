@@ -72,6 +72,13 @@ pub fn openapi_document() -> String {
         .unwrap_or_else(|e| format!("{{\"error\":\"internal\",\"message\":\"{e}\"}}"))
 }
 
+/// 200 with a JSON body that no cache may keep (it is about this user or this moment).
+pub(crate) fn private_json(body: impl Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body)
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
@@ -122,12 +129,10 @@ fn subsystems(state: &AppState) -> Vec<SubsystemStatus> {
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "The process answers", body = Health)))]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(Health {
-            status: "ok",
-            version: env!("CARGO_PKG_VERSION"),
-        })
+    private_json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// Readiness: every subsystem is up (or turned off by configuration).
@@ -138,12 +143,10 @@ async fn healthz() -> HttpResponse {
     ))]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.status.ready() {
-        return Ok(HttpResponse::Ok()
-            .insert_header(("Cache-Control", "no-store"))
-            .json(Readiness {
-                status: "ready",
-                subsystems: subsystems(&state),
-            }));
+        return Ok(private_json(Readiness {
+            status: "ready",
+            subsystems: subsystems(&state),
+        }));
     }
     let waiting: Vec<String> = subsystems(&state)
         .into_iter()
@@ -182,15 +185,13 @@ pub struct Status {
     responses((status = 200, description = "Subsystem states", body = Status)))]
 async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let ready = state.status.ready();
-    HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(Status {
-            status: if ready { "ready" } else { "not_ready" },
-            version: env!("CARGO_PKG_VERSION"),
-            uptime_seconds: state.started_at.elapsed().as_secs(),
-            subsystems: subsystems(&state),
-            request: ClientInfo::of(&req),
-        })
+    private_json(Status {
+        status: if ready { "ready" } else { "not_ready" },
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: state.started_at.elapsed().as_secs(),
+        subsystems: subsystems(&state),
+        request: ClientInfo::of(&req),
+    })
 }
 
 /// This document.
