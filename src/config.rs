@@ -73,6 +73,8 @@ pub struct EdgeConfig {
     pub http: Listen,
     /// HTTPS listener; empty = off.
     pub https: Listen,
+    /// Threads the edge proxies on; 0 = one per core.
+    pub threads: usize,
 }
 
 impl Default for EdgeConfig {
@@ -80,6 +82,7 @@ impl Default for EdgeConfig {
         Self {
             http: Listen::on(SocketAddr::from(([127, 0, 0, 1], 8080))),
             https: Listen::off(),
+            threads: 0,
         }
     }
 }

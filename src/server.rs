@@ -89,7 +89,15 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     };
     if let Err(e) = started {
         tracing::error!(error = %e, "start failed; stopping what had started");
-        running.stop(&status).await;
+        if tokio::time::timeout(STOP_DEADLINE, running.stop(&status))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "some subsystem did not stop within {} s",
+                STOP_DEADLINE.as_secs()
+            );
+        }
         return Err(e);
     }
     if status.ready() {
@@ -184,6 +192,7 @@ async fn start_all(
             app: app_addr,
             domain: cfg.server.domain.clone(),
             certs,
+            threads: cfg.edge.threads,
         })?;
         let addrs: Vec<SocketAddr> = [cfg.edge.http.0, cfg.edge.https.0]
             .into_iter()

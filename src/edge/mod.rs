@@ -43,6 +43,8 @@ pub struct EdgeSettings {
     pub app: SocketAddr,
     pub domain: String,
     pub certs: Arc<CertStore>,
+    /// Proxy threads; 0 = one per core.
+    pub threads: usize,
 }
 
 /// A running edge. Dropping it without [`Edge::stop`] leaves the threads running.
@@ -78,12 +80,12 @@ impl Edge {
                     .map_err(|source| EdgeError::Listen { addr, source })?,
             );
         }
+        let cores = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
         let conf = ServerConf {
             daemon: false,
-            threads: std::thread::available_parallelism()
-                .map(usize::from)
-                .unwrap_or(2)
-                .clamp(1, 8),
+            threads: if s.threads == 0 { cores } else { s.threads },
             grace_period_seconds: Some(0),
             graceful_shutdown_timeout_seconds: Some(1),
             ..ServerConf::default()
