@@ -38,6 +38,6 @@ ENV DEMIURGE_SERVER__DATA_DIR=/data \
     DEMIURGE_VPN__LISTEN=0.0.0.0:51820
 VOLUME ["/data"]
 EXPOSE 8080/tcp 8443/tcp 5353/udp 5353/tcp 51820/udp
-HEALTHCHECK --interval=30s --timeout=3s CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '200 OK' <&3"]
+HEALTHCHECK --interval=30s --timeout=3s CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && grep -q '200 OK' <&3"]
 ENTRYPOINT ["/usr/bin/tini", "--", "demiurge"]
 CMD ["serve"]
