@@ -80,6 +80,8 @@ impl App {
             source,
         })?;
         let state = web::Data::new(state);
+        let warm = state.auth.clone();
+        tokio::spawn(async move { warm.warm_up().await });
         let ui = demiurge_web::configure(ui);
         let workers = std::thread::available_parallelism()
             .map(usize::from)

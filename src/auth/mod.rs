@@ -105,7 +105,8 @@ pub struct TotpEnrolment {
 pub struct Auth {
     db: Db,
     config: Arc<AuthConfig>,
-    dummy_hash: Arc<String>,
+    /// Made on first need (or by [`Auth::warm_up`]), so start-up does not wait for a hash.
+    dummy_hash: Arc<tokio::sync::OnceCell<String>>,
     /// Shown in authenticator apps.
     issuer: Arc<str>,
     cache: Arc<cache::CredentialCache>,
@@ -172,10 +173,25 @@ impl Auth {
         Self {
             db,
             config: Arc::new(config),
-            dummy_hash: Arc::new(password::dummy_hash()),
+            dummy_hash: Arc::default(),
             issuer: Arc::from(issuer),
             cache: Arc::default(),
         }
+    }
+
+    async fn dummy_hash(&self) -> &str {
+        self.dummy_hash
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(password::dummy_hash)
+                    .await
+                    .unwrap_or_default()
+            })
+            .await
+    }
+
+    /// Does the one-time work (the dummy hash) ahead of the first sign-in.
+    pub async fn warm_up(&self) {
+        self.dummy_hash().await;
     }
 
     /// Creates an account (the first one on an instance is its admin).
@@ -245,7 +261,7 @@ impl Auth {
         let ok = match &stored {
             Some(h) => password::verify(password, h).await,
             None => {
-                let _ = password::verify(password, &self.dummy_hash).await;
+                let _ = password::verify(password, self.dummy_hash().await).await;
                 false
             }
         };
