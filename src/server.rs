@@ -50,6 +50,19 @@ struct Running {
 }
 
 impl Running {
+    /// Stops everything, giving up after [`STOP_DEADLINE`] (the process exits anyway).
+    async fn stop_within_deadline(self, status: &StatusBoard) {
+        if tokio::time::timeout(STOP_DEADLINE, self.stop(status))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "some subsystem did not stop within {} s",
+                STOP_DEADLINE.as_secs()
+            );
+        }
+    }
+
     async fn stop(self, status: &StatusBoard) {
         if let Some(vpn) = self.vpn {
             status.set(Subsystem::Vpn, SubsystemState::Stopping, "");
@@ -89,15 +102,7 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
     };
     if let Err(e) = started {
         tracing::error!(error = %e, "start failed; stopping what had started");
-        if tokio::time::timeout(STOP_DEADLINE, running.stop(&status))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "some subsystem did not stop within {} s",
-                STOP_DEADLINE.as_secs()
-            );
-        }
+        running.stop_within_deadline(&status).await;
         return Err(e);
     }
     if status.ready() {
@@ -108,15 +113,7 @@ pub async fn serve(cfg: Config) -> Result<(), ServeError> {
         }
     }
     let t1 = Instant::now();
-    if tokio::time::timeout(STOP_DEADLINE, running.stop(&status))
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "some subsystem did not stop within {} s",
-            STOP_DEADLINE.as_secs()
-        );
-    }
+    running.stop_within_deadline(&status).await;
     tracing::info!(elapsed_ms = t1.elapsed().as_millis() as u64, "stopped");
     Ok(())
 }
