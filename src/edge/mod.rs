@@ -286,6 +286,10 @@ impl ProxyHttp for Front {
         }
         // The X-Forwarded-* headers above are the only forwarding facts the app trusts.
         upstream.remove_header("Forwarded");
+        // HTTP/1.0 clients may send no Host; the upstream hop is HTTP/1.1, which requires one.
+        if upstream.headers.get(http::header::HOST).is_none() {
+            upstream.insert_header(http::header::HOST, self.app.to_string())?;
+        }
         Ok(())
     }
 }

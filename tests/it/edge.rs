@@ -243,3 +243,19 @@ async fn the_edge_forwards_client_address_scheme_and_host() {
     );
     assert_eq!(r["request"]["ip"], "127.0.0.1", "{r}");
 }
+
+/// An HTTP/1.0 client that sends no Host header still gets an answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn http10_without_host_is_answered() {
+    use std::io::{Read, Write};
+    let server = Server::start();
+    let mut s = std::net::TcpStream::connect(server.http).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"),
+        "{out}"
+    );
+    assert!(out.contains("\"ok\""), "{out}");
+}
