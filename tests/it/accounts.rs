@@ -914,3 +914,39 @@ async fn totp_postgres() {
     ))
     .await;
 }
+
+/// Over HTTPS the session cookie is `Secure` (checked with curl through the TLS edge).
+#[tokio::test(flavor = "multi_thread")]
+async fn session_cookie_is_secure_over_https() {
+    crate::harness::require_cmd("curl", "curl");
+    let server = Server::start_with(Options {
+        https: true,
+        ..Options::default()
+    });
+    let port = server.https.unwrap().port();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "--cacert"])
+        .arg(server.data_dir.join("tls/self-signed.crt"))
+        .arg("--resolve")
+        .arg(format!("localhost:{port}:127.0.0.1"))
+        .args(["-H", "Content-Type: application/json", "-H"])
+        .arg(format!("Origin: https://localhost:{port}"))
+        .arg("--data")
+        .arg(alice().to_string())
+        .arg(format!("https://localhost:{port}/api/v1/auth/signup"))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        headers.starts_with("http/2 201") || headers.starts_with("http/1.1 201"),
+        "{headers}"
+    );
+    let cookie = headers
+        .lines()
+        .find(|l| l.starts_with("set-cookie: demiurge_session="))
+        .unwrap_or_default();
+    assert!(
+        cookie.contains("secure") && cookie.contains("httponly"),
+        "{cookie}"
+    );
+}
