@@ -101,7 +101,12 @@ pub enum VpnCommand {
 }
 
 fn init_logging(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+    // hickory logs every query at info; keep that for those who ask for it by name.
+    let mut level = cfg.log.level.clone();
+    if !level.contains("hickory") {
+        level.push_str(",hickory_server=warn");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

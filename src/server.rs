@@ -191,11 +191,10 @@ async fn start_all(
             certs,
             threads: cfg.edge.threads,
         })?;
-        let addrs: Vec<SocketAddr> = [cfg.edge.http.0, cfg.edge.https.0]
-            .into_iter()
-            .flatten()
-            .collect();
-        let waited = edge.wait_listening(&addrs).await;
+        // Both listeners start together; probing the plain one avoids a half-open TLS
+        // handshake that Pingora would log as an error.
+        let probe: Vec<SocketAddr> = cfg.edge.http.0.or(cfg.edge.https.0).into_iter().collect();
+        let waited = edge.wait_listening(&probe).await;
         running.edge = Some(edge);
         waited?;
         let detail = [
