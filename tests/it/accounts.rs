@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Options, Server, fresh_pg_database};
+use crate::harness::{Options, Server};
 
 /// A browser-like client: keeps cookies, sends the Origin of the server.
 struct Browser {
@@ -225,11 +225,7 @@ async fn accounts_and_sessions_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn accounts_and_sessions_postgres() {
-    let url = fresh_pg_database().await;
-    sign_up_sign_in_sessions(Server::start_with(
-        Options::default().env("DEMIURGE_DATABASE__URL", &url),
-    ))
-    .await;
+    sign_up_sign_in_sessions(Server::start_on_postgres().await.0).await;
 }
 
 /// State-changing requests signed in by cookie must come from our own origin.
@@ -501,15 +497,7 @@ async fn admin_creates_users_and_resets_passwords() {
     assert_eq!(me["user"]["is_admin"], true);
 
     // A generated password is printed once, and the old sessions end.
-    let out = server
-        .command(&["admin", "reset-password", "root@example.test"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = server.command_ok(&["admin", "reset-password", "root@example.test"]);
     let generated = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(generated.len() >= 20, "{generated}");
     assert_eq!(a.get("/api/v1/me").await.0, 401);
@@ -628,11 +616,7 @@ async fn personal_access_tokens_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn personal_access_tokens_postgres() {
-    let url = fresh_pg_database().await;
-    personal_access_tokens(Server::start_with(
-        Options::default().env("DEMIURGE_DATABASE__URL", &url),
-    ))
-    .await;
+    personal_access_tokens(Server::start_on_postgres().await.0).await;
 }
 
 /// Login limits trip per account and per address, answer 429 with Retry-After, and recover.
@@ -908,11 +892,7 @@ async fn totp_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn totp_postgres() {
-    let url = fresh_pg_database().await;
-    totp_flow(Server::start_with(
-        Options::default().env("DEMIURGE_DATABASE__URL", &url),
-    ))
-    .await;
+    totp_flow(Server::start_on_postgres().await.0).await;
 }
 
 /// Over HTTPS the session cookie is `Secure` (checked with curl through the TLS edge).

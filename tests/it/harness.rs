@@ -119,6 +119,24 @@ impl Server {
         Self::start_with(Options::default())
     }
 
+    /// A server on a fresh PostgreSQL database; returns it and the database URL.
+    pub async fn start_on_postgres() -> (Server, String) {
+        let url = fresh_pg_database().await;
+        let server = Self::start_with(Options::default().env("DEMIURGE_DATABASE__URL", &url));
+        (server, url)
+    }
+
+    /// Runs `demiurge <args>` with this server's environment; panics with its stderr on failure.
+    pub fn command_ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.command(args).output().expect("spawn demiurge");
+        assert!(
+            out.status.success(),
+            "demiurge {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     pub fn start_with(opts: Options) -> Server {
         let (tmp, data_dir) = match &opts.data_dir {
             Some(d) => (None, d.clone()),

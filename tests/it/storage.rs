@@ -7,7 +7,7 @@ use demiurge::config::DatabaseUrl;
 use demiurge::db::vpn_peers::NewVpnPeer;
 use demiurge::db::{Db, DbError};
 
-use crate::harness::{Options, Server, fresh_pg_database};
+use crate::harness::{Server, fresh_pg_database};
 
 async fn sqlite() -> (Db, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -115,8 +115,7 @@ async fn a_bad_database_is_a_clear_error() {
 /// The whole server on PostgreSQL: start, migrate, VPN peers stored there.
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_and_admin_on_postgres() {
-    let url = fresh_pg_database().await;
-    let server = Server::start_with(Options::default().env("DEMIURGE_DATABASE__URL", &url));
+    let (server, url) = Server::start_on_postgres().await;
     let status = crate::harness::get_json(&server, "/api/v1/status", &[]).await;
     let db = &status["subsystems"][0];
     assert_eq!(db["name"], "database");
@@ -129,15 +128,7 @@ async fn serve_and_admin_on_postgres() {
         "no password in status: {db}"
     );
 
-    let out = server
-        .command(&["admin", "vpn", "add-peer", "pg-peer"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.command_ok(&["admin", "vpn", "add-peer", "pg-peer"]);
     let pg = Db::connect(&DatabaseUrl::Postgres(url.clone()), None)
         .await
         .unwrap();
