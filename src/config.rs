@@ -33,6 +33,7 @@ pub struct Config {
     pub dns: DnsConfig,
     pub vpn: VpnConfig,
     pub auth: AuthConfig,
+    pub mail: MailConfig,
     pub log: LogConfig,
 }
 
@@ -45,6 +46,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// The instance name shown in the UI.
     pub name: String,
+    /// The address people open, used in emailed links, provider redirects and passkeys
+    /// ("https://demiurge.example.com/"). Empty: derived from the edge listeners and `domain`.
+    /// Set it when a proxy or port mapping sits in front.
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +58,7 @@ impl Default for ServerConfig {
             domain: "localhost".into(),
             data_dir: PathBuf::from("./data"),
             name: "Demiurge".into(),
+            public_url: String::new(),
         }
     }
 }
@@ -155,6 +161,93 @@ pub struct AuthConfig {
     pub signup_rate: Rate,
     /// Password changes allowed per account.
     pub password_rate: Rate,
+    /// Email-link requests allowed per client address and per address asked for.
+    pub email_link_rate: Rate,
+    /// An emailed link (sign-in, password reset, verification) works once, for this long.
+    #[serde(with = "humantime_serde")]
+    pub email_link_lifetime: std::time::Duration,
+    /// A first sign-in through a provider that vouches for an email address (verified) is
+    /// linked to the existing account with that address. Off: such a sign-in is refused, and
+    /// the person links the provider from their account settings instead.
+    pub link_by_verified_email: bool,
+    /// External sign-in providers, each a `[[auth.providers]]` table.
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// An external sign-in provider.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Short name used in URLs and stored with linked accounts ("company", "github").
+    pub id: String,
+    pub kind: ProviderKind,
+    /// The button label; defaults to the kind ("GitHub") or the id.
+    #[serde(default)]
+    pub name: String,
+    /// OIDC issuer URL (discovery at `<issuer>/.well-known/openid-configuration`). Required
+    /// for `oidc`; `gitlab` defaults to https://gitlab.com (set it for a self-hosted GitLab).
+    #[serde(default)]
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: String,
+    /// Extra scopes beyond what the kind needs.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenID Connect provider, by issuer URL.
+    Oidc,
+    /// GitHub OAuth app (OAuth2; profile and verified emails from the GitHub API).
+    Github,
+    /// GitLab (OpenID Connect).
+    Gitlab,
+    /// Discord (OAuth2; profile from the Discord API).
+    Discord,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// Empty: mail is not sent, and each message (with its link) is written to the log, for
+    /// development. Otherwise an SMTP URL: `smtp://user:password@host:587?tls=required`
+    /// (STARTTLS), `smtps://user:password@host:465` (TLS), `smtp://host:25` (no TLS).
+    pub url: String,
+    /// The sender: `Name <address>`.
+    pub from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            from: "Demiurge <demiurge@localhost>".into(),
+        }
+    }
+}
+
+impl fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("url", &redact_url(&self.url))
+            .field("from", &self.from)
+            .finish()
+    }
 }
 
 /// A rate limit written "BURST/PERIOD", such as "10/1m": up to BURST at once, refilled evenly
@@ -224,6 +317,10 @@ impl Default for AuthConfig {
             login_rate: Rate::new(10, 60),
             signup_rate: Rate::new(10, 3600),
             password_rate: Rate::new(5, 60),
+            email_link_rate: Rate::new(5, 900),
+            email_link_lifetime: std::time::Duration::from_secs(15 * 60),
+            link_by_verified_email: false,
+            providers: Vec::new(),
         }
     }
 }
@@ -397,7 +494,100 @@ impl Config {
         if self.log.level.trim().is_empty() {
             return Err(ConfigError::Invalid("log.level: must not be empty".into()));
         }
+        let public = self.server.public_url.trim();
+        if !public.is_empty() {
+            match url::Url::parse(public) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "server.public_url: `{public}` is not an http(s) URL such as https://demiurge.example.com/"
+                    )));
+                }
+            }
+        }
+        self.validate_mail()?;
+        self.validate_providers()
+    }
+
+    fn validate_mail(&self) -> Result<(), ConfigError> {
+        let url = self.mail.url.trim();
+        if !url.is_empty() {
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "smtp" | "smtps") && u.host_str().is_some() => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "mail.url: `{}` is not an SMTP URL such as smtp://user:password@host:587?tls=required",
+                        redact_url(url)
+                    )));
+                }
+            }
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "mail.from: `{}` is not a sender such as `Demiurge <demiurge@example.com>`",
+                self.mail.from
+            )));
+        }
         Ok(())
+    }
+
+    fn validate_providers(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.auth.providers {
+            let bad = |m: String| ConfigError::Invalid(format!("auth.providers `{}`: {m}", p.id));
+            let id_ok = (1..=32).contains(&p.id.len())
+                && p.id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !id_ok {
+                return Err(bad(
+                    "id must be 1 to 32 lowercase letters, digits or `-`".into()
+                ));
+            }
+            if !seen.insert(p.id.as_str()) {
+                return Err(bad("two providers have this id".into()));
+            }
+            if p.client_id.trim().is_empty() {
+                return Err(bad("client_id is missing".into()));
+            }
+            if p.kind == ProviderKind::Oidc && p.issuer.trim().is_empty() {
+                return Err(bad("kind = \"oidc\" needs issuer".into()));
+            }
+            if !p.issuer.trim().is_empty() && url::Url::parse(p.issuer.trim()).is_err() {
+                return Err(bad(format!("issuer `{}` is not a URL", p.issuer)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL a person should open: `server.public_url`, else derived from the listeners.
+    /// Always ends in `/`.
+    pub fn public_url(&self) -> Option<String> {
+        let set = self.server.public_url.trim();
+        if !set.is_empty() {
+            return Some(if set.ends_with('/') {
+                set.to_string()
+            } else {
+                format!("{set}/")
+            });
+        }
+        let (scheme, addr, default_port) = match (self.edge.https.0, self.edge.http.0) {
+            (Some(a), _) => ("https", a, 443),
+            (None, Some(a)) => ("http", a, 80),
+            (None, None) => return None,
+        };
+        let host = if addr.ip().is_unspecified() {
+            self.server.domain.clone()
+        } else if addr.ip().is_loopback() && self.server.domain == "localhost" {
+            "localhost".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        Some(if addr.port() == default_port {
+            format!("{scheme}://{host}/")
+        } else {
+            format!("{scheme}://{host}:{}/", addr.port())
+        })
     }
 
     /// The database this configuration selects.

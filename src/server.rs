@@ -25,6 +25,8 @@ pub enum ServeError {
     Db(#[from] DbError),
     #[error(transparent)]
     App(#[from] AppError),
+    #[error("auth: {0}")]
+    Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Edge(#[from] EdgeError),
     #[error(transparent)]
@@ -156,7 +158,7 @@ async fn start_all(
     };
     let app = App::start(
         app_listener,
-        AppState::new(status.clone(), metrics, db.clone(), cfg),
+        AppState::new(status.clone(), metrics, db.clone(), cfg)?,
         shell,
     )?;
     let app_addr = app.addr();
@@ -253,31 +255,10 @@ async fn start_all(
         }
     }
 
-    if let Some(url) = public_url(cfg) {
+    if let Some(url) = cfg.public_url() {
         println!("Demiurge is running at {url}");
     }
     Ok(())
-}
-
-/// The URL a person should open.
-pub fn public_url(cfg: &Config) -> Option<String> {
-    let (scheme, addr, default_port) = match (cfg.edge.https.0, cfg.edge.http.0) {
-        (Some(a), _) => ("https", a, 443),
-        (None, Some(a)) => ("http", a, 80),
-        (None, None) => return None,
-    };
-    let host = if addr.ip().is_unspecified() {
-        cfg.server.domain.clone()
-    } else if addr.ip().is_loopback() && cfg.server.domain == "localhost" {
-        "localhost".to_string()
-    } else {
-        addr.ip().to_string()
-    };
-    Some(if addr.port() == default_port {
-        format!("{scheme}://{host}/")
-    } else {
-        format!("{scheme}://{host}:{}/", addr.port())
-    })
 }
 
 /// How long `stop` may take in total before the process exits anyway.

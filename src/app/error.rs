@@ -126,6 +126,17 @@ pub fn query_error(
     .into()
 }
 
+pub fn form_error(
+    err: actix_web::error::UrlencodedError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest {
+        code: "invalid_form",
+        message: err.to_string(),
+    }
+    .into()
+}
+
 pub fn path_error(
     err: actix_web::error::PathError,
     _req: &actix_web::HttpRequest,
@@ -191,6 +202,36 @@ impl From<crate::auth::AuthError> for ApiError {
                 code: "totp_not_enabled",
                 message,
             },
+            A::InvalidLink => Self::BadRequest {
+                code: "invalid_link",
+                message,
+            },
+            A::NoSuchProvider(_) | A::NoSuchIdentity | A::NoSuchPasskey => Self::NotFound(message),
+            A::ProviderFailed(_) => Self::BadRequest {
+                code: "provider_failed",
+                message,
+            },
+            A::NotLinked(_) => Self::Forbidden {
+                code: "provider_not_linked",
+                message,
+            },
+            A::AlreadyLinked(_) => Self::Conflict {
+                code: "provider_already_linked",
+                message,
+            },
+            A::LastSignInMethod => Self::Conflict {
+                code: "last_sign_in_method",
+                message,
+            },
+            A::PasskeyFailed(_) => Self::BadRequest {
+                code: "passkey_failed",
+                message,
+            },
+            A::PasskeyNameTaken => Self::Conflict {
+                code: "passkey_name_taken",
+                message,
+            },
+            A::Unavailable(_) => Self::NotReady(message),
             A::Internal(detail) => Self::Internal(detail),
         }
     }

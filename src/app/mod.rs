@@ -5,6 +5,7 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod metrics;
+pub mod pages;
 pub mod ratelimit;
 pub mod session;
 
@@ -39,16 +40,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(status: StatusBoard, metrics: Metrics, db: Db, cfg: &Config) -> Self {
-        Self {
+    pub fn new(
+        status: StatusBoard,
+        metrics: Metrics,
+        db: Db,
+        cfg: &Config,
+    ) -> Result<Self, crate::auth::AuthError> {
+        Ok(Self {
             limits: ratelimit::RateLimits::new(&cfg.auth),
-            auth: Auth::new(db.clone(), cfg.auth.clone(), &cfg.server.name),
+            auth: Auth::new(db.clone(), cfg)?,
             status,
             metrics,
             db,
             started_at: Instant::now(),
             openapi: api::openapi_document(),
-        }
+        })
     }
 }
 
@@ -98,6 +104,11 @@ impl App {
                 )
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(64 * 1024)
+                        .error_handler(error::form_error),
+                )
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();
                     let method = req.method().as_str().to_owned();
@@ -124,6 +135,7 @@ impl App {
                     })
                 })
                 .configure(api::routes)
+                .configure(pages::routes)
                 .configure(ui.clone())
                 .default_service(web::to(not_found))
         })

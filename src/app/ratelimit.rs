@@ -57,6 +57,8 @@ pub struct RateLimits {
     pub signup_ip: Limit,
     pub password_account: Limit,
     pub second_factor_account: Limit,
+    pub email_link_ip: Limit,
+    pub email_link_address: Limit,
 }
 
 impl RateLimits {
@@ -67,6 +69,8 @@ impl RateLimits {
             signup_ip: Limit::new("sign-up per address", cfg.signup_rate),
             password_account: Limit::new("password change per account", cfg.password_rate),
             second_factor_account: Limit::new("second factor per account", cfg.login_rate),
+            email_link_ip: Limit::new("email link per address", cfg.email_link_rate),
+            email_link_address: Limit::new("email link per email", cfg.email_link_rate),
         }
     }
 }

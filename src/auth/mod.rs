@@ -4,7 +4,10 @@
 //! holds no HTTP types; the database holds only hashes of secrets.
 
 mod cache;
+mod email_link;
+pub mod passkeys;
 pub mod password;
+pub mod providers;
 pub mod tokens;
 pub mod totp;
 
@@ -13,9 +16,12 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
 
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, Config};
 use crate::db::accounts::{ApiToken, NewUser, Session, User};
 use crate::db::{Db, DbError};
+use crate::mail::Mailer;
+
+pub use self::email_link::{LinkPurpose, Redeemed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -50,6 +56,30 @@ pub enum AuthError {
     TotpNotEnabled,
     #[error("you already have a token with this name")]
     TokenNameTaken,
+    #[error("this link is not valid: it was already used, has expired, or never existed")]
+    InvalidLink,
+    #[error("no sign-in provider `{0}`")]
+    NoSuchProvider(String),
+    #[error("the sign-in at the provider did not complete: {0}")]
+    ProviderFailed(String),
+    #[error(
+        "no account is linked to this {0} account; sign in another way and link it from your account settings"
+    )]
+    NotLinked(String),
+    #[error("this {0} account is already linked to an account")]
+    AlreadyLinked(String),
+    #[error("no such linked account")]
+    NoSuchIdentity,
+    #[error("keep at least one way to sign in: set a password or add a passkey first")]
+    LastSignInMethod,
+    #[error("the passkey ceremony failed: {0}")]
+    PasskeyFailed(String),
+    #[error("no such passkey")]
+    NoSuchPasskey,
+    #[error("you already have a passkey with this name")]
+    PasskeyNameTaken,
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -105,6 +135,12 @@ pub struct TotpEnrolment {
 pub struct Auth {
     db: Db,
     config: Arc<AuthConfig>,
+    mailer: Mailer,
+    /// The public base URL (ends in `/`): emailed links and provider redirects start with it.
+    public_url: Arc<str>,
+    providers: Arc<providers::Providers>,
+    /// None when the public URL has no host name (passkeys are off then).
+    webauthn: Arc<Option<webauthn_rs::Webauthn>>,
     /// Made on first need (or by [`Auth::warm_up`]), so start-up does not wait for a hash.
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
     /// Shown in authenticator apps.
@@ -169,14 +205,23 @@ fn validate_email(e: &str) -> Result<(), AuthError> {
 }
 
 impl Auth {
-    pub fn new(db: Db, config: AuthConfig, issuer: &str) -> Self {
-        Self {
+    pub fn new(db: Db, cfg: &Config) -> Result<Self, AuthError> {
+        let public_url = cfg
+            .public_url()
+            .unwrap_or_else(|| format!("http://{}/", cfg.server.domain));
+        let mailer = Mailer::new(&cfg.mail).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let webauthn = passkeys::build(&public_url, &cfg.server.name)?;
+        Ok(Self {
             db,
-            config: Arc::new(config),
+            config: Arc::new(cfg.auth.clone()),
+            mailer,
+            providers: Arc::new(providers::Providers::new(&cfg.auth.providers, &public_url)?),
+            public_url: Arc::from(public_url),
+            webauthn: Arc::new(webauthn),
             dummy_hash: Arc::default(),
-            issuer: Arc::from(issuer),
+            issuer: Arc::from(cfg.server.name.as_str()),
             cache: Arc::default(),
-        }
+        })
     }
 
     async fn dummy_hash(&self) -> &str {
@@ -196,13 +241,39 @@ impl Auth {
 
     /// Creates an account (the first one on an instance is its admin).
     pub async fn create_user(&self, req: &SignUp) -> Result<User, AuthError> {
-        let username = req.username.trim();
-        let email = req.email.trim();
+        validate_username(req.username.trim())?;
+        validate_email(req.email.trim())?;
+        if let Some(why) =
+            password::policy_violation(&req.password, req.username.trim(), req.email.trim())
+        {
+            return Err(AuthError::WeakPassword(why));
+        }
+        let hash = password::hash(&req.password).await?;
+        self.insert_account(
+            &req.username,
+            &req.email,
+            req.display_name.as_deref(),
+            Some(&hash),
+            false,
+        )
+        .await
+    }
+
+    /// Inserts an account after checking its names; `password_hash` None for accounts that
+    /// sign in another way (a provider, a passkey, an email link).
+    async fn insert_account(
+        &self,
+        username: &str,
+        email: &str,
+        display_name: Option<&str>,
+        password_hash: Option<&str>,
+        email_verified: bool,
+    ) -> Result<User, AuthError> {
+        let username = username.trim();
+        let email = email.trim();
         validate_username(username)?;
         validate_email(email)?;
-        let display_name = req
-            .display_name
-            .as_deref()
+        let display_name = display_name
             .map(str::trim)
             .filter(|d| !d.is_empty())
             .unwrap_or(username);
@@ -212,10 +283,6 @@ impl Auth {
                 message: "at most 100 characters, no control characters".into(),
             });
         }
-        if let Some(why) = password::policy_violation(&req.password, username, email) {
-            return Err(AuthError::WeakPassword(why));
-        }
-        let hash = password::hash(&req.password).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let (username_lower, email_lower) = (username.to_lowercase(), email.to_lowercase());
         let user = self
@@ -227,9 +294,10 @@ impl Auth {
                 email,
                 email_lower: &email_lower,
                 display_name,
-                password_hash: Some(&hash),
+                password_hash,
                 is_admin: false,
                 created_at: now(),
+                email_verified,
             })
             .await?;
         tracing::info!(user = %user.id, admin = user.is_admin, "account created");
@@ -282,6 +350,18 @@ impl Auth {
         code: &str,
         meta: &ClientMeta,
     ) -> Result<Opened, AuthError> {
+        let (session, user) = self.pending_session(token).await?;
+        self.check_second_factor(&user, code).await?;
+        let _ = self.db.delete_session(&user.id, &session.id).await;
+        self.cache.forget_user(&user.id);
+        self.open_session(user, meta, false).await
+    }
+
+    /// The session behind `token` if it awaits its second factor, and its user.
+    async fn pending_session(&self, token: &str) -> Result<(Session, User), AuthError> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(AuthError::NotAuthenticated);
+        }
         let Some((session, user)) = self
             .db
             .session_with_user(&tokens::hash(token), now())
@@ -295,10 +375,11 @@ impl Auth {
                 message: "this session has no second step pending".into(),
             });
         }
-        self.check_second_factor(&user, code).await?;
-        let _ = self.db.delete_session(&user.id, &session.id).await;
-        self.cache.forget_user(&user.id);
-        self.open_session(user, meta, false).await
+        Ok((session, user))
+    }
+
+    async fn pending_user(&self, token: &str) -> Result<User, AuthError> {
+        Ok(self.pending_session(token).await?.1)
     }
 
     async fn open_session(

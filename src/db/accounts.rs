@@ -20,6 +20,8 @@ pub struct User {
     pub password_hash: Option<String>,
     pub is_admin: bool,
     pub created_at: NaiveDateTime,
+    /// The owner of `email` has proven it.
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -34,6 +36,7 @@ pub struct NewUser<'a> {
     pub password_hash: Option<&'a str>,
     pub is_admin: bool,
     pub created_at: NaiveDateTime,
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]

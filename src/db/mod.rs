@@ -5,6 +5,7 @@
 
 pub mod accounts;
 mod schema;
+pub mod signin;
 pub mod vpn_peers;
 
 use std::path::Path;

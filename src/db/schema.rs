@@ -21,6 +21,7 @@ diesel::table! {
         password_hash -> Nullable<Text>,
         is_admin -> Bool,
         created_at -> Timestamp,
+        email_verified -> Bool,
     }
 }
 
@@ -69,6 +70,67 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    email_links (id) {
+        id -> Text,
+        token_hash -> Text,
+        purpose -> Text,
+        user_id -> Text,
+        email -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    identities (id) {
+        id -> Text,
+        user_id -> Text,
+        provider -> Text,
+        subject -> Text,
+        email -> Nullable<Text>,
+        display -> Text,
+        created_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    ceremonies (handle_hash) {
+        handle_hash -> Text,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        state -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        credential_id -> Text,
+        passkey -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, sessions, api_tokens, totp, recovery_codes);
+diesel::joinable!(email_links -> users (user_id));
+diesel::joinable!(identities -> users (user_id));
+diesel::joinable!(passkeys -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    api_tokens,
+    totp,
+    recovery_codes,
+    email_links,
+    identities,
+    ceremonies,
+    passkeys
+);

@@ -6,15 +6,15 @@ use serde_json::{Value, json};
 use crate::harness::{Options, Server};
 
 /// A browser-like client: keeps cookies, sends the Origin of the server.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    origin: String,
+pub(crate) struct Browser {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) origin: String,
 }
 
 impl Browser {
-    fn new(server: &Server) -> Browser {
-        let http = reqwest::Client::builder()
+    pub(crate) fn new(server: &Server) -> Browser {
+        let http = crate::harness::http_builder()
             .cookie_store(true)
             .no_proxy()
             .build()
@@ -27,7 +27,7 @@ impl Browser {
         }
     }
 
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
@@ -40,7 +40,7 @@ impl Browser {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -51,7 +51,7 @@ impl Browser {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn delete(&self, path: &str) -> StatusCode {
+    pub(crate) async fn delete(&self, path: &str) -> StatusCode {
         self.http
             .delete(format!("{}{path}", self.base))
             .header("Origin", &self.origin)
@@ -62,7 +62,7 @@ impl Browser {
     }
 }
 
-fn alice() -> Value {
+pub(crate) fn alice() -> Value {
     json!({"username": "Alice", "email": "alice@example.test", "display_name": "Alice A.", "password": "correct horse battery"})
 }
 
@@ -267,7 +267,7 @@ async fn cookie_requests_from_another_origin_are_refused() {
         let c = r.headers()["set-cookie"].to_str().unwrap().to_string();
         c.split(';').next().unwrap().to_string()
     };
-    let raw = reqwest::Client::builder().no_proxy().build().unwrap();
+    let raw = crate::harness::http_builder().no_proxy().build().unwrap();
     let r = raw
         .post(server.url("/api/v1/auth/logout"))
         .header("Cookie", &token)
@@ -332,7 +332,7 @@ async fn passwords_are_stored_as_argon2id_and_signup_can_be_closed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_get_stable_4xx_codes() {
     let server = Server::start();
-    let raw = reqwest::Client::builder().no_proxy().build().unwrap();
+    let raw = crate::harness::http_builder().no_proxy().build().unwrap();
     let url = server.url("/api/v1/auth/signup");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("application/json", b"{not json".to_vec(), "invalid_json"),
@@ -520,7 +520,7 @@ async fn admin_creates_users_and_resets_passwords() {
 }
 
 async fn bearer(server: &Server, token: &str, path: &str) -> (StatusCode, Value) {
-    let r = reqwest::Client::builder()
+    let r = crate::harness::http_builder()
         .no_proxy()
         .build()
         .unwrap()
@@ -584,7 +584,7 @@ async fn personal_access_tokens(server: Server) {
     assert!(!list.iter().any(|t| t.to_string().contains(&token)));
 
     // Bearer requests need no Origin; a token cannot sign out a browser session.
-    let raw = reqwest::Client::builder().no_proxy().build().unwrap();
+    let raw = crate::harness::http_builder().no_proxy().build().unwrap();
     let r = raw
         .post(server.url("/api/v1/auth/logout"))
         .bearer_auth(&token)
@@ -704,7 +704,7 @@ async fn failed_logins_take_similar_time_for_missing_and_existing_accounts() {
     );
 }
 
-fn totp_code(secret: &str, offset_steps: i64) -> String {
+pub(crate) fn totp_code(secret: &str, offset_steps: i64) -> String {
     let t = demiurge::auth::totp::totp(secret, "Demiurge", "alice").unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

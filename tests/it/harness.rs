@@ -361,8 +361,18 @@ pub fn http_get_status(addr: SocketAddr, path: &str) -> Option<u16> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-pub fn client() -> reqwest::Client {
+/// A reqwest client builder. reqwest's TLS uses rustls with the process-wide crypto provider
+/// (ring, as in the server), installed here once.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    static RING: std::sync::Once = std::sync::Once::new();
+    RING.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
     reqwest::Client::builder()
+}
+
+pub fn client() -> reqwest::Client {
+    crate::harness::http_builder()
         .timeout(Duration::from_secs(20))
         .no_proxy()
         .build()

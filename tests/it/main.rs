@@ -7,6 +7,8 @@ mod config_file;
 mod dns;
 mod edge;
 mod lifecycle;
+mod peers;
+mod signin;
 mod storage;
 mod ui;
 mod vpn;

@@ -57,6 +57,10 @@ pub struct UserView {
     username: String,
     email: String,
     display_name: String,
+    /// The owner of `email` has proven it (a verification link, or a provider vouched).
+    email_verified: bool,
+    /// The account has a password (it may sign in only by provider, passkey or email link).
+    has_password: bool,
     /// The instance administrator (the first account).
     is_admin: bool,
     created_at: NaiveDateTime,
@@ -69,6 +73,8 @@ impl From<&User> for UserView {
             username: u.username.clone(),
             email: u.email.clone(),
             display_name: u.display_name.clone(),
+            email_verified: u.email_verified,
+            has_password: u.password_hash.is_some(),
             is_admin: u.is_admin,
             created_at: u.created_at,
         }
@@ -102,7 +108,7 @@ impl SessionView {
 }
 
 /// The client address a per-address limit counts against.
-fn client_key(req: &HttpRequest) -> String {
+pub(crate) fn client_key(req: &HttpRequest) -> String {
     crate::app::ClientInfo::of(req)
         .ip
         .map(|ip| ip.to_string())
@@ -110,7 +116,7 @@ fn client_key(req: &HttpRequest) -> String {
 }
 
 /// Revokes the session a request's cookie names, if any (a new sign-in replaces it).
-async fn revoke_presented(req: &HttpRequest, state: &AppState) {
+pub(crate) async fn revoke_presented(req: &HttpRequest, state: &AppState) {
     if let Some(c) = req.cookie(SESSION_COOKIE)
         && let Ok((s, _)) = state.auth.authenticate(c.value()).await
     {
@@ -180,33 +186,37 @@ async fn login(
         .log_in(&body.login, &body.password, &session::client_meta(&req))
         .await?;
     revoke_presented(&req, &state).await;
-    let cookie = session::session_cookie(&req, &opened.token, state.auth.session_lifetime());
-    if opened.session.pending_second_factor {
-        // The cookie names a session that is not usable until the second step passes.
-        return Ok(HttpResponse::Ok()
-            .cookie(cookie)
-            .insert_header(("Cache-Control", "no-store"))
-            .json(LoginResponse {
-                second_factor_required: true,
-                user: None,
-            }));
-    }
-    Ok(HttpResponse::Ok()
-        .cookie(cookie)
+    Ok(signed_in(&req, &state, &opened))
+}
+
+/// The answer to any sign-in: a new session cookie (pending while a second factor is due)
+/// and the user once fully signed in.
+pub(super) fn signed_in(
+    req: &HttpRequest,
+    state: &AppState,
+    opened: &crate::auth::Opened,
+) -> HttpResponse {
+    let pending = opened.session.pending_second_factor;
+    HttpResponse::Ok()
+        .cookie(session::session_cookie(
+            req,
+            &opened.token,
+            state.auth.session_lifetime(),
+        ))
         .insert_header(("Cache-Control", "no-store"))
         .json(LoginResponse {
-            second_factor_required: false,
-            user: Some(UserView::from(&opened.user)),
-        }))
+            second_factor_required: pending,
+            user: (!pending).then(|| UserView::from(&opened.user)),
+        })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
     /// True when the account has two-factor authentication on: finish with
     /// `POST /api/v1/auth/second-factor`; until then the session cookie is not usable.
-    second_factor_required: bool,
+    pub(super) second_factor_required: bool,
     /// The user, once fully signed in.
-    user: Option<UserView>,
+    pub(super) user: Option<UserView>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 pub mod auth;
+pub mod signin;
 
 use super::AppState;
 use super::client::ClientInfo;
@@ -39,7 +40,25 @@ use super::error::{ApiError, ErrorBody};
         auth::totp_status,
         auth::totp_begin,
         auth::totp_confirm,
-        auth::totp_disable
+        auth::totp_disable,
+        signin::email_link_request,
+        signin::email_link_check,
+        signin::email_link_redeem,
+        signin::verify_my_email,
+        signin::providers,
+        signin::provider_start,
+        signin::provider_callback,
+        signin::my_identities,
+        signin::unlink_identity,
+        signin::passkey_start,
+        signin::passkey_finish,
+        signin::second_factor_passkey_start,
+        signin::second_factor_passkey_finish,
+        signin::my_passkeys,
+        signin::passkey_register_start,
+        signin::passkey_register_finish,
+        signin::rename_passkey,
+        signin::delete_passkey
     ),
     components(schemas(
         ErrorBody,
@@ -60,7 +79,19 @@ use super::error::{ApiError, ErrorBody};
         auth::CodeRequest,
         auth::TotpStatus,
         auth::TotpEnrolmentView,
-        auth::RecoveryCodesView
+        auth::RecoveryCodesView,
+        signin::EmailLinkRequest,
+        signin::Accepted,
+        signin::LinkToken,
+        signin::LinkCheck,
+        signin::RedeemRequest,
+        signin::Verified,
+        signin::IdentityView,
+        signin::PasskeyChallenge,
+        signin::PasskeyAnswer,
+        signin::PasskeyView,
+        signin::PasskeyName,
+        crate::auth::providers::ProviderInfo
     ))
 )]
 pub struct ApiDoc;
@@ -85,7 +116,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/api/v1/status", web::get().to(status))
         .route("/api/v1/openapi.json", web::get().to(openapi_json))
-        .configure(auth::routes);
+        .configure(auth::routes)
+        .configure(signin::routes);
 }
 
 #[derive(Debug, Serialize, ToSchema)]

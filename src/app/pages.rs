@@ -1,0 +1,181 @@
+//! Small server-rendered pages for the steps a browser reaches from outside the app: an
+//! emailed link (`/auth/link`), and a provider sign-in that failed. They work without
+//! JavaScript; opening a link never uses it up (mail scanners open links), pressing the
+//! button does.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Deserialize;
+
+use super::AppState;
+use super::api::auth::revoke_presented;
+use super::error::ApiError;
+use super::session;
+use crate::auth::{LinkPurpose, Redeemed};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/link", web::get().to(link_page))
+        .route("/auth/link", web::post().to(link_submit));
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole page; `body` is already HTML.
+fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{t} · Demiurge</title><style>\
+             body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#1f2328}}\
+             h1{{font-size:1.4rem}}input,button{{font:inherit;padding:.5rem;width:100%;box-sizing:border-box;margin:.25rem 0}}\
+             button{{background:#1f6feb;color:#fff;border:0;border-radius:6px;cursor:pointer}}\
+             .error{{color:#cf222e}}</style></head><body><h1>{t}</h1>{body}</body></html>",
+            t = escape(title),
+        ))
+}
+
+/// An error as a page: the same status and stable code (`X-Demiurge-Error`) as the API.
+pub fn error_page(e: &ApiError, title: &str) -> HttpResponse {
+    if let ApiError::Internal(detail) = e {
+        tracing::error!(error = %detail, "internal error");
+    }
+    let mut resp = page(
+        e.status_code(),
+        title,
+        &format!(
+            "<p class=\"error\">{}</p><p><a href=\"/\">Back to sign-in</a></p>",
+            escape(&public_message(e))
+        ),
+    );
+    if let ApiError::TooManyRequests { retry_after_secs } = e {
+        resp.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from(*retry_after_secs),
+        );
+    }
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(e.code()) {
+        resp.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-demiurge-error"),
+            v,
+        );
+    }
+    resp
+}
+
+fn public_message(e: &ApiError) -> String {
+    match e {
+        ApiError::Internal(_) => "Something went wrong on our side; try again.".into(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkQuery {
+    #[serde(default)]
+    token: String,
+}
+
+async fn link_page(state: web::Data<AppState>, q: web::Query<LinkQuery>) -> HttpResponse {
+    let purpose = match state.auth.email_link_purpose(&q.token).await {
+        Ok(p) => p,
+        Err(e) => return error_page(&ApiError::from(e), "This link does not work"),
+    };
+    let token = escape(&q.token);
+    let (title, fields, button) = match purpose {
+        LinkPurpose::SignIn => ("Sign in", String::new(), "Sign in"),
+        LinkPurpose::VerifyEmail => ("Confirm your email address", String::new(), "Confirm"),
+        LinkPurpose::ResetPassword => (
+            "Choose a new password",
+            "<label>New password (at least 10 characters)\
+             <input type=\"password\" name=\"new_password\" autocomplete=\"new-password\" minlength=\"10\" required></label>"
+                .to_string(),
+            "Set password and sign in",
+        ),
+    };
+    page(
+        StatusCode::OK,
+        title,
+        &format!(
+            "<form method=\"post\" action=\"/auth/link\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
+             {fields}<button type=\"submit\">{button}</button></form>"
+        ),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkForm {
+    token: String,
+    #[serde(default)]
+    new_password: Option<String>,
+}
+
+async fn link_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LinkForm>,
+) -> HttpResponse {
+    let result = async {
+        session::check_origin(&req, true)?;
+        state
+            .limits
+            .login_ip
+            .check(&super::api::auth::client_key(&req))?;
+        Ok::<_, ApiError>(
+            state
+                .auth
+                .redeem_email_link(
+                    &form.token,
+                    form.new_password.as_deref().filter(|p| !p.is_empty()),
+                    &session::client_meta(&req),
+                )
+                .await?,
+        )
+    }
+    .await;
+    match result {
+        Ok(Redeemed::Opened(opened)) => {
+            revoke_presented(&req, &state).await;
+            let to = if opened.session.pending_second_factor {
+                "/?second_factor=1"
+            } else {
+                "/"
+            };
+            HttpResponse::SeeOther()
+                .insert_header(("Location", to))
+                .insert_header(("Cache-Control", "no-store"))
+                .cookie(session::session_cookie(
+                    &req,
+                    &opened.token,
+                    state.auth.session_lifetime(),
+                ))
+                .finish()
+        }
+        Ok(Redeemed::Verified(user)) => page(
+            StatusCode::OK,
+            "Email address confirmed",
+            &format!(
+                "<p>{} is confirmed.</p><p><a href=\"/\">Continue</a></p>",
+                escape(&user.email)
+            ),
+        ),
+        Err(e) => error_page(&e, "This link does not work"),
+    }
+}
