@@ -101,3 +101,68 @@ async fn liveview_shell_shows_status_and_reconnects_after_restart() {
         assert!(shots.join(f).is_file(), "screenshot {f} kept");
     }
 }
+
+/// The account pages in Chromium: sign up, enrol TOTP, add a passkey (virtual authenticator),
+/// sign out, sign in with password + TOTP, sign in with the passkey alone, forgot password.
+#[tokio::test(flavor = "multi_thread")]
+async fn account_pages_work_in_chromium() {
+    require_browser();
+    let server = Server::start_with(Options {
+        dns: false,
+        vpn: false,
+        ..Options::default()
+    });
+    let shots = artifacts_dir("ui-accounts");
+    let out = Command::new("node")
+        .arg(peers_dir().join("ui_accounts.mjs"))
+        .arg(format!("http://localhost:{}", server.http.port()))
+        .arg(&shots)
+        .current_dir(peers_dir())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT") || l.starts_with("FAIL"))
+        .unwrap_or("EOF");
+    let r = parse(line, "RESULT");
+    assert!(out.status.success());
+    assert!(
+        r["signup_error"]
+            .as_str()
+            .unwrap()
+            .contains("10 characters"),
+        "{r}"
+    );
+    assert_eq!(r["after_signup"], "UI Tester");
+    assert_eq!(r["qr"], true);
+    assert_eq!(r["recovery_codes"], 10);
+    assert_eq!(r["wrong_password"], "Wrong username, email or password");
+    assert_eq!(r["wrong_code"], "Wrong or already used code");
+    assert_eq!(r["after_totp"], "UI Tester");
+    assert_eq!(r["after_passkey"], "UI Tester");
+    assert!(
+        r["forgot"]
+            .as_str()
+            .unwrap()
+            .starts_with("If an account has this address")
+    );
+    assert_eq!(r["errors"].as_array().unwrap().len(), 0, "page errors: {r}");
+    for f in [
+        "signup",
+        "settings",
+        "totp-enrol",
+        "totp-on",
+        "passkey-added",
+        "signin",
+        "second-factor",
+        "settings-signed-in",
+        "forgot",
+    ] {
+        assert!(
+            shots.join(format!("{f}.png")).is_file(),
+            "screenshot {f} kept"
+        );
+    }
+}

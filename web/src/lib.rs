@@ -9,6 +9,7 @@ mod adapter;
 mod assets;
 mod shell;
 pub mod status;
+mod ui;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use dioxus_liveview::LiveViewPool;
@@ -28,6 +29,14 @@ pub struct Shell {
     pub status: watch::Receiver<Vec<SubsystemView>>,
 }
 
+impl PartialEq for Shell {
+    fn eq(&self, other: &Self) -> bool {
+        self.instance_name == other.instance_name
+            && self.boot_id == other.boot_id
+            && self.status.same_channel(&other.status)
+    }
+}
+
 struct UiState {
     shell: Shell,
     pool: LiveViewPool,
@@ -44,6 +53,10 @@ pub fn configure(shell: Shell) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state)
             .route("/", web::get().to(index))
+            .route("/signin", web::get().to(index))
+            .route("/signup", web::get().to(index))
+            .route("/forgot", web::get().to(index))
+            .route("/settings", web::get().to(index))
             .route(WS_PATH, web::get().to(socket))
             .route("/assets/{path:.*}", web::get().to(assets::serve));
     }

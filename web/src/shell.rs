@@ -2,7 +2,12 @@
 
 use dioxus::prelude::*;
 
-use crate::{Shell, WS_PATH, assets};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::ui::settings::Settings;
+use crate::ui::signin::{Forgot, SignIn, SignUp};
+use crate::{Shell, WS_PATH, assets, ui};
 
 /// The HTML document served at `/`. Everything inside `#main` is rendered by the LiveView app.
 pub fn page_html(instance_name: &str) -> String {
@@ -15,6 +20,7 @@ pub fn page_html(instance_name: &str) -> String {
 <title>{name}</title>
 <link rel="stylesheet" href="{css}">
 <script src="{js}"></script>
+<script src="{app_js}"></script>
 </head>
 <body>
 <div id="main"></div>
@@ -25,6 +31,7 @@ pub fn page_html(instance_name: &str) -> String {
         name = escape_html(instance_name),
         css = assets::versioned_url("app.css"),
         js = assets::versioned_url("reconnect.js"),
+        app_js = assets::versioned_url("demiurge.js"),
         glue = dioxus_liveview::interpreter_glue(WS_PATH),
     )
 }
@@ -44,8 +51,90 @@ fn escape_html(s: &str) -> String {
     out
 }
 
-/// Root component: the instance name, this boot, and the live status of every subsystem.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+struct Here {
+    path: String,
+    query: String,
+}
+
+/// Root component: the header (instance, boot, who is signed in) and the page for the
+/// browser's path. Each page is a full load, so the path is read once.
 pub fn app(shell: Shell) -> Element {
+    let here = use_resource(|| async {
+        document::eval("return dmg.here();")
+            .join::<Here>()
+            .await
+            .ok()
+    });
+    let me = use_resource(|| async { ui::get("/api/v1/me").await });
+
+    let on_sign_out = move |_| {
+        spawn(async move {
+            ui::post("/api/v1/auth/logout", serde_json::json!({})).await;
+            ui::go("/signin");
+        });
+    };
+
+    let user: Option<Value> = me
+        .read()
+        .as_ref()
+        .filter(|r| r.ok())
+        .map(|r| r.body.clone());
+    let loaded = me.read().is_some();
+    let Some(Some(here)) = here.read().clone() else {
+        return rsx! { Header { shell: shell.clone(), user: None, loaded: false, on_sign_out } };
+    };
+
+    let page = match here.path.as_str() {
+        "/" => rsx! { Status { shell: shell.clone(), signed_in: user.is_some() } },
+        "/signin" => rsx! { SignIn { query: here.query.clone() } },
+        "/signup" => rsx! { SignUp {} },
+        "/forgot" => rsx! { Forgot {} },
+        "/settings" => match &user {
+            Some(u) => rsx! { Settings { user: u.clone() } },
+            None if loaded => {
+                ui::go("/signin?return_to=/settings");
+                rsx! {}
+            }
+            None => rsx! {},
+        },
+        _ => {
+            rsx! { section { class: "card", h2 { "Not found" } p { "There is no page here. " a { href: "/", "Home" } } } }
+        }
+    };
+    rsx! {
+        Header { shell: shell.clone(), user: user.clone(), loaded, on_sign_out }
+        main { {page} }
+    }
+}
+
+#[component]
+fn Header(
+    shell: Shell,
+    user: Option<Value>,
+    loaded: bool,
+    on_sign_out: EventHandler<MouseEvent>,
+) -> Element {
+    rsx! {
+        header { class: "top",
+            h1 { a { href: "/", id: "instance-name", "{shell.instance_name}" } }
+            span { class: "boot", id: "boot-id", "data-boot": "{shell.boot_id}", "boot {shell.boot_id}" }
+            nav { class: "account",
+                if let Some(u) = &user {
+                    span { id: "whoami", "{u[\"display_name\"].as_str().unwrap_or_default()}" }
+                    a { href: "/settings", id: "settings-link", "Settings" }
+                    button { class: "link", id: "sign-out", onclick: move |e| on_sign_out.call(e), "Sign out" }
+                } else if loaded {
+                    a { href: "/signin", id: "sign-in-link", "Sign in" }
+                }
+            }
+        }
+    }
+}
+
+/// The instance's live subsystem status.
+#[component]
+fn Status(shell: Shell, signed_in: bool) -> Element {
     let mut rows = use_signal(|| shell.status.borrow().clone());
     let feed = shell.status.clone();
     use_future(move || {
@@ -74,33 +163,30 @@ pub fn app(shell: Shell) -> Element {
     };
 
     rsx! {
-        header { class: "top",
-            h1 { id: "instance-name", "{shell.instance_name}" }
-            span { class: "boot", id: "boot-id", "data-boot": "{shell.boot_id}", "boot {shell.boot_id}" }
-        }
-        main {
-            section { class: "card",
-                h2 { "Subsystems" }
-                p { id: "overall", class: overall_class, "{overall_text}" }
-                table { id: "subsystems",
-                    thead {
-                        tr {
-                            th { "Subsystem" }
-                            th { "State" }
-                            th { "Detail" }
-                        }
+        section { class: "card",
+            h2 { "Subsystems" }
+            p { id: "overall", class: overall_class, "{overall_text}" }
+            table { id: "subsystems",
+                thead {
+                    tr {
+                        th { "Subsystem" }
+                        th { "State" }
+                        th { "Detail" }
                     }
-                    tbody {
-                        for s in rows.read().iter() {
-                            tr { key: "{s.name}", "data-subsystem": s.name, "data-state": s.state.as_str(),
-                                td { class: "name", "{s.name}" }
-                                td { span { class: "pill {s.state.as_str()}", "{s.state.as_str()}" } }
-                                td { class: "detail", "{s.detail}" }
-                            }
+                }
+                tbody {
+                    for s in rows.read().iter() {
+                        tr { key: "{s.name}", "data-subsystem": s.name, "data-state": s.state.as_str(),
+                            td { class: "name", "{s.name}" }
+                            td { span { class: "pill {s.state.as_str()}", "{s.state.as_str()}" } }
+                            td { class: "detail", "{s.detail}" }
                         }
                     }
                 }
             }
+        }
+        if !signed_in {
+            p { class: "links", a { href: "/signin", "Sign in" } " or " a { href: "/signup", "create an account" } }
         }
     }
 }
