@@ -13,6 +13,7 @@ pub mod dns;
 pub mod edge;
 pub mod fsutil;
 pub mod mail;
+pub mod orgs;
 pub mod server;
 pub mod status;
 pub mod vpn;

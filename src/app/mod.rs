@@ -31,6 +31,7 @@ pub const JSON_LIMIT: usize = 1024 * 1024;
 /// What every handler can reach.
 pub struct AppState {
     pub auth: Auth,
+    pub orgs: crate::orgs::Orgs,
     pub limits: ratelimit::RateLimits,
     pub status: StatusBoard,
     pub metrics: Metrics,
@@ -46,9 +47,11 @@ impl AppState {
         db: Db,
         cfg: &Config,
     ) -> Result<Self, crate::auth::AuthError> {
+        let auth = Auth::new(db.clone(), cfg)?;
         Ok(Self {
             limits: ratelimit::RateLimits::new(&cfg.auth),
-            auth: Auth::new(db.clone(), cfg)?,
+            orgs: auth.orgs().clone(),
+            auth,
             status,
             metrics,
             db,

@@ -139,6 +139,8 @@ pub struct Auth {
     /// The public base URL (ends in `/`): emailed links and provider redirects start with it.
     public_url: Arc<str>,
     providers: Arc<providers::Providers>,
+    /// Every new account gets a personal organization.
+    orgs: crate::orgs::Orgs,
     /// None when the public URL has no host name (passkeys are off then).
     webauthn: Arc<Option<webauthn_rs::Webauthn>>,
     /// Made on first need (or by [`Auth::warm_up`]), so start-up does not wait for a hash.
@@ -210,11 +212,14 @@ impl Auth {
             .public_url()
             .unwrap_or_else(|| format!("http://{}/", cfg.server.domain));
         let mailer = Mailer::new(&cfg.mail).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let orgs =
+            crate::orgs::Orgs::new(db.clone(), mailer.clone(), &public_url, &cfg.server.name);
         let webauthn = passkeys::build(&public_url, &cfg.server.name)?;
         Ok(Self {
             db,
             config: Arc::new(cfg.auth.clone()),
             mailer,
+            orgs,
             providers: Arc::new(providers::Providers::new(&cfg.auth.providers, &public_url)?),
             public_url: Arc::from(public_url),
             webauthn: Arc::new(webauthn),
@@ -301,6 +306,9 @@ impl Auth {
             })
             .await?;
         tracing::info!(user = %user.id, admin = user.is_admin, "account created");
+        if let Err(e) = self.orgs.create_personal(&user).await {
+            tracing::warn!(user = %user.id, error = %e, "personal organization not created");
+        }
         Ok(user)
     }
 
@@ -723,6 +731,11 @@ impl Auth {
         } else {
             Err(AuthError::InvalidCode)
         }
+    }
+
+    /// The tenancy service this instance's accounts use.
+    pub fn orgs(&self) -> &crate::orgs::Orgs {
+        &self.orgs
     }
 
     /// Session cookies live as long as the session may.

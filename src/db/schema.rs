@@ -118,11 +118,86 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    organizations (id) {
+        id -> Text,
+        slug -> Text,
+        name -> Text,
+        personal -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    roles (id) {
+        id -> Text,
+        org_id -> Text,
+        name -> Text,
+        name_lower -> Text,
+        scope -> Text,
+        description -> Text,
+        permissions -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    org_members (org_id, user_id) {
+        org_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> Text,
+        org_id -> Text,
+        name -> Text,
+        name_lower -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    project_members (project_id, user_id) {
+        project_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        org_id -> Text,
+        email -> Text,
+        email_lower -> Text,
+        role -> Text,
+        token_hash -> Text,
+        invited_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        accepted_at -> Nullable<Timestamp>,
+        accepted_by -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(email_links -> users (user_id));
 diesel::joinable!(identities -> users (user_id));
 diesel::joinable!(passkeys -> users (user_id));
+diesel::joinable!(org_members -> organizations (org_id));
+diesel::joinable!(org_members -> users (user_id));
+diesel::joinable!(projects -> organizations (org_id));
+diesel::joinable!(project_members -> projects (project_id));
+diesel::joinable!(project_members -> users (user_id));
+diesel::joinable!(roles -> organizations (org_id));
+diesel::joinable!(invitations -> organizations (org_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
@@ -132,5 +207,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_links,
     identities,
     ceremonies,
-    passkeys
+    passkeys,
+    organizations,
+    roles,
+    org_members,
+    projects,
+    project_members,
+    invitations
 );

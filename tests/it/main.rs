@@ -7,6 +7,7 @@ mod config_file;
 mod dns;
 mod edge;
 mod lifecycle;
+mod orgs;
 mod peers;
 mod signin;
 mod storage;

@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 pub mod auth;
+pub mod orgs;
 pub mod signin;
 
 use super::AppState;
@@ -58,7 +59,38 @@ use super::error::{ApiError, ErrorBody};
         signin::passkey_register_start,
         signin::passkey_register_finish,
         signin::rename_passkey,
-        signin::delete_passkey
+        signin::delete_passkey,
+        orgs::list_orgs,
+        orgs::create_org,
+        orgs::get_org,
+        orgs::update_org,
+        orgs::delete_org,
+        orgs::my_org_permissions,
+        orgs::list_members,
+        orgs::add_member,
+        orgs::set_member_role,
+        orgs::remove_member,
+        orgs::transfer,
+        orgs::list_invitations,
+        orgs::invite,
+        orgs::revoke_invitation,
+        orgs::accept_invitation,
+        orgs::list_roles,
+        orgs::create_role,
+        orgs::update_role,
+        orgs::delete_role,
+        orgs::catalogue,
+        orgs::list_projects,
+        orgs::create_project,
+        orgs::get_project,
+        orgs::rename_project,
+        orgs::delete_project,
+        orgs::my_project_permissions,
+        orgs::list_project_members,
+        orgs::set_project_member,
+        orgs::remove_project_member,
+        orgs::search_users,
+        orgs::get_user
     ),
     components(schemas(
         ErrorBody,
@@ -91,7 +123,27 @@ use super::error::{ApiError, ErrorBody};
         signin::PasskeyAnswer,
         signin::PasskeyView,
         signin::PasskeyName,
-        crate::auth::providers::ProviderInfo
+        crate::auth::providers::ProviderInfo,
+        orgs::OrgView,
+        orgs::CreateOrg,
+        orgs::UpdateOrg,
+        orgs::Confirm,
+        orgs::MyPermissions,
+        orgs::MemberView,
+        orgs::AddMember,
+        orgs::RoleChange,
+        orgs::Transfer,
+        orgs::InvitationView,
+        orgs::Invite,
+        orgs::AcceptInvitation,
+        orgs::RoleView,
+        orgs::RoleBody,
+        orgs::ProjectView,
+        orgs::ProjectName,
+        orgs::UserProfile,
+        crate::orgs::perms::PermissionDef,
+        crate::orgs::perms::Scope,
+        crate::orgs::perms::Level
     ))
 )]
 pub struct ApiDoc;
@@ -117,7 +169,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/status", web::get().to(status))
         .route("/api/v1/openapi.json", web::get().to(openapi_json))
         .configure(auth::routes)
-        .configure(signin::routes);
+        .configure(signin::routes)
+        .configure(orgs::routes);
 }
 
 #[derive(Debug, Serialize, ToSchema)]

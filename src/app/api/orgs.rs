@@ -1,0 +1,867 @@
+//! `/api/v1/orgs/...`, `/api/v1/projects/...`, `/api/v1/users/...`, `/api/v1/invitations/...`
+//! and `/api/v1/permissions`. Every check happens in [`crate::orgs::Orgs`]; a resource of an
+//! organization the caller does not belong to answers 404.
+
+use actix_web::{HttpResponse, web};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::private_json;
+use crate::app::AppState;
+use crate::app::error::{ApiError, ErrorBody};
+use crate::app::session::Authenticated;
+use crate::db::accounts::User;
+use crate::db::orgs::{Invitation, Org, OrgMember, Project, ProjectMember};
+use crate::orgs::authz::Resource;
+use crate::orgs::perms::{PermissionDef, Scope};
+use crate::orgs::{OrgsError, RoleInfo, RoleSpec};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/orgs", web::get().to(list_orgs))
+        .route("/api/v1/orgs", web::post().to(create_org))
+        .route("/api/v1/orgs/{org}", web::get().to(get_org))
+        .route("/api/v1/orgs/{org}", web::patch().to(update_org))
+        .route("/api/v1/orgs/{org}", web::delete().to(delete_org))
+        .route(
+            "/api/v1/orgs/{org}/permissions/me",
+            web::get().to(my_org_permissions),
+        )
+        .route("/api/v1/orgs/{org}/members", web::get().to(list_members))
+        .route("/api/v1/orgs/{org}/members", web::post().to(add_member))
+        .route(
+            "/api/v1/orgs/{org}/members/{user}",
+            web::patch().to(set_member_role),
+        )
+        .route(
+            "/api/v1/orgs/{org}/members/{user}",
+            web::delete().to(remove_member),
+        )
+        .route("/api/v1/orgs/{org}/transfer", web::post().to(transfer))
+        .route(
+            "/api/v1/orgs/{org}/invitations",
+            web::get().to(list_invitations),
+        )
+        .route("/api/v1/orgs/{org}/invitations", web::post().to(invite))
+        .route(
+            "/api/v1/orgs/{org}/invitations/{id}",
+            web::delete().to(revoke_invitation),
+        )
+        .route(
+            "/api/v1/invitations/accept",
+            web::post().to(accept_invitation),
+        )
+        .route("/api/v1/orgs/{org}/roles", web::get().to(list_roles))
+        .route("/api/v1/orgs/{org}/roles", web::post().to(create_role))
+        .route("/api/v1/orgs/{org}/roles/{id}", web::put().to(update_role))
+        .route(
+            "/api/v1/orgs/{org}/roles/{id}",
+            web::delete().to(delete_role),
+        )
+        .route("/api/v1/permissions", web::get().to(catalogue))
+        .route("/api/v1/orgs/{org}/projects", web::get().to(list_projects))
+        .route(
+            "/api/v1/orgs/{org}/projects",
+            web::post().to(create_project),
+        )
+        .route("/api/v1/projects/{id}", web::get().to(get_project))
+        .route("/api/v1/projects/{id}", web::patch().to(rename_project))
+        .route("/api/v1/projects/{id}", web::delete().to(delete_project))
+        .route(
+            "/api/v1/projects/{id}/permissions/me",
+            web::get().to(my_project_permissions),
+        )
+        .route(
+            "/api/v1/projects/{id}/members",
+            web::get().to(list_project_members),
+        )
+        .route(
+            "/api/v1/projects/{id}/members",
+            web::post().to(set_project_member),
+        )
+        .route(
+            "/api/v1/projects/{id}/members/{user}",
+            web::delete().to(remove_project_member),
+        )
+        .route("/api/v1/users", web::get().to(search_users))
+        .route("/api/v1/users/{id}", web::get().to(get_user));
+}
+
+impl From<OrgsError> for ApiError {
+    fn from(e: OrgsError) -> Self {
+        let message = e.to_string();
+        match e {
+            OrgsError::NotFound(_) => Self::NotFound(message),
+            OrgsError::Forbidden(_) => Self::Forbidden {
+                code: "forbidden",
+                message,
+            },
+            OrgsError::Invalid { .. } => Self::BadRequest {
+                code: "invalid_input",
+                message,
+            },
+            OrgsError::Conflict(_) => Self::Conflict {
+                code: "already_exists",
+                message,
+            },
+            OrgsError::LastOwner => Self::Conflict {
+                code: "last_owner",
+                message,
+            },
+            OrgsError::RoleInUse => Self::Conflict {
+                code: "role_in_use",
+                message,
+            },
+            OrgsError::ConfirmationMismatch => Self::BadRequest {
+                code: "confirmation_mismatch",
+                message,
+            },
+            OrgsError::InvalidInvitation => Self::BadRequest {
+                code: "invalid_invitation",
+                message,
+            },
+            OrgsError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+fn initials(name: &str) -> String {
+    let mut words = name.split_whitespace().filter_map(|w| w.chars().next());
+    let first = words.next();
+    let last = words.next_back();
+    first
+        .into_iter()
+        .chain(last)
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgView {
+    id: String,
+    slug: String,
+    name: String,
+    /// The account's own organization, made at sign-up.
+    personal: bool,
+    created_at: NaiveDateTime,
+    /// My role: `org:owner`, `org:admin`, `org:member` or a custom role id.
+    role: String,
+}
+
+impl OrgView {
+    fn of(o: Org, role: String) -> Self {
+        Self {
+            id: o.id,
+            slug: o.slug,
+            name: o.name,
+            personal: o.personal,
+            created_at: o.created_at,
+            role,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    /// 1 to 100 characters.
+    name: String,
+    /// 2 to 40 lowercase letters, digits, `-`; made from the name when absent.
+    #[serde(default)]
+    slug: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrg {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    slug: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Confirm {
+    /// The organization's slug, or the project's name.
+    confirm: String,
+}
+
+/// My organizations, with my role in each.
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs",
+    responses((status = 200, body = [OrgView]), (status = 401, body = ErrorBody)))]
+async fn list_orgs(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let list = state.orgs.my_orgs(&who.user).await?;
+    Ok(private_json(
+        list.into_iter()
+            .map(|(o, r)| OrgView::of(o, r))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Create an organization (I become its owner).
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = CreateOrg,
+    responses((status = 201, body = OrgView), (status = 400, description = "`invalid_input`", body = ErrorBody),
+        (status = 409, description = "`already_exists`: slug taken", body = ErrorBody)))]
+async fn create_org(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: web::Json<CreateOrg>,
+) -> Result<HttpResponse, ApiError> {
+    let org = state
+        .orgs
+        .create_org(&who.user, &body.name, body.slug.as_deref(), false)
+        .await?;
+    Ok(HttpResponse::Created().json(OrgView::of(org, "org:owner".into())))
+}
+
+/// One organization and my role in it.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)),
+    responses((status = 200, body = OrgView), (status = 404, body = ErrorBody)))]
+async fn get_org(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (o, role) = state.orgs.org(&who.user, &org).await?;
+    Ok(private_json(OrgView::of(o, role)))
+}
+
+/// Rename an organization or change its slug (`org:org:update`).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)), request_body = UpdateOrg,
+    responses((status = 200, body = OrgView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn update_org(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+    body: web::Json<UpdateOrg>,
+) -> Result<HttpResponse, ApiError> {
+    let o = state
+        .orgs
+        .update_org(&who.user, &org, body.name.as_deref(), body.slug.as_deref())
+        .await?;
+    let (_, role) = state.orgs.org(&who.user, &o.id).await?;
+    Ok(private_json(OrgView::of(o, role)))
+}
+
+/// Delete an organization and everything in it (owners; `confirm` = its slug).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)), request_body = Confirm,
+    responses((status = 204), (status = 400, description = "`confirmation_mismatch`", body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_org(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+    body: web::Json<Confirm>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .orgs
+        .delete_org(&who.user, &org, &body.confirm)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyPermissions {
+    /// Every catalogue permission I hold here.
+    permissions: Vec<&'static str>,
+}
+
+/// What I may do in an organization.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/permissions/me", tag = "orgs", params(("org" = String, Path)),
+    responses((status = 200, body = MyPermissions), (status = 404, body = ErrorBody)))]
+async fn my_org_permissions(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let permissions = state
+        .orgs
+        .my_permissions(&who.user.id, Resource::Org(&org))
+        .await?;
+    Ok(private_json(MyPermissions { permissions }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    user_id: String,
+    username: String,
+    display_name: String,
+    initials: String,
+    email: String,
+    role: String,
+    created_at: NaiveDateTime,
+}
+
+impl MemberView {
+    fn of(role: String, created_at: NaiveDateTime, u: &User) -> Self {
+        Self {
+            user_id: u.id.clone(),
+            username: u.username.clone(),
+            initials: initials(&u.display_name),
+            display_name: u.display_name.clone(),
+            email: u.email.clone(),
+            role,
+            created_at,
+        }
+    }
+}
+
+/// The members of an organization.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "orgs", params(("org" = String, Path)),
+    responses((status = 200, body = [MemberView]), (status = 404, body = ErrorBody)))]
+async fn list_members(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let list = state.orgs.members(&who.user, &org).await?;
+    Ok(private_json(
+        list.iter()
+            .map(|(m, u): &(OrgMember, User)| MemberView::of(m.role.clone(), m.created_at, u))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    /// Id, username or email of an existing account.
+    user: String,
+    /// A role key (`org:member`, `org:admin`, `org:owner`) or a custom org role id.
+    role: String,
+}
+
+/// Add an existing account to the organization.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members", tag = "orgs", params(("org" = String, Path)), request_body = AddMember,
+    responses((status = 201, body = MemberView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn add_member(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+    body: web::Json<AddMember>,
+) -> Result<HttpResponse, ApiError> {
+    let (m, u) = state
+        .orgs
+        .add_member(&who.user, &org, &body.user, &body.role)
+        .await?;
+    Ok(HttpResponse::Created().json(MemberView::of(m.role, m.created_at, &u)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    role: String,
+}
+
+/// Change a member's role (owner changes need ownership; the last owner stays).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/members/{user}", tag = "orgs",
+    params(("org" = String, Path), ("user" = String, Path)), request_body = RoleChange,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`last_owner`", body = ErrorBody)))]
+async fn set_member_role(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<(String, String)>,
+    body: web::Json<RoleChange>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, user) = path.into_inner();
+    state
+        .orgs
+        .set_member_role(&who.user, &org, &user, &body.role)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Remove a member, or leave (my own id).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/members/{user}", tag = "orgs",
+    params(("org" = String, Path), ("user" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`last_owner`", body = ErrorBody)))]
+async fn remove_member(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, user) = path.into_inner();
+    state.orgs.remove_member(&who.user, &org, &user).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    /// The member who becomes an owner (I become an admin).
+    user_id: String,
+}
+
+/// Transfer ownership to another member.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/transfer", tag = "orgs", params(("org" = String, Path)), request_body = Transfer,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn transfer(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+    body: web::Json<Transfer>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .orgs
+        .transfer_ownership(&who.user, &org, &body.user_id)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    id: String,
+    email: String,
+    role: String,
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+}
+
+impl From<&Invitation> for InvitationView {
+    fn from(i: &Invitation) -> Self {
+        Self {
+            id: i.id.clone(),
+            email: i.email.clone(),
+            role: i.role.clone(),
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    email: String,
+    role: String,
+}
+
+/// Pending invitations.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/invitations", tag = "orgs", params(("org" = String, Path)),
+    responses((status = 200, body = [InvitationView]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_invitations(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let list = state.orgs.invitations(&who.user, &org).await?;
+    Ok(private_json(
+        list.iter().map(InvitationView::from).collect::<Vec<_>>(),
+    ))
+}
+
+/// Invite someone by email (a link, valid 7 days, used once).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/invitations", tag = "orgs", params(("org" = String, Path)), request_body = Invite,
+    responses((status = 201, body = InvitationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn invite(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+    body: web::Json<Invite>,
+) -> Result<HttpResponse, ApiError> {
+    let inv = state
+        .orgs
+        .invite(&who.user, &org, &body.email, &body.role)
+        .await?;
+    Ok(HttpResponse::Created().json(InvitationView::from(&inv)))
+}
+
+/// Revoke a pending invitation.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/invitations/{id}", tag = "orgs",
+    params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_invitation(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, id) = path.into_inner();
+    state.orgs.revoke_invitation(&who.user, &org, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitation {
+    /// The `token` of the emailed link.
+    token: String,
+}
+
+/// Accept an invitation as the signed-in user (once).
+#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "orgs", request_body = AcceptInvitation,
+    responses((status = 200, body = OrgView), (status = 400, description = "`invalid_invitation`", body = ErrorBody)))]
+async fn accept_invitation(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: web::Json<AcceptInvitation>,
+) -> Result<HttpResponse, ApiError> {
+    let org = state.orgs.accept_invitation(&who.user, &body.token).await?;
+    let (o, role) = state.orgs.org(&who.user, &org.id).await?;
+    Ok(private_json(OrgView::of(o, role)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleView {
+    id: String,
+    name: String,
+    description: String,
+    scope: Scope,
+    builtin: bool,
+    permissions: Vec<String>,
+}
+
+impl From<RoleInfo> for RoleView {
+    fn from(r: RoleInfo) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            scope: r.scope,
+            builtin: r.builtin,
+            permissions: r.permissions,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// `org` or `project` (fixed once created).
+    scope: String,
+    /// Patterns `module:resource:action`, `*` for any one part.
+    permissions: Vec<String>,
+}
+
+impl RoleBody {
+    fn spec(&self) -> Result<RoleSpec, ApiError> {
+        let scope = match self.scope.as_str() {
+            "org" => Scope::Org,
+            "project" => Scope::Project,
+            _ => {
+                return Err(ApiError::BadRequest {
+                    code: "invalid_input",
+                    message: "scope: `org` or `project`".into(),
+                });
+            }
+        };
+        Ok(RoleSpec {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            scope,
+            permissions: self.permissions.clone(),
+        })
+    }
+}
+
+/// Built-in and custom roles.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/roles", tag = "orgs", params(("org" = String, Path)),
+    responses((status = 200, body = [RoleView]), (status = 404, body = ErrorBody)))]
+async fn list_roles(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let list = state.orgs.roles(&who.user, &org).await?;
+    Ok(private_json(
+        list.into_iter().map(RoleView::from).collect::<Vec<_>>(),
+    ))
+}
+
+/// Create a custom role.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/roles", tag = "orgs", params(("org" = String, Path)), request_body = RoleBody,
+    responses((status = 201, body = RoleView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_role(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+    body: web::Json<RoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let r = state
+        .orgs
+        .create_role(&who.user, &org, &body.spec()?)
+        .await?;
+    Ok(HttpResponse::Created().json(RoleView::from(r)))
+}
+
+/// Edit a custom role (name, description, permissions).
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/roles/{id}", tag = "orgs",
+    params(("org" = String, Path), ("id" = String, Path)), request_body = RoleBody,
+    responses((status = 200, body = RoleView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_role(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<(String, String)>,
+    body: web::Json<RoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, id) = path.into_inner();
+    let r = state
+        .orgs
+        .update_role(&who.user, &org, &id, &body.spec()?)
+        .await?;
+    Ok(private_json(RoleView::from(r)))
+}
+
+/// Delete a custom role no one holds.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/roles/{id}", tag = "orgs",
+    params(("org" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`role_in_use`", body = ErrorBody)))]
+async fn delete_role(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, id) = path.into_inner();
+    state.orgs.delete_role(&who.user, &org, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The permission catalogue: every permission modules declare, with descriptions.
+#[utoipa::path(get, path = "/api/v1/permissions", tag = "orgs",
+    responses((status = 200, body = [PermissionDef]), (status = 401, body = ErrorBody)))]
+async fn catalogue(state: web::Data<AppState>, _who: Authenticated) -> HttpResponse {
+    private_json(state.orgs.catalogue())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectView {
+    id: String,
+    org_id: String,
+    name: String,
+    created_by: Option<String>,
+    created_at: NaiveDateTime,
+}
+
+impl From<Project> for ProjectView {
+    fn from(p: Project) -> Self {
+        Self {
+            id: p.id,
+            org_id: p.org_id,
+            name: p.name,
+            created_by: p.created_by,
+            created_at: p.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectName {
+    /// 1 to 100 characters, unique in the organization regardless of case.
+    name: String,
+}
+
+/// The organization's projects I can see.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects", tag = "projects", params(("org" = String, Path)),
+    responses((status = 200, body = [ProjectView]), (status = 404, body = ErrorBody)))]
+async fn list_projects(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let list = state.orgs.projects(&who.user, &org).await?;
+    Ok(private_json(
+        list.into_iter().map(ProjectView::from).collect::<Vec<_>>(),
+    ))
+}
+
+/// Create a project (I become its project admin).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects", tag = "projects", params(("org" = String, Path)), request_body = ProjectName,
+    responses((status = 201, body = ProjectView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_project(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+    body: web::Json<ProjectName>,
+) -> Result<HttpResponse, ApiError> {
+    let p = state
+        .orgs
+        .create_project(&who.user, &org, &body.name)
+        .await?;
+    Ok(HttpResponse::Created().json(ProjectView::from(p)))
+}
+
+/// One project.
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path)),
+    responses((status = 200, body = ProjectView), (status = 404, body = ErrorBody)))]
+async fn get_project(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = state
+        .orgs
+        .project_for(&who.user, &id, "project:project:read", "see this project")
+        .await?;
+    Ok(private_json(ProjectView::from(p)))
+}
+
+/// Rename a project.
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path)), request_body = ProjectName,
+    responses((status = 200, body = ProjectView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn rename_project(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+    body: web::Json<ProjectName>,
+) -> Result<HttpResponse, ApiError> {
+    let p = state
+        .orgs
+        .rename_project(&who.user, &id, &body.name)
+        .await?;
+    Ok(private_json(ProjectView::from(p)))
+}
+
+/// Delete a project (`confirm` = its name).
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path)), request_body = Confirm,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_project(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+    body: web::Json<Confirm>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .orgs
+        .delete_project(&who.user, &id, &body.confirm)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// What I may do in a project.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/permissions/me", tag = "projects", params(("id" = String, Path)),
+    responses((status = 200, body = MyPermissions), (status = 404, body = ErrorBody)))]
+async fn my_project_permissions(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = state
+        .orgs
+        .project_for(&who.user, &id, "project:project:read", "see this project")
+        .await?;
+    let permissions = state
+        .orgs
+        .my_permissions(
+            &who.user.id,
+            Resource::Project {
+                org: &p.org_id,
+                project: &p.id,
+            },
+        )
+        .await?;
+    Ok(private_json(MyPermissions { permissions }))
+}
+
+/// A project's members.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/members", tag = "projects", params(("id" = String, Path)),
+    responses((status = 200, body = [MemberView]), (status = 404, body = ErrorBody)))]
+async fn list_project_members(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let list = state.orgs.project_members(&who.user, &id).await?;
+    Ok(private_json(
+        list.iter()
+            .map(|(m, u): &(ProjectMember, User)| MemberView::of(m.role.clone(), m.created_at, u))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Add a member of the organization to the project, or change their project role.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/members", tag = "projects", params(("id" = String, Path)), request_body = AddMember,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn set_project_member(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+    body: web::Json<AddMember>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .orgs
+        .set_project_member(&who.user, &id, &body.user, &body.role)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Remove a project member, or leave (my own id).
+#[utoipa::path(delete, path = "/api/v1/projects/{id}/members/{user}", tag = "projects",
+    params(("id" = String, Path), ("user" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove_project_member(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, user) = path.into_inner();
+    state
+        .orgs
+        .remove_project_member(&who.user, &id, &user)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserProfile {
+    id: String,
+    username: String,
+    display_name: String,
+    initials: String,
+}
+
+impl From<&User> for UserProfile {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            initials: initials(&u.display_name),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// A prefix of a username, name or email; or a whole email address.
+    q: String,
+}
+
+/// Find people I share an organization with (and the account with exactly this email).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(SearchQuery),
+    responses((status = 200, body = [UserProfile]), (status = 400, body = ErrorBody)))]
+async fn search_users(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let list = state.orgs.search_users(&who.user, &query.q).await?;
+    Ok(private_json(
+        list.iter().map(UserProfile::from).collect::<Vec<_>>(),
+    ))
+}
+
+/// A public profile (of someone I share an organization with).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = UserProfile), (status = 404, body = ErrorBody)))]
+async fn get_user(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let u = state.orgs.profile(&who.user, &id).await?;
+    Ok(private_json(UserProfile::from(&u)))
+}

@@ -1,0 +1,1146 @@
+//! Tenancy and permissions: organizations, members, invitations, custom roles, projects and
+//! project members, and the one permission decision every endpoint (and, later, every gateway
+//! event) asks.
+//!
+//! [`Orgs`] is the face. Every method takes the acting user and checks the permission itself,
+//! so no caller can forget to. A resource in an organization the user does not belong to is
+//! [`OrgsError::NotFound`], never "forbidden" (no enumeration).
+
+pub mod authz;
+pub mod perms;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, Utc};
+
+use self::authz::{Compiler, Decision, GrantCache, Grants, Resource};
+use self::perms::{Builtin, Catalogue, PermissionDef, Scope, validate_pattern};
+use crate::auth::tokens;
+use crate::db::accounts::User;
+use crate::db::orgs::{Invitation, MemberChange, Org, OrgMember, Project, ProjectMember, RoleRow};
+use crate::db::{Db, DbError};
+use crate::mail::{Mail, Mailer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrgsError {
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("you may not {0}")]
+    Forbidden(&'static str),
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("an organization keeps at least one owner: make someone else an owner first")]
+    LastOwner,
+    #[error("this role is given to members or invitations; change those first")]
+    RoleInUse,
+    #[error("to confirm, send the organization's slug (or the project's name) as `confirm`")]
+    ConfirmationMismatch,
+    #[error("this invitation is not valid: it was already used, revoked, or has expired")]
+    InvalidInvitation,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<DbError> for OrgsError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            DbError::NotFound => Self::NotFound("record"),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+/// A role as shown to people: built-in or custom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleInfo {
+    /// The key stored in memberships (`org:admin`) or the custom role's id.
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub scope: Scope,
+    pub builtin: bool,
+    pub permissions: Vec<String>,
+}
+
+/// What a custom role is made of.
+#[derive(Debug, Clone)]
+pub struct RoleSpec {
+    pub name: String,
+    pub description: String,
+    pub scope: Scope,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct Orgs {
+    db: Db,
+    compiler: Arc<Compiler>,
+    cache: Arc<GrantCache>,
+    mailer: Mailer,
+    public_url: Arc<str>,
+    instance: Arc<str>,
+}
+
+const INVITATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn validate_name(field: &'static str, name: &str) -> Result<String, OrgsError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+        return Err(OrgsError::Invalid {
+            field,
+            message: "1 to 100 characters, no control characters".into(),
+        });
+    }
+    Ok(n.to_string())
+}
+
+/// Slugs: 2 to 40 lowercase letters, digits and `-`, not starting or ending with `-`.
+pub fn validate_slug(s: &str) -> Result<(), OrgsError> {
+    let ok = (2..=40).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(OrgsError::Invalid {
+            field: "slug",
+            message: "2 to 40 lowercase letters, digits or `-`, not at the ends".into(),
+        })
+    }
+}
+
+/// A slug made from a name ("Acme Research!" → "acme-research").
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+        if out.len() >= 36 {
+            break;
+        }
+    }
+    let out = out.trim_end_matches('-').to_string();
+    if out.len() < 2 {
+        format!("org-{out}")
+    } else {
+        out
+    }
+}
+
+impl Orgs {
+    pub fn new(db: Db, mailer: Mailer, public_url: &str, instance: &str) -> Self {
+        Self {
+            db,
+            compiler: Arc::new(Compiler::new(Catalogue::default())),
+            cache: Arc::default(),
+            mailer,
+            public_url: Arc::from(public_url),
+            instance: Arc::from(instance),
+        }
+    }
+
+    /// Every permission modules declared.
+    pub fn catalogue(&self) -> &[PermissionDef] {
+        self.compiler.catalogue().all()
+    }
+
+    async fn grants(&self, user_id: &str) -> Result<Arc<Grants>, OrgsError> {
+        if let Some(g) = self.cache.get(user_id) {
+            return Ok(g);
+        }
+        let generation = self.cache.generation();
+        let m = self.db.memberships(user_id).await?;
+        let g = Arc::new(self.compiler.compile(&m));
+        self.cache.put(user_id, generation, g.clone());
+        Ok(g)
+    }
+
+    /// May `user` do `action` on `on`?
+    pub async fn decide(
+        &self,
+        user_id: &str,
+        action: &str,
+        on: Resource<'_>,
+    ) -> Result<Decision, OrgsError> {
+        let g = self.grants(user_id).await?;
+        Ok(self.compiler.decide(&g, action, on))
+    }
+
+    /// Allow, or the error to answer with (hidden resources are "not found").
+    async fn require(
+        &self,
+        user_id: &str,
+        action: &str,
+        on: Resource<'_>,
+        what: &'static str,
+        verb: &'static str,
+    ) -> Result<(), OrgsError> {
+        match self.decide(user_id, action, on).await? {
+            Decision::Allow => Ok(()),
+            Decision::Deny => Err(OrgsError::Forbidden(verb)),
+            Decision::Hidden => Err(OrgsError::NotFound(what)),
+        }
+    }
+
+    /// Every permission the user holds on a resource (hidden: not found).
+    pub async fn my_permissions(
+        &self,
+        user_id: &str,
+        on: Resource<'_>,
+    ) -> Result<Vec<&'static str>, OrgsError> {
+        let g = self.grants(user_id).await?;
+        let visible = match on {
+            Resource::Org(_) => "org:org:read",
+            Resource::Project { .. } => "project:project:read",
+        };
+        if self.compiler.decide(&g, visible, on) == Decision::Hidden {
+            return Err(OrgsError::NotFound(match on {
+                Resource::Org(_) => "organization",
+                Resource::Project { .. } => "project",
+            }));
+        }
+        Ok(self.compiler.permissions(&g, on))
+    }
+
+    fn changed(&self) {
+        self.cache.invalidate();
+    }
+
+    // ---- organizations ----------------------------------------------------------------
+
+    /// Creates an organization; `user` becomes its owner. Without a slug, one is made from
+    /// the name (with a suffix if taken).
+    pub async fn create_org(
+        &self,
+        user: &User,
+        name: &str,
+        slug: Option<&str>,
+        personal: bool,
+    ) -> Result<Org, OrgsError> {
+        let name = validate_name("name", name)?;
+        let (base, fixed) = match slug {
+            Some(s) => {
+                validate_slug(s)?;
+                (s.to_string(), true)
+            }
+            None => (slugify(&name), false),
+        };
+        for attempt in 0..6 {
+            let slug = if attempt == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{}", &tokens::public_id()[..4]).to_lowercase()
+            };
+            let org = Org {
+                id: uuid::Uuid::new_v4().to_string(),
+                slug,
+                name: name.clone(),
+                personal,
+                created_at: now(),
+            };
+            match self.db.insert_org(&org, &user.id).await {
+                Ok(()) => {
+                    self.changed();
+                    tracing::info!(org = %org.id, user = %user.id, "organization created");
+                    return Ok(org);
+                }
+                Err(DbError::Conflict(_)) if !fixed => continue,
+                Err(DbError::Conflict(_)) => {
+                    return Err(OrgsError::Conflict(
+                        "an organization with this slug already exists".into(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(OrgsError::Conflict(
+            "could not find a free slug; give one".into(),
+        ))
+    }
+
+    /// The personal organization of a new account.
+    pub async fn create_personal(&self, user: &User) -> Result<Org, OrgsError> {
+        let name = format!("{}'s workspace", user.display_name);
+        let slug = slugify(&user.username);
+        match self.create_org(user, &name, Some(&slug), true).await {
+            Err(OrgsError::Conflict(_) | OrgsError::Invalid { .. }) => {
+                self.create_org(user, &name, None, true).await
+            }
+            other => other,
+        }
+    }
+
+    /// My organizations with my role.
+    pub async fn my_orgs(&self, user: &User) -> Result<Vec<(Org, String)>, OrgsError> {
+        Ok(self.db.orgs_of(&user.id).await?)
+    }
+
+    async fn load_org(&self, id: &str) -> Result<Org, OrgsError> {
+        if id.len() > 64 {
+            return Err(OrgsError::NotFound("organization"));
+        }
+        self.db
+            .org(id)
+            .await?
+            .ok_or(OrgsError::NotFound("organization"))
+    }
+
+    /// One organization and my role in it.
+    pub async fn org(&self, user: &User, id: &str) -> Result<(Org, String), OrgsError> {
+        let org = self.load_org(id).await?;
+        self.require(
+            &user.id,
+            "org:org:read",
+            Resource::Org(&org.id),
+            "organization",
+            "see this organization",
+        )
+        .await?;
+        let role = self
+            .db
+            .org_member(&org.id, &user.id)
+            .await?
+            .map(|m| m.role)
+            .unwrap_or_default();
+        Ok((org, role))
+    }
+
+    pub async fn update_org(
+        &self,
+        user: &User,
+        id: &str,
+        name: Option<&str>,
+        slug: Option<&str>,
+    ) -> Result<Org, OrgsError> {
+        let org = self.load_org(id).await?;
+        self.require(
+            &user.id,
+            "org:org:update",
+            Resource::Org(&org.id),
+            "organization",
+            "change this organization",
+        )
+        .await?;
+        let name = match name {
+            Some(n) => validate_name("name", n)?,
+            None => org.name.clone(),
+        };
+        let slug = match slug {
+            Some(s) => {
+                validate_slug(s)?;
+                s.to_string()
+            }
+            None => org.slug.clone(),
+        };
+        self.db.update_org(&org.id, &name, &slug).await?;
+        Ok(Org { name, slug, ..org })
+    }
+
+    /// Deletes an organization (owners only); `confirm` must be its slug.
+    pub async fn delete_org(&self, user: &User, id: &str, confirm: &str) -> Result<(), OrgsError> {
+        let org = self.load_org(id).await?;
+        self.require(
+            &user.id,
+            "org:org:delete",
+            Resource::Org(&org.id),
+            "organization",
+            "delete this organization",
+        )
+        .await?;
+        if confirm.trim() != org.slug {
+            return Err(OrgsError::ConfirmationMismatch);
+        }
+        self.db.delete_org(&org.id).await?;
+        self.changed();
+        tracing::info!(org = %org.id, user = %user.id, "organization deleted");
+        Ok(())
+    }
+
+    // ---- members -------------------------------------------------------------------------
+
+    pub async fn members(
+        &self,
+        user: &User,
+        org_id: &str,
+    ) -> Result<Vec<(OrgMember, User)>, OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:members:read",
+            Resource::Org(&org.id),
+            "organization",
+            "list the members",
+        )
+        .await?;
+        Ok(self.db.org_members(&org.id).await?)
+    }
+
+    /// Checks a role key can be given at `scope` in this organization.
+    async fn check_role(&self, org_id: &str, role: &str, scope: Scope) -> Result<(), OrgsError> {
+        if let Some(b) = Builtin::from_key(role) {
+            if b.scope() == scope {
+                return Ok(());
+            }
+        } else if role.len() <= 64
+            && let Some(r) = self.db.role(org_id, role).await?
+            && r.scope == scope_str(scope)
+        {
+            return Ok(());
+        }
+        Err(OrgsError::Invalid {
+            field: "role",
+            message: format!(
+                "no {} role `{}` in this organization",
+                scope_str(scope),
+                role.chars().take(64).collect::<String>()
+            ),
+        })
+    }
+
+    /// Giving or taking the owner role needs ownership.
+    async fn require_owner_for(
+        &self,
+        user: &User,
+        org_id: &str,
+        old: Option<&str>,
+        new: Option<&str>,
+    ) -> Result<(), OrgsError> {
+        let owner = Builtin::OrgOwner.key();
+        if old == Some(owner) || new == Some(owner) {
+            self.require(
+                &user.id,
+                "org:ownership:transfer",
+                Resource::Org(org_id),
+                "organization",
+                "change who owns this organization",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds an existing user (by username or email) with a role.
+    pub async fn add_member(
+        &self,
+        user: &User,
+        org_id: &str,
+        who: &str,
+        role: &str,
+    ) -> Result<(OrgMember, User), OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:members:manage",
+            Resource::Org(&org.id),
+            "organization",
+            "add members",
+        )
+        .await?;
+        self.check_role(&org.id, role, Scope::Org).await?;
+        self.require_owner_for(user, &org.id, None, Some(role))
+            .await?;
+        let target = self.find_user(who).await?;
+        let m = OrgMember {
+            org_id: org.id.clone(),
+            user_id: target.id.clone(),
+            role: role.to_string(),
+            created_at: now(),
+        };
+        self.db.insert_org_member(&m).await?;
+        self.changed();
+        Ok((m, target))
+    }
+
+    pub async fn set_member_role(
+        &self,
+        user: &User,
+        org_id: &str,
+        member: &str,
+        role: &str,
+    ) -> Result<(), OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:members:manage",
+            Resource::Org(&org.id),
+            "organization",
+            "change roles",
+        )
+        .await?;
+        self.check_role(&org.id, role, Scope::Org).await?;
+        let current = self
+            .db
+            .org_member(&org.id, member)
+            .await?
+            .ok_or(OrgsError::NotFound("member"))?;
+        self.require_owner_for(user, &org.id, Some(&current.role), Some(role))
+            .await?;
+        let r = self
+            .db
+            .change_org_member(&org.id, member, Some(role))
+            .await?;
+        self.changed();
+        member_change(r)
+    }
+
+    /// Removes a member; anyone may remove themselves (leave).
+    pub async fn remove_member(
+        &self,
+        user: &User,
+        org_id: &str,
+        member: &str,
+    ) -> Result<(), OrgsError> {
+        let org = self.load_org(org_id).await?;
+        if member != user.id {
+            self.require(
+                &user.id,
+                "org:members:manage",
+                Resource::Org(&org.id),
+                "organization",
+                "remove members",
+            )
+            .await?;
+            let current = self
+                .db
+                .org_member(&org.id, member)
+                .await?
+                .ok_or(OrgsError::NotFound("member"))?;
+            self.require_owner_for(user, &org.id, Some(&current.role), None)
+                .await?;
+        } else {
+            self.require(
+                &user.id,
+                "org:org:read",
+                Resource::Org(&org.id),
+                "organization",
+                "leave",
+            )
+            .await?;
+        }
+        let r = self.db.change_org_member(&org.id, member, None).await?;
+        self.changed();
+        member_change(r)
+    }
+
+    /// Makes another member an owner; the acting owner becomes an admin.
+    pub async fn transfer_ownership(
+        &self,
+        user: &User,
+        org_id: &str,
+        to: &str,
+    ) -> Result<(), OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:ownership:transfer",
+            Resource::Org(&org.id),
+            "organization",
+            "transfer ownership",
+        )
+        .await?;
+        let r = self
+            .db
+            .transfer_ownership(&org.id, &user.id, to, Builtin::OrgAdmin.key())
+            .await?;
+        self.changed();
+        tracing::info!(org = %org.id, from = %user.id, to, "ownership transferred");
+        member_change(r)
+    }
+
+    // ---- invitations -----------------------------------------------------------------------
+
+    /// Invites an address by email; the link adds its holder with `role` once.
+    pub async fn invite(
+        &self,
+        user: &User,
+        org_id: &str,
+        email: &str,
+        role: &str,
+    ) -> Result<Invitation, OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:members:manage",
+            Resource::Org(&org.id),
+            "organization",
+            "invite members",
+        )
+        .await?;
+        self.check_role(&org.id, role, Scope::Org).await?;
+        self.require_owner_for(user, &org.id, None, Some(role))
+            .await?;
+        let email = email.trim();
+        if email.len() > 254
+            || !email.contains('@')
+            || email.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(OrgsError::Invalid {
+                field: "email",
+                message: "not an email address".into(),
+            });
+        }
+        let (secret, token_hash) = tokens::new_token();
+        let t = now();
+        let inv = Invitation {
+            id: tokens::public_id(),
+            org_id: org.id.clone(),
+            email: email.to_string(),
+            email_lower: email.to_lowercase(),
+            role: role.to_string(),
+            token_hash,
+            invited_by: Some(user.id.clone()),
+            created_at: t,
+            expires_at: t + chrono::Duration::seconds(INVITATION_LIFETIME.as_secs() as i64),
+            accepted_at: None,
+            accepted_by: None,
+        };
+        self.db.insert_invitation(&inv).await?;
+        let link = format!("{}invite?token={secret}", self.public_url);
+        let body = format!(
+            "{inviter} invited you to the organization \"{org}\" on {instance}.\n\n\
+             Open this link to join (sign in or create an account first):\n\n{link}\n\n\
+             It works once, for 7 days.\n",
+            inviter = user.display_name,
+            org = org.name,
+            instance = self.instance,
+        );
+        let mailer = self.mailer.clone();
+        let mail = Mail {
+            to: email.to_string(),
+            subject: format!("Join {} on {}", org.name, self.instance),
+            body,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = mailer.send(&mail).await {
+                tracing::warn!(error = %e, "invitation not sent");
+            }
+        });
+        Ok(inv)
+    }
+
+    pub async fn invitations(
+        &self,
+        user: &User,
+        org_id: &str,
+    ) -> Result<Vec<Invitation>, OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:members:manage",
+            Resource::Org(&org.id),
+            "organization",
+            "see invitations",
+        )
+        .await?;
+        Ok(self.db.pending_invitations(&org.id, now()).await?)
+    }
+
+    pub async fn revoke_invitation(
+        &self,
+        user: &User,
+        org_id: &str,
+        id: &str,
+    ) -> Result<(), OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:members:manage",
+            Resource::Org(&org.id),
+            "organization",
+            "revoke invitations",
+        )
+        .await?;
+        self.db
+            .delete_invitation(&org.id, id)
+            .await
+            .map_err(|e| match e {
+                DbError::NotFound => OrgsError::NotFound("invitation"),
+                other => other.into(),
+            })
+    }
+
+    /// The signed-in user accepts an invitation (once); returns the organization.
+    pub async fn accept_invitation(&self, user: &User, secret: &str) -> Result<Org, OrgsError> {
+        if secret.is_empty() || secret.len() > 128 {
+            return Err(OrgsError::InvalidInvitation);
+        }
+        let t = now();
+        let inv = self
+            .db
+            .invitation_by_hash(&tokens::hash(secret), t)
+            .await?
+            .ok_or(OrgsError::InvalidInvitation)?;
+        if !self.db.accept_invitation(&inv.id, &user.id, t).await? {
+            return Err(OrgsError::InvalidInvitation);
+        }
+        self.changed();
+        tracing::info!(org = %inv.org_id, user = %user.id, "invitation accepted");
+        self.load_org(&inv.org_id).await
+    }
+
+    // ---- roles -----------------------------------------------------------------------------
+
+    /// Built-in and custom roles of an organization.
+    pub async fn roles(&self, user: &User, org_id: &str) -> Result<Vec<RoleInfo>, OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:roles:read",
+            Resource::Org(&org.id),
+            "organization",
+            "see roles",
+        )
+        .await?;
+        let mut out: Vec<RoleInfo> = Builtin::ALL
+            .into_iter()
+            .map(|b| RoleInfo {
+                id: b.key().into(),
+                name: b.name().into(),
+                description: b.description().into(),
+                scope: b.scope(),
+                builtin: true,
+                permissions: self
+                    .compiler
+                    .catalogue()
+                    .builtin(b)
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+            })
+            .collect();
+        for r in self.db.roles_of(&org.id).await? {
+            out.push(role_info(&r));
+        }
+        Ok(out)
+    }
+
+    fn check_spec(&self, spec: &RoleSpec) -> Result<(String, String, String), OrgsError> {
+        let name = validate_name("name", &spec.name)?;
+        if Builtin::ALL
+            .iter()
+            .any(|b| b.name().eq_ignore_ascii_case(&name))
+        {
+            return Err(OrgsError::Conflict("a built-in role has this name".into()));
+        }
+        let description = spec.description.trim();
+        if description.chars().count() > 300 {
+            return Err(OrgsError::Invalid {
+                field: "description",
+                message: "at most 300 characters".into(),
+            });
+        }
+        if spec.permissions.len() > 200 {
+            return Err(OrgsError::Invalid {
+                field: "permissions",
+                message: "at most 200 patterns".into(),
+            });
+        }
+        for p in &spec.permissions {
+            validate_pattern(p).map_err(|e| OrgsError::Invalid {
+                field: "permissions",
+                message: e.to_string(),
+            })?;
+        }
+        let perms = serde_json::to_string(&spec.permissions)
+            .map_err(|e| OrgsError::Internal(e.to_string()))?;
+        Ok((name, description.to_string(), perms))
+    }
+
+    pub async fn create_role(
+        &self,
+        user: &User,
+        org_id: &str,
+        spec: &RoleSpec,
+    ) -> Result<RoleInfo, OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:roles:manage",
+            Resource::Org(&org.id),
+            "organization",
+            "manage roles",
+        )
+        .await?;
+        let (name, description, permissions) = self.check_spec(spec)?;
+        let row = RoleRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            org_id: org.id.clone(),
+            name_lower: name.to_lowercase(),
+            name,
+            scope: scope_str(spec.scope).into(),
+            description,
+            permissions,
+            created_at: now(),
+        };
+        self.db.insert_role(&row).await?;
+        self.changed();
+        Ok(role_info(&row))
+    }
+
+    /// Edits a custom role (its scope stays); built-in roles cannot be edited.
+    pub async fn update_role(
+        &self,
+        user: &User,
+        org_id: &str,
+        id: &str,
+        spec: &RoleSpec,
+    ) -> Result<RoleInfo, OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:roles:manage",
+            Resource::Org(&org.id),
+            "organization",
+            "manage roles",
+        )
+        .await?;
+        if Builtin::from_key(id).is_some() {
+            return Err(OrgsError::Forbidden("edit a built-in role"));
+        }
+        let current = self
+            .db
+            .role(&org.id, id)
+            .await?
+            .ok_or(OrgsError::NotFound("role"))?;
+        let (name, description, permissions) = self.check_spec(spec)?;
+        let row = RoleRow {
+            name_lower: name.to_lowercase(),
+            name,
+            description,
+            permissions,
+            ..current
+        };
+        self.db.update_role(&row).await?;
+        self.changed();
+        Ok(role_info(&row))
+    }
+
+    pub async fn delete_role(&self, user: &User, org_id: &str, id: &str) -> Result<(), OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:roles:manage",
+            Resource::Org(&org.id),
+            "organization",
+            "manage roles",
+        )
+        .await?;
+        if Builtin::from_key(id).is_some() {
+            return Err(OrgsError::Forbidden("delete a built-in role"));
+        }
+        self.db
+            .role(&org.id, id)
+            .await?
+            .ok_or(OrgsError::NotFound("role"))?;
+        if self.db.role_uses(id).await? > 0 {
+            return Err(OrgsError::RoleInUse);
+        }
+        self.db.delete_role(&org.id, id).await?;
+        self.changed();
+        Ok(())
+    }
+
+    // ---- projects --------------------------------------------------------------------------
+
+    /// The projects of an organization that `user` can see.
+    pub async fn projects(&self, user: &User, org_id: &str) -> Result<Vec<Project>, OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:org:read",
+            Resource::Org(&org.id),
+            "organization",
+            "see this organization",
+        )
+        .await?;
+        let g = self.grants(&user.id).await?;
+        Ok(self
+            .db
+            .projects_of_org(&org.id)
+            .await?
+            .into_iter()
+            .filter(|p| {
+                self.compiler.decide(
+                    &g,
+                    "project:project:read",
+                    Resource::Project {
+                        org: &p.org_id,
+                        project: &p.id,
+                    },
+                ) == Decision::Allow
+            })
+            .collect())
+    }
+
+    pub async fn create_project(
+        &self,
+        user: &User,
+        org_id: &str,
+        name: &str,
+    ) -> Result<Project, OrgsError> {
+        let org = self.load_org(org_id).await?;
+        self.require(
+            &user.id,
+            "org:projects:create",
+            Resource::Org(&org.id),
+            "organization",
+            "create projects",
+        )
+        .await?;
+        let name = validate_name("name", name)?;
+        let p = Project {
+            id: uuid::Uuid::new_v4().to_string(),
+            org_id: org.id.clone(),
+            name_lower: name.to_lowercase(),
+            name,
+            created_by: Some(user.id.clone()),
+            created_at: now(),
+        };
+        self.db
+            .insert_project(&p, Builtin::ProjectAdmin.key())
+            .await?;
+        self.changed();
+        Ok(p)
+    }
+
+    async fn load_project(&self, id: &str) -> Result<Project, OrgsError> {
+        if id.len() > 64 {
+            return Err(OrgsError::NotFound("project"));
+        }
+        self.db
+            .project(id)
+            .await?
+            .ok_or(OrgsError::NotFound("project"))
+    }
+
+    /// A project, checked for `action` (`project:project:read` to see it).
+    pub async fn project_for(
+        &self,
+        user: &User,
+        id: &str,
+        action: &str,
+        verb: &'static str,
+    ) -> Result<Project, OrgsError> {
+        let p = self.load_project(id).await?;
+        self.require(
+            &user.id,
+            action,
+            Resource::Project {
+                org: &p.org_id,
+                project: &p.id,
+            },
+            "project",
+            verb,
+        )
+        .await?;
+        Ok(p)
+    }
+
+    pub async fn rename_project(
+        &self,
+        user: &User,
+        id: &str,
+        name: &str,
+    ) -> Result<Project, OrgsError> {
+        let p = self
+            .project_for(user, id, "project:project:update", "rename this project")
+            .await?;
+        let name = validate_name("name", name)?;
+        self.db.rename_project(&p.id, &name).await?;
+        Ok(Project {
+            name_lower: name.to_lowercase(),
+            name,
+            ..p
+        })
+    }
+
+    /// Deletes a project; `confirm` must be its name.
+    pub async fn delete_project(
+        &self,
+        user: &User,
+        id: &str,
+        confirm: &str,
+    ) -> Result<(), OrgsError> {
+        let p = self
+            .project_for(user, id, "project:project:delete", "delete this project")
+            .await?;
+        if confirm.trim() != p.name {
+            return Err(OrgsError::ConfirmationMismatch);
+        }
+        self.db.delete_project(&p.id).await?;
+        self.changed();
+        Ok(())
+    }
+
+    pub async fn project_members(
+        &self,
+        user: &User,
+        id: &str,
+    ) -> Result<Vec<(ProjectMember, User)>, OrgsError> {
+        let p = self
+            .project_for(user, id, "project:members:read", "list the members")
+            .await?;
+        Ok(self.db.project_members(&p.id).await?)
+    }
+
+    /// Adds or changes a project member; they must belong to the organization.
+    pub async fn set_project_member(
+        &self,
+        user: &User,
+        id: &str,
+        member: &str,
+        role: &str,
+    ) -> Result<(), OrgsError> {
+        let p = self
+            .project_for(user, id, "project:members:manage", "manage members")
+            .await?;
+        self.check_role(&p.org_id, role, Scope::Project).await?;
+        let target = self.find_user(member).await?;
+        if self.db.org_member(&p.org_id, &target.id).await?.is_none() {
+            return Err(OrgsError::Invalid {
+                field: "user",
+                message: "add them to the organization first".into(),
+            });
+        }
+        self.db
+            .upsert_project_member(&ProjectMember {
+                project_id: p.id.clone(),
+                user_id: target.id.clone(),
+                role: role.to_string(),
+                created_at: now(),
+            })
+            .await?;
+        self.changed();
+        Ok(())
+    }
+
+    pub async fn remove_project_member(
+        &self,
+        user: &User,
+        id: &str,
+        member: &str,
+    ) -> Result<(), OrgsError> {
+        let p = if member == user.id {
+            self.project_for(user, id, "project:project:read", "leave")
+                .await?
+        } else {
+            self.project_for(user, id, "project:members:manage", "manage members")
+                .await?
+        };
+        self.db
+            .delete_project_member(&p.id, member)
+            .await
+            .map_err(|e| match e {
+                DbError::NotFound => OrgsError::NotFound("member"),
+                other => other.into(),
+            })?;
+        self.changed();
+        Ok(())
+    }
+
+    /// A user by id, username or email.
+    async fn find_user(&self, who: &str) -> Result<User, OrgsError> {
+        let who = who.trim();
+        if who.is_empty() || who.len() > 254 {
+            return Err(OrgsError::NotFound("user"));
+        }
+        if let Some(u) = self.db.user_by_id(who).await? {
+            return Ok(u);
+        }
+        self.db
+            .user_by_login(&who.to_lowercase())
+            .await?
+            .ok_or(OrgsError::NotFound("user"))
+    }
+
+    // ---- users -----------------------------------------------------------------------------
+
+    /// People who share an organization with `user`, by name or email prefix; plus the
+    /// account with exactly that email (to invite or add it).
+    pub async fn search_users(&self, user: &User, q: &str) -> Result<Vec<User>, OrgsError> {
+        let q = q.trim().to_lowercase();
+        if q.is_empty() || q.len() > 100 {
+            return Err(OrgsError::Invalid {
+                field: "q",
+                message: "1 to 100 characters".into(),
+            });
+        }
+        Ok(self.db.search_users(&user.id, &q, 20).await?)
+    }
+
+    /// A user's public profile, for people who share an organization with them.
+    pub async fn profile(&self, user: &User, id: &str) -> Result<User, OrgsError> {
+        if id.len() > 64 {
+            return Err(OrgsError::NotFound("user"));
+        }
+        if id != user.id && !self.db.share_org(&user.id, id).await? {
+            return Err(OrgsError::NotFound("user"));
+        }
+        self.db
+            .user_by_id(id)
+            .await?
+            .ok_or(OrgsError::NotFound("user"))
+    }
+}
+
+fn member_change(r: MemberChange) -> Result<(), OrgsError> {
+    match r {
+        MemberChange::Done => Ok(()),
+        MemberChange::NoSuchMember => Err(OrgsError::NotFound("member")),
+        MemberChange::LastOwner => Err(OrgsError::LastOwner),
+    }
+}
+
+pub fn scope_str(s: Scope) -> &'static str {
+    match s {
+        Scope::Org => "org",
+        Scope::Project => "project",
+    }
+}
+
+fn role_info(r: &RoleRow) -> RoleInfo {
+    RoleInfo {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        description: r.description.clone(),
+        scope: if r.scope == "project" {
+            Scope::Project
+        } else {
+            Scope::Org
+        },
+        builtin: false,
+        permissions: serde_json::from_str(&r.permissions).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Acme Research!"), "acme-research");
+        assert_eq!(slugify("  Über  Team "), "ber-team");
+        assert_eq!(slugify("x"), "org-x");
+        assert!(validate_slug("acme-1").is_ok());
+        for bad in ["a", "-a", "a-", "A", "a_b", &"a".repeat(41)] {
+            assert!(validate_slug(bad).is_err(), "{bad}");
+        }
+    }
+}

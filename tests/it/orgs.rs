@@ -1,0 +1,949 @@
+//! Organizations, projects, members, invitations and roles over HTTP, on SQLite and
+//! PostgreSQL; and the authorization matrix: every endpoint as every kind of person.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::accounts::Browser;
+use crate::harness::{Options, Server, fresh_pg_database};
+use crate::peers::{MailSink, link_in};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+async fn start(backend: Backend, opts: Options) -> (Server, Option<String>) {
+    let (opts, url) = match backend {
+        Backend::Sqlite => (opts, None),
+        Backend::Postgres => {
+            let url = fresh_pg_database().await;
+            (opts.env("DEMIURGE_DATABASE__URL", &url), Some(url))
+        }
+    };
+    let server = Server::start_with(Options {
+        dns: false,
+        vpn: false,
+        ..opts
+            .env("DEMIURGE_AUTH__LOGIN_RATE", "1000/1m")
+            .env("DEMIURGE_AUTH__SIGNUP_RATE", "1000/1m")
+    });
+    (server, url)
+}
+
+/// A signed-in person.
+struct Person {
+    b: Browser,
+    id: String,
+}
+
+async fn person(server: &Server, name: &str) -> Person {
+    let b = Browser::new(server);
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/signup",
+            json!({"username": name, "email": format!("{name}@example.test"), "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    Person {
+        id: body["id"].as_str().unwrap().to_string(),
+        b,
+    }
+}
+
+impl Person {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .b
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.b.base))
+            .header("Origin", &self.b.origin);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let st = r.status();
+        (st, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Counts rows with `sql` (a `SELECT COUNT(*) AS n ...`) straight from the database.
+async fn count(server: &Server, pg: &Option<String>, sql: &str) -> i64 {
+    use diesel::QueryableByName;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    match pg {
+        Some(url) => {
+            use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+            let mut c = AsyncPgConnection::establish(url).await.unwrap();
+            diesel::sql_query(sql)
+                .get_result::<N>(&mut c)
+                .await
+                .unwrap()
+                .n
+        }
+        None => {
+            use diesel::{Connection, RunQueryDsl, SqliteConnection};
+            let path = server.data_dir.join("demiurge.db");
+            let mut c = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+            diesel::sql_query(sql).get_result::<N>(&mut c).unwrap().n
+        }
+    }
+}
+
+async fn orphans(server: &Server, pg: &Option<String>) -> i64 {
+    let mut total = 0;
+    for sql in [
+        "SELECT COUNT(*) AS n FROM projects WHERE org_id NOT IN (SELECT id FROM organizations)",
+        "SELECT COUNT(*) AS n FROM org_members WHERE org_id NOT IN (SELECT id FROM organizations)",
+        "SELECT COUNT(*) AS n FROM roles WHERE org_id NOT IN (SELECT id FROM organizations)",
+        "SELECT COUNT(*) AS n FROM invitations WHERE org_id NOT IN (SELECT id FROM organizations)",
+        "SELECT COUNT(*) AS n FROM project_members WHERE project_id NOT IN (SELECT id FROM projects)",
+    ] {
+        total += count(server, pg, sql).await;
+    }
+    total
+}
+
+async fn tenancy(backend: Backend) {
+    let sink = MailSink::start();
+    let (server, pg) = start(
+        backend,
+        Options::default().env("DEMIURGE_MAIL__URL", &sink.url()),
+    )
+    .await;
+    let alice = person(&server, "alice").await;
+    let bob = person(&server, "bob").await;
+
+    // Every account starts with a personal organization it owns.
+    let (_, orgs) = alice.call("GET", "/api/v1/orgs", None).await;
+    assert_eq!(orgs.as_array().unwrap().len(), 1, "{orgs}");
+    assert_eq!(
+        (orgs[0]["personal"].as_bool(), orgs[0]["role"].as_str()),
+        (Some(true), Some("org:owner"))
+    );
+    assert_eq!(orgs[0]["slug"], "alice");
+
+    // Create; slugs are unique and URL-safe.
+    let (st, acme) = alice
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(json!({"name": "Acme Research"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{acme}");
+    assert_eq!(acme["slug"], "acme-research");
+    let org = acme["id"].as_str().unwrap().to_string();
+    let (st, body) = bob
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(json!({"name": "X", "slug": "acme-research"})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("already_exists"))
+    );
+    for bad in [
+        json!({"name": "X", "slug": "Bad Slug"}),
+        json!({"name": ""}),
+        json!({"name": "x".repeat(101)}),
+    ] {
+        let (st, body) = bob.call("POST", "/api/v1/orgs", Some(bad)).await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_input"))
+        );
+    }
+
+    // Members; bob creates a project and administers it.
+    let (st, _) = alice
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/members"),
+            Some(json!({"user": "BOB", "role": "org:member"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, body) = alice
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/members"),
+            Some(json!({"user": "bob", "role": "org:member"})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("already_exists"))
+    );
+    let (st, body) = alice
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/members"),
+            Some(json!({"user": "nobody", "role": "org:member"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{body}");
+    let (st, body) = alice
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/members"),
+            Some(json!({"user": "bob", "role": "project:viewer"})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let (st, project) = bob
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/projects"),
+            Some(json!({"name": "Alpha"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{project}");
+    let pid = project["id"].as_str().unwrap().to_string();
+    let (st, body) = alice
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/projects"),
+            Some(json!({"name": "ALPHA"})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("already_exists"))
+    );
+    let (_, perms) = bob
+        .call(
+            "GET",
+            &format!("/api/v1/projects/{pid}/permissions/me"),
+            None,
+        )
+        .await;
+    assert!(
+        perms["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "project:members:manage")
+    );
+    let (_, members) = alice
+        .call("GET", &format!("/api/v1/projects/{pid}/members"), None)
+        .await;
+    assert_eq!(members[0]["role"], "project:admin");
+
+    // Last-owner protection, then ownership transfer.
+    let (st, body) = alice
+        .call(
+            "PATCH",
+            &format!("/api/v1/orgs/{org}/members/{}", alice.id),
+            Some(json!({"role": "org:admin"})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("last_owner"))
+    );
+    let (st, body) = alice
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/{org}/members/{}", alice.id),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("last_owner"))
+    );
+    let (st, _) = alice
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/transfer"),
+            Some(json!({"user_id": bob.id})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, o) = alice
+        .call("GET", &format!("/api/v1/orgs/{org}"), None)
+        .await;
+    assert_eq!(o["role"], "org:admin");
+    let (_, o) = bob.call("GET", &format!("/api/v1/orgs/{org}"), None).await;
+    assert_eq!(o["role"], "org:owner");
+    // An admin cannot take the owner role away or delete the organization.
+    let (st, _) = alice
+        .call(
+            "PATCH",
+            &format!("/api/v1/orgs/{org}/members/{}", bob.id),
+            Some(json!({"role": "org:member"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = alice
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/{org}"),
+            Some(json!({"confirm": "acme-research"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Invitation by email, accepted once.
+    let (st, inv) = bob
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/invitations"),
+            Some(json!({"email": "carol@example.test", "role": "org:member"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{inv}");
+    let (_, pending) = bob
+        .call("GET", &format!("/api/v1/orgs/{org}/invitations"), None)
+        .await;
+    assert_eq!(pending.as_array().unwrap().len(), 1);
+    let mail = sink.wait_mail("carol@example.test", 1).await;
+    let token = link_in(&mail, "http://localhost:")
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let carol = person(&server, "carol").await;
+    let (st, joined) = carol
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{joined}");
+    assert_eq!(
+        (joined["id"].as_str(), joined["role"].as_str()),
+        (Some(org.as_str()), Some("org:member"))
+    );
+    let (st, body) = carol
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_invitation"))
+    );
+    let (_, members) = bob
+        .call("GET", &format!("/api/v1/orgs/{org}/members"), None)
+        .await;
+    assert_eq!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["username"] == "carol")
+            .count(),
+        1
+    );
+    // A revoked invitation does not work.
+    let (_, inv) = bob
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/invitations"),
+            Some(json!({"email": "dan@example.test", "role": "org:member"})),
+        )
+        .await;
+    let mail = sink.wait_mail("dan@example.test", 1).await;
+    let token = link_in(&mail, "http://localhost:")
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let (st, _) = bob
+        .call(
+            "DELETE",
+            &format!(
+                "/api/v1/orgs/{org}/invitations/{}",
+                inv["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let dan = person(&server, "dan").await;
+    let (st, _) = dan
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // Custom roles: patterns checked; in use cannot be deleted; built-ins cannot change.
+    let (st, role) = bob
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/roles"),
+            Some(json!({"name": "Auditor", "scope": "org", "permissions": ["org:*:read", "*:*:read"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{role}");
+    let rid = role["id"].as_str().unwrap().to_string();
+    for bad in [
+        json!(["org:members"]),
+        json!(["Org:members:read"]),
+        json!(["org::read"]),
+    ] {
+        let (st, body) = bob
+            .call(
+                "POST",
+                &format!("/api/v1/orgs/{org}/roles"),
+                Some(json!({"name": "Bad", "scope": "org", "permissions": bad})),
+            )
+            .await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_input"))
+        );
+    }
+    let (st, _) = bob
+        .call(
+            "PATCH",
+            &format!("/api/v1/orgs/{org}/members/{}", carol.id),
+            Some(json!({"role": rid})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    // The auditor reads every project but changes nothing.
+    let (st, _) = carol
+        .call("GET", &format!("/api/v1/projects/{pid}"), None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = carol
+        .call(
+            "PATCH",
+            &format!("/api/v1/projects/{pid}"),
+            Some(json!({"name": "Beta"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, body) = bob
+        .call("DELETE", &format!("/api/v1/orgs/{org}/roles/{rid}"), None)
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("role_in_use"))
+    );
+    let (st, _) = bob
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/{org}/roles/org:admin"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (_, roles) = bob
+        .call("GET", &format!("/api/v1/orgs/{org}/roles"), None)
+        .await;
+    assert_eq!(
+        roles.as_array().unwrap().len(),
+        7,
+        "six built-in roles and the auditor"
+    );
+    let (_, cat) = bob.call("GET", "/api/v1/permissions", None).await;
+    assert!(cat.as_array().unwrap().iter().any(
+        |p| p["name"] == "org:members:manage" && !p["description"].as_str().unwrap().is_empty()
+    ));
+
+    // People search stays inside shared organizations (plus an exact email).
+    let (_, found) = carol.call("GET", "/api/v1/users?q=ali", None).await;
+    assert_eq!(found[0]["username"], "alice");
+    let outsider = person(&server, "otto").await;
+    let (_, found) = outsider.call("GET", "/api/v1/users?q=ali", None).await;
+    assert_eq!(found, json!([]));
+    let (_, found) = outsider
+        .call("GET", "/api/v1/users?q=alice@example.test", None)
+        .await;
+    assert_eq!(found[0]["username"], "alice");
+    assert_eq!(
+        outsider
+            .call("GET", &format!("/api/v1/users/{}", alice.id), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        carol
+            .call("GET", &format!("/api/v1/users/{}", alice.id), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // Unknown and malformed ids, overlong names: 4xx with stable codes.
+    for path in [
+        "/api/v1/orgs/nope",
+        "/api/v1/projects/nope",
+        &format!("/api/v1/orgs/{}", "x".repeat(500)),
+    ] {
+        let (st, body) = bob.call("GET", path, None).await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{path}"
+        );
+    }
+    let (st, body) = bob
+        .call(
+            "PATCH",
+            &format!("/api/v1/projects/{pid}"),
+            Some(json!({"name": "y".repeat(101)})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let (st, body) = bob
+        .call(
+            "PATCH",
+            &format!("/api/v1/projects/{pid}"),
+            Some(json!({"name": 5})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
+
+    // Delete: confirmed by slug; everything under it goes, nothing is left behind.
+    let (st, body) = bob
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/{org}"),
+            Some(json!({"confirm": "acme"})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("confirmation_mismatch"))
+    );
+    assert!(count(&server, &pg, "SELECT COUNT(*) AS n FROM project_members").await > 0);
+    let (st, _) = bob
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/{org}"),
+            Some(json!({"confirm": "acme-research"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(
+        bob.call("GET", &format!("/api/v1/projects/{pid}"), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(orphans(&server, &pg).await, 0);
+    assert_eq!(
+        count(
+            &server,
+            &pg,
+            &format!("SELECT COUNT(*) AS n FROM projects WHERE id = '{pid}'")
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenancy_sqlite() {
+    tenancy(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenancy_postgres() {
+    tenancy(Backend::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The authorization matrix
+
+const PERSONAS: [&str; 8] = [
+    "owner",
+    "admin",
+    "member",
+    "padmin",
+    "editor",
+    "viewer",
+    "outsider",
+    "anonymous",
+];
+
+/// One row: an endpoint and the status each persona gets (0: not run for that persona, as
+/// it would change what the rows after it see).
+struct Row {
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+    expect: [u16; 8],
+}
+
+fn row(method: &'static str, path: String, body: Option<Value>, expect: [u16; 8]) -> Row {
+    Row {
+        method,
+        path,
+        body,
+        expect,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authorization_matrix() {
+    let (server, _) = start(Backend::Sqlite, Options::default()).await;
+    let mut people = Vec::new();
+    for name in [
+        "owner", "admin", "member", "padmin", "editor", "viewer", "outsider",
+    ] {
+        people.push(person(&server, name).await);
+    }
+    let target = person(&server, "target").await;
+    let anonymous = Browser::new(&server);
+    let owner = &people[0];
+    let (_, org) = owner
+        .call("POST", "/api/v1/orgs", Some(json!({"name": "Matrix"})))
+        .await;
+    let o = org["id"].as_str().unwrap().to_string();
+    for (i, role) in [
+        (1, "org:admin"),
+        (2, "org:member"),
+        (3, "org:member"),
+        (4, "org:member"),
+        (5, "org:member"),
+    ] {
+        let (st, _) = owner
+            .call(
+                "POST",
+                &format!("/api/v1/orgs/{o}/members"),
+                Some(json!({"user": people[i].id, "role": role})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+    }
+    owner
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{o}/members"),
+            Some(json!({"user": "target", "role": "org:member"})),
+        )
+        .await;
+    let (_, p) = owner
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{o}/projects"),
+            Some(json!({"name": "P"})),
+        )
+        .await;
+    let p = p["id"].as_str().unwrap().to_string();
+    for (i, role) in [
+        (3, "project:admin"),
+        (4, "project:editor"),
+        (5, "project:viewer"),
+    ] {
+        let (st, _) = owner
+            .call(
+                "POST",
+                &format!("/api/v1/projects/{p}/members"),
+                Some(json!({"user": people[i].id, "role": role})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+    }
+    // The outsider owns another organization, with its own project.
+    let (_, other) = people[6]
+        .call("POST", "/api/v1/orgs", Some(json!({"name": "Elsewhere"})))
+        .await;
+    let other = other["id"].as_str().unwrap().to_string();
+
+    let t = &target.id;
+    let a = &people[0].id;
+    let rows = vec![
+        //                                                                 own  adm  mem  pad  edi  vie  out  anon
+        row(
+            "GET",
+            format!("/api/v1/orgs/{o}"),
+            None,
+            [200, 200, 200, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/orgs/{o}/permissions/me"),
+            None,
+            [200, 200, 200, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "PATCH",
+            format!("/api/v1/orgs/{o}"),
+            Some(json!({"name": "Matrix"})),
+            [200, 200, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/orgs/{o}/members"),
+            None,
+            [200, 200, 200, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "PATCH",
+            format!("/api/v1/orgs/{o}/members/{t}"),
+            Some(json!({"role": "org:member"})),
+            [204, 204, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "PATCH",
+            format!("/api/v1/orgs/{o}/members/{t}"),
+            Some(json!({"role": "org:owner"})),
+            [0, 403, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "PATCH",
+            format!("/api/v1/orgs/{o}/members/{a}"),
+            Some(json!({"role": "org:member"})),
+            [0, 403, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/orgs/{o}/members"),
+            Some(json!({"user": "target", "role": "org:member"})),
+            [409, 409, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "DELETE",
+            format!("/api/v1/orgs/{o}/members/{a}"),
+            None,
+            [0, 403, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/orgs/{o}/transfer"),
+            Some(json!({"user_id": t})),
+            [0, 403, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/orgs/{o}/invitations"),
+            None,
+            [200, 200, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/orgs/{o}/invitations"),
+            Some(json!({"email": "x@example.test", "role": "org:member"})),
+            [201, 201, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/orgs/{o}/invitations"),
+            Some(json!({"email": "x@example.test", "role": "org:owner"})),
+            [201, 403, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "DELETE",
+            format!("/api/v1/orgs/{o}/invitations/nope"),
+            None,
+            [404, 404, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/orgs/{o}/roles"),
+            None,
+            [200, 200, 200, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/orgs/{o}/roles"),
+            Some(json!({"name": "R", "scope": "org", "permissions": []})),
+            [201, 409, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "PUT",
+            format!("/api/v1/orgs/{o}/roles/org:admin"),
+            Some(json!({"name": "R2", "scope": "org", "permissions": []})),
+            [403, 403, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "DELETE",
+            format!("/api/v1/orgs/{o}/roles/nope"),
+            None,
+            [404, 404, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/orgs/{o}/projects"),
+            None,
+            [200, 200, 200, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/projects/{p}"),
+            None,
+            [200, 200, 404, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/projects/{p}/permissions/me"),
+            None,
+            [200, 200, 404, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "PATCH",
+            format!("/api/v1/projects/{p}"),
+            Some(json!({"name": "P"})),
+            [200, 200, 404, 200, 403, 403, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/projects/{p}/members"),
+            None,
+            [200, 200, 404, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/projects/{p}/members"),
+            Some(json!({"user": "target", "role": "project:viewer"})),
+            [204, 204, 404, 204, 403, 403, 404, 401],
+        ),
+        row(
+            "DELETE",
+            format!("/api/v1/projects/{p}/members/{t}"),
+            None,
+            [204, 404, 404, 404, 403, 403, 404, 401],
+        ),
+        row(
+            "DELETE",
+            format!("/api/v1/projects/{p}"),
+            Some(json!({"confirm": "P"})),
+            [0, 0, 404, 0, 403, 403, 404, 401],
+        ),
+        row(
+            "DELETE",
+            format!("/api/v1/orgs/{o}"),
+            Some(json!({"confirm": "matrix"})),
+            [0, 403, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/users/{a}"),
+            None,
+            [200, 200, 200, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "GET",
+            "/api/v1/permissions".to_string(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/orgs/{o}/projects"),
+            Some(json!({"name": "New"})),
+            [201, 409, 409, 409, 409, 409, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/orgs/{other}"),
+            None,
+            [404, 404, 404, 404, 404, 404, 200, 401],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for r in &rows {
+        for (i, want) in r.expect.iter().enumerate() {
+            if *want == 0 {
+                continue;
+            }
+            let got = if i == 7 {
+                let mut req = anonymous
+                    .http
+                    .request(
+                        r.method.parse().unwrap(),
+                        format!("{}{}", anonymous.base, r.path),
+                    )
+                    .header("Origin", &anonymous.origin);
+                if let Some(b) = &r.body {
+                    req = req.json(b);
+                }
+                req.send().await.unwrap().status().as_u16()
+            } else {
+                people[i]
+                    .call(r.method, &r.path, r.body.clone())
+                    .await
+                    .0
+                    .as_u16()
+            };
+            if got != *want {
+                failures.push(format!(
+                    "{} {} as {}: {got}, expected {want}",
+                    r.method, r.path, PERSONAS[i]
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+
+    // Zero leaks: what each persona sees of the organization's projects.
+    let seen = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    for (i, expected) in [
+        (0, vec!["New", "P"]),
+        (1, vec!["New", "P"]),
+        (2, vec![]),
+        (3, vec!["P"]),
+        (4, vec!["P"]),
+        (5, vec!["P"]),
+    ] {
+        let (_, list) = people[i]
+            .call("GET", &format!("/api/v1/orgs/{o}/projects"), None)
+            .await;
+        assert_eq!(seen(&list), expected, "{} sees", PERSONAS[i]);
+    }
+    let (_, perms) = people[4]
+        .call("GET", &format!("/api/v1/projects/{p}/permissions/me"), None)
+        .await;
+    let perms: Vec<&str> = perms["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        perms.contains(&"project:content:write") && !perms.contains(&"project:members:manage"),
+        "{perms:?}"
+    );
+    let (_, perms) = people[5]
+        .call("GET", &format!("/api/v1/projects/{p}/permissions/me"), None)
+        .await;
+    assert!(
+        !perms["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "project:content:write")
+    );
+}
