@@ -141,12 +141,16 @@ impl Compiler {
         }
     }
 
-    /// Every catalogue permission the user holds on a resource.
+    /// Every catalogue permission of the resource's scope the user holds on it.
     pub fn permissions(&self, g: &Grants, on: Resource<'_>) -> Vec<&'static str> {
+        let scope = match on {
+            Resource::Org(_) => super::perms::Scope::Org,
+            Resource::Project { .. } => super::perms::Scope::Project,
+        };
         self.catalogue
             .all()
             .iter()
-            .filter(|d| self.decide(g, d.name, on) == Decision::Allow)
+            .filter(|d| d.scope == scope && self.decide(g, d.name, on) == Decision::Allow)
             .map(|d| d.name)
             .collect()
     }

@@ -166,3 +166,70 @@ async fn account_pages_work_in_chromium() {
         );
     }
 }
+
+/// Organizations in Chromium: create, invite by email (through the SMTP sink), accept as a
+/// second person, create a project, give and change roles; the second person's view follows.
+#[tokio::test(flavor = "multi_thread")]
+async fn organization_pages_work_in_chromium() {
+    require_browser();
+    let sink = crate::peers::MailSink::start();
+    let server = Server::start_with(Options {
+        dns: false,
+        vpn: false,
+        ..Options::default().env("DEMIURGE_MAIL__URL", &sink.url())
+    });
+    let shots = artifacts_dir("ui-orgs");
+    let mut node = Command::new("node")
+        .arg(peers_dir().join("ui_orgs.mjs"))
+        .arg(format!("http://localhost:{}", server.http.port()))
+        .arg(&shots)
+        .current_dir(peers_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node");
+    let mut stdin = node.stdin.take().unwrap();
+    let mut out = BufReader::new(node.stdout.take().unwrap()).lines();
+    let line = out.next().and_then(|l| l.ok()).unwrap_or_default();
+    let invite = parse(&line, "INVITE");
+    let mail = sink.wait_mail(invite["email"].as_str().unwrap(), 1).await;
+    let link = crate::peers::link_in(&mail, "http://localhost:");
+    writeln!(stdin, "{link}").unwrap();
+    let line = out.next().and_then(|l| l.ok()).unwrap_or_default();
+    let r = parse(&line, "RESULT");
+    drop(stdin);
+    assert!(node.wait().unwrap().success());
+    assert_eq!(r["org_title"], "Acme UI");
+    assert_eq!(r["member_joined"], true, "{r}");
+    assert_eq!(r["member_role"], "org:member");
+    assert_eq!(r["member_sees_projects_before"], 0);
+    let viewer = r["viewer_permissions"].as_str().unwrap();
+    assert!(
+        viewer.contains("project:content:read") && !viewer.contains("project:content:write"),
+        "{viewer}"
+    );
+    assert_eq!(r["viewer_can_rename"], false);
+    assert!(
+        r["editor_permissions"]
+            .as_str()
+            .unwrap()
+            .contains("project:content:write"),
+        "{r}"
+    );
+    assert_eq!(r["member_role_after"], "org:admin");
+    assert_eq!(r["errors"].as_array().unwrap().len(), 0, "page errors: {r}");
+    for f in [
+        "org-dashboard",
+        "org-settings",
+        "invite",
+        "project-settings",
+        "project-as-viewer",
+        "org-as-admin",
+    ] {
+        assert!(
+            shots.join(format!("{f}.png")).is_file(),
+            "screenshot {f} kept"
+        );
+    }
+}

@@ -57,6 +57,10 @@ pub fn configure(shell: Shell) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
             .route("/signup", web::get().to(index))
             .route("/forgot", web::get().to(index))
             .route("/settings", web::get().to(index))
+            .route("/orgs", web::get().to(index))
+            .route("/orgs/{tail:.*}", web::get().to(index))
+            .route("/projects/{tail:.*}", web::get().to(index))
+            .route("/invite", web::get().to(index))
             .route(WS_PATH, web::get().to(socket))
             .route("/assets/{path:.*}", web::get().to(assets::serve));
     }

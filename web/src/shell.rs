@@ -5,6 +5,7 @@ use dioxus::prelude::*;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::ui::orgs::{AcceptInvite, OrgDashboard, OrgList, OrgSettings, ProjectSettings};
 use crate::ui::settings::Settings;
 use crate::ui::signin::{Forgot, SignIn, SignUp};
 use crate::{Shell, WS_PATH, assets, ui};
@@ -85,19 +86,30 @@ pub fn app(shell: Shell) -> Element {
         return rsx! { Header { shell: shell.clone(), user: None, loaded: false, on_sign_out } };
     };
 
-    let page = match here.path.as_str() {
-        "/" => rsx! { Status { shell: shell.clone(), signed_in: user.is_some() } },
-        "/signin" => rsx! { SignIn { query: here.query.clone() } },
-        "/signup" => rsx! { SignUp {} },
-        "/forgot" => rsx! { Forgot {} },
-        "/settings" => match &user {
-            Some(u) => rsx! { Settings { user: u.clone() } },
-            None if loaded => {
-                ui::go("/signin?return_to=/settings");
-                rsx! {}
-            }
-            None => rsx! {},
-        },
+    // Pages for signed-in people send others to sign in, and back here afterwards.
+    let segments: Vec<&str> = here.path.trim_matches('/').split('/').collect();
+    let needs_user = matches!(segments.first(), Some(&("orgs" | "projects" | "settings")));
+    if needs_user && user.is_none() {
+        if loaded {
+            ui::go(&format!(
+                "/signin?return_to={}",
+                ui::signin::url_encode(&here.path)
+            ));
+        }
+        return rsx! { Header { shell: shell.clone(), user: None, loaded, on_sign_out } };
+    }
+    let signed_in = user.is_some();
+    let page = match (segments.as_slice(), &user) {
+        ([""], _) => rsx! { Status { shell: shell.clone(), signed_in } },
+        (["signin"], _) => rsx! { SignIn { query: here.query.clone() } },
+        (["signup"], _) => rsx! { SignUp { query: here.query.clone() } },
+        (["forgot"], _) => rsx! { Forgot {} },
+        (["invite"], _) => rsx! { AcceptInvite { query: here.query.clone(), signed_in } },
+        (["settings"], Some(u)) => rsx! { Settings { user: u.clone() } },
+        (["orgs"], _) => rsx! { OrgList {} },
+        (["orgs", id], _) => rsx! { OrgDashboard { id: id.to_string() } },
+        (["orgs", id, "settings"], _) => rsx! { OrgSettings { id: id.to_string() } },
+        (["projects", id], _) => rsx! { ProjectSettings { id: id.to_string() } },
         _ => {
             rsx! { section { class: "card", h2 { "Not found" } p { "There is no page here. " a { href: "/", "Home" } } } }
         }
@@ -121,6 +133,7 @@ fn Header(
             span { class: "boot", id: "boot-id", "data-boot": "{shell.boot_id}", "boot {shell.boot_id}" }
             nav { class: "account",
                 if let Some(u) = &user {
+                    a { href: "/orgs", id: "orgs-link", "Organizations" }
                     span { id: "whoami", "{u[\"display_name\"].as_str().unwrap_or_default()}" }
                     a { href: "/settings", id: "settings-link", "Settings" }
                     button { class: "link", id: "sign-out", onclick: move |e| on_sign_out.call(e), "Sign out" }

@@ -226,7 +226,7 @@ pub fn SignIn(query: String) -> Element {
     }
 }
 
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
@@ -238,7 +238,8 @@ fn url_encode(s: &str) -> String {
 }
 
 #[component]
-pub fn SignUp() -> Element {
+pub fn SignUp(query: String) -> Element {
+    let return_to = safe_path(&query_param(&query, "return_to").unwrap_or_else(|| "/".into()));
     let mut username = use_signal(String::new);
     let mut email = use_signal(String::new);
     let mut display = use_signal(String::new);
@@ -246,6 +247,7 @@ pub fn SignUp() -> Element {
     let mut error = use_signal(String::new);
     let mut busy = use_signal(|| false);
     let on_submit = move |_| {
+        let return_to = return_to.clone();
         spawn(async move {
             busy.set(true);
             error.set(String::new());
@@ -257,7 +259,7 @@ pub fn SignUp() -> Element {
             let r = post("/api/v1/auth/signup", body).await;
             busy.set(false);
             if r.ok() {
-                go("/");
+                go(&return_to);
             } else {
                 error.set(r.message());
             }

@@ -1,0 +1,704 @@
+//! Organizations and projects: the list, an organization's dashboard, its settings (members,
+//! invitations, roles with the permission catalogue), project settings, and accepting an
+//! invitation. What a person may do comes from `/permissions/me`; the server checks anyway.
+
+use dioxus::prelude::*;
+use serde_json::{Value, json};
+
+use super::{Notice, call, get, go, post, query_param, short_time};
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_default().to_string()
+}
+
+fn list(r: &Option<super::Reply>) -> Vec<Value> {
+    r.as_ref()
+        .filter(|r| r.ok())
+        .and_then(|r| r.body.as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn perms(r: &Option<super::Reply>) -> Vec<String> {
+    r.as_ref()
+        .filter(|r| r.ok())
+        .and_then(|r| r.body["permissions"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
+}
+
+fn role_name(key: &str, roles: &[Value]) -> String {
+    roles
+        .iter()
+        .find(|r| r["id"] == key)
+        .map(|r| s(r, "name"))
+        .unwrap_or_else(|| key.to_string())
+}
+
+#[component]
+pub fn OrgList() -> Element {
+    let orgs = use_resource(|| async { get("/api/v1/orgs").await });
+    let mut name = use_signal(String::new);
+    let mut error = use_signal(String::new);
+    let on_create = move |_| {
+        spawn(async move {
+            error.set(String::new());
+            let r = post("/api/v1/orgs", json!({"name": name()})).await;
+            if r.ok() {
+                go(&format!("/orgs/{}", s(&r.body, "id")));
+            } else {
+                error.set(r.message());
+            }
+        });
+    };
+    let rows = list(&orgs.read());
+    rsx! {
+        section { class: "card", id: "orgs",
+            h2 { "Organizations" }
+            ul { class: "rows",
+                for o in rows.iter() {
+                    li { key: "{s(o, \"id\")}", class: "org", "data-slug": "{s(o, \"slug\")}",
+                        a { href: "/orgs/{s(o, \"id\")}", "{s(o, \"name\")}" }
+                        span { class: "muted", "{s(o, \"slug\")}" }
+                        span { class: "pill off", "{s(o, \"role\")}" }
+                    }
+                }
+            }
+            Notice { text: error(), error: true }
+            form { onsubmit: on_create,
+                label { "New organization"
+                    input { id: "org-name", placeholder: "Acme Research", value: "{name}", oninput: move |e| name.set(e.value()) }
+                }
+                button { id: "org-create", r#type: "submit", "Create organization" }
+            }
+        }
+    }
+}
+
+#[component]
+pub fn OrgDashboard(id: String) -> Element {
+    let org = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/orgs/{id}")).await }
+        })
+    };
+    let mut projects = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/orgs/{id}/projects")).await }
+        })
+    };
+    let members = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/orgs/{id}/members")).await }
+        })
+    };
+    let my = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/orgs/{id}/permissions/me")).await }
+        })
+    };
+    let mut name = use_signal(String::new);
+    let mut error = use_signal(String::new);
+    let on_create = {
+        let id = id.clone();
+        move |_| {
+            let id = id.clone();
+            spawn(async move {
+                error.set(String::new());
+                let r = post(
+                    &format!("/api/v1/orgs/{id}/projects"),
+                    json!({"name": name()}),
+                )
+                .await;
+                if r.ok() {
+                    name.set(String::new());
+                    projects.restart();
+                } else {
+                    error.set(r.message());
+                }
+            });
+        }
+    };
+    let Some(o) = org.read().clone() else {
+        return rsx! {};
+    };
+    if !o.ok() {
+        return rsx! { section { class: "card", h2 { "Not found" } p { "{o.message()}" } } };
+    }
+    let o = o.body;
+    let can = perms(&my.read());
+    let project_rows = list(&projects.read());
+    let member_rows = list(&members.read());
+    rsx! {
+        section { class: "card", id: "org-dashboard", "data-org": "{id}",
+            h2 { id: "org-title", "{s(&o, \"name\")}" }
+            p { class: "muted", "{s(&o, \"slug\")} · your role: " span { id: "my-org-role", "{s(&o, \"role\")}" }
+                if can.iter().any(|p| p == "org:members:manage" || p == "org:roles:manage" || p == "org:org:update") {
+                    " · " a { href: "/orgs/{id}/settings", id: "org-settings-link", "Settings" }
+                }
+            }
+            p { class: "muted", id: "gateway-status", "Collaboration gateway: not running (starts on first use)." }
+        }
+        section { class: "card", id: "projects",
+            h2 { "Projects" }
+            if project_rows.is_empty() { p { "No projects you can see yet." } }
+            ul { class: "rows",
+                for p in project_rows.iter() {
+                    li { key: "{s(p, \"id\")}", class: "project", "data-name": "{s(p, \"name\")}",
+                        a { href: "/projects/{s(p, \"id\")}", "{s(p, \"name\")}" }
+                        span { class: "muted", "created {short_time(&p[\"created_at\"])}" }
+                    }
+                }
+            }
+            Notice { text: error(), error: true }
+            if can.iter().any(|p| p == "org:projects:create") {
+                form { onsubmit: on_create,
+                    label { "New project"
+                        input { id: "project-name", value: "{name}", oninput: move |e| name.set(e.value()) }
+                    }
+                    button { id: "project-create", r#type: "submit", "Create project" }
+                }
+            }
+        }
+        section { class: "card", id: "members",
+            h2 { "Members" }
+            ul { class: "rows",
+                for m in member_rows.iter() {
+                    li { key: "{s(m, \"user_id\")}", "data-username": "{s(m, \"username\")}",
+                        span { class: "avatar", "{s(m, \"initials\")}" }
+                        span { "{s(m, \"display_name\")}" }
+                        span { class: "muted", "{s(m, \"role\")}" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[component]
+pub fn OrgSettings(id: String) -> Element {
+    let org = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/orgs/{id}")).await }
+        })
+    };
+    let mut members = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/orgs/{id}/members")).await }
+        })
+    };
+    let mut invitations = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/orgs/{id}/invitations")).await }
+        })
+    };
+    let mut roles = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/orgs/{id}/roles")).await }
+        })
+    };
+    let catalogue = use_resource(|| async { get("/api/v1/permissions").await });
+    let error = use_signal(String::new);
+    let notice = use_signal(String::new);
+    let mut add_user = use_signal(String::new);
+    let mut add_role = use_signal(|| "org:member".to_string());
+    let mut invite_email = use_signal(String::new);
+    let mut role_name_in = use_signal(String::new);
+    let mut role_scope = use_signal(|| "project".to_string());
+    let mut role_perms = use_signal(String::new);
+    let mut confirm = use_signal(String::new);
+
+    let act = move |r: super::Reply, ok: &str| {
+        let (mut error, mut notice) = (error, notice);
+        if r.ok() {
+            error.set(String::new());
+            notice.set(ok.to_string());
+            true
+        } else {
+            notice.set(String::new());
+            error.set(r.message());
+            false
+        }
+    };
+
+    let on_add = {
+        let id = id.clone();
+        move |_| {
+            let id = id.clone();
+            spawn(async move {
+                let r = post(
+                    &format!("/api/v1/orgs/{id}/members"),
+                    json!({"user": add_user(), "role": add_role()}),
+                )
+                .await;
+                if act(r, "Member added.") {
+                    add_user.set(String::new());
+                    members.restart();
+                }
+            });
+        }
+    };
+    let on_invite = {
+        let id = id.clone();
+        move |_| {
+            let id = id.clone();
+            spawn(async move {
+                let r = post(
+                    &format!("/api/v1/orgs/{id}/invitations"),
+                    json!({"email": invite_email(), "role": add_role()}),
+                )
+                .await;
+                if act(r, "Invitation sent.") {
+                    invite_email.set(String::new());
+                    invitations.restart();
+                }
+            });
+        }
+    };
+    let on_role = {
+        let id = id.clone();
+        move |_| {
+            let id = id.clone();
+            spawn(async move {
+                let patterns: Vec<String> = role_perms()
+                    .split([',', '\n', ' '])
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .collect();
+                let r = post(
+                    &format!("/api/v1/orgs/{id}/roles"),
+                    json!({"name": role_name_in(), "scope": role_scope(), "permissions": patterns}),
+                )
+                .await;
+                if act(r, "Role created.") {
+                    role_name_in.set(String::new());
+                    role_perms.set(String::new());
+                    roles.restart();
+                }
+            });
+        }
+    };
+    let on_delete = {
+        let id = id.clone();
+        move |_| {
+            let id = id.clone();
+            spawn(async move {
+                let r = call(
+                    "DELETE",
+                    &format!("/api/v1/orgs/{id}"),
+                    Some(json!({"confirm": confirm()})),
+                )
+                .await;
+                if act(r, "Deleted.") {
+                    go("/orgs");
+                }
+            });
+        }
+    };
+
+    let Some(o) = org.read().clone() else {
+        return rsx! {};
+    };
+    if !o.ok() {
+        return rsx! { section { class: "card", h2 { "Not found" } p { "{o.message()}" } } };
+    }
+    let o = o.body;
+    let role_rows = list(&roles.read());
+    let org_roles: Vec<Value> = role_rows
+        .iter()
+        .filter(|r| r["scope"] == "org")
+        .cloned()
+        .collect();
+    let member_rows = list(&members.read());
+    let invitation_rows = list(&invitations.read());
+    let cat = list(&catalogue.read());
+
+    rsx! {
+        section { class: "card", id: "org-settings",
+            h2 { "Settings of {s(&o, \"name\")}" }
+            p { a { href: "/orgs/{id}", "Back to the organization" } }
+            Notice { text: error(), error: true }
+            Notice { text: notice(), error: false }
+        }
+        section { class: "card", id: "org-members",
+            h2 { "Members" }
+            ul { class: "rows",
+                for m in member_rows.iter() {
+                    li { key: "{s(m, \"user_id\")}", class: "member", "data-username": "{s(m, \"username\")}",
+                        span { "{s(m, \"display_name\")} ({s(m, \"username\")})" }
+                        select { class: "member-role", "data-username": "{s(m, \"username\")}",
+                            onchange: {
+                                let id = id.clone();
+                                let uid = s(m, "user_id");
+                                move |e: FormEvent| {
+                                    let id = id.clone();
+                                    let uid = uid.clone();
+                                    spawn(async move {
+                                        let r = call("PATCH", &format!("/api/v1/orgs/{id}/members/{uid}"), Some(json!({"role": e.value()}))).await;
+                                        act(r, "Role changed.");
+                                        members.restart();
+                                    });
+                                }
+                            },
+                            for r in org_roles.iter() {
+                                option { value: "{s(r, \"id\")}", selected: m["role"] == r["id"], "{s(r, \"name\")}" }
+                            }
+                        }
+                        button { class: "danger small", onclick: {
+                            let id = id.clone();
+                            let uid = s(m, "user_id");
+                            move |_| {
+                                let id = id.clone();
+                                let uid = uid.clone();
+                                spawn(async move {
+                                    let r = call("DELETE", &format!("/api/v1/orgs/{id}/members/{uid}"), None).await;
+                                    act(r, "Member removed.");
+                                    members.restart();
+                                });
+                            }
+                        }, "Remove" }
+                    }
+                }
+            }
+            form { onsubmit: on_add,
+                label { "Add by username or email"
+                    input { id: "add-member", value: "{add_user}", oninput: move |e| add_user.set(e.value()) }
+                }
+                label { "Role"
+                    select { id: "add-role", onchange: move |e| add_role.set(e.value()),
+                        for r in org_roles.iter() {
+                            option { value: "{s(r, \"id\")}", selected: add_role() == s(r, "id"), "{s(r, \"name\")}" }
+                        }
+                    }
+                }
+                button { id: "add-member-submit", r#type: "submit", "Add member" }
+            }
+            form { onsubmit: on_invite,
+                label { "Or invite by email (with the role above)"
+                    input { id: "invite-email", r#type: "email", value: "{invite_email}", oninput: move |e| invite_email.set(e.value()) }
+                }
+                button { class: "secondary", id: "invite-submit", r#type: "submit", "Send invitation" }
+            }
+            if !invitation_rows.is_empty() {
+                h3 { "Pending invitations" }
+                ul { class: "rows", id: "invitations",
+                    for i in invitation_rows.iter() {
+                        li { key: "{s(i, \"id\")}",
+                            span { "{s(i, \"email\")}" }
+                            span { class: "muted", "{role_name(&s(i, \"role\"), &role_rows)}, until {short_time(&i[\"expires_at\"])}" }
+                            button { class: "danger small", onclick: {
+                                let id = id.clone();
+                                let iid = s(i, "id");
+                                move |_| {
+                                    let id = id.clone();
+                                    let iid = iid.clone();
+                                    spawn(async move {
+                                        let r = call("DELETE", &format!("/api/v1/orgs/{id}/invitations/{iid}"), None).await;
+                                        act(r, "Invitation revoked.");
+                                        invitations.restart();
+                                    });
+                                }
+                            }, "Revoke" }
+                        }
+                    }
+                }
+            }
+        }
+        section { class: "card", id: "roles",
+            h2 { "Roles" }
+            table {
+                thead { tr { th { "Role" } th { "Scope" } th { "Permissions" } th {} } }
+                tbody {
+                    for r in role_rows.iter() {
+                        tr { key: "{s(r, \"id\")}", "data-role": "{s(r, \"name\")}",
+                            td { strong { "{s(r, \"name\")}" } br {} span { class: "muted", "{s(r, \"description\")}" } }
+                            td { "{s(r, \"scope\")}" }
+                            td { class: "detail", "{r[\"permissions\"].as_array().map(|a| a.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join(\", \")).unwrap_or_default()}" }
+                            td {
+                                if r["builtin"] == false {
+                                    button { class: "danger small", onclick: {
+                                        let id = id.clone();
+                                        let rid = s(r, "id");
+                                        move |_| {
+                                            let id = id.clone();
+                                            let rid = rid.clone();
+                                            spawn(async move {
+                                                let r = call("DELETE", &format!("/api/v1/orgs/{id}/roles/{rid}"), None).await;
+                                                act(r, "Role deleted.");
+                                                roles.restart();
+                                            });
+                                        }
+                                    }, "Delete" }
+                                } else {
+                                    span { class: "muted", "built-in" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form { onsubmit: on_role,
+                h3 { "New custom role" }
+                label { "Name" input { id: "role-name", value: "{role_name_in}", oninput: move |e| role_name_in.set(e.value()) } }
+                label { "Scope"
+                    select { id: "role-scope", onchange: move |e| role_scope.set(e.value()),
+                        option { value: "project", selected: role_scope() == "project", "project" }
+                        option { value: "org", selected: role_scope() == "org", "org" }
+                    }
+                }
+                label { "Permissions (patterns such as project:content:*, separated by commas)"
+                    input { id: "role-permissions", value: "{role_perms}", oninput: move |e| role_perms.set(e.value()) }
+                }
+                button { id: "role-create", r#type: "submit", "Create role" }
+            }
+            details { id: "catalogue",
+                summary { "Permission catalogue ({cat.len()})" }
+                table {
+                    tbody {
+                        for p in cat.iter() {
+                            tr { key: "{s(p, \"name\")}",
+                                td { code { "{s(p, \"name\")}" } }
+                                td { "{s(p, \"description\")}" }
+                                td { class: "muted", "{s(p, \"scope\")} · {s(p, \"level\")}" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section { class: "card danger-zone", id: "org-delete",
+            h2 { "Delete the organization" }
+            p { "This deletes every project in it. Type the slug " code { "{s(&o, \"slug\")}" } " to confirm." }
+            form { onsubmit: on_delete,
+                input { id: "org-delete-confirm", value: "{confirm}", oninput: move |e| confirm.set(e.value()) }
+                button { class: "danger", id: "org-delete-submit", r#type: "submit", "Delete" }
+            }
+        }
+    }
+}
+
+#[component]
+pub fn ProjectSettings(id: String) -> Element {
+    let project = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/projects/{id}")).await }
+        })
+    };
+    let mut members = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/projects/{id}/members")).await }
+        })
+    };
+    let my = {
+        let id = id.clone();
+        use_resource(move || {
+            let id = id.clone();
+            async move { get(&format!("/api/v1/projects/{id}/permissions/me")).await }
+        })
+    };
+    let error = use_signal(String::new);
+    let notice = use_signal(String::new);
+    let mut rename = use_signal(String::new);
+    let mut member = use_signal(String::new);
+    let mut member_role = use_signal(|| "project:editor".to_string());
+    let mut confirm = use_signal(String::new);
+    let act = move |r: super::Reply, ok: &str| {
+        let (mut error, mut notice) = (error, notice);
+        if r.ok() {
+            error.set(String::new());
+            notice.set(ok.to_string());
+            true
+        } else {
+            notice.set(String::new());
+            error.set(r.message());
+            false
+        }
+    };
+    let Some(p) = project.read().clone() else {
+        return rsx! {};
+    };
+    if !p.ok() {
+        return rsx! { section { class: "card", h2 { "Not found" } p { "{p.message()}" } } };
+    }
+    let p = p.body;
+    let org_id = s(&p, "org_id");
+    let can = perms(&my.read());
+    let manage = can.iter().any(|x| x == "project:members:manage");
+    let member_rows = list(&members.read());
+    let on_rename = {
+        let id = id.clone();
+        move |_| {
+            let id = id.clone();
+            spawn(async move {
+                let r = call(
+                    "PATCH",
+                    &format!("/api/v1/projects/{id}"),
+                    Some(json!({"name": rename()})),
+                )
+                .await;
+                if act(r, "Renamed.") {
+                    go(&format!("/projects/{id}"));
+                }
+            });
+        }
+    };
+    let on_member = {
+        let id = id.clone();
+        move |_| {
+            let id = id.clone();
+            spawn(async move {
+                let r = post(
+                    &format!("/api/v1/projects/{id}/members"),
+                    json!({"user": member(), "role": member_role()}),
+                )
+                .await;
+                if act(r, "Member added.") {
+                    member.set(String::new());
+                    members.restart();
+                }
+            });
+        }
+    };
+    let on_delete = {
+        let id = id.clone();
+        let org_id = org_id.clone();
+        move |_| {
+            let id = id.clone();
+            let org_id = org_id.clone();
+            spawn(async move {
+                let r = call(
+                    "DELETE",
+                    &format!("/api/v1/projects/{id}"),
+                    Some(json!({"confirm": confirm()})),
+                )
+                .await;
+                if act(r, "Deleted.") {
+                    go(&format!("/orgs/{org_id}"));
+                }
+            });
+        }
+    };
+    rsx! {
+        section { class: "card", id: "project", "data-project": "{id}",
+            h2 { id: "project-title", "{s(&p, \"name\")}" }
+            p { a { href: "/orgs/{org_id}", "Back to the organization" } }
+            p { class: "muted", id: "my-project-permissions", "You may: {can.join(\", \")}" }
+            Notice { text: error(), error: true }
+            Notice { text: notice(), error: false }
+            if can.iter().any(|x| x == "project:project:update") {
+                form { onsubmit: on_rename,
+                    label { "Rename" input { id: "project-rename", value: "{rename}", oninput: move |e| rename.set(e.value()) } }
+                    button { id: "project-rename-submit", r#type: "submit", "Rename" }
+                }
+            }
+        }
+        section { class: "card", id: "project-members",
+            h2 { "Project members" }
+            ul { class: "rows",
+                for m in member_rows.iter() {
+                    li { key: "{s(m, \"user_id\")}", class: "member", "data-username": "{s(m, \"username\")}",
+                        span { "{s(m, \"display_name\")}" }
+                        span { class: "muted role", "{s(m, \"role\")}" }
+                        if manage {
+                            button { class: "danger small", onclick: {
+                                let id = id.clone();
+                                let uid = s(m, "user_id");
+                                move |_| {
+                                    let id = id.clone();
+                                    let uid = uid.clone();
+                                    spawn(async move {
+                                        let r = call("DELETE", &format!("/api/v1/projects/{id}/members/{uid}"), None).await;
+                                        act(r, "Removed.");
+                                        members.restart();
+                                    });
+                                }
+                            }, "Remove" }
+                        }
+                    }
+                }
+            }
+            if manage {
+                form { onsubmit: on_member,
+                    label { "Add or change a member (username or email)"
+                        input { id: "project-member", value: "{member}", oninput: move |e| member.set(e.value()) }
+                    }
+                    label { "Role"
+                        select { id: "project-member-role", onchange: move |e| member_role.set(e.value()),
+                            option { value: "project:admin", "Project admin" }
+                            option { value: "project:editor", selected: true, "Editor" }
+                            option { value: "project:viewer", "Viewer" }
+                        }
+                    }
+                    button { id: "project-member-submit", r#type: "submit", "Save member" }
+                }
+            }
+        }
+        if can.iter().any(|x| x == "project:project:delete") {
+            section { class: "card danger-zone", id: "project-delete",
+                h2 { "Delete the project" }
+                p { "Type its name to confirm." }
+                form { onsubmit: on_delete,
+                    input { id: "project-delete-confirm", value: "{confirm}", oninput: move |e| confirm.set(e.value()) }
+                    button { class: "danger", id: "project-delete-submit", r#type: "submit", "Delete" }
+                }
+            }
+        }
+    }
+}
+
+#[component]
+pub fn AcceptInvite(query: String, signed_in: bool) -> Element {
+    let token = query_param(&query, "token").unwrap_or_default();
+    let mut error = use_signal(String::new);
+    let on_accept = {
+        let token = token.clone();
+        move |_| {
+            let token = token.clone();
+            spawn(async move {
+                let r = post("/api/v1/invitations/accept", json!({"token": token})).await;
+                if r.ok() {
+                    go(&format!("/orgs/{}", s(&r.body, "id")));
+                } else {
+                    error.set(r.message());
+                }
+            });
+        }
+    };
+    let back = format!("/invite?token={token}");
+    rsx! {
+        section { class: "card auth", id: "invite",
+            h2 { "Join an organization" }
+            Notice { text: error(), error: true }
+            if signed_in {
+                p { "You were invited to an organization. Accept to join it." }
+                button { id: "invite-accept", onclick: on_accept, "Accept the invitation" }
+            } else {
+                p { "Sign in or create an account first, then open this link again." }
+                a { class: "button", href: "/signin?return_to={super::signin::url_encode(&back)}", "Sign in" }
+                a { class: "button secondary", href: "/signup?return_to={super::signin::url_encode(&back)}", "Create an account" }
+            }
+        }
+    }
+}
