@@ -1,4 +1,5 @@
-"""Password sign-ins per second and GET /api/v1/me with a bearer token, through the edge.
+"""Password sign-ins per second, GET /api/v1/me and an organization's project list with a bearer
+token, through the edge.
 
 Usage: python3 bench/auth.py PATH_TO_DEMIURGE
 """
@@ -88,6 +89,13 @@ def main():
                     'wrk.body = \'{"login":"bench","password":"benchmark password"}\'\n')
         login_rps, login_lat, login_err = wrk(base + "/api/v1/auth/login", 4, 10, ["-s", lua])
         me_rps, me_lat, me_err = wrk(base + "/api/v1/me", 64, 10, ["-H", f"Authorization: Bearer {token}"])
+        # An organization with 20 projects: the project list as its owner sees it.
+        auth = {"Authorization": f"Bearer {token}"}
+        _, _, org = post(base + "/api/v1/orgs", {"name": "Bench"}, auth)
+        for i in range(20):
+            post(base + f"/api/v1/orgs/{org['id']}/projects", {"name": f"Project {i}"}, auth)
+        proj_rps, proj_lat, proj_err = wrk(base + f"/api/v1/orgs/{org['id']}/projects", 64, 10,
+                                           ["-H", f"Authorization: Bearer {token}"])
         fixed_rps, fixed_p50, fixed_p99 = hey_fixed_rate(base + "/api/v1/me", 1000, 10, token)
     finally:
         srv.send_signal(signal.SIGTERM)
@@ -116,6 +124,8 @@ def main():
           f"p50 {login_lat.get('50')}, p99 {login_lat.get('99')}, non-2xx {login_err}")
     print(f"GET /api/v1/me, bearer, via edge, 64 conns: {me_rps:.0f} req/s, p50 {me_lat.get('50')}, "
           f"p99 {me_lat.get('99')}, non-2xx {me_err}")
+    print(f"GET /api/v1/orgs/<id>/projects (20 projects), bearer, via edge, 64 conns: {proj_rps:.0f} req/s, "
+          f"p50 {proj_lat.get('50')}, p99 {proj_lat.get('99')}, non-2xx {proj_err}")
     print(f"GET /api/v1/me at a fixed 1000 req/s: {fixed_rps:.0f} req/s, p50 {fixed_p50:.2f} ms, p99 {fixed_p99:.2f} ms")
     print(f"nginx static 200, 64 conns (ceiling): {ngx_rps:.0f} req/s, p99 {ngx_lat.get('99')}; "
           f"demiurge /me = {me_rps / ngx_rps:.2f} of it")

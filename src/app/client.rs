@@ -25,7 +25,8 @@ pub struct ClientInfo {
 impl ClientInfo {
     pub fn of(req: &HttpRequest) -> Self {
         let peer = req.peer_addr().map(|a| a.ip());
-        let from_edge = peer.is_some_and(|ip| ip.is_loopback());
+        // No peer address: the private Unix socket, which only the edge can reach.
+        let from_edge = peer.is_none_or(|ip| ip.is_loopback());
         let header = |name: &str| {
             req.headers()
                 .get(name)
