@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError, DatabaseUrl, redact_url};
 use crate::db::{Db, DbError};
 use crate::dns::{Dns, DnsError};
 use crate::edge::certs::{self, CertError, CertStore};
-use crate::edge::{Edge, EdgeError, EdgeSettings, Upstream};
+use crate::edge::{Edge, EdgeError, EdgeSettings};
 use crate::status::{StatusBoard, Subsystem};
 use crate::vpn::{Vpn, VpnError, VpnSettings};
 
@@ -156,10 +156,8 @@ async fn start_all(
         boot_id: format!("{:08x}", rand::random::<u32>()),
         status: status.subscribe(),
     };
-    let (app_socket, unix_listener) = app_socket(&cfg.server.data_dir);
     let app = App::start(
         app_listener,
-        unix_listener,
         AppState::new(status.clone(), metrics, db.clone(), cfg)?,
         shell,
     )?;
@@ -190,10 +188,7 @@ async fn start_all(
         let edge = Edge::start(EdgeSettings {
             http: cfg.edge.http.0,
             https: cfg.edge.https.0,
-            app: match &app_socket {
-                Some(p) => Upstream::Unix(p.clone()),
-                None => Upstream::Tcp(app_addr),
-            },
+            app: app_addr,
             domain: cfg.server.domain.clone(),
             certs,
             threads: cfg.edge.threads,
@@ -264,33 +259,6 @@ async fn start_all(
         println!("Demiurge is running at {url}");
     }
     Ok(())
-}
-
-/// The app's private Unix socket for the edge (`data_dir/run/app.sock`, in a 0700
-/// directory), or None (the edge then uses the loopback port) when it cannot be made.
-fn app_socket(
-    data_dir: &std::path::Path,
-) -> (
-    Option<std::path::PathBuf>,
-    Option<std::os::unix::net::UnixListener>,
-) {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = data_dir.join("run");
-    let path = dir.join("app.sock");
-    let made = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
-        .and_then(|()| match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        })
-        .and_then(|()| std::os::unix::net::UnixListener::bind(&path));
-    match made {
-        Ok(l) => (Some(path), Some(l)),
-        Err(e) => {
-            tracing::info!(path = %path.display(), error = %e, "no app socket; the edge uses the loopback port");
-            (None, None)
-        }
-    }
 }
 
 /// How long `stop` may take in total before the process exits anyway.

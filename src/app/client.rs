@@ -25,8 +25,7 @@ pub struct ClientInfo {
 impl ClientInfo {
     pub fn of(req: &HttpRequest) -> Self {
         let peer = req.peer_addr().map(|a| a.ip());
-        // No peer address: the private Unix socket, which only the edge can reach.
-        let from_edge = peer.is_none_or(|ip| ip.is_loopback());
+        let from_edge = peer.is_some_and(|ip| ip.is_loopback());
         let header = |name: &str| {
             req.headers()
                 .get(name)

@@ -78,11 +78,9 @@ pub struct App {
 }
 
 impl App {
-    /// Starts serving on `listener` (already bound, so the address is known before start),
-    /// and on `unix`, the private socket the edge uses when there is one.
+    /// Starts serving on `listener` (already bound, so the address is known before start).
     pub fn start(
         listener: TcpListener,
-        unix: Option<std::os::unix::net::UnixListener>,
         state: AppState,
         ui: demiurge_web::Shell,
     ) -> Result<App, AppError> {
@@ -148,14 +146,8 @@ impl App {
         .shutdown_timeout(3)
         .workers(workers)
         .listen(listener)
-        .map_err(|source| AppError::Listen { addr, source })?;
-        let server = match unix {
-            Some(u) => server
-                .listen_uds(u)
-                .map_err(|source| AppError::Listen { addr, source })?,
-            None => server,
-        };
-        let server = server.run();
+        .map_err(|source| AppError::Listen { addr, source })?
+        .run();
         let handle = server.handle();
         let task = tokio::spawn(server);
         Ok(App { addr, handle, task })

@@ -39,8 +39,8 @@ pub enum EdgeError {
 pub struct EdgeSettings {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
-    /// Where the app listens for the edge.
-    pub app: Upstream,
+    /// The app's internal address.
+    pub app: SocketAddr,
     pub domain: String,
     pub certs: Arc<CertStore>,
     /// Proxy threads; 0 = one per core.
@@ -93,15 +93,9 @@ impl Edge {
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
         let containers_suffix = format!(".containers.{}", s.domain.to_ascii_lowercase());
-        let peer = s.app.peer()?;
-        let app_host = match &s.app {
-            Upstream::Tcp(a) => a.to_string(),
-            Upstream::Unix(_) => "localhost".to_string(),
-        };
         if let Some(addr) = s.http {
             let front = Front {
-                app: peer.clone(),
-                app_host: app_host.clone(),
+                app: s.app,
                 tls: false,
                 containers_suffix: containers_suffix.clone(),
             };
@@ -111,8 +105,7 @@ impl Edge {
         }
         if let Some(addr) = s.https {
             let front = Front {
-                app: peer.clone(),
-                app_host: app_host.clone(),
+                app: s.app,
                 tls: true,
                 containers_suffix,
             };
@@ -181,34 +174,8 @@ impl Edge {
 }
 
 /// The proxy logic of one listener.
-/// The app as the edge reaches it.
-#[derive(Debug, Clone)]
-pub enum Upstream {
-    Tcp(SocketAddr),
-    /// A Unix socket in the data directory: no TCP stack on the internal hop.
-    Unix(std::path::PathBuf),
-}
-
-impl Upstream {
-    fn peer(&self) -> Result<HttpPeer, EdgeError> {
-        match self {
-            Upstream::Tcp(a) => Ok(HttpPeer::new(*a, false, String::new())),
-            Upstream::Unix(p) => {
-                let path = p.to_str().ok_or_else(|| {
-                    EdgeError::Setup(format!("socket path {} is not UTF-8", p.display()))
-                })?;
-                HttpPeer::new_uds(path, false, String::new())
-                    .map_err(|e| EdgeError::Setup(format!("app socket {path}: {e}")))
-            }
-        }
-    }
-}
-
 struct Front {
-    /// Built once; cloned for every request.
-    app: HttpPeer,
-    /// Sent as Host to the app when a client gave none.
-    app_host: String,
+    app: SocketAddr,
     tls: bool,
     /// `.containers.<domain>`
     containers_suffix: String,
@@ -282,7 +249,7 @@ impl ProxyHttp for Front {
         _session: &mut Session,
         _ctx: &mut (),
     ) -> pingora::Result<Box<HttpPeer>> {
-        Ok(Box::new(self.app.clone()))
+        Ok(Box::new(HttpPeer::new(self.app, false, String::new())))
     }
 
     async fn upstream_request_filter(
@@ -321,7 +288,7 @@ impl ProxyHttp for Front {
         upstream.remove_header("Forwarded");
         // HTTP/1.0 clients may send no Host; the upstream hop is HTTP/1.1, which requires one.
         if upstream.headers.get(http::header::HOST).is_none() {
-            upstream.insert_header(http::header::HOST, self.app_host.as_str())?;
+            upstream.insert_header(http::header::HOST, self.app.to_string())?;
         }
         Ok(())
     }
