@@ -301,17 +301,28 @@ impl Orgs {
             .ok_or(OrgsError::NotFound("organization"))
     }
 
+    /// An organization, checked for `action` (hidden ones are "not found").
+    async fn org_for(
+        &self,
+        user: &User,
+        id: &str,
+        action: &str,
+        verb: &'static str,
+    ) -> Result<Org, OrgsError> {
+        if id.len() > 64 {
+            return Err(OrgsError::NotFound("organization"));
+        }
+        // The grants already know whether the user belongs to it: no query for outsiders.
+        self.require(&user.id, action, Resource::Org(id), "organization", verb)
+            .await?;
+        self.load_org(id).await
+    }
+
     /// One organization and my role in it.
     pub async fn org(&self, user: &User, id: &str) -> Result<(Org, String), OrgsError> {
-        let org = self.load_org(id).await?;
-        self.require(
-            &user.id,
-            "org:org:read",
-            Resource::Org(&org.id),
-            "organization",
-            "see this organization",
-        )
-        .await?;
+        let org = self
+            .org_for(user, id, "org:org:read", "see this organization")
+            .await?;
         let role = self
             .db
             .org_member(&org.id, &user.id)
@@ -328,15 +339,9 @@ impl Orgs {
         name: Option<&str>,
         slug: Option<&str>,
     ) -> Result<Org, OrgsError> {
-        let org = self.load_org(id).await?;
-        self.require(
-            &user.id,
-            "org:org:update",
-            Resource::Org(&org.id),
-            "organization",
-            "change this organization",
-        )
-        .await?;
+        let org = self
+            .org_for(user, id, "org:org:update", "change this organization")
+            .await?;
         let name = match name {
             Some(n) => validate_name("name", n)?,
             None => org.name.clone(),
@@ -354,15 +359,9 @@ impl Orgs {
 
     /// Deletes an organization (owners only); `confirm` must be its slug.
     pub async fn delete_org(&self, user: &User, id: &str, confirm: &str) -> Result<(), OrgsError> {
-        let org = self.load_org(id).await?;
-        self.require(
-            &user.id,
-            "org:org:delete",
-            Resource::Org(&org.id),
-            "organization",
-            "delete this organization",
-        )
-        .await?;
+        let org = self
+            .org_for(user, id, "org:org:delete", "delete this organization")
+            .await?;
         if confirm.trim() != org.slug {
             return Err(OrgsError::ConfirmationMismatch);
         }
@@ -379,15 +378,9 @@ impl Orgs {
         user: &User,
         org_id: &str,
     ) -> Result<Vec<(OrgMember, User)>, OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:members:read",
-            Resource::Org(&org.id),
-            "organization",
-            "list the members",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:members:read", "list the members")
+            .await?;
         Ok(self.db.org_members(&org.id).await?)
     }
 
@@ -443,15 +436,9 @@ impl Orgs {
         who: &str,
         role: &str,
     ) -> Result<(OrgMember, User), OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:members:manage",
-            Resource::Org(&org.id),
-            "organization",
-            "add members",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:members:manage", "add members")
+            .await?;
         self.check_role(&org.id, role, Scope::Org).await?;
         self.require_owner_for(user, &org.id, None, Some(role))
             .await?;
@@ -474,15 +461,9 @@ impl Orgs {
         member: &str,
         role: &str,
     ) -> Result<(), OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:members:manage",
-            Resource::Org(&org.id),
-            "organization",
-            "change roles",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:members:manage", "change roles")
+            .await?;
         self.check_role(&org.id, role, Scope::Org).await?;
         let current = self
             .db
@@ -506,16 +487,10 @@ impl Orgs {
         org_id: &str,
         member: &str,
     ) -> Result<(), OrgsError> {
-        let org = self.load_org(org_id).await?;
-        if member != user.id {
-            self.require(
-                &user.id,
-                "org:members:manage",
-                Resource::Org(&org.id),
-                "organization",
-                "remove members",
-            )
-            .await?;
+        let org = if member != user.id {
+            let org = self
+                .org_for(user, org_id, "org:members:manage", "remove members")
+                .await?;
             let current = self
                 .db
                 .org_member(&org.id, member)
@@ -523,16 +498,10 @@ impl Orgs {
                 .ok_or(OrgsError::NotFound("member"))?;
             self.require_owner_for(user, &org.id, Some(&current.role), None)
                 .await?;
+            org
         } else {
-            self.require(
-                &user.id,
-                "org:org:read",
-                Resource::Org(&org.id),
-                "organization",
-                "leave",
-            )
-            .await?;
-        }
+            self.org_for(user, org_id, "org:org:read", "leave").await?
+        };
         let r = self.db.change_org_member(&org.id, member, None).await?;
         self.changed();
         member_change(r)
@@ -545,15 +514,9 @@ impl Orgs {
         org_id: &str,
         to: &str,
     ) -> Result<(), OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:ownership:transfer",
-            Resource::Org(&org.id),
-            "organization",
-            "transfer ownership",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:ownership:transfer", "transfer ownership")
+            .await?;
         let r = self
             .db
             .transfer_ownership(&org.id, &user.id, to, Builtin::OrgAdmin.key())
@@ -573,15 +536,9 @@ impl Orgs {
         email: &str,
         role: &str,
     ) -> Result<Invitation, OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:members:manage",
-            Resource::Org(&org.id),
-            "organization",
-            "invite members",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:members:manage", "invite members")
+            .await?;
         self.check_role(&org.id, role, Scope::Org).await?;
         self.require_owner_for(user, &org.id, None, Some(role))
             .await?;
@@ -639,15 +596,9 @@ impl Orgs {
         user: &User,
         org_id: &str,
     ) -> Result<Vec<Invitation>, OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:members:manage",
-            Resource::Org(&org.id),
-            "organization",
-            "see invitations",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:members:manage", "see invitations")
+            .await?;
         Ok(self.db.pending_invitations(&org.id, now()).await?)
     }
 
@@ -657,15 +608,9 @@ impl Orgs {
         org_id: &str,
         id: &str,
     ) -> Result<(), OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:members:manage",
-            Resource::Org(&org.id),
-            "organization",
-            "revoke invitations",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:members:manage", "revoke invitations")
+            .await?;
         self.db
             .delete_invitation(&org.id, id)
             .await
@@ -698,15 +643,9 @@ impl Orgs {
 
     /// Built-in and custom roles of an organization.
     pub async fn roles(&self, user: &User, org_id: &str) -> Result<Vec<RoleInfo>, OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:roles:read",
-            Resource::Org(&org.id),
-            "organization",
-            "see roles",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:roles:read", "see roles")
+            .await?;
         let mut out: Vec<RoleInfo> = Builtin::ALL
             .into_iter()
             .map(|b| RoleInfo {
@@ -768,15 +707,9 @@ impl Orgs {
         org_id: &str,
         spec: &RoleSpec,
     ) -> Result<RoleInfo, OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:roles:manage",
-            Resource::Org(&org.id),
-            "organization",
-            "manage roles",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:roles:manage", "manage roles")
+            .await?;
         let (name, description, permissions) = self.check_spec(spec)?;
         let row = RoleRow {
             id: uuid::Uuid::new_v4().to_string(),
@@ -801,15 +734,9 @@ impl Orgs {
         id: &str,
         spec: &RoleSpec,
     ) -> Result<RoleInfo, OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:roles:manage",
-            Resource::Org(&org.id),
-            "organization",
-            "manage roles",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:roles:manage", "manage roles")
+            .await?;
         if Builtin::from_key(id).is_some() {
             return Err(OrgsError::Forbidden("edit a built-in role"));
         }
@@ -832,15 +759,9 @@ impl Orgs {
     }
 
     pub async fn delete_role(&self, user: &User, org_id: &str, id: &str) -> Result<(), OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:roles:manage",
-            Resource::Org(&org.id),
-            "organization",
-            "manage roles",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:roles:manage", "manage roles")
+            .await?;
         if Builtin::from_key(id).is_some() {
             return Err(OrgsError::Forbidden("delete a built-in role"));
         }
@@ -860,11 +781,13 @@ impl Orgs {
 
     /// The projects of an organization that `user` can see.
     pub async fn projects(&self, user: &User, org_id: &str) -> Result<Vec<Project>, OrgsError> {
-        let org = self.load_org(org_id).await?;
+        if org_id.len() > 64 {
+            return Err(OrgsError::NotFound("organization"));
+        }
         self.require(
             &user.id,
             "org:org:read",
-            Resource::Org(&org.id),
+            Resource::Org(org_id),
             "organization",
             "see this organization",
         )
@@ -872,7 +795,7 @@ impl Orgs {
         let g = self.grants(&user.id).await?;
         Ok(self
             .db
-            .projects_of_org(&org.id)
+            .projects_of_org(org_id)
             .await?
             .into_iter()
             .filter(|p| {
@@ -894,15 +817,9 @@ impl Orgs {
         org_id: &str,
         name: &str,
     ) -> Result<Project, OrgsError> {
-        let org = self.load_org(org_id).await?;
-        self.require(
-            &user.id,
-            "org:projects:create",
-            Resource::Org(&org.id),
-            "organization",
-            "create projects",
-        )
-        .await?;
+        let org = self
+            .org_for(user, org_id, "org:projects:create", "create projects")
+            .await?;
         let name = validate_name("name", name)?;
         let p = Project {
             id: uuid::Uuid::new_v4().to_string(),

@@ -110,6 +110,42 @@ pub async fn passkey(create: bool, options: &Value) -> PasskeyAnswer {
         })
 }
 
+/// A whole passkey ceremony: options from `start`, the authenticator, the answer to `finish`.
+/// `body` goes to `start`. Ok with `finish`'s reply, or the message to show.
+pub async fn passkey_ceremony(
+    create: bool,
+    start: &str,
+    body: Value,
+    finish: &str,
+) -> Result<Reply, String> {
+    let started = post(start, body).await;
+    if !started.ok() {
+        return Err(if started.status == 404 && !create {
+            "This account has no passkey here.".into()
+        } else {
+            started.message()
+        });
+    }
+    let answer = passkey(create, &started.body["options"]).await;
+    if !answer.ok {
+        return Err(answer.message);
+    }
+    let r = post(
+        finish,
+        serde_json::json!({"ceremony": started.body["ceremony"], "credential": answer.credential}),
+    )
+    .await;
+    if r.ok() { Ok(r) } else { Err(r.message()) }
+}
+
+/// A resource that GETs `path` from the API (restart it to load again).
+pub fn use_get(path: String) -> Resource<Reply> {
+    use_resource(move || {
+        let path = path.clone();
+        async move { get(&path).await }
+    })
+}
+
 /// A full page load of `path` (after a sign-in, the new cookie takes effect).
 pub fn go(path: &str) {
     let _ = document::eval(&format!("dmg.go({});", js(&path)));

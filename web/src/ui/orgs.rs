@@ -5,7 +5,7 @@
 use dioxus::prelude::*;
 use serde_json::{Value, json};
 
-use super::{Notice, call, get, go, post, query_param, short_time};
+use super::{Notice, call, get, go, post, query_param, short_time, use_get};
 
 fn s(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_string()
@@ -34,6 +34,24 @@ fn role_name(key: &str, roles: &[Value]) -> String {
         .find(|r| r["id"] == key)
         .map(|r| s(r, "name"))
         .unwrap_or_else(|| key.to_string())
+}
+
+/// Shows an action's outcome: `ok` as a notice, or the error; true when it worked.
+fn report(
+    r: super::Reply,
+    ok: &str,
+    mut error: Signal<String>,
+    mut notice: Signal<String>,
+) -> bool {
+    if r.ok() {
+        error.set(String::new());
+        notice.set(ok.to_string());
+        true
+    } else {
+        notice.set(String::new());
+        error.set(r.message());
+        false
+    }
 }
 
 #[component]
@@ -78,34 +96,10 @@ pub fn OrgList() -> Element {
 
 #[component]
 pub fn OrgDashboard(id: String) -> Element {
-    let org = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/orgs/{id}")).await }
-        })
-    };
-    let mut projects = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/orgs/{id}/projects")).await }
-        })
-    };
-    let members = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/orgs/{id}/members")).await }
-        })
-    };
-    let my = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/orgs/{id}/permissions/me")).await }
-        })
-    };
+    let org = use_get(format!("/api/v1/orgs/{id}"));
+    let mut projects = use_get(format!("/api/v1/orgs/{id}/projects"));
+    let members = use_get(format!("/api/v1/orgs/{id}/members"));
+    let my = use_get(format!("/api/v1/orgs/{id}/permissions/me"));
     let mut name = use_signal(String::new);
     let mut error = use_signal(String::new);
     let on_create = {
@@ -186,34 +180,10 @@ pub fn OrgDashboard(id: String) -> Element {
 
 #[component]
 pub fn OrgSettings(id: String) -> Element {
-    let org = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/orgs/{id}")).await }
-        })
-    };
-    let mut members = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/orgs/{id}/members")).await }
-        })
-    };
-    let mut invitations = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/orgs/{id}/invitations")).await }
-        })
-    };
-    let mut roles = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/orgs/{id}/roles")).await }
-        })
-    };
+    let org = use_get(format!("/api/v1/orgs/{id}"));
+    let mut members = use_get(format!("/api/v1/orgs/{id}/members"));
+    let mut invitations = use_get(format!("/api/v1/orgs/{id}/invitations"));
+    let mut roles = use_get(format!("/api/v1/orgs/{id}/roles"));
     let catalogue = use_resource(|| async { get("/api/v1/permissions").await });
     let error = use_signal(String::new);
     let notice = use_signal(String::new);
@@ -225,18 +195,7 @@ pub fn OrgSettings(id: String) -> Element {
     let mut role_perms = use_signal(String::new);
     let mut confirm = use_signal(String::new);
 
-    let act = move |r: super::Reply, ok: &str| {
-        let (mut error, mut notice) = (error, notice);
-        if r.ok() {
-            error.set(String::new());
-            notice.set(ok.to_string());
-            true
-        } else {
-            notice.set(String::new());
-            error.set(r.message());
-            false
-        }
-    };
+    let act = move |r: super::Reply, ok: &str| report(r, ok, error, notice);
 
     let on_add = {
         let id = id.clone();
@@ -497,45 +456,16 @@ pub fn OrgSettings(id: String) -> Element {
 
 #[component]
 pub fn ProjectSettings(id: String) -> Element {
-    let project = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/projects/{id}")).await }
-        })
-    };
-    let mut members = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/projects/{id}/members")).await }
-        })
-    };
-    let my = {
-        let id = id.clone();
-        use_resource(move || {
-            let id = id.clone();
-            async move { get(&format!("/api/v1/projects/{id}/permissions/me")).await }
-        })
-    };
+    let project = use_get(format!("/api/v1/projects/{id}"));
+    let mut members = use_get(format!("/api/v1/projects/{id}/members"));
+    let my = use_get(format!("/api/v1/projects/{id}/permissions/me"));
     let error = use_signal(String::new);
     let notice = use_signal(String::new);
     let mut rename = use_signal(String::new);
     let mut member = use_signal(String::new);
     let mut member_role = use_signal(|| "project:editor".to_string());
     let mut confirm = use_signal(String::new);
-    let act = move |r: super::Reply, ok: &str| {
-        let (mut error, mut notice) = (error, notice);
-        if r.ok() {
-            error.set(String::new());
-            notice.set(ok.to_string());
-            true
-        } else {
-            notice.set(String::new());
-            error.set(r.message());
-            false
-        }
-    };
+    let act = move |r: super::Reply, ok: &str| report(r, ok, error, notice);
     let Some(p) = project.read().clone() else {
         return rsx! {};
     };

@@ -4,7 +4,7 @@
 use dioxus::prelude::*;
 use serde_json::{Value, json};
 
-use super::{Notice, call, get, passkey, post, short_time};
+use super::{Notice, call, get, passkey_ceremony, post, short_time};
 
 fn list(r: &Option<super::Reply>) -> Vec<Value> {
     r.as_ref()
@@ -236,30 +236,19 @@ fn Passkeys() -> Element {
     let on_add = move |_| {
         spawn(async move {
             error.set(String::new());
-            let start = post(
+            match passkey_ceremony(
+                true,
                 "/api/v1/me/passkeys/register/start",
                 json!({"name": name()}),
-            )
-            .await;
-            if !start.ok() {
-                error.set(start.message());
-                return;
-            }
-            let answer = passkey(true, &start.body["options"]).await;
-            if !answer.ok {
-                error.set(answer.message);
-                return;
-            }
-            let r = post(
                 "/api/v1/me/passkeys/register/finish",
-                json!({"ceremony": start.body["ceremony"], "credential": answer.credential}),
             )
-            .await;
-            if r.ok() {
-                name.set(String::new());
-                keys.restart();
-            } else {
-                error.set(r.message());
+            .await
+            {
+                Ok(_) => {
+                    name.set(String::new());
+                    keys.restart();
+                }
+                Err(m) => error.set(m),
             }
         });
     };

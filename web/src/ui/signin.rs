@@ -4,7 +4,7 @@
 use dioxus::prelude::*;
 use serde_json::{Value, json};
 
-use super::{Notice, get, go, passkey, post, query_param, safe_path};
+use super::{Notice, get, go, passkey_ceremony, post, query_param, safe_path};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Stage {
@@ -67,25 +67,16 @@ pub fn SignIn(query: String) -> Element {
             let done = done.clone();
             spawn(async move {
                 error.set(String::new());
-                let start = post("/api/v1/auth/passkey/start", json!({})).await;
-                if !start.ok() {
-                    error.set(start.message());
-                    return;
-                }
-                let answer = passkey(false, &start.body["options"]).await;
-                if !answer.ok {
-                    error.set(answer.message);
-                    return;
-                }
-                let r = post(
+                match passkey_ceremony(
+                    false,
+                    "/api/v1/auth/passkey/start",
+                    json!({}),
                     "/api/v1/auth/passkey/finish",
-                    json!({"ceremony": start.body["ceremony"], "credential": answer.credential}),
                 )
-                .await;
-                if r.ok() {
-                    done();
-                } else {
-                    error.set(r.message());
+                .await
+                {
+                    Ok(_) => done(),
+                    Err(m) => error.set(m),
                 }
             });
         }
@@ -137,29 +128,16 @@ pub fn SignIn(query: String) -> Element {
             let done = done.clone();
             spawn(async move {
                 error.set(String::new());
-                let start = post("/api/v1/auth/second-factor/passkey/start", json!({})).await;
-                if !start.ok() {
-                    error.set(if start.status == 404 {
-                        "This account has no passkey; use a code.".into()
-                    } else {
-                        start.message()
-                    });
-                    return;
-                }
-                let answer = passkey(false, &start.body["options"]).await;
-                if !answer.ok {
-                    error.set(answer.message);
-                    return;
-                }
-                let r = post(
+                match passkey_ceremony(
+                    false,
+                    "/api/v1/auth/second-factor/passkey/start",
+                    json!({}),
                     "/api/v1/auth/second-factor/passkey/finish",
-                    json!({"ceremony": start.body["ceremony"], "credential": answer.credential}),
                 )
-                .await;
-                if r.ok() {
-                    done();
-                } else {
-                    error.set(r.message());
+                .await
+                {
+                    Ok(_) => done(),
+                    Err(m) => error.set(m),
                 }
             });
         }
