@@ -462,6 +462,60 @@ async fn tenancy(backend: Backend) {
         |p| p["name"] == "org:members:manage" && !p["description"].as_str().unwrap().is_empty()
     ));
 
+    // A removed member loses access at their next request (no stale permission cache).
+    let (st, _) = bob
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/members"),
+            Some(json!({"user": "dan", "role": "org:member"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(
+        dan.call("GET", &format!("/api/v1/orgs/{org}"), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (st, _) = bob
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/{org}/members/{}", dan.id),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(
+        dan.call("GET", &format!("/api/v1/orgs/{org}"), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    // Anyone may leave (but the last owner); leaving ends project access too.
+    let (st, _) = carol
+        .call(
+            "DELETE",
+            &format!("/api/v1/orgs/{org}/members/{}", carol.id),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(
+        carol
+            .call("GET", &format!("/api/v1/projects/{pid}"), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (st, _) = bob
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{org}/members"),
+            Some(json!({"user": "carol", "role": rid})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+
     // People search stays inside shared organizations (plus an exact email).
     let (_, found) = carol.call("GET", "/api/v1/users?q=ali", None).await;
     assert_eq!(found[0]["username"], "alice");

@@ -193,6 +193,9 @@ pub fn OrgSettings(id: String) -> Element {
     let mut role_name_in = use_signal(String::new);
     let mut role_scope = use_signal(|| "project".to_string());
     let mut role_perms = use_signal(String::new);
+    // The custom role being edited, if any (the form then saves it instead of creating one).
+    let mut editing = use_signal(|| Option::<String>::None);
+    let mut org_name = use_signal(String::new);
     let mut confirm = use_signal(String::new);
 
     let act = move |r: super::Reply, ok: &str| report(r, ok, error, notice);
@@ -242,15 +245,36 @@ pub fn OrgSettings(id: String) -> Element {
                     .filter(|p| !p.is_empty())
                     .map(String::from)
                     .collect();
-                let r = post(
-                    &format!("/api/v1/orgs/{id}/roles"),
-                    json!({"name": role_name_in(), "scope": role_scope(), "permissions": patterns}),
-                )
-                .await;
-                if act(r, "Role created.") {
+                let body =
+                    json!({"name": role_name_in(), "scope": role_scope(), "permissions": patterns});
+                let r = match editing() {
+                    Some(rid) => {
+                        call("PUT", &format!("/api/v1/orgs/{id}/roles/{rid}"), Some(body)).await
+                    }
+                    None => post(&format!("/api/v1/orgs/{id}/roles"), body).await,
+                };
+                if act(r, "Role saved.") {
                     role_name_in.set(String::new());
                     role_perms.set(String::new());
+                    editing.set(None);
                     roles.restart();
+                }
+            });
+        }
+    };
+    let on_rename = {
+        let id = id.clone();
+        move |_| {
+            let id = id.clone();
+            spawn(async move {
+                let r = call(
+                    "PATCH",
+                    &format!("/api/v1/orgs/{id}"),
+                    Some(json!({"name": org_name()})),
+                )
+                .await;
+                if act(r, "Renamed.") {
+                    go(&format!("/orgs/{id}/settings"));
                 }
             });
         }
@@ -296,6 +320,10 @@ pub fn OrgSettings(id: String) -> Element {
             p { a { href: "/orgs/{id}", "Back to the organization" } }
             Notice { text: error(), error: true }
             Notice { text: notice(), error: false }
+            form { onsubmit: on_rename,
+                label { "Name" input { id: "org-rename", placeholder: "{s(&o, \"name\")}", value: "{org_name}", oninput: move |e| org_name.set(e.value()) } }
+                button { id: "org-rename-submit", r#type: "submit", "Rename" }
+            }
         }
         section { class: "card", id: "org-members",
             h2 { "Members" }
@@ -393,6 +421,18 @@ pub fn OrgSettings(id: String) -> Element {
                             td { class: "detail", "{r[\"permissions\"].as_array().map(|a| a.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join(\", \")).unwrap_or_default()}" }
                             td {
                                 if r["builtin"] == false {
+                                    button { class: "secondary small", onclick: {
+                                        let rid = s(r, "id");
+                                        let name = s(r, "name");
+                                        let scope = s(r, "scope");
+                                        let patterns = r["permissions"].as_array().map(|a| a.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+                                        move |_| {
+                                            editing.set(Some(rid.clone()));
+                                            role_name_in.set(name.clone());
+                                            role_scope.set(scope.clone());
+                                            role_perms.set(patterns.clone());
+                                        }
+                                    }, "Edit" }
                                     button { class: "danger small", onclick: {
                                         let id = id.clone();
                                         let rid = s(r, "id");
@@ -415,7 +455,7 @@ pub fn OrgSettings(id: String) -> Element {
                 }
             }
             form { onsubmit: on_role,
-                h3 { "New custom role" }
+                h3 { if editing().is_some() { "Edit the role" } else { "New custom role" } }
                 label { "Name" input { id: "role-name", value: "{role_name_in}", oninput: move |e| role_name_in.set(e.value()) } }
                 label { "Scope"
                     select { id: "role-scope", onchange: move |e| role_scope.set(e.value()),
@@ -426,7 +466,14 @@ pub fn OrgSettings(id: String) -> Element {
                 label { "Permissions (patterns such as project:content:*, separated by commas)"
                     input { id: "role-permissions", value: "{role_perms}", oninput: move |e| role_perms.set(e.value()) }
                 }
-                button { id: "role-create", r#type: "submit", "Create role" }
+                button { id: "role-create", r#type: "submit", if editing().is_some() { "Save role" } else { "Create role" } }
+                if editing().is_some() {
+                    button { class: "secondary", r#type: "button", onclick: move |_| {
+                        editing.set(None);
+                        role_name_in.set(String::new());
+                        role_perms.set(String::new());
+                    }, "Cancel" }
+                }
             }
             details { id: "catalogue",
                 summary { "Permission catalogue ({cat.len()})" }
