@@ -39,7 +39,9 @@ pub enum OrgsError {
     LastOwner,
     #[error("this role is given to members or invitations; change those first")]
     RoleInUse,
-    #[error("to confirm, send the organization's slug (or the project's name) as `confirm`")]
+    #[error(
+        "to confirm, send the organization's name or slug (or the project's name) as `confirm`"
+    )]
     ConfirmationMismatch,
     #[error("this invitation is not valid: it was already used, revoked, or has expired")]
     InvalidInvitation,
@@ -357,12 +359,13 @@ impl Orgs {
         Ok(Org { name, slug, ..org })
     }
 
-    /// Deletes an organization (owners only); `confirm` must be its slug.
+    /// Deletes an organization (owners only); `confirm` must be its name or its slug.
     pub async fn delete_org(&self, user: &User, id: &str, confirm: &str) -> Result<(), OrgsError> {
         let org = self
             .org_for(user, id, "org:org:delete", "delete this organization")
             .await?;
-        if confirm.trim() != org.slug {
+        let confirm = confirm.trim();
+        if confirm != org.slug && confirm != org.name {
             return Err(OrgsError::ConfirmationMismatch);
         }
         self.db.delete_org(&org.id).await?;

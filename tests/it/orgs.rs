@@ -577,7 +577,7 @@ async fn tenancy(backend: Backend) {
         (StatusCode::BAD_REQUEST, Some("invalid_json"))
     );
 
-    // Delete: confirmed by slug; everything under it goes, nothing is left behind.
+    // Delete: confirmed by name (or slug); everything under it goes, nothing is left behind.
     let (st, body) = bob
         .call(
             "DELETE",
@@ -594,7 +594,7 @@ async fn tenancy(backend: Backend) {
         .call(
             "DELETE",
             &format!("/api/v1/orgs/{org}"),
-            Some(json!({"confirm": "acme-research"})),
+            Some(json!({"confirm": "Acme Research"})),
         )
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
@@ -915,6 +915,36 @@ async fn authorization_matrix() {
             None,
             [404, 404, 404, 404, 404, 404, 200, 401],
         ),
+        row(
+            "GET",
+            "/api/v1/orgs".to_string(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200, 401],
+        ),
+        row(
+            "POST",
+            "/api/v1/orgs".to_string(),
+            Some(json!({"name": "Side"})),
+            [201, 201, 201, 201, 201, 201, 201, 401],
+        ),
+        row(
+            "GET",
+            "/api/v1/users?q=own".to_string(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200, 401],
+        ),
+        row(
+            "POST",
+            "/api/v1/invitations/accept".to_string(),
+            Some(json!({"token": "forged"})),
+            [400, 400, 400, 400, 400, 400, 400, 401],
+        ),
+        row(
+            "GET",
+            "/api/v1/me".to_string(),
+            None,
+            [200, 200, 200, 200, 200, 200, 200, 401],
+        ),
     ];
     let mut failures = Vec::new();
     for r in &rows {
@@ -977,6 +1007,9 @@ async fn authorization_matrix() {
             .await;
         assert_eq!(seen(&list), expected, "{} sees", PERSONAS[i]);
     }
+    // The outsider's search finds nobody from the organization (only exact addresses).
+    let (_, found) = people[6].call("GET", "/api/v1/users?q=own", None).await;
+    assert_eq!(found, json!([]));
     let (_, perms) = people[4]
         .call("GET", &format!("/api/v1/projects/{p}/permissions/me"), None)
         .await;

@@ -183,7 +183,7 @@ pub struct UpdateOrg {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Confirm {
-    /// The organization's slug, or the project's name.
+    /// The organization's name or slug, or the project's name.
     confirm: String,
 }
 
@@ -247,7 +247,7 @@ async fn update_org(
     Ok(private_json(OrgView::of(o, role)))
 }
 
-/// Delete an organization and everything in it (owners; `confirm` = its slug).
+/// Delete an organization and everything in it (owners; `confirm` = its name or slug).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)), request_body = Confirm,
     responses((status = 204), (status = 400, description = "`confirmation_mismatch`", body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
