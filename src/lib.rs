@@ -12,6 +12,7 @@ pub mod db;
 pub mod dns;
 pub mod edge;
 pub mod fsutil;
+pub mod gateway;
 pub mod mail;
 pub mod orgs;
 pub mod server;

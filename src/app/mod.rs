@@ -32,6 +32,7 @@ pub const JSON_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub auth: Auth,
     pub orgs: crate::orgs::Orgs,
+    pub gateways: crate::gateway::Gateways,
     pub limits: ratelimit::RateLimits,
     pub status: StatusBoard,
     pub metrics: Metrics,
@@ -51,6 +52,7 @@ impl AppState {
         Ok(Self {
             limits: ratelimit::RateLimits::new(&cfg.auth),
             orgs: auth.orgs().clone(),
+            gateways: crate::gateway::Gateways::new(db.clone()),
             auth,
             status,
             metrics,

@@ -186,6 +186,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    doc_updates (project_id, seq) {
+        project_id -> Text,
+        seq -> BigInt,
+        data -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(email_links -> users (user_id));
@@ -198,6 +207,7 @@ diesel::joinable!(project_members -> projects (project_id));
 diesel::joinable!(project_members -> users (user_id));
 diesel::joinable!(roles -> organizations (org_id));
 diesel::joinable!(invitations -> organizations (org_id));
+diesel::joinable!(doc_updates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
@@ -213,5 +223,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     org_members,
     projects,
     project_members,
-    invitations
+    invitations,
+    doc_updates
 );

@@ -3,6 +3,7 @@
 mod harness;
 
 mod accounts;
+mod collab;
 mod config_file;
 mod dns;
 mod edge;

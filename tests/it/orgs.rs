@@ -104,6 +104,7 @@ async fn orphans(server: &Server, pg: &Option<String>) -> i64 {
         "SELECT COUNT(*) AS n FROM roles WHERE org_id NOT IN (SELECT id FROM organizations)",
         "SELECT COUNT(*) AS n FROM invitations WHERE org_id NOT IN (SELECT id FROM organizations)",
         "SELECT COUNT(*) AS n FROM project_members WHERE project_id NOT IN (SELECT id FROM projects)",
+        "SELECT COUNT(*) AS n FROM doc_updates WHERE project_id NOT IN (SELECT id FROM projects)",
     ] {
         total += count(server, pg, sql).await;
     }

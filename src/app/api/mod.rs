@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 pub mod auth;
+pub mod collab;
 pub mod orgs;
 pub mod signin;
 
@@ -60,6 +61,7 @@ use super::error::{ApiError, ErrorBody};
         signin::passkey_register_finish,
         signin::rename_passkey,
         signin::delete_passkey,
+        collab::collab,
         orgs::list_orgs,
         orgs::create_org,
         orgs::get_org,
@@ -170,7 +172,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/openapi.json", web::get().to(openapi_json))
         .configure(auth::routes)
         .configure(signin::routes)
-        .configure(orgs::routes);
+        .configure(orgs::routes)
+        .configure(collab::routes);
 }
 
 #[derive(Debug, Serialize, ToSchema)]
