@@ -2,11 +2,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc: the edge's per-request buffers contend on glibc's arena
-/// locks across threads (seen in perf as `__lll_lock_wait_private` under load).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // One TLS crypto provider for the whole process (pingora, rustls, ACME all use ring).
     let _ = rustls::crypto::ring::default_provider().install_default();

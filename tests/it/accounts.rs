@@ -62,6 +62,19 @@ impl Browser {
     }
 }
 
+/// Signs a new browser up as `name` (`<name>@example.test`); returns it and the new user.
+pub(crate) async fn signed_up(server: &Server, name: &str) -> (Browser, Value) {
+    let b = Browser::new(server);
+    let (st, body) = b
+        .post(
+            "/api/v1/auth/signup",
+            json!({"username": name, "email": format!("{name}@example.test"), "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    (b, body)
+}
+
 pub(crate) fn alice() -> Value {
     json!({"username": "Alice", "email": "alice@example.test", "display_name": "Alice A.", "password": "correct horse battery"})
 }

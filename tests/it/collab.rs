@@ -42,15 +42,7 @@ async fn token_of(b: &Browser) -> String {
 }
 
 async fn person(server: &Server, name: &str) -> Browser {
-    let b = Browser::new(server);
-    let (st, body) = b
-        .post(
-            "/api/v1/auth/signup",
-            json!({"username": name, "email": format!("{name}@example.test"), "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{body}");
-    b
+    crate::accounts::signed_up(server, name).await.0
 }
 
 async fn collab(pg: bool) {

@@ -39,16 +39,9 @@ struct Person {
 }
 
 async fn person(server: &Server, name: &str) -> Person {
-    let b = Browser::new(server);
-    let (st, body) = b
-        .post(
-            "/api/v1/auth/signup",
-            json!({"username": name, "email": format!("{name}@example.test"), "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let (b, user) = crate::accounts::signed_up(server, name).await;
     Person {
-        id: body["id"].as_str().unwrap().to_string(),
+        id: user["id"].as_str().unwrap().to_string(),
         b,
     }
 }
