@@ -52,7 +52,8 @@ impl AppState {
         Ok(Self {
             limits: ratelimit::RateLimits::new(&cfg.auth),
             orgs: auth.orgs().clone(),
-            gateways: crate::gateway::Gateways::new(db.clone()),
+            gateways: crate::gateway::Gateways::new(db.clone(), metrics.registry())
+                .map_err(|e| crate::auth::AuthError::Internal(format!("metrics: {e}")))?,
             auth,
             status,
             metrics,

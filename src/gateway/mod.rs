@@ -48,6 +48,7 @@ pub struct Room {
     /// Serialises appends, so the log order is the order clients see.
     next_seq: tokio::sync::Mutex<i64>,
     tx: broadcast::Sender<Frame>,
+    metrics: GatewayMetrics,
 }
 
 /// What a connection's message led to.
@@ -62,13 +63,14 @@ pub struct Handled {
 }
 
 impl Room {
-    fn new(project_id: &str) -> Self {
+    fn new(project_id: &str, metrics: GatewayMetrics) -> Self {
         Self {
             project_id: project_id.to_string(),
             loaded: OnceCell::new(),
             awareness: Mutex::new(Awareness::new(Doc::new())),
             next_seq: tokio::sync::Mutex::new(1),
             tx: broadcast::channel(CLIENT_BUFFER).0,
+            metrics,
         }
     }
 
@@ -176,9 +178,12 @@ impl Room {
         let decoded =
             Update::decode_v1(&update).map_err(|e| GatewayError::Malformed(e.to_string()))?;
         let mut seq = self.next_seq.lock().await;
+        let timer = self.metrics.append_seconds.start_timer();
         db.append_update(&self.project_id, *seq, &update, Utc::now().naive_utc())
             .await?;
+        timer.observe_duration();
         *seq += 1;
+        self.metrics.updates.inc();
         self.lock()
             .doc()
             .transact_mut()
@@ -216,23 +221,71 @@ impl Room {
     }
 }
 
+/// What the gateway counts (registered in the process's Prometheus registry).
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    pub documents_loaded: prometheus::IntGauge,
+    pub clients_connected: prometheus::IntGauge,
+    pub updates: prometheus::IntCounter,
+    pub append_seconds: prometheus::Histogram,
+}
+
+impl GatewayMetrics {
+    fn new(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            documents_loaded: prometheus::IntGauge::new(
+                "collab_documents_loaded",
+                "Project documents held in memory",
+            )?,
+            clients_connected: prometheus::IntGauge::new(
+                "collab_clients_connected",
+                "Open collab WebSocket connections",
+            )?,
+            updates: prometheus::IntCounter::new(
+                "collab_updates_total",
+                "Document updates accepted (logged, applied and sent)",
+            )?,
+            append_seconds: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(
+                    "collab_append_seconds",
+                    "Time to append one update to the log",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+                ]),
+            )?,
+        };
+        registry.register(Box::new(m.documents_loaded.clone()))?;
+        registry.register(Box::new(m.clients_connected.clone()))?;
+        registry.register(Box::new(m.updates.clone()))?;
+        registry.register(Box::new(m.append_seconds.clone()))?;
+        Ok(m)
+    }
+}
+
 /// The loaded rooms.
 #[derive(Clone)]
 pub struct Gateways {
     db: Db,
     rooms: Arc<Mutex<HashMap<String, Arc<Room>>>>,
+    metrics: GatewayMetrics,
 }
 
 impl Gateways {
-    pub fn new(db: Db) -> Self {
-        Self {
+    pub fn new(db: Db, registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        Ok(Self {
             db,
             rooms: Arc::default(),
-        }
+            metrics: GatewayMetrics::new(registry)?,
+        })
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.metrics
     }
 
     /// The project's room, loaded from the log (first use waits for the load).
@@ -241,7 +294,10 @@ impl Gateways {
             let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
             rooms
                 .entry(project_id.to_string())
-                .or_insert_with(|| Arc::new(Room::new(project_id)))
+                .or_insert_with(|| {
+                    self.metrics.documents_loaded.inc();
+                    Arc::new(Room::new(project_id, self.metrics.clone()))
+                })
                 .clone()
         };
         room.load(&self.db).await?;

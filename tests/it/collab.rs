@@ -103,6 +103,42 @@ async fn collab(pg: bool) {
     assert_eq!(r["awareness_removed"], true, "{r}");
     assert_eq!(r["text"], "hello from A!");
 
+    // The gateway's metrics saw it (connections close asynchronously: poll briefly).
+    let value = |metrics: &str, name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = crate::harness::client()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if value(&metrics, "demiurge_collab_clients_connected") == 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        value(&metrics, "demiurge_collab_clients_connected"),
+        0.0,
+        "every client has left"
+    );
+    assert!(
+        value(&metrics, "demiurge_collab_updates_total") >= 3.0,
+        "text, map and the '!'"
+    );
+    assert_eq!(value(&metrics, "demiurge_collab_documents_loaded"), 1.0);
+    assert!(value(&metrics, "demiurge_collab_append_seconds_count") >= 3.0);
+
     // Outsiders and anonymous callers are refused before any upgrade.
     let http = crate::harness::client();
     let url = server.url(&format!("/api/v1/projects/{pid}/collab"));

@@ -17,6 +17,9 @@ use crate::auth::AuthError;
 use crate::db::accounts::User;
 use crate::orgs::authz::{Decision, Resource};
 
+/// How often an idle connection is pinged; one that stays silent for two of these is closed.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Largest frame a client may send.
 const MAX_FRAME: usize = 8 * 1024 * 1024;
 
@@ -103,8 +106,13 @@ async fn collab(
     let conn: u64 = rand::random();
     let db = state.gateways.db().clone();
     let mut others = room.subscribe();
+    let connected = state.gateways.metrics().clients_connected.clone();
+    connected.inc();
     actix_web::rt::spawn(async move {
         let mut spoke_for = Vec::new();
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.tick().await;
+        let mut last_heard = std::time::Instant::now();
         let mut close: Option<CloseReason> = None;
         for frame in room.hello() {
             if session.binary(frame).await.is_err() {
@@ -113,7 +121,15 @@ async fn collab(
         }
         loop {
             tokio::select! {
+                _ = keepalive.tick() => {
+                    if last_heard.elapsed() > KEEPALIVE * 2 {
+                        close = Some(CloseReason { code: CloseCode::Away, description: Some("no answer to keepalive pings".into()) });
+                        break;
+                    }
+                    if session.ping(b"").await.is_err() { break; }
+                }
                 msg = msgs.next() => {
+                    last_heard = std::time::Instant::now();
                     let data = match msg {
                         Some(Ok(actix_ws::AggregatedMessage::Binary(b))) => b,
                         Some(Ok(actix_ws::AggregatedMessage::Ping(p))) => {
@@ -170,6 +186,7 @@ async fn collab(
             }
         }
         room.leave(conn, &spoke_for);
+        connected.dec();
         let _ = session.close(close).await;
     });
     Ok(resp)
