@@ -153,20 +153,7 @@ async fn link_submit(
     match result {
         Ok(Redeemed::Opened(opened)) => {
             revoke_presented(&req, &state).await;
-            let to = if opened.session.pending_second_factor {
-                "/?second_factor=1"
-            } else {
-                "/"
-            };
-            HttpResponse::SeeOther()
-                .insert_header(("Location", to))
-                .insert_header(("Cache-Control", "no-store"))
-                .cookie(session::session_cookie(
-                    &req,
-                    &opened.token,
-                    state.auth.session_lifetime(),
-                ))
-                .finish()
+            super::api::auth::signed_in_redirect(&req, &state, &opened, "/").finish()
         }
         Ok(Redeemed::Verified(user)) => page(
             StatusCode::OK,

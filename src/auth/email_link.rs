@@ -151,13 +151,14 @@ impl Auth {
             return Err(AuthError::InvalidLink);
         };
         // Whoever opened the link reads that mailbox.
-        if user.email.eq_ignore_ascii_case(&link.email) && !user.email_verified {
+        let proven = user.email.eq_ignore_ascii_case(&link.email);
+        if proven && !user.email_verified {
             self.db
                 .set_email_verified(&user.id, &user.email_lower)
                 .await?;
         }
-        let user = crate::db::accounts::User {
-            email_verified: user.email_verified || user.email.eq_ignore_ascii_case(&link.email),
+        let user = User {
+            email_verified: user.email_verified || proven,
             ..user
         };
         self.cache.forget_user(&user.id);

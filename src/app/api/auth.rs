@@ -189,6 +189,47 @@ async fn login(
     Ok(signed_in(&req, &state, &opened))
 }
 
+/// The cookie of a sign-in waiting for its second step, after counting the attempt against
+/// the per-sign-in and per-address limits.
+pub(super) fn pending_token(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
+    let token = req
+        .cookie(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+        .ok_or_else(|| ApiError::from(crate::auth::AuthError::NotAuthenticated))?;
+    state
+        .limits
+        .second_factor_account
+        .check(&crate::auth::tokens::hash(&token))?;
+    state.limits.login_ip.check(&client_key(req))?;
+    Ok(token)
+}
+
+/// A sign-in the browser reached by navigating (a provider's callback, an emailed link's
+/// page): the new session cookie and a redirect to `return_to`, or to the second-factor step
+/// when one is due.
+pub(crate) fn signed_in_redirect(
+    req: &HttpRequest,
+    state: &AppState,
+    opened: &crate::auth::Opened,
+    return_to: &str,
+) -> actix_web::HttpResponseBuilder {
+    let to = if opened.session.pending_second_factor {
+        let encoded: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        format!("/signin?second_factor=1&return_to={encoded}")
+    } else {
+        return_to.to_string()
+    };
+    let mut resp = HttpResponse::SeeOther();
+    resp.insert_header(("Location", to))
+        .insert_header(("Cache-Control", "no-store"))
+        .cookie(session::session_cookie(
+            req,
+            &opened.token,
+            state.auth.session_lifetime(),
+        ));
+    resp
+}
+
 /// The answer to any sign-in: a new session cookie (pending while a second factor is due)
 /// and the user once fully signed in.
 pub(super) fn signed_in(
@@ -240,15 +281,7 @@ async fn second_factor(
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
-    let token = req
-        .cookie(SESSION_COOKIE)
-        .map(|c| c.value().to_string())
-        .ok_or_else(|| ApiError::from(crate::auth::AuthError::NotAuthenticated))?;
-    state
-        .limits
-        .second_factor_account
-        .check(&crate::auth::tokens::hash(&token))?;
-    state.limits.login_ip.check(&client_key(&req))?;
+    let token = pending_token(&req, &state)?;
     let opened = state
         .auth
         .complete_second_factor(&token, &body.code, &session::client_meta(&req))

@@ -5,15 +5,14 @@
 //! that cannot set headers) and what (read to connect, `project:content:write` to change the
 //! document). Frames from one connection never stop the others.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason};
 use futures::StreamExt;
 use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::app::error::ApiError;
-use crate::app::session::{self, SESSION_COOKIE};
-use crate::auth::AuthError;
+use crate::app::session::{self, Authenticated};
 use crate::db::accounts::User;
 use crate::orgs::authz::{Decision, Resource};
 
@@ -29,34 +28,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct CollabQuery {
-    /// A personal access token or session token, for clients that cannot set headers.
+    /// A personal access token or session token, for clients that cannot set headers
+    /// (otherwise `Authorization: Bearer` with a personal access token, or the session cookie).
     #[serde(default)]
     token: Option<String>,
 }
 
 async fn who(req: &HttpRequest, state: &AppState, q: &CollabQuery) -> Result<User, ApiError> {
-    let bearer = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::to_string);
-    let token = q.token.clone().or(bearer);
-    if let Some(t) = token {
-        if t.starts_with(crate::auth::TOKEN_PREFIX) {
-            return Ok(state.auth.authenticate_token(&t).await?.1);
-        }
-        return Ok(state.auth.authenticate(&t).await?.1);
+    // For clients that cannot set headers.
+    if let Some(t) = &q.token {
+        return Ok(if t.starts_with(crate::auth::TOKEN_PREFIX) {
+            state.auth.authenticate_token(t).await?.1
+        } else {
+            state.auth.authenticate(t).await?.1
+        });
     }
-    let cookie = req
-        .cookie(SESSION_COOKIE)
-        .ok_or(ApiError::from(AuthError::NotAuthenticated))?;
-    // A cookie rides along on cross-site WebSocket opens: the Origin must be ours.
-    session::check_origin(req, false)?;
-    Ok(state.auth.authenticate(cookie.value()).await?.1)
+    let who = Authenticated::extract(req).await?;
+    // A cookie rides along on cross-site WebSocket opens (a GET): the Origin must be ours.
+    if who.session_id().is_some() {
+        session::check_origin(req, false)?;
+    }
+    Ok(who.user)
 }
 
 /// The project's document as a y-websocket endpoint (WebSocket upgrade).

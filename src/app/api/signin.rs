@@ -6,7 +6,9 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{UserView, client_key, revoke_presented, signed_in};
+use super::auth::{
+    UserView, client_key, pending_token, revoke_presented, signed_in, signed_in_redirect,
+};
 use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
@@ -379,20 +381,7 @@ async fn provider_callback(
     match result {
         Ok(Finished::SignedIn { opened, return_to }) => {
             revoke_presented(&req, &state).await;
-            // A second factor still due: the sign-in page finishes it.
-            let to = if opened.session.pending_second_factor {
-                format!("/?second_factor=1&return_to={}", url_encode(&return_to))
-            } else {
-                return_to
-            };
-            HttpResponse::SeeOther()
-                .insert_header(("Location", to))
-                .insert_header(("Cache-Control", "no-store"))
-                .cookie(session::session_cookie(
-                    &req,
-                    &opened.token,
-                    state.auth.session_lifetime(),
-                ))
+            signed_in_redirect(&req, &state, &opened, &return_to)
                 .cookie(cleared)
                 .finish()
         }
@@ -407,10 +396,6 @@ async fn provider_callback(
             page
         }
     }
-}
-
-fn url_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -564,19 +549,6 @@ async fn passkey_finish(
         .await?;
     revoke_presented(&req, &state).await;
     Ok(signed_in(&req, &state, &opened))
-}
-
-fn pending_token(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
-    let token = req
-        .cookie(SESSION_COOKIE)
-        .map(|c| c.value().to_string())
-        .ok_or_else(|| ApiError::from(AuthError::NotAuthenticated))?;
-    state
-        .limits
-        .second_factor_account
-        .check(&crate::auth::tokens::hash(&token))?;
-    state.limits.login_ip.check(&client_key(req))?;
-    Ok(token)
 }
 
 /// Second step of a password sign-in with a passkey: the options.
