@@ -34,6 +34,34 @@ pub enum DnsError {
     BadName(String),
 }
 
+/// Binds UDP and TCP on the same address. With port 0 (tests, benches) the kernel picks the
+/// UDP port, and that port may already be taken for TCP by someone else: pick again, a few times.
+async fn bind_pair(listen: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), DnsError> {
+    let mut attempts_left = if listen.port() == 0 { 20 } else { 1 };
+    loop {
+        let udp = UdpSocket::bind(listen)
+            .await
+            .map_err(|source| DnsError::Listen {
+                addr: listen,
+                proto: "udp",
+                source,
+            })?;
+        let addr = udp.local_addr().unwrap_or(listen);
+        attempts_left -= 1;
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp, addr)),
+            Err(_) if attempts_left > 0 => continue,
+            Err(source) => {
+                return Err(DnsError::Listen {
+                    addr,
+                    proto: "tcp",
+                    source,
+                });
+            }
+        }
+    }
+}
+
 /// A running DNS server and its zone.
 pub struct Dns {
     zone: Arc<InMemoryZoneHandler>,
@@ -56,22 +84,7 @@ impl Dns {
         let serial = u32::try_from(chrono::Utc::now().timestamp()).unwrap_or(1);
         let zone = Arc::new(build_zone(&origin, public_ipv4, serial)?);
 
-        let udp = UdpSocket::bind(listen)
-            .await
-            .map_err(|source| DnsError::Listen {
-                addr: listen,
-                proto: "udp",
-                source,
-            })?;
-        let addr = udp.local_addr().unwrap_or(listen);
-        // Same port for TCP (matters when the configured port is 0, as in tests).
-        let tcp = TcpListener::bind(addr)
-            .await
-            .map_err(|source| DnsError::Listen {
-                addr,
-                proto: "tcp",
-                source,
-            })?;
+        let (udp, tcp, addr) = bind_pair(listen).await?;
 
         let mut catalog = Catalog::new();
         catalog.upsert(
