@@ -34,6 +34,7 @@ pub struct Config {
     pub vpn: VpnConfig,
     pub auth: AuthConfig,
     pub mail: MailConfig,
+    pub gateway: GatewayConfig,
     pub log: LogConfig,
 }
 
@@ -59,6 +60,48 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             name: "Demiurge".into(),
             public_url: String::new(),
+        }
+    }
+}
+
+/// `[gateway]`: the collaboration gateways and their project documents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// An organization's gateway stops after this long with no project loaded.
+    #[serde(with = "humantime_serde")]
+    pub idle_stop: std::time::Duration,
+    /// A project's document unloads (snapshot written, memory freed) after this long with no
+    /// client and no event.
+    #[serde(with = "humantime_serde")]
+    pub project_idle_unload: std::time::Duration,
+    /// Clients one project accepts; the next is closed with code 4429.
+    pub max_clients_per_project: usize,
+    /// Frames a slow client may fall behind by before it is closed (1013).
+    pub client_buffer: usize,
+    /// How often module ticks run in a loaded project.
+    #[serde(with = "humantime_serde")]
+    pub tick: std::time::Duration,
+    /// Log entries after which the log is folded into a snapshot.
+    pub compact_after: usize,
+    /// An automatic history point is saved after this long of activity.
+    #[serde(with = "humantime_serde")]
+    pub history_interval: std::time::Duration,
+    /// Automatic history points kept per project (named ones are kept until deleted).
+    pub history_keep: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            idle_stop: std::time::Duration::from_secs(30 * 60),
+            project_idle_unload: std::time::Duration::from_secs(5 * 60),
+            max_clients_per_project: 500,
+            client_buffer: 1024,
+            tick: std::time::Duration::from_secs(1),
+            compact_after: 1000,
+            history_interval: std::time::Duration::from_secs(10 * 60),
+            history_keep: 50,
         }
     }
 }
@@ -489,6 +532,21 @@ impl Config {
         if self.auth.session_idle.is_zero() || self.auth.session_lifetime.is_zero() {
             return Err(ConfigError::Invalid(
                 "auth.session_idle and auth.session_lifetime must be longer than 0".into(),
+            ));
+        }
+        let g = &self.gateway;
+        if g.idle_stop.is_zero()
+            || g.project_idle_unload.is_zero()
+            || g.tick.is_zero()
+            || g.history_interval.is_zero()
+        {
+            return Err(ConfigError::Invalid(
+                "gateway: idle_stop, project_idle_unload, tick and history_interval must be longer than 0".into(),
+            ));
+        }
+        if g.max_clients_per_project == 0 || g.client_buffer < 16 || g.compact_after == 0 {
+            return Err(ConfigError::Invalid(
+                "gateway: max_clients_per_project and compact_after must be at least 1, client_buffer at least 16".into(),
             ));
         }
         if self.log.level.trim().is_empty() {

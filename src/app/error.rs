@@ -25,6 +25,9 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
+    /// 404 with a more precise code than `not_found` (`node_not_found`, ...).
+    #[error("{message}")]
+    Missing { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
@@ -44,7 +47,8 @@ impl ApiError {
             Self::BadRequest { code, .. }
             | Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. }
-            | Self::Conflict { code, .. } => code,
+            | Self::Conflict { code, .. }
+            | Self::Missing { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::TooManyRequests { .. } => "rate_limited",
@@ -60,7 +64,7 @@ impl ResponseError for ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::Missing { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -233,6 +237,32 @@ impl From<crate::auth::AuthError> for ApiError {
             },
             A::Unavailable(_) => Self::NotReady(message),
             A::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<crate::gateway::GatewayError> for ApiError {
+    fn from(e: crate::gateway::GatewayError) -> Self {
+        use crate::gateway::{EventError as E, GatewayError as G};
+        match e {
+            G::Event(E::Invalid { code, message }) => Self::BadRequest { code, message },
+            G::Event(E::Forbidden { code, message }) => Self::Forbidden { code, message },
+            G::Event(E::NotFound { code, message }) => Self::Missing { code, message },
+            G::Event(E::Conflict { code, message }) => Self::Conflict { code, message },
+            G::Malformed(message) => Self::BadRequest {
+                code: "malformed",
+                message,
+            },
+            G::Forbidden(message) => Self::Forbidden {
+                code: "forbidden",
+                message,
+            },
+            G::NoSuchPoint(_) => Self::Missing {
+                code: "history_point_not_found",
+                message: e.to_string(),
+            },
+            G::RoomFull(_) | G::Unloading => Self::NotReady(e.to_string()),
+            G::Db(_) | G::Store(_) | G::Corrupt { .. } | G::LoadFailed(_) => Self::Internal(e.to_string()),
         }
     }
 }

@@ -32,7 +32,7 @@ pub const JSON_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub auth: Auth,
     pub orgs: crate::orgs::Orgs,
-    pub gateways: crate::gateway::Gateways,
+    pub gateways: crate::gateway::GatewayRegistry,
     pub limits: ratelimit::RateLimits,
     pub status: StatusBoard,
     pub metrics: Metrics,
@@ -52,7 +52,12 @@ impl AppState {
         Ok(Self {
             limits: ratelimit::RateLimits::new(&cfg.auth),
             orgs: auth.orgs().clone(),
-            gateways: crate::gateway::Gateways::new(db.clone(), metrics.registry())
+            gateways: crate::gateway::GatewayRegistry::new(
+                db.clone(),
+                cfg.gateway.clone(),
+                crate::gateway::Modules::builtin(),
+                metrics.registry(),
+            )
                 .map_err(|e| crate::auth::AuthError::Internal(format!("metrics: {e}")))?,
             auth,
             status,

@@ -136,6 +136,19 @@ pub fn cleared_cookie(req: &HttpRequest) -> Cookie<'static> {
     c
 }
 
+/// The raw credential a request presented (bearer token first, then the session cookie), for
+/// long-lived connections that authenticate it again later.
+pub fn presented_credential(req: &HttpRequest) -> Option<String> {
+    if let Some(v) = req.headers().get("authorization") {
+        let v = v.to_str().ok()?;
+        return v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(|t| t.trim().to_string());
+    }
+    req.cookie(SESSION_COOKIE).map(|c| c.value().to_string())
+}
+
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;

@@ -28,9 +28,19 @@ struct Entry {
     fetched: Instant,
 }
 
-#[derive(Default)]
 pub struct CredentialCache {
     map: RwLock<HashMap<String, Entry>>,
+    /// Bumped whenever a user's credentials change (long-lived connections re-check theirs).
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for CredentialCache {
+    fn default() -> Self {
+        Self {
+            map: RwLock::default(),
+            changes: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl CredentialCache {
@@ -71,5 +81,10 @@ impl CredentialCache {
         if let Ok(mut map) = self.map.write() {
             map.retain(|_, e| e.user.id != user_id);
         }
+        self.changes.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }

@@ -229,6 +229,12 @@ impl Auth {
         })
     }
 
+    /// Changes whenever someone's sessions or tokens are revoked or their password changes:
+    /// long-lived connections authenticate again.
+    pub fn watch_revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cache.watch()
+    }
+
     async fn dummy_hash(&self) -> &str {
         self.dummy_hash
             .get_or_init(|| async {

@@ -1,44 +1,221 @@
-//! The update log of project documents.
+//! Project documents: the update log, the compacted snapshot, and named history points.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::schema::doc_updates;
+use super::schema::{doc_history, doc_snapshots, doc_updates};
 use super::{Db, DbError, with_conn};
 
+/// One update to append.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = doc_updates)]
+pub struct NewUpdate {
+    pub project_id: String,
+    pub seq: i64,
+    pub data: Vec<u8>,
+    pub created_at: NaiveDateTime,
+}
+
+/// A history point without its data.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
+#[diesel(table_name = doc_history)]
+pub struct HistoryPoint {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub seq: i64,
+    pub automatic: bool,
+    pub created_by: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Rows per INSERT statement on PostgreSQL (at most 65535 bound values; 4 per row).
+const ROWS_PER_INSERT: usize = 1000;
+
 impl Db {
-    /// Appends one update; `seq` must be the next number for the project.
-    pub async fn append_update(
+    /// Appends updates (of any projects) in one transaction: all are stored or none.
+    pub async fn append_updates(&self, rows: &[NewUpdate]) -> Result<(), DbError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match self {
+            // Diesel's multi-row INSERT is not available through the async SQLite wrapper;
+            // inside one transaction single-row inserts cost microseconds (the commit is what
+            // costs, and there is one).
+            Db::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                conn.transaction::<_, DbError, _>(async |conn| {
+                    for row in rows {
+                        diesel::insert_into(doc_updates::table)
+                            .values(row)
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            Db::Pg(pool) => {
+                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                conn.transaction::<_, DbError, _>(async |conn| {
+                    for chunk in rows.chunks(ROWS_PER_INSERT) {
+                        diesel::insert_into(doc_updates::table)
+                            .values(chunk)
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+        }
+    }
+
+    /// The project's snapshot (seq it covers, state), if it has one.
+    pub async fn snapshot_of(&self, project_id: &str) -> Result<Option<(i64, Vec<u8>)>, DbError> {
+        with_conn!(self, conn => {
+            Ok(doc_snapshots::table
+                .find(project_id)
+                .select((doc_snapshots::seq, doc_snapshots::data))
+                .first(&mut conn)
+                .await
+                .optional()?)
+        })
+    }
+
+    /// The log entries after `seq`, in order.
+    pub async fn updates_after(
+        &self,
+        project_id: &str,
+        seq: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, DbError> {
+        with_conn!(self, conn => {
+            Ok(doc_updates::table
+                .filter(doc_updates::project_id.eq(project_id))
+                .filter(doc_updates::seq.gt(seq))
+                .order(doc_updates::seq.asc())
+                .select((doc_updates::seq, doc_updates::data))
+                .load(&mut conn)
+                .await?)
+        })
+    }
+
+    /// Replaces the snapshot with `data` (covering every update up to `seq`) and drops those
+    /// updates from the log, in one transaction.
+    pub async fn compact(
         &self,
         project_id: &str,
         seq: i64,
         data: &[u8],
         now: NaiveDateTime,
-    ) -> Result<(), DbError> {
+    ) -> Result<usize, DbError> {
         with_conn!(self, conn => {
-            diesel::insert_into(doc_updates::table)
-                .values((
-                    doc_updates::project_id.eq(project_id),
-                    doc_updates::seq.eq(seq),
-                    doc_updates::data.eq(data),
-                    doc_updates::created_at.eq(now),
-                ))
-                .execute(&mut conn)
-                .await?;
-            Ok(())
+            conn.transaction::<_, DbError, _>(async |conn| {
+                diesel::delete(doc_snapshots::table.find(project_id))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(doc_snapshots::table)
+                    .values((
+                        doc_snapshots::project_id.eq(project_id),
+                        doc_snapshots::seq.eq(seq),
+                        doc_snapshots::data.eq(data),
+                        doc_snapshots::created_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(diesel::delete(
+                    doc_updates::table
+                        .filter(doc_updates::project_id.eq(project_id))
+                        .filter(doc_updates::seq.le(seq)),
+                )
+                .execute(conn)
+                .await?)
+            })
+            .await
         })
     }
 
-    /// Every update of a project, in order.
-    pub async fn updates_of(&self, project_id: &str) -> Result<Vec<(i64, Vec<u8>)>, DbError> {
+    /// Rows in the log of a project (for tests and status).
+    pub async fn log_length(&self, project_id: &str) -> Result<i64, DbError> {
         with_conn!(self, conn => {
             Ok(doc_updates::table
                 .filter(doc_updates::project_id.eq(project_id))
-                .order(doc_updates::seq.asc())
-                .select((doc_updates::seq, doc_updates::data))
+                .count()
+                .get_result(&mut conn)
+                .await?)
+        })
+    }
+
+    /// Saves a history point; keeps at most `keep_automatic` automatic points per project.
+    pub async fn insert_history_point(
+        &self,
+        point: &HistoryPoint,
+        data: &[u8],
+        keep_automatic: usize,
+    ) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            conn.transaction::<_, DbError, _>(async |conn| {
+                diesel::insert_into(doc_history::table)
+                    .values((
+                        doc_history::id.eq(&point.id),
+                        doc_history::project_id.eq(&point.project_id),
+                        doc_history::name.eq(&point.name),
+                        doc_history::seq.eq(point.seq),
+                        doc_history::data.eq(data),
+                        doc_history::automatic.eq(point.automatic),
+                        doc_history::created_by.eq(&point.created_by),
+                        doc_history::created_at.eq(point.created_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if point.automatic {
+                    let old: Vec<String> = doc_history::table
+                        .filter(doc_history::project_id.eq(&point.project_id))
+                        .filter(doc_history::automatic.eq(true))
+                        .order((doc_history::created_at.desc(), doc_history::id.desc()))
+                        .offset(i64::try_from(keep_automatic).unwrap_or(i64::MAX))
+                        .select(doc_history::id)
+                        .load(conn)
+                        .await?;
+                    if !old.is_empty() {
+                        diesel::delete(doc_history::table.filter(doc_history::id.eq_any(old)))
+                            .execute(conn)
+                            .await?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    /// A project's history points, newest first.
+    pub async fn history_points(&self, project_id: &str) -> Result<Vec<HistoryPoint>, DbError> {
+        with_conn!(self, conn => {
+            Ok(doc_history::table
+                .filter(doc_history::project_id.eq(project_id))
+                .order((doc_history::created_at.desc(), doc_history::id.desc()))
+                .select(HistoryPoint::as_select())
                 .load(&mut conn)
                 .await?)
+        })
+    }
+
+    /// One history point's document state.
+    pub async fn history_data(
+        &self,
+        project_id: &str,
+        id: &str,
+    ) -> Result<Option<(HistoryPoint, Vec<u8>)>, DbError> {
+        with_conn!(self, conn => {
+            Ok(doc_history::table
+                .filter(doc_history::project_id.eq(project_id))
+                .filter(doc_history::id.eq(id))
+                .select((HistoryPoint::as_select(), doc_history::data))
+                .first(&mut conn)
+                .await
+                .optional()?)
         })
     }
 }

@@ -195,6 +195,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    doc_snapshots (project_id) {
+        project_id -> Text,
+        seq -> BigInt,
+        data -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    doc_history (id) {
+        id -> Text,
+        project_id -> Text,
+        name -> Text,
+        seq -> BigInt,
+        data -> Binary,
+        automatic -> Bool,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(email_links -> users (user_id));
@@ -208,6 +230,8 @@ diesel::joinable!(project_members -> users (user_id));
 diesel::joinable!(roles -> organizations (org_id));
 diesel::joinable!(invitations -> organizations (org_id));
 diesel::joinable!(doc_updates -> projects (project_id));
+diesel::joinable!(doc_snapshots -> projects (project_id));
+diesel::joinable!(doc_history -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
@@ -224,5 +248,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     projects,
     project_members,
     invitations,
-    doc_updates
+    doc_updates,
+    doc_snapshots,
+    doc_history
 );

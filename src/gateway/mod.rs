@@ -1,23 +1,34 @@
-//! The collaboration gateway: each project's live document (a yrs `Doc` with its awareness),
-//! synced to every client with the y-websocket protocol, and made durable by an update log.
+//! The collaboration gateway: per organization, the live documents of its projects (yrs, with
+//! awareness), synced to every client with the y-websocket protocol, changed by events that
+//! module reducers run, and made durable by an update log with group commit, snapshots and
+//! history points.
 //!
-//! [`Gateways`] is the face. This first part holds one room per loaded project; the
-//! per-organization gateway lifecycle, events and module reducers, group commit, snapshots
-//! and unloading come next (issue "Collaboration gateway").
+//! [`GatewayRegistry`] is the face: one [`Gateway`] per organization, started on first use
+//! and stopped when idle; each loaded project is a task (`project::Project`) that owns its
+//! document and handles everything about it in order.
 //!
-//! Invariants: a room answers nothing before its persisted state is loaded; an update is
-//! appended to the database before it is applied and sent to anyone else.
+//! Invariants: a project answers nothing before its persisted state is loaded; no client
+//! receives an update, and no event is acknowledged, before the log has committed it; an
+//! unloaded project holds no memory and loses nothing.
+
+pub mod module;
+pub mod modules;
+mod project;
+mod writer;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use chrono::Utc;
-use tokio::sync::{OnceCell, broadcast};
-use yrs::sync::{Awareness, Message, MessageReader, SyncMessage};
-use yrs::updates::decoder::{Decode, DecoderV1};
-use yrs::updates::encoder::Encode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+use tokio::sync::{mpsc, oneshot, watch};
 
+pub use self::module::{Actor, EventError, Module, Modules, ParsedEvent, RootDef, RootKind};
+pub use self::project::{ClientUser, EventOutcome};
+use self::project::{Cmd, JoinError, Project, Shared};
+use self::writer::Writer;
+pub use crate::config::GatewayConfig as Settings;
+pub use crate::db::docs::HistoryPoint;
 use crate::db::{Db, DbError};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,275 +43,732 @@ pub enum GatewayError {
     },
     #[error("malformed message: {0}")]
     Malformed(String),
+    #[error("the update log refused a write: {0}")]
+    Store(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("the project has {0} clients, its limit")]
+    RoomFull(usize),
+    #[error("the project is unloading; try again")]
+    Unloading,
+    #[error("the project could not be loaded: {0}")]
+    LoadFailed(String),
+    #[error("no history point `{0}` in this project")]
+    NoSuchPoint(String),
 }
 
-/// Frames a slow client may fall behind by before it is disconnected.
-pub const CLIENT_BUFFER: usize = 1024;
-
-/// One frame for the other clients of a room: (sender connection, bytes).
-pub type Frame = (u64, Arc<Vec<u8>>);
-
-/// A loaded project document.
-pub struct Room {
-    project_id: String,
-    loaded: OnceCell<()>,
-    awareness: Mutex<Awareness>,
-    /// Serialises appends, so the log order is the order clients see.
-    next_seq: tokio::sync::Mutex<i64>,
-    tx: broadcast::Sender<Frame>,
-    metrics: GatewayMetrics,
+/// How a connection was closed (WebSocket close code and reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: &'static str,
 }
 
-/// What a connection's message led to.
-#[derive(Debug, Default)]
-pub struct Handled {
-    /// Frames for this connection only.
-    pub replies: Vec<Vec<u8>>,
-    /// Awareness client ids this connection spoke for (removed when it leaves).
-    pub awareness_clients: Vec<yrs::block::ClientID>,
-    /// A document update was refused (read-only connection).
-    pub refused_write: bool,
-}
-
-impl Room {
-    fn new(project_id: &str, metrics: GatewayMetrics) -> Self {
-        Self {
-            project_id: project_id.to_string(),
-            loaded: OnceCell::new(),
-            awareness: Mutex::new(Awareness::new(Doc::new())),
-            next_seq: tokio::sync::Mutex::new(1),
-            tx: broadcast::channel(CLIENT_BUFFER).0,
-            metrics,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Awareness> {
-        self.awareness.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn load(&self, db: &Db) -> Result<(), GatewayError> {
-        self.loaded
-            .get_or_try_init(|| async {
-                let updates = db.updates_of(&self.project_id).await?;
-                let mut last = 0;
-                {
-                    let aw = self.lock();
-                    let mut txn = aw.doc().transact_mut();
-                    for (seq, data) in &updates {
-                        let corrupt = |reason: String| GatewayError::Corrupt {
-                            project: self.project_id.clone(),
-                            seq: *seq,
-                            reason,
-                        };
-                        let u = Update::decode_v1(data).map_err(|e| corrupt(e.to_string()))?;
-                        txn.apply_update(u).map_err(|e| corrupt(e.to_string()))?;
-                        last = *seq;
-                    }
-                }
-                *self.next_seq.lock().await = last + 1;
-                tracing::debug!(project = %self.project_id, updates = updates.len(), "document loaded");
-                Ok::<(), GatewayError>(())
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// What a new connection gets first: the server's state vector (sync step 1) and the
-    /// current awareness states.
-    pub fn hello(&self) -> Vec<Vec<u8>> {
-        let aw = self.lock();
-        let sv = aw.doc().transact().state_vector();
-        let mut out = vec![Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1()];
-        if let Ok(update) = aw.update()
-            && !update.clients.is_empty()
-        {
-            out.push(Message::Awareness(update).encode_v1());
-        }
-        out
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Frame> {
-        self.tx.subscribe()
-    }
-
-    /// Handles one frame from connection `conn`.
-    pub async fn handle(
-        &self,
-        db: &Db,
-        conn: u64,
-        writable: bool,
-        frame: &[u8],
-    ) -> Result<Handled, GatewayError> {
-        let mut decoder = DecoderV1::from(frame);
-        let messages: Vec<Message> = MessageReader::new(&mut decoder)
-            .collect::<Result<_, _>>()
-            .map_err(|e| GatewayError::Malformed(e.to_string()))?;
-        let mut out = Handled::default();
-        for msg in messages {
-            match msg {
-                Message::Sync(SyncMessage::SyncStep1(sv)) => {
-                    let diff = self.diff(&sv);
-                    out.replies
-                        .push(Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1());
-                }
-                Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
-                    if !writable {
-                        out.refused_write = true;
-                        continue;
-                    }
-                    self.append(db, conn, u).await?;
-                }
-                Message::Awareness(update) => {
-                    out.awareness_clients.extend(update.clients.keys().copied());
-                    let encoded = Message::Awareness(update.clone()).encode_v1();
-                    self.lock()
-                        .apply_update(update)
-                        .map_err(|e| GatewayError::Malformed(e.to_string()))?;
-                    let _ = self.tx.send((conn, Arc::new(encoded)));
-                }
-                Message::AwarenessQuery => {
-                    if let Ok(update) = self.lock().update() {
-                        out.replies.push(Message::Awareness(update).encode_v1());
-                    }
-                }
-                Message::Auth(_) | Message::Custom(..) => {}
-            }
-        }
-        Ok(out)
-    }
-
-    fn diff(&self, sv: &StateVector) -> Vec<u8> {
-        self.lock().doc().transact().encode_state_as_update_v1(sv)
-    }
-
-    /// Log, then apply, then tell the others: nobody sees an update the log does not have.
-    async fn append(&self, db: &Db, conn: u64, update: Vec<u8>) -> Result<(), GatewayError> {
-        let decoded =
-            Update::decode_v1(&update).map_err(|e| GatewayError::Malformed(e.to_string()))?;
-        let mut seq = self.next_seq.lock().await;
-        let timer = self.metrics.append_seconds.start_timer();
-        db.append_update(&self.project_id, *seq, &update, Utc::now().naive_utc())
-            .await?;
-        timer.observe_duration();
-        *seq += 1;
-        self.metrics.updates.inc();
-        self.lock()
-            .doc()
-            .transact_mut()
-            .apply_update(decoded)
-            .map_err(|e| GatewayError::Malformed(e.to_string()))?;
-        let frame = Message::Sync(SyncMessage::Update(update)).encode_v1();
-        let _ = self.tx.send((conn, Arc::new(frame)));
-        Ok(())
-    }
-
-    /// A connection left: its awareness states go, and the others are told.
-    pub fn leave(&self, conn: u64, clients: &[yrs::block::ClientID]) {
-        if clients.is_empty() {
-            return;
-        }
-        let mut aw = self.lock();
-        for c in clients {
-            aw.remove_state(*c);
-        }
-        if let Ok(update) = aw.update_with_clients(clients.iter().copied()) {
-            let _ = self
-                .tx
-                .send((conn, Arc::new(Message::Awareness(update).encode_v1())));
-        }
-    }
-
-    /// The document's text root `name` (for tests and the UI).
-    pub fn text(&self, name: &str) -> String {
-        use yrs::GetString;
-        let aw = self.lock();
-        let txn = aw.doc().transact();
-        txn.get_text(name)
-            .map(|t| t.get_string(&txn))
-            .unwrap_or_default()
-    }
+impl Close {
+    pub const GOING_AWAY: Close = Close {
+        code: 1001,
+        reason: "the gateway stopped; reconnect",
+    };
+    pub const INVALID: Close = Close {
+        code: 1007,
+        reason: "malformed message",
+    };
+    pub const POLICY: Close = Close {
+        code: 1008,
+        reason: "only collaborative text may be written directly; use events",
+    };
+    pub const STORE_FAILED: Close = Close {
+        code: 1011,
+        reason: "an update could not be stored; reconnect",
+    };
+    pub const TOO_SLOW: Close = Close {
+        code: 1013,
+        reason: "too slow to keep up; reconnect",
+    };
+    pub const AUTH_EXPIRED: Close = Close {
+        code: 4401,
+        reason: "signed out or credential expired",
+    };
+    pub const PERMISSION_LOST: Close = Close {
+        code: 4403,
+        reason: "no longer allowed to see this project",
+    };
+    pub const DELETED: Close = Close {
+        code: 4404,
+        reason: "the project was deleted",
+    };
+    pub const ROOM_FULL: Close = Close {
+        code: 4429,
+        reason: "the project has as many clients as it allows",
+    };
 }
 
 /// What the gateway counts (registered in the process's Prometheus registry).
 #[derive(Clone)]
 pub struct GatewayMetrics {
+    pub gateways_running: prometheus::IntGauge,
     pub documents_loaded: prometheus::IntGauge,
+    pub document_bytes: prometheus::IntGauge,
     pub clients_connected: prometheus::IntGauge,
     pub updates: prometheus::IntCounter,
+    pub refused_writes: prometheus::IntCounter,
+    pub kicked: prometheus::IntCounter,
+    pub events: prometheus::IntCounter,
+    pub events_refused: prometheus::IntCounter,
+    pub event_seconds: prometheus::Histogram,
     pub append_seconds: prometheus::Histogram,
+    pub append_batch: prometheus::Histogram,
+    pub load_seconds: prometheus::Histogram,
+    pub compactions: prometheus::IntCounter,
+    pub compaction_seconds: prometheus::Histogram,
+    pub history_points: prometheus::IntCounter,
 }
 
 impl GatewayMetrics {
     fn new(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge};
+        let secs = |name: &str, help: &str| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(vec![
+                0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0,
+            ]))
+        };
         let m = Self {
-            documents_loaded: prometheus::IntGauge::new(
+            gateways_running: IntGauge::new("gateways_running", "Organization gateways running")?,
+            documents_loaded: IntGauge::new(
                 "collab_documents_loaded",
                 "Project documents held in memory",
             )?,
-            clients_connected: prometheus::IntGauge::new(
+            document_bytes: IntGauge::new(
+                "collab_document_bytes",
+                "Encoded size of the documents held in memory (approximate)",
+            )?,
+            clients_connected: IntGauge::new(
                 "collab_clients_connected",
                 "Open collab WebSocket connections",
             )?,
-            updates: prometheus::IntCounter::new(
+            updates: IntCounter::new(
                 "collab_updates_total",
-                "Document updates accepted (logged, applied and sent)",
+                "Document changes logged (client updates, events, restores)",
             )?,
-            append_seconds: prometheus::Histogram::with_opts(
-                prometheus::HistogramOpts::new(
-                    "collab_append_seconds",
-                    "Time to append one update to the log",
-                )
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
-                ]),
+            refused_writes: IntCounter::new(
+                "collab_refused_writes_total",
+                "Direct updates refused (read-only client, or a module-owned root)",
+            )?,
+            kicked: IntCounter::new(
+                "collab_clients_closed_total",
+                "Connections the gateway closed (too slow, refused writes, stops, deletions)",
+            )?,
+            events: IntCounter::new("gateway_events_total", "Events applied")?,
+            events_refused: IntCounter::new(
+                "gateway_events_refused_total",
+                "Events a reducer refused",
+            )?,
+            event_seconds: secs("gateway_event_seconds", "Time a reducer takes")?,
+            append_seconds: secs(
+                "collab_append_seconds",
+                "Time to commit one batch of appends to the log",
+            )?,
+            append_batch: Histogram::with_opts(
+                HistogramOpts::new("collab_append_batch_size", "Appends per commit").buckets(
+                    vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0],
+                ),
+            )?,
+            load_seconds: secs("collab_load_seconds", "Time to load a project document")?,
+            compactions: IntCounter::new(
+                "collab_compactions_total",
+                "Snapshots written (log folded into a snapshot)",
+            )?,
+            compaction_seconds: secs("collab_compaction_seconds", "Time to write a snapshot")?,
+            history_points: IntCounter::new(
+                "collab_history_points_total",
+                "History points saved",
             )?,
         };
+        registry.register(Box::new(m.gateways_running.clone()))?;
         registry.register(Box::new(m.documents_loaded.clone()))?;
+        registry.register(Box::new(m.document_bytes.clone()))?;
         registry.register(Box::new(m.clients_connected.clone()))?;
         registry.register(Box::new(m.updates.clone()))?;
+        registry.register(Box::new(m.refused_writes.clone()))?;
+        registry.register(Box::new(m.kicked.clone()))?;
+        registry.register(Box::new(m.events.clone()))?;
+        registry.register(Box::new(m.events_refused.clone()))?;
+        registry.register(Box::new(m.event_seconds.clone()))?;
         registry.register(Box::new(m.append_seconds.clone()))?;
+        registry.register(Box::new(m.append_batch.clone()))?;
+        registry.register(Box::new(m.load_seconds.clone()))?;
+        registry.register(Box::new(m.compactions.clone()))?;
+        registry.register(Box::new(m.compaction_seconds.clone()))?;
+        registry.register(Box::new(m.history_points.clone()))?;
         Ok(m)
     }
 }
 
-/// The loaded rooms.
-#[derive(Clone)]
-pub struct Gateways {
-    db: Db,
-    rooms: Arc<Mutex<HashMap<String, Arc<Room>>>>,
-    metrics: GatewayMetrics,
+/// The state of an organization's gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayState {
+    Stopped,
+    Running,
+    Stopping,
 }
 
-impl Gateways {
-    pub fn new(db: Db, registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+/// One project as the gateway holds it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ProjectStatus {
+    pub project_id: String,
+    /// `loading` until the persisted state is in memory, then `loaded`.
+    pub state: &'static str,
+    pub clients: usize,
+}
+
+/// `GET /api/v1/orgs/{org}/gateway`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct GatewayStatus {
+    pub state: GatewayState,
+    /// Seconds since it started (absent when stopped).
+    pub uptime_seconds: Option<u64>,
+    pub projects: Vec<ProjectStatus>,
+    pub clients: usize,
+}
+
+impl GatewayStatus {
+    fn stopped() -> Self {
+        Self {
+            state: GatewayState::Stopped,
+            uptime_seconds: None,
+            projects: Vec::new(),
+            clients: 0,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ProjectHandle {
+    tx: mpsc::Sender<Cmd>,
+    shared: Arc<Shared>,
+}
+
+impl ProjectHandle {
+    async fn ended(&self) {
+        let mut rx = self.shared.ended.subscribe();
+        let _ = rx.wait_for(|e| *e).await;
+    }
+}
+
+/// One organization's gateway: its loaded projects.
+pub struct Gateway {
+    org_id: String,
+    started: Instant,
+    state: Mutex<GwState>,
+    ended: watch::Sender<bool>,
+}
+
+struct GwState {
+    stopping: bool,
+    projects: HashMap<String, ProjectHandle>,
+    idle_since: Instant,
+}
+
+impl Gateway {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GwState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn status(&self) -> GatewayStatus {
+        let st = self.lock();
+        let mut projects: Vec<ProjectStatus> = st
+            .projects
+            .iter()
+            .map(|(id, h)| ProjectStatus {
+                project_id: id.clone(),
+                state: if h.shared.loaded.load(Ordering::Acquire) {
+                    "loaded"
+                } else {
+                    "loading"
+                },
+                clients: h.shared.clients.load(Ordering::Relaxed),
+            })
+            .collect();
+        projects.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+        GatewayStatus {
+            state: if st.stopping {
+                GatewayState::Stopping
+            } else {
+                GatewayState::Running
+            },
+            uptime_seconds: Some(self.started.elapsed().as_secs()),
+            clients: projects.iter().map(|p| p.clients).sum(),
+            projects,
+        }
+    }
+}
+
+struct Inner {
+    db: Db,
+    settings: Arc<Settings>,
+    modules: Arc<Modules>,
+    metrics: GatewayMetrics,
+    writer: Writer,
+    gateways: Mutex<HashMap<String, Arc<Gateway>>>,
+}
+
+/// Every organization's gateway (the face of this subsystem). Cheap to clone.
+#[derive(Clone)]
+pub struct GatewayRegistry {
+    inner: Arc<Inner>,
+}
+
+/// A client's place in a project: frames in, frames out, and why it was closed.
+pub struct Connection {
+    conn: u64,
+    tx: mpsc::Sender<Cmd>,
+    rx: mpsc::Receiver<Arc<[u8]>>,
+    kicked: Arc<Mutex<Option<Close>>>,
+}
+
+impl Connection {
+    /// A frame from the client (the project handles frames in order).
+    pub async fn send(&self, data: Vec<u8>) -> bool {
+        self.tx
+            .send(Cmd::Frame {
+                conn: self.conn,
+                data,
+            })
+            .await
+            .is_ok()
+    }
+
+    /// The next frame for the client; `None` once the gateway closed it (see [`Self::closed`]).
+    pub async fn recv(&mut self) -> Option<Arc<[u8]>> {
+        self.rx.recv().await
+    }
+
+    /// Why the gateway closed this connection, if it did.
+    pub fn closed(&self) -> Option<Close> {
+        self.kicked.lock().ok().and_then(|k| *k)
+    }
+
+    /// The client may (or may no longer) change the document.
+    pub async fn set_writable(&self, writable: bool) {
+        let _ = self
+            .tx
+            .send(Cmd::SetWritable {
+                conn: self.conn,
+                writable,
+            })
+            .await;
+    }
+
+    /// Closes it from outside (credential expired, permission lost).
+    pub async fn kick(&self, close: Close) {
+        let _ = self
+            .tx
+            .send(Cmd::Kick {
+                conn: self.conn,
+                close,
+            })
+            .await;
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let leave = Cmd::Leave { conn: self.conn };
+        if let Err(mpsc::error::TrySendError::Full(leave)) = self.tx.try_send(leave) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(leave).await;
+            });
+        }
+    }
+}
+
+/// Tries a command against a project, reloading it when it was just unloading.
+const ATTEMPTS: usize = 5;
+
+impl GatewayRegistry {
+    pub fn new(
+        db: Db,
+        settings: Settings,
+        modules: Modules,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, prometheus::Error> {
+        let metrics = GatewayMetrics::new(registry)?;
+        let writer = Writer::start(db.clone(), metrics.clone());
         Ok(Self {
-            db,
-            rooms: Arc::default(),
-            metrics: GatewayMetrics::new(registry)?,
+            inner: Arc::new(Inner {
+                db,
+                settings: Arc::new(settings),
+                modules: Arc::new(modules),
+                metrics,
+                writer,
+                gateways: Mutex::default(),
+            }),
         })
     }
 
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
     pub fn metrics(&self) -> &GatewayMetrics {
-        &self.metrics
+        &self.inner.metrics
     }
 
-    /// The project's room, loaded from the log (first use waits for the load).
-    pub async fn room(&self, project_id: &str) -> Result<Arc<Room>, GatewayError> {
-        let room = {
-            let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-            rooms
-                .entry(project_id.to_string())
-                .or_insert_with(|| {
-                    self.metrics.documents_loaded.inc();
-                    Arc::new(Room::new(project_id, self.metrics.clone()))
-                })
-                .clone()
+    pub fn modules(&self) -> &Modules {
+        &self.inner.modules
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Gateway>>> {
+        self.inner.gateways.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The organization's gateway, started if it is not running (waits out a stop).
+    pub async fn start(&self, org_id: &str) -> Arc<Gateway> {
+        loop {
+            let waiting = {
+                let mut map = self.map();
+                match map.get(org_id) {
+                    Some(g) if !g.lock().stopping => return g.clone(),
+                    Some(g) => g.ended.subscribe(),
+                    None => {
+                        let g = Arc::new(Gateway {
+                            org_id: org_id.to_string(),
+                            started: Instant::now(),
+                            state: Mutex::new(GwState {
+                                stopping: false,
+                                projects: HashMap::new(),
+                                idle_since: Instant::now(),
+                            }),
+                            ended: watch::channel(false).0,
+                        });
+                        map.insert(org_id.to_string(), g.clone());
+                        self.inner.metrics.gateways_running.inc();
+                        tracing::info!(org = org_id, "gateway started");
+                        self.spawn_idle_watch(&g);
+                        return g;
+                    }
+                }
+            };
+            let mut waiting = waiting;
+            let _ = waiting.wait_for(|e| *e).await;
+        }
+    }
+
+    /// Stops the organization's gateway when it has had no loaded project for `idle_stop`.
+    fn spawn_idle_watch(&self, g: &Arc<Gateway>) {
+        let weak = Arc::downgrade(g);
+        let registry = self.clone();
+        let idle_stop = self.inner.settings.idle_stop;
+        let every = (idle_stop / 4).clamp(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_secs(10),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(g) = weak.upgrade() else { return };
+                let idle = {
+                    let st = g.lock();
+                    if st.stopping {
+                        return;
+                    }
+                    st.projects.is_empty() && st.idle_since.elapsed() >= idle_stop
+                };
+                if idle {
+                    tracing::info!(org = %g.org_id, "gateway idle; stopping");
+                    registry.stop(&g.org_id).await;
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Stops the organization's gateway: every client is closed (1001), every project made
+    /// durable, snapshotted and unloaded. Returns when all of that is done.
+    pub async fn stop(&self, org_id: &str) -> GatewayStatus {
+        self.stop_with(org_id, Close::GOING_AWAY).await;
+        GatewayStatus::stopped()
+    }
+
+    async fn stop_with(&self, org_id: &str, close: Close) {
+        let Some(g) = self.map().get(org_id).cloned() else {
+            return;
         };
-        room.load(&self.db).await?;
-        Ok(room)
+        let handles: Option<Vec<ProjectHandle>> = {
+            let mut st = g.lock();
+            if st.stopping {
+                None
+            } else {
+                st.stopping = true;
+                Some(st.projects.values().cloned().collect())
+            }
+        };
+        let Some(handles) = handles else {
+            // Someone else is stopping it: wait for them.
+            let mut rx = g.ended.subscribe();
+            let _ = rx.wait_for(|e| *e).await;
+            return;
+        };
+        for h in handles {
+            let (done, wait) = oneshot::channel();
+            if h.tx.send(Cmd::Stop { close, done }).await.is_ok() {
+                let _ = wait.await;
+            }
+            h.ended().await;
+        }
+        {
+            let mut map = self.map();
+            if map.get(org_id).is_some_and(|x| Arc::ptr_eq(x, &g)) {
+                map.remove(org_id);
+                self.inner.metrics.gateways_running.dec();
+            }
+        }
+        g.ended.send_replace(true);
+        tracing::info!(org = org_id, "gateway stopped");
+    }
+
+    /// Stops every gateway (server shutdown): everything durable and snapshotted.
+    pub async fn shutdown(&self) {
+        let orgs: Vec<String> = self.map().keys().cloned().collect();
+        for org in orgs {
+            self.stop(&org).await;
+        }
+    }
+
+    pub fn status(&self, org_id: &str) -> GatewayStatus {
+        match self.map().get(org_id) {
+            Some(g) => g.status(),
+            None => GatewayStatus::stopped(),
+        }
+    }
+
+    /// The project's task, spawned (loading) if it is not running.
+    async fn project(&self, org_id: &str, project_id: &str) -> ProjectHandle {
+        loop {
+            let g = self.start(org_id).await;
+            let mut st = g.lock();
+            if st.stopping {
+                continue;
+            }
+            if let Some(h) = st.projects.get(project_id) {
+                return h.clone();
+            }
+            let (tx, rx) = mpsc::channel(1024);
+            let shared = Arc::new(Shared {
+                clients: Default::default(),
+                loaded: Default::default(),
+                ended: watch::channel(false).0,
+            });
+            let handle = ProjectHandle {
+                tx,
+                shared: shared.clone(),
+            };
+            st.projects.insert(project_id.to_string(), handle.clone());
+            drop(st);
+            let task = Project::new(
+                project_id,
+                self.inner.db.clone(),
+                self.inner.writer.clone(),
+                self.inner.modules.clone(),
+                self.inner.settings.clone(),
+                self.inner.metrics.clone(),
+                shared.clone(),
+            );
+            let weak = Arc::downgrade(&g);
+            let pid = project_id.to_string();
+            tokio::spawn(async move {
+                task.run(rx).await;
+                // Out of the map before `ended` is set, so whoever waits on `ended` and tries
+                // again gets a fresh task, which loads what this one wrote.
+                if let Some(g) = weak.upgrade() {
+                    let mut st = g.lock();
+                    if st
+                        .projects
+                        .get(&pid)
+                        .is_some_and(|h| Arc::ptr_eq(&h.shared, &shared))
+                    {
+                        st.projects.remove(&pid);
+                        if st.projects.is_empty() {
+                            st.idle_since = Instant::now();
+                        }
+                    }
+                }
+                shared.ended.send_replace(true);
+            });
+            return handle;
+        }
+    }
+
+    /// Joins a client to a project (loading it first: nothing is answered before that).
+    pub async fn connect(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        user: ClientUser,
+    ) -> Result<Connection, GatewayError> {
+        for _ in 0..ATTEMPTS {
+            let h = self.project(org_id, project_id).await;
+            let (out, rx) = mpsc::channel(self.inner.settings.client_buffer);
+            let kicked = Arc::new(Mutex::new(None));
+            let (reply, answer) = oneshot::channel();
+            let conn: u64 = rand::random::<u64>() | 1;
+            let join = Cmd::Join {
+                conn,
+                user: user.clone(),
+                out,
+                kicked: kicked.clone(),
+                reply,
+            };
+            if h.tx.send(join).await.is_err() {
+                h.ended().await;
+                continue;
+            }
+            match answer.await {
+                Ok(Ok(())) => {
+                    return Ok(Connection {
+                        conn,
+                        tx: h.tx.clone(),
+                        rx,
+                        kicked,
+                    });
+                }
+                Ok(Err(JoinError::Full(n))) => return Err(GatewayError::RoomFull(n)),
+                Ok(Err(JoinError::Gone)) | Err(_) => h.ended().await,
+            }
+        }
+        Err(GatewayError::Unloading)
+    }
+
+    /// Parses an event (`{"type": "<module>:<verb>", ...}`) with its module.
+    pub fn parse_event(&self, value: serde_json::Value) -> Result<ParsedEvent, EventError> {
+        self.inner.modules.parse(value)
+    }
+
+    /// Runs a parsed event in the project (permission already checked by the caller).
+    pub async fn event(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        actor: Actor,
+        event: ParsedEvent,
+    ) -> Result<EventOutcome, GatewayError> {
+        let h = self.project(org_id, project_id).await;
+        let (reply, answer) = oneshot::channel();
+        if h.tx
+            .send(Cmd::Event {
+                actor,
+                event,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            // The event was consumed by the send; the caller may simply retry.
+            return Err(GatewayError::Unloading);
+        }
+        answer.await.unwrap_or(Err(GatewayError::Unloading))
+    }
+
+    async fn ask<T>(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        make: impl Fn(oneshot::Sender<Result<T, GatewayError>>) -> Cmd,
+    ) -> Result<T, GatewayError> {
+        for _ in 0..ATTEMPTS {
+            let h = self.project(org_id, project_id).await;
+            let (reply, answer) = oneshot::channel();
+            if h.tx.send(make(reply)).await.is_err() {
+                h.ended().await;
+                continue;
+            }
+            match answer.await {
+                Ok(Err(GatewayError::Unloading)) | Err(_) => h.ended().await,
+                Ok(r) => return r,
+            }
+        }
+        Err(GatewayError::Unloading)
+    }
+
+    /// Saves a named history point of the project as it is now.
+    pub async fn create_point(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        name: &str,
+        by: &str,
+    ) -> Result<HistoryPoint, GatewayError> {
+        self.ask(org_id, project_id, |reply| Cmd::CreatePoint {
+            name: name.to_string(),
+            by: Some(by.to_string()),
+            reply,
+        })
+        .await
+    }
+
+    /// The project's history points, newest first.
+    pub async fn history(&self, project_id: &str) -> Result<Vec<HistoryPoint>, GatewayError> {
+        Ok(self.inner.db.history_points(project_id).await?)
+    }
+
+    /// Makes the project look as it did at a history point, as a new change every client
+    /// receives. Returns the change's log position (absent if nothing differed).
+    pub async fn restore(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        point_id: &str,
+    ) -> Result<Option<i64>, GatewayError> {
+        let (_, state) = self
+            .inner
+            .db
+            .history_data(project_id, point_id)
+            .await?
+            .ok_or_else(|| GatewayError::NoSuchPoint(point_id.chars().take(64).collect()))?;
+        self.ask(org_id, project_id, |reply| Cmd::Restore {
+            state: state.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// The project's module roots as JSON (`{"seq": n, "roots": {...}}`).
+    pub async fn document(
+        &self,
+        org_id: &str,
+        project_id: &str,
+    ) -> Result<serde_json::Value, GatewayError> {
+        self.ask(org_id, project_id, |reply| Cmd::Document { reply })
+            .await
+    }
+
+    /// The project was deleted: its clients are closed (4404) and it unloads without writing.
+    pub async fn project_deleted(&self, org_id: &str, project_id: &str) {
+        let h = self
+            .map()
+            .get(org_id)
+            .and_then(|g| g.lock().projects.get(project_id).cloned());
+        if let Some(h) = h {
+            let _ = h.tx.send(Cmd::Deleted).await;
+            h.ended().await;
+        }
+    }
+
+    /// The organization was deleted: its gateway stops, closing its clients with 4404.
+    pub async fn org_deleted(&self, org_id: &str) {
+        let handles: Vec<ProjectHandle> = self
+            .map()
+            .get(org_id)
+            .map(|g| g.lock().projects.values().cloned().collect())
+            .unwrap_or_default();
+        for h in handles {
+            let _ = h.tx.send(Cmd::Deleted).await;
+            h.ended().await;
+        }
+        self.stop_with(org_id, Close::DELETED).await;
     }
 }

@@ -89,6 +89,8 @@ pub struct Orgs {
     db: Db,
     compiler: Arc<Compiler>,
     cache: Arc<GrantCache>,
+    /// Bumped on every change to memberships, roles or projects (open connections re-check).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
     mailer: Mailer,
     public_url: Arc<str>,
     instance: Arc<str>,
@@ -147,10 +149,14 @@ pub fn slugify(name: &str) -> String {
 
 impl Orgs {
     pub fn new(db: Db, mailer: Mailer, public_url: &str, instance: &str) -> Self {
+        // The gateway's modules declare permissions too; the role editor lists them all.
+        let mut catalogue = Catalogue::default();
+        catalogue.register(&crate::gateway::Modules::builtin().permissions());
         Self {
             db,
-            compiler: Arc::new(Compiler::new(Catalogue::default())),
+            compiler: Arc::new(Compiler::new(catalogue)),
             cache: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
             mailer,
             public_url: Arc::from(public_url),
             instance: Arc::from(instance),
@@ -222,6 +228,13 @@ impl Orgs {
 
     fn changed(&self) {
         self.cache.invalidate();
+        self.changes.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// Changes whenever a membership, role or project changes: long-lived connections
+    /// decide again what their user may do.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     // ---- organizations ----------------------------------------------------------------
@@ -304,7 +317,7 @@ impl Orgs {
     }
 
     /// An organization, checked for `action` (hidden ones are "not found").
-    async fn org_for(
+    pub async fn org_for(
         &self,
         user: &User,
         id: &str,
@@ -896,7 +909,7 @@ impl Orgs {
         user: &User,
         id: &str,
         confirm: &str,
-    ) -> Result<(), OrgsError> {
+    ) -> Result<Project, OrgsError> {
         let p = self
             .project_for(user, id, "project:project:delete", "delete this project")
             .await?;
@@ -905,7 +918,7 @@ impl Orgs {
         }
         self.db.delete_project(&p.id).await?;
         self.changed();
-        Ok(())
+        Ok(p)
     }
 
     pub async fn project_members(

@@ -3,7 +3,9 @@
 //!
 //! Checked before the upgrade: who (session cookie, bearer token, or `?token=` for clients
 //! that cannot set headers) and what (read to connect, `project:content:write` to change the
-//! document). Frames from one connection never stop the others.
+//! document). Checked again while open: a revoked or expired credential closes the socket
+//! (4401), a lost permission closes it (4403) or makes it read-only. Frames from one
+//! connection never stop the others.
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason};
@@ -14,6 +16,7 @@ use crate::app::AppState;
 use crate::app::error::ApiError;
 use crate::app::session::{self, Authenticated};
 use crate::db::accounts::User;
+use crate::gateway::{ClientUser, Close, GatewayError};
 use crate::orgs::authz::{Decision, Resource};
 
 /// How often an idle connection is pinged; one that stays silent for two of these is closed.
@@ -34,21 +37,72 @@ pub struct CollabQuery {
     token: Option<String>,
 }
 
-async fn who(req: &HttpRequest, state: &AppState, q: &CollabQuery) -> Result<User, ApiError> {
+/// The credential a connection was opened with, to check again while it is open.
+enum Credential {
+    Session(String),
+    Token(String),
+}
+
+impl Credential {
+    async fn user(&self, state: &AppState) -> Option<User> {
+        match self {
+            Self::Session(t) => state.auth.authenticate(t).await.ok().map(|(_, u)| u),
+            Self::Token(t) => state.auth.authenticate_token(t).await.ok().map(|(_, u)| u),
+        }
+    }
+}
+
+fn credential_of(t: &str) -> Credential {
+    if t.starts_with(crate::auth::TOKEN_PREFIX) {
+        Credential::Token(t.to_string())
+    } else {
+        Credential::Session(t.to_string())
+    }
+}
+
+async fn who(
+    req: &HttpRequest,
+    state: &AppState,
+    q: &CollabQuery,
+) -> Result<(User, Credential), ApiError> {
     // For clients that cannot set headers.
     if let Some(t) = &q.token {
-        return Ok(if t.starts_with(crate::auth::TOKEN_PREFIX) {
-            state.auth.authenticate_token(t).await?.1
-        } else {
-            state.auth.authenticate(t).await?.1
-        });
+        let cred = credential_of(t);
+        let user = match &cred {
+            Credential::Token(t) => state.auth.authenticate_token(t).await?.1,
+            Credential::Session(t) => state.auth.authenticate(t).await?.1,
+        };
+        return Ok((user, cred));
     }
     let who = Authenticated::extract(req).await?;
     // A cookie rides along on cross-site WebSocket opens (a GET): the Origin must be ours.
     if who.session_id().is_some() {
         session::check_origin(req, false)?;
     }
-    Ok(who.user)
+    let raw = session::presented_credential(req).ok_or_else(|| ApiError::Unauthorized {
+        code: "not_authenticated",
+        message: "sign in first".into(),
+    })?;
+    Ok((who.user, credential_of(&raw)))
+}
+
+/// What the user may do in the project now: see it, and change it.
+async fn access(state: &AppState, user_id: &str, org: &str, project: &str) -> (bool, bool) {
+    let on = Resource::Project { org, project };
+    let read = state
+        .orgs
+        .decide(user_id, "project:content:read", on)
+        .await
+        .map(|d| d == Decision::Allow)
+        .unwrap_or(false);
+    let write = read
+        && state
+            .orgs
+            .decide(user_id, "project:content:write", on)
+            .await
+            .map(|d| d == Decision::Allow)
+            .unwrap_or(false);
+    (read, write)
 }
 
 /// The project's document as a y-websocket endpoint (WebSocket upgrade).
@@ -66,120 +120,119 @@ async fn collab(
     id: web::Path<String>,
     q: web::Query<CollabQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = who(&req, &state, &q).await?;
+    let (user, credential) = who(&req, &state, &q).await?;
     let project = state
         .orgs
         .project_for(&user, &id, "project:content:read", "read this project")
         .await?;
-    let writable = state
-        .orgs
-        .decide(
-            &user.id,
-            "project:content:write",
-            Resource::Project {
-                org: &project.org_id,
-                project: &project.id,
+    let (_, writable) = access(&state, &user.id, &project.org_id, &project.id).await;
+    // Joined (and so loaded) before the upgrade: sync step 1 is never answered from an
+    // unloaded document.
+    let joined = state
+        .gateways
+        .connect(
+            &project.org_id,
+            &project.id,
+            ClientUser {
+                user_id: user.id.clone(),
+                name: user.display_name.clone(),
+                writable,
             },
         )
-        .await?
-        == Decision::Allow;
-    // Loaded before the upgrade: sync step 1 is never answered from an unloaded document.
-    let room = state
-        .gateways
-        .room(&project.id)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .await;
     let (resp, mut session, msgs) =
         actix_ws::handle(&req, body).map_err(|e| ApiError::BadRequest {
             code: "not_a_websocket",
             message: format!("this endpoint speaks WebSocket only: {e}"),
         })?;
+    let mut conn = match joined {
+        Ok(c) => c,
+        Err(GatewayError::RoomFull(_)) => {
+            // Told as a close code, which every WebSocket client can see.
+            actix_web::rt::spawn(async move {
+                let _ = session.close(Some(close_reason(Close::ROOM_FULL))).await;
+            });
+            return Ok(resp);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut msgs = msgs.max_frame_size(MAX_FRAME).aggregate_continuations();
-    let conn: u64 = rand::random();
-    let db = state.gateways.db().clone();
-    let mut others = room.subscribe();
     let connected = state.gateways.metrics().clients_connected.clone();
+    let state = state.into_inner();
     connected.inc();
     actix_web::rt::spawn(async move {
-        let mut spoke_for = Vec::new();
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         keepalive.tick().await;
+        let mut orgs_changed = state.orgs.watch_changes();
+        let mut revoked = state.auth.watch_revocations();
         let mut last_heard = std::time::Instant::now();
-        let mut close: Option<CloseReason> = None;
-        for frame in room.hello() {
-            if session.binary(frame).await.is_err() {
-                return;
-            }
-        }
-        loop {
+        let mut writable = writable;
+        let close: Option<CloseReason> = loop {
             tokio::select! {
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() > KEEPALIVE * 2 {
-                        close = Some(CloseReason { code: CloseCode::Away, description: Some("no answer to keepalive pings".into()) });
-                        break;
+                        break Some(CloseReason { code: CloseCode::Away, description: Some("no answer to keepalive pings".into()) });
                     }
-                    if session.ping(b"").await.is_err() { break; }
+                    if credential.user(&state).await.is_none() {
+                        conn.kick(Close::AUTH_EXPIRED).await;
+                    }
+                    if session.ping(b"").await.is_err() { break None; }
+                }
+                Ok(()) = revoked.changed() => {
+                    if credential.user(&state).await.is_none() {
+                        conn.kick(Close::AUTH_EXPIRED).await;
+                    }
+                }
+                Ok(()) = orgs_changed.changed() => {
+                    let (read, write) = access(&state, &user.id, &project.org_id, &project.id).await;
+                    if !read {
+                        conn.kick(Close::PERMISSION_LOST).await;
+                    } else if write != writable {
+                        writable = write;
+                        conn.set_writable(write).await;
+                    }
                 }
                 msg = msgs.next() => {
                     last_heard = std::time::Instant::now();
                     let data = match msg {
                         Some(Ok(actix_ws::AggregatedMessage::Binary(b))) => b,
                         Some(Ok(actix_ws::AggregatedMessage::Ping(p))) => {
-                            if session.pong(&p).await.is_err() { break; }
+                            if session.pong(&p).await.is_err() { break None; }
                             continue;
                         }
                         Some(Ok(actix_ws::AggregatedMessage::Text(_))) => {
-                            close = Some(CloseReason { code: CloseCode::Unsupported, description: Some("binary frames only".into()) });
-                            break;
+                            break Some(CloseReason { code: CloseCode::Unsupported, description: Some("binary frames only".into()) });
                         }
-                        Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => break,
+                        Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => break None,
                         Some(Ok(_)) => continue,
                         Some(Err(e)) => {
-                            close = Some(CloseReason { code: CloseCode::Size, description: Some(e.to_string()) });
-                            break;
+                            break Some(CloseReason { code: CloseCode::Size, description: Some(e.to_string()) });
                         }
                     };
-                    match room.handle(&db, conn, writable, &data).await {
-                        Ok(h) => {
-                            spoke_for.extend(h.awareness_clients);
-                            if h.refused_write {
-                                tracing::debug!(conn, "read-only client tried to write; ignored");
-                            }
-                            for r in h.replies {
-                                if session.binary(r).await.is_err() { break; }
-                            }
-                        }
-                        Err(crate::gateway::GatewayError::Malformed(m)) => {
-                            close = Some(CloseReason { code: CloseCode::Invalid, description: Some(m.chars().take(100).collect()) });
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "collab: could not store an update");
-                            close = Some(CloseReason { code: CloseCode::Error, description: Some("the update was not stored".into()) });
-                            break;
-                        }
+                    if !conn.send(data.to_vec()).await {
+                        break Some(close_reason(Close::GOING_AWAY));
                     }
                 }
-                frame = others.recv() => {
+                frame = conn.recv() => {
                     match frame {
-                        Ok((from, bytes)) if from != conn => {
-                            if session.binary(bytes.to_vec()).await.is_err() { break; }
+                        Some(bytes) => {
+                            if session.binary(bytes.to_vec()).await.is_err() { break None; }
                         }
-                        Ok(_) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            // Too slow: drop this client (it resyncs on reconnect) rather than
-                            // slow the others.
-                            close = Some(CloseReason { code: CloseCode::Again, description: Some("too slow; reconnect".into()) });
-                            break;
-                        }
-                        Err(_) => break,
+                        None => break Some(close_reason(conn.closed().unwrap_or(Close::GOING_AWAY))),
                     }
                 }
             }
-        }
-        room.leave(conn, &spoke_for);
+        };
+        drop(conn);
         connected.dec();
         let _ = session.close(close).await;
     });
     Ok(resp)
+}
+
+fn close_reason(c: Close) -> CloseReason {
+    CloseReason {
+        code: CloseCode::Other(c.code),
+        description: Some(c.reason.into()),
+    }
 }

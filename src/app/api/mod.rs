@@ -8,6 +8,7 @@ use utoipa::{OpenApi, ToSchema};
 
 pub mod auth;
 pub mod collab;
+pub mod gateway;
 pub mod orgs;
 pub mod signin;
 
@@ -62,6 +63,14 @@ use super::error::{ApiError, ErrorBody};
         signin::rename_passkey,
         signin::delete_passkey,
         collab::collab,
+        gateway::status,
+        gateway::start,
+        gateway::stop,
+        gateway::event,
+        gateway::document,
+        gateway::history,
+        gateway::create_point,
+        gateway::restore,
         orgs::list_orgs,
         orgs::create_org,
         orgs::get_org,
@@ -173,7 +182,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(auth::routes)
         .configure(signin::routes)
         .configure(orgs::routes)
-        .configure(collab::routes);
+        .configure(collab::routes)
+        .configure(gateway::routes);
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -261,6 +261,8 @@ async fn delete_org(
         .orgs
         .delete_org(&who.user, &org, &body.confirm)
         .await?;
+    // Its gateway stops; open connections are closed with 4404.
+    state.gateways.org_deleted(&org).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -733,10 +735,12 @@ async fn delete_project(
     id: web::Path<String>,
     body: web::Json<Confirm>,
 ) -> Result<HttpResponse, ApiError> {
-    state
+    let p = state
         .orgs
         .delete_project(&who.user, &id, &body.confirm)
         .await?;
+    // Open connections are closed with 4404; the document unloads without writing.
+    state.gateways.project_deleted(&p.org_id, &p.id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,0 +1,2 @@
+DROP TABLE doc_history;
+DROP TABLE doc_snapshots;

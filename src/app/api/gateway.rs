@@ -1,0 +1,281 @@
+//! The gateway over HTTP: an organization's gateway status, start and stop; a project's
+//! events, document, and history points.
+//!
+//! Checks: visibility first (a project or organization the caller cannot see answers 404),
+//! then the permission the action or event declares (403 `forbidden`).
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::private_json;
+use crate::app::AppState;
+use crate::app::error::{ApiError, ErrorBody};
+use crate::app::session::Authenticated;
+use crate::db::orgs::Project;
+use crate::gateway::{Actor, EventOutcome, GatewayStatus, HistoryPoint};
+use crate::orgs::authz::{Decision, Resource};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/orgs/{org}/gateway", web::get().to(status))
+        .route("/api/v1/orgs/{org}/gateway/start", web::post().to(start))
+        .route("/api/v1/orgs/{org}/gateway/stop", web::post().to(stop))
+        .route("/api/v1/projects/{id}/events", web::post().to(event))
+        .route("/api/v1/projects/{id}/document", web::get().to(document))
+        .route("/api/v1/projects/{id}/history", web::get().to(history))
+        .route("/api/v1/projects/{id}/history", web::post().to(create_point))
+        .route(
+            "/api/v1/projects/{id}/history/{point}/restore",
+            web::post().to(restore),
+        );
+}
+
+/// The organization's gateway: stopped, running or stopping; its loaded projects and clients.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/gateway", tag = "gateway", params(("org" = String, Path)),
+    responses((status = 200, body = GatewayStatus), (status = 404, body = ErrorBody)))]
+pub async fn status(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let org = state
+        .orgs
+        .org_for(&who.user, &org, "org:org:read", "see this organization")
+        .await?;
+    Ok(private_json(state.gateways.status(&org.id)))
+}
+
+/// Start the organization's gateway (it also starts on first use).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/gateway/start", tag = "gateway", params(("org" = String, Path)),
+    responses((status = 200, body = GatewayStatus), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn start(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let org = state
+        .orgs
+        .org_for(
+            &who.user,
+            &org,
+            "gateway:gateway:manage",
+            "start this gateway",
+        )
+        .await?;
+    state.gateways.start(&org.id).await;
+    Ok(private_json(state.gateways.status(&org.id)))
+}
+
+/// Stop the organization's gateway: clients are closed (1001) and every project is made
+/// durable and unloaded before this answers.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/gateway/stop", tag = "gateway", params(("org" = String, Path)),
+    responses((status = 200, body = GatewayStatus), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn stop(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let org = state
+        .orgs
+        .org_for(&who.user, &org, "gateway:gateway:manage", "stop this gateway")
+        .await?;
+    Ok(private_json(state.gateways.stop(&org.id).await))
+}
+
+/// A project the caller can see, and whether they hold `permission` on it.
+async fn project_with(
+    state: &AppState,
+    who: &Authenticated,
+    id: &str,
+    permission: &str,
+    verb: &'static str,
+) -> Result<Project, ApiError> {
+    let p = state
+        .orgs
+        .project_for(&who.user, id, "project:project:read", "see this project")
+        .await?;
+    let decision = state
+        .orgs
+        .decide(
+            &who.user.id,
+            permission,
+            Resource::Project {
+                org: &p.org_id,
+                project: &p.id,
+            },
+        )
+        .await?;
+    match decision {
+        Decision::Allow => Ok(p),
+        Decision::Deny => Err(ApiError::Forbidden {
+            code: "forbidden",
+            message: format!("you may not {verb}"),
+        }),
+        Decision::Hidden => Err(ApiError::NotFound("project not found".into())),
+    }
+}
+
+/// Run an event (`{"type": "<module>:<verb>", ...}`) through its module's reducer. Answers
+/// once the change is durable; connected clients receive it at the same moment.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/events", tag = "gateway", params(("id" = String, Path)),
+    request_body(content = Object, description = "`{\"type\": \"core-graph:add-node\", \"kind\": \"note\", \"x\": 0, \"y\": 0}`"),
+    responses((status = 200, body = EventOutcome),
+        (status = 400, description = "`invalid_event`, `unknown_event`, or the reducer's code (`invalid_size`, ...)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the event's permission is missing", body = ErrorBody),
+        (status = 404, description = "`not_found`, or the reducer's code (`node_not_found`, ...)", body = ErrorBody),
+        (status = 409, description = "the reducer's code (`node_exists`, ...)", body = ErrorBody)))]
+pub async fn event(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let p = state
+        .orgs
+        .project_for(&who.user, &id, "project:project:read", "see this project")
+        .await?;
+    let parsed = state
+        .gateways
+        .parse_event(body.into_inner())
+        .map_err(crate::gateway::GatewayError::Event)?;
+    if parsed.system_only {
+        return Err(ApiError::Forbidden {
+            code: "forbidden_event",
+            message: format!("`{}` is sent by the gateway only", parsed.kind),
+        });
+    }
+    let decision = state
+        .orgs
+        .decide(
+            &who.user.id,
+            parsed.permission,
+            Resource::Project {
+                org: &p.org_id,
+                project: &p.id,
+            },
+        )
+        .await?;
+    if decision != Decision::Allow {
+        return Err(ApiError::Forbidden {
+            code: "forbidden",
+            message: format!("`{}` needs `{}`", parsed.kind, parsed.permission),
+        });
+    }
+    let outcome = state
+        .gateways
+        .event(&p.org_id, &p.id, Actor::User(who.user.id.clone()), parsed)
+        .await?;
+    Ok(private_json(outcome))
+}
+
+/// The project's document as JSON: every module root (`nodes`, `edges`, ...) and the log
+/// position it reflects.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/document", tag = "gateway", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn document(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = project_with(
+        &state,
+        &who,
+        &id,
+        "project:content:read",
+        "read this project",
+    )
+    .await?;
+    Ok(private_json(
+        state.gateways.document(&p.org_id, &p.id).await?,
+    ))
+}
+
+/// The project's history points, newest first.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/history", tag = "gateway", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<HistoryPoint>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn history(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = project_with(
+        &state,
+        &who,
+        &id,
+        "gateway:history:read",
+        "see this project's history",
+    )
+    .await?;
+    Ok(private_json(state.gateways.history(&p.id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPoint {
+    /// 1 to 100 characters.
+    name: String,
+}
+
+/// Save a named history point of the project as it is now.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/history", tag = "gateway", params(("id" = String, Path)),
+    request_body = NewPoint,
+    responses((status = 201, body = HistoryPoint), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn create_point(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+    body: web::Json<NewPoint>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::BadRequest {
+            code: "invalid_name",
+            message: "a history point's name is 1 to 100 characters".into(),
+        });
+    }
+    let p = project_with(
+        &state,
+        &who,
+        &id,
+        "gateway:history:create",
+        "save history points here",
+    )
+    .await?;
+    let point = state
+        .gateways
+        .create_point(&p.org_id, &p.id, name, &who.user.id)
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(point))
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Restored {
+    /// The log position of the restoring change; absent when nothing differed.
+    seq: Option<i64>,
+}
+
+/// Restore the project to a history point, as a new change every connected client receives.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/history/{point}/restore", tag = "gateway",
+    params(("id" = String, Path), ("point" = String, Path)),
+    responses((status = 200, body = Restored), (status = 403, body = ErrorBody),
+        (status = 404, description = "`not_found` or `history_point_not_found`", body = ErrorBody)))]
+pub async fn restore(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, point) = path.into_inner();
+    let p = project_with(
+        &state,
+        &who,
+        &id,
+        "gateway:history:restore",
+        "restore this project",
+    )
+    .await?;
+    let seq = state.gateways.restore(&p.org_id, &p.id, &point).await?;
+    tracing::info!(project = %p.id, point = %point, user = %who.user.id, "project restored to a history point");
+    Ok(private_json(Restored { seq }))
+}

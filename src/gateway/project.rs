@@ -1,0 +1,1037 @@
+//! One loaded project: a task that owns the document and its awareness, and handles, one at a
+//! time, everything that reads or changes them (client frames, events, history, ticks).
+//!
+//! Durability: every change gets the next sequence number and goes to the group-commit
+//! writer; nothing that depends on it (a broadcast, a sync reply, an event's answer) leaves
+//! before the writer has committed it. So a client never holds an update the log lacks.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+use yrs::block::ClientID;
+use yrs::sync::{Awareness, AwarenessUpdate, Message, MessageReader, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::encoder::Encode;
+use yrs::{BranchID, Doc, ReadTxn, StateVector, Transact, Update};
+
+use super::module::{Actor, Modules, ParsedEvent, RootKind};
+use super::writer::Writer;
+use super::{Close, GatewayError, GatewayMetrics, Settings};
+use crate::db::docs::{HistoryPoint, NewUpdate};
+use crate::db::Db;
+
+/// Frames waiting for the writer, per connection or for everyone.
+enum Target {
+    Conn(u64),
+    AllBut(u64),
+}
+
+/// Who a connection is.
+#[derive(Debug, Clone)]
+pub struct ClientUser {
+    pub user_id: String,
+    pub name: String,
+    pub writable: bool,
+}
+
+/// Why a join was refused.
+#[derive(Debug)]
+pub(crate) enum JoinError {
+    Full(usize),
+    Gone,
+}
+
+/// What an event did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EventOutcome {
+    /// The event's type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What the reducer answered (for example the id of a created node).
+    #[schema(value_type = Object)]
+    pub result: Value,
+    /// The log position of the change; absent when the document did not change.
+    pub seq: Option<i64>,
+}
+
+pub(crate) enum Cmd {
+    Join {
+        conn: u64,
+        user: ClientUser,
+        out: mpsc::Sender<Arc<[u8]>>,
+        kicked: Arc<Mutex<Option<Close>>>,
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
+    Frame {
+        conn: u64,
+        data: Vec<u8>,
+    },
+    SetWritable {
+        conn: u64,
+        writable: bool,
+    },
+    Kick {
+        conn: u64,
+        close: Close,
+    },
+    Leave {
+        conn: u64,
+    },
+    Event {
+        actor: Actor,
+        event: ParsedEvent,
+        reply: oneshot::Sender<Result<EventOutcome, GatewayError>>,
+    },
+    CreatePoint {
+        name: String,
+        by: Option<String>,
+        reply: oneshot::Sender<Result<HistoryPoint, GatewayError>>,
+    },
+    Restore {
+        state: Vec<u8>,
+        reply: oneshot::Sender<Result<Option<i64>, GatewayError>>,
+    },
+    /// The module roots as JSON.
+    Document {
+        reply: oneshot::Sender<Result<Value, GatewayError>>,
+    },
+    /// Close every client with `close`, make everything durable, write a snapshot, end.
+    Stop {
+        close: Close,
+        done: oneshot::Sender<()>,
+    },
+    /// The project is gone: close every client, end without writing.
+    Deleted,
+}
+
+/// What the gateway sees of a running project task.
+pub(crate) struct Shared {
+    pub clients: std::sync::atomic::AtomicUsize,
+    pub loaded: std::sync::atomic::AtomicBool,
+    pub ended: watch::Sender<bool>,
+}
+
+struct Member {
+    out: mpsc::Sender<Arc<[u8]>>,
+    kicked: Arc<Mutex<Option<Close>>>,
+    user: ClientUser,
+    awareness: Vec<ClientID>,
+}
+
+type Inflight = BoxFuture<'static, (i64, Result<(), String>)>;
+
+pub(crate) struct Project {
+    pub id: String,
+    db: Db,
+    writer: Writer,
+    modules: Arc<Modules>,
+    settings: Arc<Settings>,
+    metrics: GatewayMetrics,
+    shared: Arc<Shared>,
+    awareness: Awareness,
+    members: HashMap<u64, Member>,
+    /// Last sequence number given out.
+    applied: i64,
+    /// Last sequence number the writer has committed (everything up to it is durable).
+    durable: i64,
+    /// Sequence covered by the stored snapshot.
+    snapshot_seq: i64,
+    inflight: FuturesOrdered<Inflight>,
+    held: VecDeque<(i64, Target, Arc<[u8]>)>,
+    held_replies: VecDeque<(i64, oneshot::Sender<Result<EventOutcome, GatewayError>>, EventOutcome)>,
+    compacting: Option<tokio::task::JoinHandle<()>>,
+    last_activity: Instant,
+    last_point: Instant,
+    changed_since_point: bool,
+    bytes: i64,
+}
+
+fn doc() -> Doc {
+    Doc::new()
+}
+
+fn malformed(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Malformed(e.to_string())
+}
+
+impl Project {
+    pub(crate) fn new(
+        id: &str,
+        db: Db,
+        writer: Writer,
+        modules: Arc<Modules>,
+        settings: Arc<Settings>,
+        metrics: GatewayMetrics,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            id: id.to_string(),
+            db,
+            writer,
+            modules,
+            settings,
+            metrics,
+            shared,
+            awareness: Awareness::new(doc()),
+            members: HashMap::new(),
+            applied: 0,
+            durable: 0,
+            snapshot_seq: 0,
+            inflight: FuturesOrdered::new(),
+            held: VecDeque::new(),
+            held_replies: VecDeque::new(),
+            compacting: None,
+            last_activity: Instant::now(),
+            last_point: Instant::now(),
+            changed_since_point: false,
+            bytes: 0,
+        }
+    }
+
+    /// Rebuilds the document from the snapshot and the log after it.
+    async fn load_doc(db: Db, id: String) -> Result<(Doc, i64, i64, i64), GatewayError> {
+        let (snapshot, updates) = read_log(db, id.clone()).await?;
+        let after = snapshot.as_ref().map(|(s, _)| *s).unwrap_or(0);
+        let doc = doc();
+        let mut last = after;
+        let mut bytes = 0i64;
+        {
+            let mut txn = doc.transact_mut();
+            let corrupt = |seq: i64, reason: String| GatewayError::Corrupt {
+                project: id.clone(),
+                seq,
+                reason,
+            };
+            if let Some((seq, data)) = &snapshot {
+                let u = Update::decode_v1(data).map_err(|e| corrupt(*seq, e.to_string()))?;
+                txn.apply_update(u)
+                    .map_err(|e| corrupt(*seq, e.to_string()))?;
+                bytes += data.len() as i64;
+            }
+            for (seq, data) in &updates {
+                let u = Update::decode_v1(data).map_err(|e| corrupt(*seq, e.to_string()))?;
+                txn.apply_update(u)
+                    .map_err(|e| corrupt(*seq, e.to_string()))?;
+                last = *seq;
+                bytes += data.len() as i64;
+            }
+        }
+        let fresh = snapshot.is_none() && updates.is_empty();
+        tracing::debug!(project = %id, snapshot = after, updates = updates.len(), "document loaded");
+        Ok((doc, last, after, if fresh { -1 } else { bytes }))
+    }
+
+    /// The task: load, then serve commands until stopped, idle or deleted.
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let started = Instant::now();
+        match Self::load_doc(self.db.clone(), self.id.clone()).await {
+            Ok((doc, last, snap, bytes)) => {
+                self.awareness = Awareness::new(doc);
+                self.applied = last;
+                self.durable = last;
+                self.snapshot_seq = snap;
+                self.metrics.documents_loaded.inc();
+                if bytes < 0 {
+                    // A new document: the modules lay out their parts.
+                    let delta = {
+                        let mut txn = self.awareness.doc().transact_mut();
+                        self.modules.init(&self.id, &mut txn);
+                        txn.encode_update_v1()
+                    };
+                    self.log(delta, None).await;
+                } else {
+                    self.bytes = bytes;
+                    self.metrics.document_bytes.add(bytes);
+                }
+                self.metrics
+                    .load_seconds
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                tracing::error!(project = %self.id, error = %e, "cannot load the project document");
+                rx.close();
+                while let Some(cmd) = rx.recv().await {
+                    refuse(cmd, &e);
+                }
+                return;
+            }
+        }
+        self.shared
+            .loaded
+            .store(true, std::sync::atomic::Ordering::Release);
+
+        let mut tick = tokio::time::interval(self.settings.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut write_snapshot = true;
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    match cmd {
+                        Cmd::Stop { close, done } => {
+                            self.kick_all(close);
+                            rx.close();
+                            self.finish(&mut rx, true).await;
+                            let _ = done.send(());
+                            return;
+                        }
+                        Cmd::Deleted => {
+                            self.kick_all(Close::DELETED);
+                            write_snapshot = false;
+                            break;
+                        }
+                        cmd => self.handle(cmd).await,
+                    }
+                }
+                Some((seq, result)) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    if let Err(e) = result {
+                        tracing::error!(project = %self.id, seq, error = %e, "an update could not be stored; the project reloads");
+                        self.kick_all(Close::STORE_FAILED);
+                        self.fail_held();
+                        write_snapshot = false;
+                        break;
+                    }
+                    self.made_durable(seq);
+                }
+                _ = tick.tick() => {
+                    self.tick().await;
+                    if self.members.is_empty()
+                        && self.last_activity.elapsed() >= self.settings.project_idle_unload
+                    {
+                        tracing::debug!(project = %self.id, "unloading an idle project");
+                        break;
+                    }
+                }
+            }
+        }
+        rx.close();
+        self.finish(&mut rx, write_snapshot).await;
+    }
+
+    /// Ends the task: refuse what is queued, wait for the writer, snapshot, free.
+    async fn finish(&mut self, rx: &mut mpsc::Receiver<Cmd>, snapshot: bool) {
+        while let Ok(cmd) = rx.try_recv() {
+            refuse(cmd, &GatewayError::Unloading);
+        }
+        while let Some((seq, result)) = self.inflight.next().await {
+            match result {
+                Ok(()) => self.made_durable(seq),
+                Err(_) => {
+                    self.fail_held();
+                    break;
+                }
+            }
+        }
+        if let Some(c) = self.compacting.take() {
+            let _ = c.await;
+        }
+        if snapshot && self.durable > self.snapshot_seq {
+            let state = self.state();
+            if let Err(e) = self
+                .db
+                .compact(
+                    &self.id,
+                    self.durable,
+                    &state,
+                    chrono::Utc::now().naive_utc(),
+                )
+                .await
+            {
+                tracing::warn!(project = %self.id, error = %e, "final snapshot not written (the log still has everything)");
+            } else {
+                self.metrics.compactions.inc();
+            }
+        }
+        self.kick_all(Close::GOING_AWAY);
+        self.metrics.documents_loaded.dec();
+        self.metrics.document_bytes.sub(self.bytes);
+        // Frees the document now, before anyone waiting on `ended` loads it again.
+        self.awareness = Awareness::new(doc());
+    }
+
+    fn state(&self) -> Vec<u8> {
+        self.awareness
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    async fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Join {
+                conn,
+                user,
+                out,
+                kicked,
+                reply,
+            } => {
+                if self.members.len() >= self.settings.max_clients_per_project {
+                    let _ = reply.send(Err(JoinError::Full(
+                        self.settings.max_clients_per_project,
+                    )));
+                    return;
+                }
+                self.last_activity = Instant::now();
+                for frame in self.hello() {
+                    let _ = out.try_send(frame.into());
+                }
+                self.members.insert(
+                    conn,
+                    Member {
+                        out,
+                        kicked,
+                        user,
+                        awareness: Vec::new(),
+                    },
+                );
+                self.count_clients();
+                let _ = reply.send(Ok(()));
+            }
+            Cmd::Frame { conn, data } => {
+                self.last_activity = Instant::now();
+                if let Err(e) = self.frame(conn, &data).await {
+                    let close = match e {
+                        GatewayError::Forbidden(_) => Close::POLICY,
+                        _ => Close::INVALID,
+                    };
+                    tracing::debug!(project = %self.id, conn, error = %e, "client frame refused; closing it");
+                    self.kick(conn, close);
+                }
+            }
+            Cmd::SetWritable { conn, writable } => {
+                if let Some(m) = self.members.get_mut(&conn) {
+                    m.user.writable = writable;
+                }
+            }
+            Cmd::Kick { conn, close } => self.kick(conn, close),
+            Cmd::Leave { conn } => self.leave(conn),
+            Cmd::Event {
+                actor,
+                event,
+                reply,
+            } => {
+                self.last_activity = Instant::now();
+                self.event(actor, event, reply).await;
+            }
+            Cmd::CreatePoint { name, by, reply } => {
+                let _ = reply.send(self.create_point(name, by, false).await);
+            }
+            Cmd::Restore { state, reply } => {
+                self.last_activity = Instant::now();
+                let _ = reply.send(self.restore(&state).await);
+            }
+            Cmd::Document { reply } => {
+                let _ = reply.send(Ok(self.document()));
+            }
+            Cmd::Stop { .. } | Cmd::Deleted => {}
+        }
+    }
+
+    /// Every module root as JSON, with the log position it reflects.
+    fn document(&self) -> Value {
+        use yrs::types::ToJson;
+        use yrs::GetString;
+        let txn = self.awareness.doc().transact();
+        let mut roots = serde_json::Map::new();
+        for r in self.modules.roots() {
+            let v = match r.kind {
+                RootKind::Map => txn
+                    .get_map(r.name)
+                    .map(|m| serde_json::to_value(m.to_json(&txn)).unwrap_or(Value::Null)),
+                RootKind::Array => txn
+                    .get_array(r.name)
+                    .map(|a| serde_json::to_value(a.to_json(&txn)).unwrap_or(Value::Null)),
+                RootKind::Text => txn.get_text(r.name).map(|t| Value::String(t.get_string(&txn))),
+            };
+            roots.insert(r.name.to_string(), v.unwrap_or(Value::Null));
+        }
+        serde_json::json!({ "seq": self.applied, "roots": roots })
+    }
+
+    fn count_clients(&self) {
+        self.shared
+            .clients
+            .store(self.members.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What a new connection gets first: the state vector (sync step 1) and the awareness.
+    fn hello(&self) -> Vec<Vec<u8>> {
+        let sv = self.awareness.doc().transact().state_vector();
+        let mut out = vec![Message::Sync(SyncMessage::SyncStep1(sv)).encode_v1()];
+        if let Ok(update) = self.awareness.update()
+            && !update.clients.is_empty()
+        {
+            out.push(Message::Awareness(update).encode_v1());
+        }
+        out
+    }
+
+    async fn frame(&mut self, conn: u64, frame: &[u8]) -> Result<(), GatewayError> {
+        let mut decoder = DecoderV1::from(frame);
+        let messages: Vec<Message> = MessageReader::new(&mut decoder)
+            .collect::<Result<_, _>>()
+            .map_err(malformed)?;
+        for msg in messages {
+            match msg {
+                Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                    let diff = self
+                        .awareness
+                        .doc()
+                        .transact()
+                        .encode_state_as_update_v1(&sv);
+                    let frame = Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1();
+                    // The diff may hold changes still on their way to the log.
+                    self.send_after(self.applied, Target::Conn(conn), frame.into());
+                }
+                Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
+                    let writable = self
+                        .members
+                        .get(&conn)
+                        .map(|m| m.user.writable)
+                        .unwrap_or(false);
+                    if !writable {
+                        self.metrics.refused_writes.inc();
+                        continue;
+                    }
+                    self.client_update(conn, &u).await?;
+                }
+                Message::Awareness(update) => self.client_awareness(conn, update)?,
+                Message::AwarenessQuery => {
+                    if let Ok(update) = self.awareness.update() {
+                        self.send_now(conn, Message::Awareness(update).encode_v1().into());
+                    }
+                }
+                Message::Auth(_) | Message::Custom(..) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A direct Yjs update from a client: only roots modules declare client-writable.
+    async fn client_update(&mut self, conn: u64, bytes: &[u8]) -> Result<(), GatewayError> {
+        let update = Update::decode_v1(bytes).map_err(malformed)?;
+        let (delta, refused) = {
+            let mut txn = self.awareness.doc().transact_mut();
+            txn.apply_update(update).map_err(malformed)?;
+            let delta = (!txn.insert_set().is_empty() || !txn.delete_set().is_empty())
+                .then(|| txn.encode_update_v1());
+            txn.commit();
+            let refused = txn.changed_parent_types().iter().find_map(|b| match b.id() {
+                BranchID::Root(name) if !self.modules.client_writable(&name) => Some(name),
+                _ => None,
+            });
+            (delta, refused)
+        };
+        if let Some(root) = refused {
+            self.metrics.refused_writes.inc();
+            // The document holds a change the log does not: rebuild it from the log.
+            self.rebuild().await?;
+            return Err(GatewayError::Forbidden(format!(
+                "`{root}` is changed through events only"
+            )));
+        }
+        if let Some(delta) = delta {
+            self.log(delta, Some(conn)).await;
+        }
+        Ok(())
+    }
+
+    /// Throws the in-memory document away and loads it again (after a refused direct write).
+    async fn rebuild(&mut self) -> Result<(), GatewayError> {
+        while let Some((seq, result)) = self.inflight.next().await {
+            result.map_err(GatewayError::Store)?;
+            self.made_durable(seq);
+        }
+        let (doc, last, _snap, _bytes) = Self::load_doc(self.db.clone(), self.id.clone()).await?;
+        let states = self.awareness.update().ok();
+        let mut aw = Awareness::new(doc);
+        if let Some(s) = states {
+            let _ = aw.apply_update(s);
+        }
+        self.awareness = aw;
+        self.applied = last.max(self.applied);
+        Ok(())
+    }
+
+    fn client_awareness(&mut self, conn: u64, update: AwarenessUpdate) -> Result<(), GatewayError> {
+        let Some(member) = self.members.get_mut(&conn) else {
+            return Ok(());
+        };
+        let mut clients = HashMap::new();
+        for (id, mut entry) in update.clients {
+            // A connection speaks for its own client ids only.
+            let theirs = self
+                .awareness
+                .iter()
+                .any(|(c, _)| c == id)
+                && !member.awareness.contains(&id);
+            if theirs {
+                continue;
+            }
+            if !member.awareness.contains(&id) {
+                member.awareness.push(id);
+            }
+            entry.json = stamp_user(&entry.json, &member.user);
+            clients.insert(id, entry);
+        }
+        if clients.is_empty() {
+            return Ok(());
+        }
+        let update = AwarenessUpdate { clients };
+        let frame: Arc<[u8]> = Message::Awareness(update.clone()).encode_v1().into();
+        self.awareness.apply_update(update).map_err(malformed)?;
+        self.broadcast_now(conn, frame);
+        Ok(())
+    }
+
+    /// Gives `delta` the next sequence number, sends it to the writer, and queues it for
+    /// everyone but `from` once it is durable.
+    async fn log(&mut self, delta: Vec<u8>, from: Option<u64>) -> i64 {
+        self.applied += 1;
+        let seq = self.applied;
+        self.changed_since_point = true;
+        self.bytes += delta.len() as i64;
+        self.metrics.document_bytes.add(delta.len() as i64);
+        self.metrics.updates.inc();
+        let frame: Arc<[u8]> = Message::Sync(SyncMessage::Update(delta.clone()))
+            .encode_v1()
+            .into();
+        let done = self
+            .writer
+            .append(NewUpdate {
+                project_id: self.id.clone(),
+                seq,
+                data: delta,
+                created_at: chrono::Utc::now().naive_utc(),
+            })
+            .await;
+        self.inflight.push_back(Box::pin(async move {
+            let r = match done.await {
+                Ok(r) => r,
+                Err(_) => Err("the writer stopped".to_string()),
+            };
+            (seq, r)
+        }));
+        self.send_after(seq, Target::AllBut(from.unwrap_or(0)), frame);
+        seq
+    }
+
+    fn made_durable(&mut self, seq: i64) {
+        self.durable = self.durable.max(seq);
+        while let Some((needs, _, _)) = self.held.front() {
+            if *needs > self.durable {
+                break;
+            }
+            if let Some((_, target, frame)) = self.held.pop_front() {
+                self.deliver(target, frame);
+            }
+        }
+        while let Some((needs, _, _)) = self.held_replies.front() {
+            if *needs > self.durable {
+                break;
+            }
+            if let Some((_, reply, outcome)) = self.held_replies.pop_front() {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        self.maybe_compact();
+    }
+
+    fn fail_held(&mut self) {
+        self.held.clear();
+        for (_, reply, _) in self.held_replies.drain(..) {
+            let _ = reply.send(Err(GatewayError::Store(
+                "the change could not be stored".into(),
+            )));
+        }
+    }
+
+    fn send_after(&mut self, needs: i64, target: Target, frame: Arc<[u8]>) {
+        if needs <= self.durable && self.held.is_empty() {
+            self.deliver(target, frame);
+        } else {
+            self.held.push_back((needs, target, frame));
+        }
+    }
+
+    fn deliver(&mut self, target: Target, frame: Arc<[u8]>) {
+        match target {
+            Target::Conn(c) => self.send_now(c, frame),
+            Target::AllBut(c) => self.broadcast_now(c, frame),
+        }
+    }
+
+    fn send_now(&mut self, conn: u64, frame: Arc<[u8]>) {
+        let full = match self.members.get(&conn) {
+            Some(m) => m.out.try_send(frame).is_err(),
+            None => false,
+        };
+        if full {
+            self.kick(conn, Close::TOO_SLOW);
+        }
+    }
+
+    /// To every member but `except`; a member whose buffer is full is dropped, not waited for.
+    fn broadcast_now(&mut self, except: u64, frame: Arc<[u8]>) {
+        let mut slow = Vec::new();
+        for (id, m) in &self.members {
+            if *id != except && m.out.try_send(frame.clone()).is_err() {
+                slow.push(*id);
+            }
+        }
+        for id in slow {
+            self.kick(id, Close::TOO_SLOW);
+        }
+    }
+
+    fn kick(&mut self, conn: u64, close: Close) {
+        if let Some(m) = self.members.get(&conn) {
+            if let Ok(mut k) = m.kicked.lock() {
+                k.get_or_insert(close);
+            }
+            self.metrics.kicked.inc();
+        }
+        self.leave(conn);
+    }
+
+    fn kick_all(&mut self, close: Close) {
+        let ids: Vec<u64> = self.members.keys().copied().collect();
+        for id in ids {
+            self.kick(id, close);
+        }
+    }
+
+    /// A connection left: its awareness states go, and the others are told.
+    fn leave(&mut self, conn: u64) {
+        let Some(m) = self.members.remove(&conn) else {
+            return;
+        };
+        self.count_clients();
+        self.last_activity = Instant::now();
+        if m.awareness.is_empty() {
+            return;
+        }
+        for c in &m.awareness {
+            self.awareness.remove_state(*c);
+        }
+        if let Ok(update) = self
+            .awareness
+            .update_with_clients(m.awareness.iter().copied())
+        {
+            self.broadcast_now(conn, Message::Awareness(update).encode_v1().into());
+        }
+    }
+
+    async fn event(
+        &mut self,
+        actor: Actor,
+        event: ParsedEvent,
+        reply: oneshot::Sender<Result<EventOutcome, GatewayError>>,
+    ) {
+        let kind = event.kind.clone();
+        let timer = self.metrics.event_seconds.start_timer();
+        let (result, delta) = {
+            let mut txn = self.awareness.doc().transact_mut();
+            let result = self.modules.run(&self.id, &actor, &mut txn, event);
+            let delta = (!txn.insert_set().is_empty() || !txn.delete_set().is_empty())
+                .then(|| txn.encode_update_v1());
+            (result, delta)
+        };
+        timer.observe_duration();
+        let seq = match delta {
+            Some(d) => Some(self.log(d, None).await),
+            None => None,
+        };
+        match result {
+            Ok(result) => {
+                self.metrics.events.inc();
+                let outcome = EventOutcome { kind, result, seq };
+                match seq {
+                    Some(s) if s > self.durable => self.held_replies.push_back((s, reply, outcome)),
+                    _ => {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+            }
+            Err(e) => {
+                self.metrics.events_refused.inc();
+                let _ = reply.send(Err(GatewayError::Event(e)));
+            }
+        }
+    }
+
+    /// Module ticks, automatic history points, compaction.
+    async fn tick(&mut self) {
+        let delta = {
+            let mut txn = self.awareness.doc().transact_mut();
+            self.modules.tick(&self.id, &mut txn);
+            (!txn.insert_set().is_empty() || !txn.delete_set().is_empty())
+                .then(|| txn.encode_update_v1())
+        };
+        if let Some(d) = delta {
+            self.log(d, None).await;
+        }
+        if self.changed_since_point && self.last_point.elapsed() >= self.settings.history_interval
+        {
+            let name = format!("Automatic {}", chrono::Utc::now().format("%Y-%m-%d %H:%M"));
+            if let Err(e) = self.create_point(name, None, true).await {
+                tracing::warn!(project = %self.id, error = %e, "automatic history point not saved");
+            }
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        let due = self.durable - self.snapshot_seq >= self.settings.compact_after as i64;
+        let busy = self.compacting.as_ref().is_some_and(|c| !c.is_finished());
+        if !due || busy || self.durable != self.applied {
+            return;
+        }
+        let state = self.state();
+        let (db, id, seq) = (self.db.clone(), self.id.clone(), self.durable);
+        let metrics = self.metrics.clone();
+        self.snapshot_seq = seq;
+        // The document is now about the size of its state.
+        self.metrics
+            .document_bytes
+            .add(state.len() as i64 - self.bytes);
+        self.bytes = state.len() as i64;
+        self.compacting = Some(tokio::spawn(async move {
+            let t = Instant::now();
+            match db
+                .compact(&id, seq, &state, chrono::Utc::now().naive_utc())
+                .await
+            {
+                Ok(dropped) => {
+                    metrics.compactions.inc();
+                    metrics
+                        .compaction_seconds
+                        .observe(t.elapsed().as_secs_f64());
+                    tracing::debug!(project = %id, seq, dropped, bytes = state.len(), "log compacted");
+                }
+                Err(e) => {
+                    tracing::warn!(project = %id, error = %e, "compaction failed (the log still has everything)")
+                }
+            }
+        }));
+    }
+
+    async fn create_point(
+        &mut self,
+        name: String,
+        by: Option<String>,
+        automatic: bool,
+    ) -> Result<HistoryPoint, GatewayError> {
+        // A point names what is durable: wait for the writer first.
+        while let Some((seq, result)) = self.inflight.next().await {
+            result.map_err(GatewayError::Store)?;
+            self.made_durable(seq);
+        }
+        let point = HistoryPoint {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            project_id: self.id.clone(),
+            name,
+            seq: self.durable,
+            automatic,
+            created_by: by,
+            created_at: chrono::Utc::now().naive_utc(),
+        };
+        let state = self.state();
+        self.db
+            .insert_history_point(&point, &state, self.settings.history_keep)
+            .await?;
+        self.last_point = Instant::now();
+        self.changed_since_point = false;
+        self.metrics.history_points.inc();
+        Ok(point)
+    }
+
+    /// Makes every module root look as it did in `state`, as one new change.
+    async fn restore(&mut self, state: &[u8]) -> Result<Option<i64>, GatewayError> {
+        let old = doc();
+        {
+            let u = Update::decode_v1(state).map_err(malformed)?;
+            old.transact_mut().apply_update(u).map_err(malformed)?;
+        }
+        let old_txn = old.transact();
+        let delta = {
+            let mut txn = self.awareness.doc().transact_mut();
+            for root in self.modules.roots() {
+                restore_root(&mut txn, &old_txn, root.name, root.kind);
+            }
+            (!txn.insert_set().is_empty() || !txn.delete_set().is_empty())
+                .then(|| txn.encode_update_v1())
+        };
+        drop(old_txn);
+        let Some(delta) = delta else {
+            return Ok(None);
+        };
+        let seq = self.log(delta, None).await;
+        while let Some((s, result)) = self.inflight.next().await {
+            result.map_err(GatewayError::Store)?;
+            self.made_durable(s);
+        }
+        Ok(Some(seq))
+    }
+}
+
+type Stored = (Option<(i64, Vec<u8>)>, Vec<(i64, Vec<u8>)>);
+
+/// The snapshot and the log after it (a free function: the task is `Send`, not `Sync`).
+async fn read_log(db: Db, id: String) -> Result<Stored, GatewayError> {
+    let snapshot = db.snapshot_of(&id).await?;
+    let after = snapshot.as_ref().map(|(s, _)| *s).unwrap_or(0);
+    let updates = db.updates_after(&id, after).await?;
+    Ok((snapshot, updates))
+}
+
+/// Copies one root of `old` over the same root of the live document, changing only what
+/// differs (map keys compare by value).
+fn restore_root(
+    txn: &mut yrs::TransactionMut<'_>,
+    old: &yrs::Transaction<'_>,
+    name: &str,
+    kind: RootKind,
+) {
+    use yrs::types::ToJson;
+    use yrs::{Array, GetString, Map, Text, WriteTxn};
+    match kind {
+        RootKind::Map => {
+            let live = txn.get_or_insert_map(name);
+            let was = old.get_map(name);
+            let keys: Vec<String> = live.keys(txn).map(str::to_string).collect();
+            for k in keys {
+                if was.as_ref().and_then(|w| w.get(old, &k)).is_none() {
+                    live.remove(txn, &k);
+                }
+            }
+            if let Some(was) = was {
+                for (k, v) in was.iter(old) {
+                    let same = live
+                        .get(txn, k)
+                        .map(|cur| cur.to_json(txn) == v.to_json(old))
+                        .unwrap_or(false);
+                    if !same {
+                        live.insert(txn, k, yrs::types::AsPrelim::as_prelim(&v, old));
+                    }
+                }
+            }
+        }
+        RootKind::Array => {
+            let live = txn.get_or_insert_array(name);
+            let len = live.len(txn);
+            if len > 0 {
+                live.remove_range(txn, 0, len);
+            }
+            if let Some(was) = old.get_array(name) {
+                for v in was.iter(old) {
+                    live.push_back(txn, yrs::types::AsPrelim::as_prelim(&v, old));
+                }
+            }
+        }
+        RootKind::Text => {
+            let live = txn.get_or_insert_text(name);
+            let before = old.get_text(name).map(|t| t.get_string(old)).unwrap_or_default();
+            if live.get_string(txn) != before {
+                let len = live.len(txn);
+                live.remove_range(txn, 0, len);
+                live.insert(txn, 0, &before);
+            }
+        }
+    }
+}
+
+/// Writes the authenticated user into an awareness state: `user.id` and `user.name` always
+/// come from the server (nobody shows up as someone else); a colour is kept or derived.
+fn stamp_user(json: &str, user: &ClientUser) -> Arc<str> {
+    let Ok(Value::Object(mut state)) = serde_json::from_str::<Value>(json) else {
+        // `null` (a client going away) and non-objects pass unchanged.
+        return Arc::from(json);
+    };
+    let mut u = match state.remove("user") {
+        Some(Value::Object(u)) => u,
+        _ => serde_json::Map::new(),
+    };
+    u.insert("id".into(), Value::String(user.user_id.clone()));
+    u.insert("name".into(), Value::String(user.name.clone()));
+    if !u.get("color").is_some_and(Value::is_string) {
+        u.insert("color".into(), Value::String(colour_of(&user.user_id)));
+    }
+    state.insert("user".into(), Value::Object(u));
+    Arc::from(Value::Object(state).to_string())
+}
+
+/// A stable, readable colour for a user.
+fn colour_of(user_id: &str) -> String {
+    const PALETTE: [&str; 10] = [
+        "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990",
+        "#9a6324", "#800000",
+    ];
+    let h = user_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    PALETTE[(h as usize) % PALETTE.len()].to_string()
+}
+
+fn refuse(cmd: Cmd, e: &GatewayError) {
+    let err = || match e {
+        GatewayError::Unloading => GatewayError::Unloading,
+        other => GatewayError::LoadFailed(other.to_string()),
+    };
+    match cmd {
+        Cmd::Join { reply, .. } => {
+            let _ = reply.send(Err(JoinError::Gone));
+        }
+        Cmd::Event { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Cmd::CreatePoint { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Cmd::Restore { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Cmd::Document { reply } => {
+            let _ = reply.send(Err(err()));
+        }
+        Cmd::Stop { done, .. } => {
+            let _ = done.send(());
+        }
+        Cmd::Frame { .. }
+        | Cmd::SetWritable { .. }
+        | Cmd::Kick { .. }
+        | Cmd::Leave { .. }
+        | Cmd::Deleted => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn awareness_states_carry_the_real_user() {
+        let user = ClientUser {
+            user_id: "u1".into(),
+            name: "Ada".into(),
+            writable: true,
+        };
+        let stamped = stamp_user(
+            r##"{"user":{"id":"someone-else","name":"Mallory","color":"#123456"},"cursor":{"x":1}}"##,
+            &user,
+        );
+        let v: Value = serde_json::from_str(&stamped).unwrap();
+        assert_eq!(v["user"]["id"], "u1");
+        assert_eq!(v["user"]["name"], "Ada");
+        assert_eq!(v["user"]["color"], "#123456");
+        assert_eq!(v["cursor"]["x"], 1);
+        let fresh: Value = serde_json::from_str(&stamp_user("{}", &user)).unwrap();
+        assert_eq!(fresh["user"]["color"], colour_of("u1"));
+        assert_eq!(&*stamp_user("null", &user), "null");
+    }
+}
