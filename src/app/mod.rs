@@ -25,6 +25,10 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::status::StatusBoard;
 
+/// How long the app keeps an idle connection (from the edge) open; the edge drops its idle
+/// connections sooner.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Largest JSON body the API accepts.
 pub const JSON_LIMIT: usize = 1024 * 1024;
 
@@ -58,7 +62,7 @@ impl AppState {
                 crate::gateway::Modules::builtin(),
                 metrics.registry(),
             )
-                .map_err(|e| crate::auth::AuthError::Internal(format!("metrics: {e}")))?,
+            .map_err(|e| crate::auth::AuthError::Internal(format!("metrics: {e}")))?,
             auth,
             status,
             metrics,
@@ -83,6 +87,7 @@ pub struct App {
     addr: SocketAddr,
     handle: ServerHandle,
     task: JoinHandle<std::io::Result<()>>,
+    gateways: crate::gateway::GatewayRegistry,
 }
 
 impl App {
@@ -96,6 +101,7 @@ impl App {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             source,
         })?;
+        let gateways = state.gateways.clone();
         let state = web::Data::new(state);
         let warm = state.auth.clone();
         tokio::spawn(async move { warm.warm_up().await });
@@ -150,6 +156,7 @@ impl App {
                 .configure(ui.clone())
                 .default_service(web::to(not_found))
         })
+        .keep_alive(KEEP_ALIVE)
         .disable_signals()
         .shutdown_timeout(3)
         .workers(workers)
@@ -158,7 +165,12 @@ impl App {
         .run();
         let handle = server.handle();
         let task = tokio::spawn(server);
-        Ok(App { addr, handle, task })
+        Ok(App {
+            addr,
+            handle,
+            task,
+            gateways,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -167,6 +179,8 @@ impl App {
 
     /// Stops accepting, lets requests in flight finish (bounded by the shutdown timeout).
     pub async fn stop(self) {
+        // Gateways first: clients are told (1001), every project is durable and snapshotted.
+        self.gateways.shutdown().await;
         self.handle.stop(true).await;
         let _ = self.task.await;
     }

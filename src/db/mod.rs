@@ -25,7 +25,41 @@ use futures::FutureExt;
 
 use crate::config::{DatabaseUrl, redact_url};
 
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, Detached>;
+
+/// Runs SQLite's blocking calls on the server runtime's blocking pool, and lets a caller
+/// that goes away (a client that disconnects, a request whose other extractor failed) simply
+/// stop waiting. The default runner blocks in `Drop` until the call ends, which panics on the
+/// HTTP workers' single-threaded runtimes. Detaching is safe: the connection is behind a
+/// mutex, so the next user waits for the call to end, and a connection left inside an
+/// unfinished transaction counts as broken and is not reused.
+pub struct Detached(tokio::runtime::Handle);
+
+static RUNTIME: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for Detached {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures::future::BoxFuture<'a, Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>>
+    where
+        R: Send + 'static,
+    {
+        let running = self.0.spawn_blocking(task);
+        async move { running.await.map_err(|e| Box::new(e) as Box<_>) }.boxed()
+    }
+
+    fn get_runtime() -> Self {
+        // The runtime that opened the database (the server's multi-threaded one), not the
+        // one of whichever HTTP worker happens to open a pooled connection.
+        Detached(
+            RUNTIME
+                .get()
+                .cloned()
+                .unwrap_or_else(tokio::runtime::Handle::current),
+        )
+    }
+}
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -104,6 +138,9 @@ impl Db {
     }
 
     async fn connect_sqlite(path: &Path, max: Option<usize>) -> Result<Self, DbError> {
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            let _ = RUNTIME.set(h);
+        }
         let target = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| DbError::Open {

@@ -22,6 +22,10 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::sync::oneshot;
 
+/// How long an idle pooled connection to the app is kept (the app keeps them
+/// [`crate::app::KEEP_ALIVE`], longer).
+const UPSTREAM_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub use self::certs::CertStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -249,7 +253,11 @@ impl ProxyHttp for Front {
         _session: &mut Session,
         _ctx: &mut (),
     ) -> pingora::Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.app, false, String::new())))
+        let mut peer = HttpPeer::new(self.app, false, String::new());
+        // Pooled connections to the app are dropped well before the app's keep-alive
+        // closes them, so a request never lands on a connection closing under it (a 502).
+        peer.options.idle_timeout = Some(UPSTREAM_IDLE);
+        Ok(Box::new(peer))
     }
 
     async fn upstream_request_filter(

@@ -171,9 +171,8 @@ impl GatewayMetrics {
                 "Time to commit one batch of appends to the log",
             )?,
             append_batch: Histogram::with_opts(
-                HistogramOpts::new("collab_append_batch_size", "Appends per commit").buckets(
-                    vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0],
-                ),
+                HistogramOpts::new("collab_append_batch_size", "Appends per commit")
+                    .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0]),
             )?,
             load_seconds: secs("collab_load_seconds", "Time to load a project document")?,
             compactions: IntCounter::new(
@@ -181,10 +180,7 @@ impl GatewayMetrics {
                 "Snapshots written (log folded into a snapshot)",
             )?,
             compaction_seconds: secs("collab_compaction_seconds", "Time to write a snapshot")?,
-            history_points: IntCounter::new(
-                "collab_history_points_total",
-                "History points saved",
-            )?,
+            history_points: IntCounter::new("collab_history_points_total", "History points saved")?,
         };
         registry.register(Box::new(m.gateways_running.clone()))?;
         registry.register(Box::new(m.documents_loaded.clone()))?;
@@ -313,6 +309,9 @@ struct Inner {
     metrics: GatewayMetrics,
     writer: Writer,
     gateways: Mutex<HashMap<String, Arc<Gateway>>>,
+    /// The server's multi-threaded runtime: project tasks run there, not on the HTTP
+    /// worker that happened to load them.
+    rt: tokio::runtime::Handle,
 }
 
 /// Every organization's gateway (the face of this subsystem). Cheap to clone.
@@ -390,6 +389,7 @@ impl Drop for Connection {
 const ATTEMPTS: usize = 5;
 
 impl GatewayRegistry {
+    /// Must be called inside the server's Tokio runtime (its tasks run there).
     pub fn new(
         db: Db,
         settings: Settings,
@@ -406,6 +406,7 @@ impl GatewayRegistry {
                 metrics,
                 writer,
                 gateways: Mutex::default(),
+                rt: tokio::runtime::Handle::current(),
             }),
         })
     }
@@ -423,7 +424,10 @@ impl GatewayRegistry {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Gateway>>> {
-        self.inner.gateways.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .gateways
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The organization's gateway, started if it is not running (waits out a stop).
@@ -467,7 +471,7 @@ impl GatewayRegistry {
             std::time::Duration::from_millis(50),
             std::time::Duration::from_secs(10),
         );
-        tokio::spawn(async move {
+        self.inner.rt.spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(g) = weak.upgrade() else { return };
@@ -580,7 +584,7 @@ impl GatewayRegistry {
             );
             let weak = Arc::downgrade(&g);
             let pid = project_id.to_string();
-            tokio::spawn(async move {
+            self.inner.rt.spawn(async move {
                 task.run(rx).await;
                 // Out of the map before `ended` is set, so whoever waits on `ended` and tries
                 // again gets a fresh task, which loads what this one wrote.

@@ -287,6 +287,11 @@ impl Modules {
         self.list.iter().flat_map(|m| m.roots().iter())
     }
 
+    /// Does a module own root `name`?
+    pub fn declared(&self, name: &str) -> bool {
+        self.roots.contains_key(name)
+    }
+
     /// May a client write root `name` directly?
     pub fn client_writable(&self, name: &str) -> bool {
         self.roots
@@ -366,7 +371,10 @@ impl Modules {
         while let Some(next) = queue.pop_front() {
             ran += 1;
             if ran > MAX_FOLLOW_UPS {
-                tracing::warn!(project = project_id, "follow-up events stopped at the loop guard");
+                tracing::warn!(
+                    project = project_id,
+                    "follow-up events stopped at the loop guard"
+                );
                 break;
             }
             let parsed = match self.parse(next) {
@@ -524,16 +532,14 @@ mod tests {
         let mut b = Modules::builtin();
         assert_eq!(b.names(), vec!["gateway", "core-graph"]);
         assert!(b.add(Counter).is_ok());
-        assert_eq!(
-            b.add(Counter),
-            Err(ModulesError::Duplicate("counter"))
-        );
+        assert_eq!(b.add(Counter), Err(ModulesError::Duplicate("counter")));
         assert!(
             b.permissions()
                 .iter()
                 .any(|p| p.name == "core-graph:nodes:write")
         );
         assert!(!b.client_writable("nodes"));
+        assert!(b.client_writable("texts"));
         assert!(!b.client_writable("undeclared"));
         m = Modules::default();
         assert!(m.add(crate::gateway::modules::gateway::Gateway).is_ok());
@@ -578,12 +584,17 @@ mod tests {
         assert_eq!(code(json!({"type": 7})), "invalid_event");
         assert_eq!(code(json!({"type": "nobody:add"})), "unknown_event");
         assert_eq!(code(json!({"type": "counter:nothing"})), "unknown_event");
-        assert_eq!(code(json!({"type": "counter:add", "by": "x"})), "invalid_event");
+        assert_eq!(
+            code(json!({"type": "counter:add", "by": "x"})),
+            "invalid_event"
+        );
         assert_eq!(
             code(json!({"type": "core-graph:move-node", "id": "a", "x": 1, "y": 2, "z": 3})),
             "invalid_event"
         );
-        let ok = m.parse(json!({"type": "counter:add", "by": 2})).expect("parse");
+        let ok = m
+            .parse(json!({"type": "counter:add", "by": 2}))
+            .expect("parse");
         assert_eq!(ok.permission, "counter:value:write");
         assert!(!ok.system_only);
         let init = m.parse(json!({"type": "gateway:init"})).expect("parse");

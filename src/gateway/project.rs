@@ -23,8 +23,8 @@ use yrs::{BranchID, Doc, ReadTxn, StateVector, Transact, Update};
 use super::module::{Actor, Modules, ParsedEvent, RootKind};
 use super::writer::Writer;
 use super::{Close, GatewayError, GatewayMetrics, Settings};
-use crate::db::docs::{HistoryPoint, NewUpdate};
 use crate::db::Db;
+use crate::db::docs::{HistoryPoint, NewUpdate};
 
 /// Frames waiting for the writer, per connection or for everyone.
 enum Target {
@@ -144,7 +144,11 @@ pub(crate) struct Project {
     snapshot_seq: i64,
     inflight: FuturesOrdered<Inflight>,
     held: VecDeque<(i64, Target, Arc<[u8]>)>,
-    held_replies: VecDeque<(i64, oneshot::Sender<Result<EventOutcome, GatewayError>>, EventOutcome)>,
+    held_replies: VecDeque<(
+        i64,
+        oneshot::Sender<Result<EventOutcome, GatewayError>>,
+        EventOutcome,
+    )>,
     compacting: Option<tokio::task::JoinHandle<()>>,
     last_activity: Instant,
     last_point: Instant,
@@ -154,6 +158,26 @@ pub(crate) struct Project {
 
 fn doc() -> Doc {
     Doc::new()
+}
+
+/// A document with every module root created with its type. (A root that first arrives in a
+/// remote update has no type yet, and yrs reports no change events for it.)
+fn typed_doc(modules: &Modules) -> Doc {
+    let d = doc();
+    for r in modules.roots() {
+        match r.kind {
+            RootKind::Map => {
+                d.get_or_insert_map(r.name);
+            }
+            RootKind::Array => {
+                d.get_or_insert_array(r.name);
+            }
+            RootKind::Text => {
+                d.get_or_insert_text(r.name);
+            }
+        }
+    }
+    d
 }
 
 fn malformed(e: impl std::fmt::Display) -> GatewayError {
@@ -195,10 +219,14 @@ impl Project {
     }
 
     /// Rebuilds the document from the snapshot and the log after it.
-    async fn load_doc(db: Db, id: String) -> Result<(Doc, i64, i64, i64), GatewayError> {
+    async fn load_doc(
+        db: Db,
+        id: String,
+        modules: Arc<Modules>,
+    ) -> Result<(Doc, i64, i64, i64), GatewayError> {
         let (snapshot, updates) = read_log(db, id.clone()).await?;
         let after = snapshot.as_ref().map(|(s, _)| *s).unwrap_or(0);
-        let doc = doc();
+        let doc = typed_doc(&modules);
         let mut last = after;
         let mut bytes = 0i64;
         {
@@ -230,7 +258,7 @@ impl Project {
     /// The task: load, then serve commands until stopped, idle or deleted.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         let started = Instant::now();
-        match Self::load_doc(self.db.clone(), self.id.clone()).await {
+        match Self::load_doc(self.db.clone(), self.id.clone(), self.modules.clone()).await {
             Ok((doc, last, snap, bytes)) => {
                 self.awareness = Awareness::new(doc);
                 self.applied = last;
@@ -372,9 +400,7 @@ impl Project {
                 reply,
             } => {
                 if self.members.len() >= self.settings.max_clients_per_project {
-                    let _ = reply.send(Err(JoinError::Full(
-                        self.settings.max_clients_per_project,
-                    )));
+                    let _ = reply.send(Err(JoinError::Full(self.settings.max_clients_per_project)));
                     return;
                 }
                 self.last_activity = Instant::now();
@@ -435,8 +461,8 @@ impl Project {
 
     /// Every module root as JSON, with the log position it reflects.
     fn document(&self) -> Value {
-        use yrs::types::ToJson;
         use yrs::GetString;
+        use yrs::types::ToJson;
         let txn = self.awareness.doc().transact();
         let mut roots = serde_json::Map::new();
         for r in self.modules.roots() {
@@ -447,7 +473,9 @@ impl Project {
                 RootKind::Array => txn
                     .get_array(r.name)
                     .map(|a| serde_json::to_value(a.to_json(&txn)).unwrap_or(Value::Null)),
-                RootKind::Text => txn.get_text(r.name).map(|t| Value::String(t.get_string(&txn))),
+                RootKind::Text => txn
+                    .get_text(r.name)
+                    .map(|t| Value::String(t.get_string(&txn))),
             };
             roots.insert(r.name.to_string(), v.unwrap_or(Value::Null));
         }
@@ -522,10 +550,22 @@ impl Project {
             let delta = (!txn.insert_set().is_empty() || !txn.delete_set().is_empty())
                 .then(|| txn.encode_update_v1());
             txn.commit();
-            let refused = txn.changed_parent_types().iter().find_map(|b| match b.id() {
-                BranchID::Root(name) if !self.modules.client_writable(&name) => Some(name),
-                _ => None,
-            });
+            // A change under a module-owned root, or a root no module declares.
+            let refused = txn
+                .changed_parent_types()
+                .iter()
+                .find_map(|b| match b.id() {
+                    BranchID::Root(name) if !self.modules.client_writable(&name) => {
+                        Some(name.to_string())
+                    }
+                    _ => None,
+                })
+                .or_else(|| {
+                    txn.root_refs()
+                        .map(|(name, _)| name)
+                        .find(|name| !self.modules.declared(name))
+                        .map(str::to_string)
+                });
             (delta, refused)
         };
         if let Some(root) = refused {
@@ -548,7 +588,8 @@ impl Project {
             result.map_err(GatewayError::Store)?;
             self.made_durable(seq);
         }
-        let (doc, last, _snap, _bytes) = Self::load_doc(self.db.clone(), self.id.clone()).await?;
+        let (doc, last, _snap, _bytes) =
+            Self::load_doc(self.db.clone(), self.id.clone(), self.modules.clone()).await?;
         let states = self.awareness.update().ok();
         let mut aw = Awareness::new(doc);
         if let Some(s) = states {
@@ -566,11 +607,8 @@ impl Project {
         let mut clients = HashMap::new();
         for (id, mut entry) in update.clients {
             // A connection speaks for its own client ids only.
-            let theirs = self
-                .awareness
-                .iter()
-                .any(|(c, _)| c == id)
-                && !member.awareness.contains(&id);
+            let theirs =
+                self.awareness.iter().any(|(c, _)| c == id) && !member.awareness.contains(&id);
             if theirs {
                 continue;
             }
@@ -777,8 +815,7 @@ impl Project {
         if let Some(d) = delta {
             self.log(d, None).await;
         }
-        if self.changed_since_point && self.last_point.elapsed() >= self.settings.history_interval
-        {
+        if self.changed_since_point && self.last_point.elapsed() >= self.settings.history_interval {
             let name = format!("Automatic {}", chrono::Utc::now().format("%Y-%m-%d %H:%M"));
             if let Err(e) = self.create_point(name, None, true).await {
                 tracing::warn!(project = %self.id, error = %e, "automatic history point not saved");
@@ -936,7 +973,10 @@ fn restore_root(
         }
         RootKind::Text => {
             let live = txn.get_or_insert_text(name);
-            let before = old.get_text(name).map(|t| t.get_string(old)).unwrap_or_default();
+            let before = old
+                .get_text(name)
+                .map(|t| t.get_string(old))
+                .unwrap_or_default();
             if live.get_string(txn) != before {
                 let len = live.len(txn);
                 live.remove_range(txn, 0, len);

@@ -1,9 +1,12 @@
-//! The collab endpoint with real Yjs clients (npm `yjs` + `y-websocket`), on SQLite and
-//! PostgreSQL: sync of text, maps and awareness; viewers read but never write; outsiders are
-//! refused before the upgrade; a garbage frame closes only its sender; updates survive a
-//! restart.
+//! The collaboration gateway with real Yjs clients (npm `yjs` + `y-websocket`, raw `ws`
+//! sockets), on SQLite and PostgreSQL: sync of text, maps and awareness; refused writes;
+//! events over HTTP reaching live clients; lifecycle, unloading and compaction; close codes;
+//! robustness against bad frames; `kill -9` durability; history points and restore.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -12,12 +15,18 @@ use crate::accounts::Browser;
 use crate::harness::{Options, Server, fresh_pg_database};
 use crate::peers::peers_dir;
 
-fn yclient(args: &[&str]) -> Value {
+fn require_yjs() {
+    crate::harness::require_cmd("node", "nodejs");
     assert!(
         peers_dir().join("node_modules/y-websocket").is_dir(),
         "npm package `y-websocket` is not installed in tests/peers: {}",
         crate::harness::INSTALL_HINT
     );
+}
+
+/// Runs `yclient.mjs` to the end; its RESULT line.
+fn yclient(args: &[&str]) -> Value {
+    require_yjs();
     let out = Command::new("node")
         .arg(peers_dir().join("yclient.mjs"))
         .args(args)
@@ -28,39 +37,157 @@ fn yclient(args: &[&str]) -> Value {
     let line = stdout.lines().last().unwrap_or("EOF");
     let json = line.strip_prefix("RESULT ").unwrap_or_else(|| {
         panic!(
-            "yclient {args:?}: {stdout} {}",
+            "yclient {:?}: {stdout} {}",
+            &args[..1],
             String::from_utf8_lossy(&out.stderr)
         )
     });
     serde_json::from_str(json).unwrap()
 }
 
-async fn token_of(b: &Browser) -> String {
+/// A `yclient.mjs` running alongside the test: wait for its progress lines, then its result.
+struct Live {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Live {
+    fn start(args: &[&str]) -> Live {
+        require_yjs();
+        let mut child = Command::new("node")
+            .arg(peers_dir().join("yclient.mjs"))
+            .args(args)
+            .current_dir(peers_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        Live { child, lines }
+    }
+
+    /// Blocks until the client prints `line` (it prints it once it is ready).
+    fn wait(&self, line: &str) {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(l) if l == line => return,
+                Ok(l) if l.starts_with("FAIL") => panic!("yclient failed: {l}"),
+                Ok(_) => {}
+                Err(e) => panic!("yclient never printed {line}: {e}"),
+            }
+        }
+    }
+
+    fn result(mut self) -> Value {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(l) => {
+                    if let Some(j) = l.strip_prefix("RESULT ") {
+                        let _ = self.child.wait();
+                        return serde_json::from_str(j).unwrap();
+                    }
+                    if l.starts_with("FAIL") {
+                        panic!("yclient failed: {l}");
+                    }
+                }
+                Err(e) => {
+                    let _ = self.child.kill();
+                    panic!("yclient gave no result: {e}");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn token_of(b: &Browser) -> (String, String) {
     let (st, body) = b.post("/api/v1/me/tokens", json!({"name": "collab"})).await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
-    body["token"].as_str().unwrap().to_string()
+    (
+        body["token"].as_str().unwrap().to_string(),
+        body["id"].as_str().unwrap().to_string(),
+    )
 }
 
-async fn person(server: &Server, name: &str) -> Browser {
-    crate::accounts::signed_up(server, name).await.0
+/// An organization with a project and one person per role, each with a token.
+struct Team {
+    owner: Browser,
+    editor: Browser,
+    viewer: Browser,
+    outsider: Browser,
+    owner_id: String,
+    editor_id: String,
+    org: String,
+    pid: String,
+    t_owner: String,
+    t_editor: String,
+    t_viewer: String,
+    t_viewer_id: String,
+    t_out: String,
+    base: String,
 }
 
-async fn collab(pg: bool) {
-    let opts = Options {
+impl Team {
+    async fn event(&self, who: &Browser, ev: Value) -> (StatusCode, Value) {
+        who.post(&format!("/api/v1/projects/{}/events", self.pid), ev)
+            .await
+    }
+
+    async fn document(&self, who: &Browser) -> Value {
+        let (st, d) = who
+            .get(&format!("/api/v1/projects/{}/document", self.pid))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{d}");
+        d
+    }
+
+    async fn gateway(&self, who: &Browser) -> Value {
+        let (st, g) = who.get(&format!("/api/v1/orgs/{}/gateway", self.org)).await;
+        assert_eq!(st, StatusCode::OK, "{g}");
+        g
+    }
+}
+
+fn options(pg: Option<String>, env: &[(&str, &str)]) -> Options {
+    let mut opts = Options {
         dns: false,
         vpn: false,
         ..Options::default()
     };
-    let opts = if pg {
-        opts.env("DEMIURGE_DATABASE__URL", &fresh_pg_database().await)
+    if let Some(url) = pg {
+        opts = opts.env("DEMIURGE_DATABASE__URL", &url);
+    }
+    for (k, v) in env {
+        opts = opts.env(k, v);
+    }
+    opts
+}
+
+async fn pg_url(pg: bool) -> Option<String> {
+    if pg {
+        Some(fresh_pg_database().await)
     } else {
-        opts
-    };
-    let mut server = Server::start_with(opts);
-    let owner = person(&server, "owner").await;
-    let editor = person(&server, "editor").await;
-    let viewer = person(&server, "viewer").await;
-    let outsider = person(&server, "outsider").await;
+        None
+    }
+}
+
+async fn team(server: &Server) -> Team {
+    let (owner, me) = crate::accounts::signed_up(server, "owner").await;
+    let (editor, editor_me) = crate::accounts::signed_up(server, "editor").await;
+    let viewer = crate::accounts::signed_up(server, "viewer").await.0;
+    let outsider = crate::accounts::signed_up(server, "outsider").await.0;
     let (_, org) = owner.post("/api/v1/orgs", json!({"name": "Collab"})).await;
     let org = org["id"].as_str().unwrap().to_string();
     let (_, p) = owner
@@ -85,91 +212,129 @@ async fn collab(pg: bool) {
             .await;
         assert_eq!(st, StatusCode::NO_CONTENT);
     }
-    let (t_owner, t_editor, t_viewer, t_out) = (
-        token_of(&owner).await,
-        token_of(&editor).await,
-        token_of(&viewer).await,
-        token_of(&outsider).await,
-    );
+    let (t_owner, _) = token_of(&owner).await;
+    let (t_editor, _) = token_of(&editor).await;
+    let (t_viewer, t_viewer_id) = token_of(&viewer).await;
+    let (t_out, _) = token_of(&outsider).await;
     let base = format!(
         "ws://localhost:{}/api/v1/projects/{pid}",
         server.http.port()
     );
+    let owner_id = me["id"]
+        .as_str()
+        .or_else(|| me["user"]["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let editor_id = editor_me["id"]
+        .as_str()
+        .or_else(|| editor_me["user"]["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    Team {
+        owner,
+        editor,
+        editor_id,
+        viewer,
+        outsider,
+        owner_id,
+        org,
+        pid,
+        t_owner,
+        t_editor,
+        t_viewer,
+        t_viewer_id,
+        t_out,
+        base,
+    }
+}
 
-    let r = yclient(&["sync", &base, &t_owner, &t_editor, &t_viewer]);
-    assert_eq!(r["awareness"], true, "{r}");
+async fn metrics(server: &Server) -> String {
+    crate::harness::client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
+/// Polls a metric until `ok` holds (things settle asynchronously), returning the last text.
+async fn metric_until(server: &Server, name: &str, ok: impl Fn(f64) -> bool) -> String {
+    let mut m = String::new();
+    for _ in 0..100 {
+        m = metrics(server).await;
+        if ok(metric(&m, name)) {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} never settled: {}", metric(&m, name));
+}
+
+async fn collab(pg: bool) {
+    let mut server = Server::start_with(options(pg_url(pg).await, &[]));
+    let t = team(&server).await;
+
+    let r = yclient(&["sync", &t.base, &t.t_owner, &t.t_editor, &t.t_viewer]);
+    assert_eq!(
+        r["awareness_user"]["id"], t.owner_id,
+        "the server stamps the real user into awareness: {r}"
+    );
+    assert_eq!(r["awareness_user"]["name"], "owner", "{r}");
+    assert_eq!(r["awareness_user"]["color"], "#f00", "{r}");
     assert_eq!(r["viewer_write_leaked"], false, "{r}");
+    assert_eq!(
+        r["forbidden_close"], 1008,
+        "a direct write to `nodes` is refused: {r}"
+    );
+    assert_eq!(r["forbidden_leaked"], false, "{r}");
     assert_eq!(r["garbage_close"], 1007, "{r}");
     assert_eq!(r["awareness_removed"], true, "{r}");
     assert_eq!(r["text"], "hello from A!");
 
-    // The gateway's metrics saw it (connections close asynchronously: poll briefly).
-    let value = |metrics: &str, name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-    };
-    let mut metrics = String::new();
-    for _ in 0..50 {
-        metrics = crate::harness::client()
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if value(&metrics, "demiurge_collab_clients_connected") == 0.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        value(&metrics, "demiurge_collab_clients_connected"),
-        0.0,
-        "every client has left"
-    );
+    let m = metric_until(&server, "demiurge_collab_clients_connected", |v| v == 0.0).await;
     assert!(
-        value(&metrics, "demiurge_collab_updates_total") >= 3.0,
-        "text, map and the '!'"
+        metric(&m, "demiurge_collab_updates_total") >= 3.0,
+        "init, texts and the '!'"
     );
-    assert_eq!(value(&metrics, "demiurge_collab_documents_loaded"), 1.0);
-    assert!(value(&metrics, "demiurge_collab_append_seconds_count") >= 3.0);
+    assert!(metric(&m, "demiurge_collab_refused_writes_total") >= 2.0);
+    assert_eq!(metric(&m, "demiurge_collab_documents_loaded"), 1.0);
+    assert_eq!(metric(&m, "demiurge_gateways_running"), 1.0);
+    assert!(metric(&m, "demiurge_collab_append_seconds_count") >= 1.0);
 
     // Outsiders and anonymous callers are refused before any upgrade.
     let http = crate::harness::client();
-    let url = server.url(&format!("/api/v1/projects/{pid}/collab"));
+    let url = server.url(&format!("/api/v1/projects/{}/collab", t.pid));
+    let status = |u: String| {
+        let http = http.clone();
+        async move { http.get(u).send().await.unwrap().status() }
+    };
     assert_eq!(
-        http.get(format!("{url}?token={t_out}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status(format!("{url}?token={}", t.t_out)).await,
         StatusCode::NOT_FOUND
     );
+    assert_eq!(status(url.clone()).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        http.get(&url).send().await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
-    let r = http
-        .get(format!("{url}?token={t_editor}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
+        status(format!("{url}?token={}", t.t_editor)).await,
         StatusCode::BAD_REQUEST,
         "a plain GET is not a WebSocket"
     );
 
     // Durable: what was acknowledged is there after a restart.
-    let w = yclient(&["write", &base, &t_editor, " more"]);
+    let w = yclient(&["write", &t.base, &t.t_editor, " more"]);
     assert_eq!(w["text"], "hello from A! more");
     server.restart();
-    let r = yclient(&["read", &base, &t_viewer]);
+    let r = yclient(&["read", &t.base, &t.t_viewer]);
     assert_eq!(r["text"], "hello from A! more");
 }
 
@@ -181,4 +346,450 @@ async fn yjs_clients_sync_through_the_gateway_sqlite() {
 #[tokio::test(flavor = "multi_thread")]
 async fn yjs_clients_sync_through_the_gateway_postgres() {
     collab(true).await;
+}
+
+async fn events(pg: bool) {
+    let server = Server::start_with(options(pg_url(pg).await, &[]));
+    let t = team(&server).await;
+
+    // An event over HTTP reaches a client that is already connected.
+    let watch = Live::start(&[
+        "watch",
+        &t.base,
+        &t.t_viewer,
+        "d.nodes?.n1?.x === 5 && d.edges?.e1?.to === 'n2'",
+    ]);
+    watch.wait("SYNCED");
+    for ev in [
+        json!({"type": "core-graph:add-node", "id": "n1", "kind": "note", "x": 1, "y": 1}),
+        json!({"type": "core-graph:add-node", "id": "n2", "kind": "note", "x": 9, "y": 9, "data": {"text": "two"}}),
+        json!({"type": "core-graph:move-node", "id": "n1", "x": 5, "y": 6}),
+        json!({"type": "core-graph:add-edge", "id": "e1", "from": "n1", "to": "n2"}),
+    ] {
+        let (st, body) = t.event(&t.editor, ev.clone()).await;
+        assert_eq!(st, StatusCode::OK, "{ev}: {body}");
+        assert!(body["seq"].as_i64().unwrap() > 0, "{body}");
+    }
+    let seen = watch.result();
+    assert_eq!(seen["doc"]["nodes"]["n2"]["data"]["text"], "two", "{seen}");
+
+    // The same state over HTTP, for anyone who can read.
+    let d = t.document(&t.viewer).await;
+    assert_eq!(d["roots"]["nodes"]["n1"]["y"].as_f64(), Some(6.0), "{d}");
+    assert_eq!(d["roots"]["edges"]["e1"]["from"], "n1");
+    assert!(d["roots"]["meta"]["created_at"].is_string(), "{d}");
+
+    // Refusals, each with its status and stable code; none changes the document.
+    let cases: Vec<(&Browser, Value, StatusCode, &str)> = vec![
+        (
+            &t.editor,
+            json!({"kind": "x"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+        ),
+        (
+            &t.editor,
+            json!({"type": "nobody:thing"}),
+            StatusCode::BAD_REQUEST,
+            "unknown_event",
+        ),
+        (
+            &t.editor,
+            json!({"type": "core-graph:fly"}),
+            StatusCode::BAD_REQUEST,
+            "unknown_event",
+        ),
+        (
+            &t.editor,
+            json!({"type": "core-graph:move-node", "id": "n1", "x": "far"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+        ),
+        (
+            &t.editor,
+            json!({"type": "core-graph:resize-node", "id": "n1", "w": 0, "h": 1}),
+            StatusCode::BAD_REQUEST,
+            "invalid_size",
+        ),
+        (
+            &t.editor,
+            json!({"type": "core-graph:move-node", "id": "zz", "x": 0, "y": 0}),
+            StatusCode::NOT_FOUND,
+            "node_not_found",
+        ),
+        (
+            &t.editor,
+            json!({"type": "core-graph:add-node", "id": "n1", "kind": "n", "x": 0, "y": 0}),
+            StatusCode::CONFLICT,
+            "node_exists",
+        ),
+        (
+            &t.editor,
+            json!({"type": "gateway:init"}),
+            StatusCode::FORBIDDEN,
+            "forbidden_event",
+        ),
+        (
+            &t.viewer,
+            json!({"type": "core-graph:delete-node", "id": "n1"}),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            &t.outsider,
+            json!({"type": "core-graph:delete-node", "id": "n1"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    for (who, ev, status, code) in cases {
+        let (st, body) = t.event(who, ev.clone()).await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (status, Some(code)),
+            "{ev}: {body}"
+        );
+    }
+    let r = crate::harness::client()
+        .post(server.url(&format!("/api/v1/projects/{}/events", t.pid)))
+        .header("Authorization", format!("Bearer {}", t.t_editor))
+        .header("Content-Type", "application/json")
+        .body("{\"type\": \"core-graph:add-node\", ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "malformed JSON");
+    let anonymous = crate::harness::client()
+        .post(server.url(&format!("/api/v1/projects/{}/events", t.pid)))
+        .json(&json!({"type": "core-graph:delete-node", "id": "n1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.document(&t.owner).await["roots"],
+        d["roots"],
+        "nothing changed"
+    );
+
+    // Deleting a node deletes its edges.
+    let (st, body) = t
+        .event(
+            &t.owner,
+            json!({"type": "core-graph:delete-node", "id": "n2"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["edges_deleted"], json!(["e1"]));
+    assert_eq!(t.document(&t.owner).await["roots"]["edges"], json!({}));
+
+    // History: a named point, changes, a restore that a connected client follows.
+    let (st, point) = t
+        .owner
+        .post(
+            &format!("/api/v1/projects/{}/history", t.pid),
+            json!({"name": "before the cleanup"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{point}");
+    let point = point["id"].as_str().unwrap().to_string();
+    t.event(
+        &t.editor,
+        json!({"type": "core-graph:delete-node", "id": "n1"}),
+    )
+    .await;
+    t.event(
+        &t.editor,
+        json!({"type": "core-graph:add-node", "id": "n3", "kind": "n", "x": 0, "y": 0}),
+    )
+    .await;
+    let (st, _) = t
+        .viewer
+        .post(
+            &format!("/api/v1/projects/{}/history", t.pid),
+            json!({"name": "mine"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "viewers cannot save points");
+    let (st, list) = t
+        .viewer
+        .get(&format!("/api/v1/projects/{}/history", t.pid))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(list[0]["name"], "before the cleanup", "{list}");
+    let restore = format!("/api/v1/projects/{}/history/{point}/restore", t.pid);
+    let (st, _) = t.editor.post(&restore, json!({})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "restoring needs project admin");
+    let (st, body) = t
+        .owner
+        .post(
+            &format!("/api/v1/projects/{}/history/nope/restore", t.pid),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("history_point_not_found"))
+    );
+    let watch = Live::start(&[
+        "watch",
+        &t.base,
+        &t.t_viewer,
+        "d.nodes?.n1?.x === 5 && !d.nodes?.n3",
+    ]);
+    watch.wait("SYNCED");
+    let (st, body) = t.owner.post(&restore, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert!(body["seq"].as_i64().is_some(), "{body}");
+    let seen = watch.result();
+    assert_eq!(seen["doc"]["nodes"]["n1"]["kind"], "note");
+    assert_eq!(
+        t.document(&t.owner).await["roots"]["nodes"],
+        d["roots"]["nodes"]
+            .as_object()
+            .map(|o| {
+                let mut o = o.clone();
+                o.remove("n2");
+                Value::Object(o)
+            })
+            .unwrap(),
+        "the restored nodes are those of the point"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_reach_clients_and_history_restores_sqlite() {
+    events(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_reach_clients_and_history_restores_postgres() {
+    events(true).await;
+}
+
+async fn lifecycle(pg: bool) {
+    let pg = pg_url(pg).await;
+    let server = Server::start_with(options(
+        pg.clone(),
+        &[
+            ("DEMIURGE_GATEWAY__PROJECT_IDLE_UNLOAD", "1s"),
+            ("DEMIURGE_GATEWAY__IDLE_STOP", "2s"),
+            ("DEMIURGE_GATEWAY__COMPACT_AFTER", "5"),
+            ("DEMIURGE_GATEWAY__TICK", "200ms"),
+        ],
+    ));
+    let t = team(&server).await;
+    assert_eq!(t.gateway(&t.viewer).await["state"], "stopped");
+    let (st, _) = t
+        .editor
+        .post(&format!("/api/v1/orgs/{}/gateway/start", t.org), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "members cannot start it");
+    let (st, g) = t
+        .owner
+        .post(&format!("/api/v1/orgs/{}/gateway/start", t.org), json!({}))
+        .await;
+    assert_eq!((st, g["state"].as_str()), (StatusCode::OK, Some("running")));
+
+    // A connected client shows in the status; stopping closes it with 1001.
+    let open = Live::start(&["close", &t.base, &t.t_editor]);
+    open.wait("OPEN");
+    let g = t.gateway(&t.owner).await;
+    assert_eq!(g["projects"][0]["project_id"], t.pid, "{g}");
+    assert_eq!(g["projects"][0]["state"], "loaded");
+    assert_eq!(g["clients"], 1);
+    let (st, g) = t
+        .owner
+        .post(&format!("/api/v1/orgs/{}/gateway/stop", t.org), json!({}))
+        .await;
+    assert_eq!((st, g["state"].as_str()), (StatusCode::OK, Some("stopped")));
+    assert_eq!(open.result()["code"], 1001);
+
+    // Started again on first use; twelve changes fold into a snapshot.
+    for i in 0..12 {
+        let (st, b) = t
+            .event(
+                &t.editor,
+                json!({"type": "core-graph:add-node", "id": format!("n{i}"), "kind": "n", "x": i, "y": 0}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+    }
+    assert_eq!(t.gateway(&t.owner).await["state"], "running");
+    let mut snapshots = 0;
+    for _ in 0..50 {
+        snapshots = crate::orgs::count(
+            &server,
+            &pg,
+            &format!(
+                "SELECT COUNT(*) AS n FROM doc_snapshots WHERE project_id = '{}'",
+                t.pid
+            ),
+        )
+        .await;
+        if snapshots == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(snapshots, 1, "the log was compacted");
+    let log = crate::orgs::count(
+        &server,
+        &pg,
+        &format!(
+            "SELECT COUNT(*) AS n FROM doc_updates WHERE project_id = '{}'",
+            t.pid
+        ),
+    )
+    .await;
+    assert!(log < 12, "compaction dropped folded entries ({log} left)");
+
+    // Idle: the project unloads (memory back to zero), then the gateway stops.
+    let m = metric_until(&server, "demiurge_collab_documents_loaded", |v| v == 0.0).await;
+    assert_eq!(metric(&m, "demiurge_collab_document_bytes"), 0.0);
+    assert!(metric(&m, "demiurge_collab_compactions_total") >= 1.0);
+    metric_until(&server, "demiurge_gateways_running", |v| v == 0.0).await;
+    assert_eq!(t.gateway(&t.owner).await["state"], "stopped");
+
+    // Reloaded exactly from snapshot + log.
+    let d = t.document(&t.viewer).await;
+    let nodes = d["roots"]["nodes"].as_object().unwrap();
+    assert_eq!(nodes.len(), 12, "{d}");
+    assert_eq!(nodes["n11"]["x"].as_f64(), Some(11.0));
+
+    // Loading holds sync back: clients connecting while a document loads all get it whole.
+    let big = "x".repeat(100_000);
+    let w = yclient(&["write", &t.base, &t.t_editor, &big]);
+    assert_eq!(w["text"].as_str().map(str::len), Some(100_000));
+    t.owner
+        .post(&format!("/api/v1/orgs/{}/gateway/stop", t.org), json!({}))
+        .await;
+    let first = yclient(&["first", &t.base, &t.t_viewer, "6"]);
+    assert_eq!(first["lengths"], json!(vec![100_000; 6]), "{first}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_lifecycle_unload_and_compaction_sqlite() {
+    lifecycle(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_lifecycle_unload_and_compaction_postgres() {
+    lifecycle(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn close_codes_tell_why() {
+    let server = Server::start_with(options(
+        None,
+        &[("DEMIURGE_GATEWAY__MAX_CLIENTS_PER_PROJECT", "3")],
+    ));
+    let t = team(&server).await;
+    let editor = Live::start(&["close", &t.base, &t.t_editor]);
+    let viewer = Live::start(&["close", &t.base, &t.t_viewer]);
+    let owner = Live::start(&["close", &t.base, &t.t_owner]);
+    editor.wait("OPEN");
+    viewer.wait("OPEN");
+    owner.wait("OPEN");
+    // A fourth client: the room is full.
+    assert_eq!(
+        yclient(&["close", &t.base, &t.t_owner])["code"],
+        4429,
+        "room full"
+    );
+    // The editor leaves the project: its connection goes (4403).
+    let status = t
+        .owner
+        .http
+        .delete(
+            t.owner.base.clone() + &format!("/api/v1/projects/{}/members/{}", t.pid, t.editor_id),
+        )
+        .header("Origin", &t.owner.origin)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(editor.result()["code"], 4403, "permission lost");
+    // The viewer's token is revoked: 4401.
+    assert_eq!(
+        t.viewer
+            .delete(&format!("/api/v1/me/tokens/{}", t.t_viewer_id))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(viewer.result()["code"], 4401, "credential revoked");
+    // The project is deleted: 4404.
+    let r = t
+        .owner
+        .http
+        .delete(t.owner.base.clone() + &format!("/api/v1/projects/{}", t.pid))
+        .header("Origin", &t.owner.origin)
+        .json(&json!({"confirm": "Doc"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(owner.result()["code"], 4404, "project deleted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_frames_close_only_their_sender() {
+    let server = Server::start_with(options(None, &[]));
+    let t = team(&server).await;
+    let r = yclient(&["fuzz", &t.base, &t.t_editor, &t.t_owner]);
+    assert_eq!(r["others_fine"], true, "{r}");
+    assert_eq!(r["oversized_close"], 1009, "{r}");
+    assert_eq!(r["text_close"], 1003, "{r}");
+    for code in r["codes"].as_array().unwrap() {
+        // Each bad frame closed its socket as malformed, or was a harmless no-op (the
+        // empty frame); none took the server down.
+        assert!(code == 1007 || code == "open", "{r}");
+    }
+    assert!(
+        r["codes"].as_array().unwrap().iter().any(|c| c == 1007),
+        "random bytes are seen as malformed: {r}"
+    );
+    let (st, _) = t.editor.get("/api/v1/me").await;
+    assert_eq!(st, StatusCode::OK, "the server serves on");
+}
+
+async fn durability(pg: bool) {
+    let mut server = Server::start_with(options(pg_url(pg).await, &[]));
+    let t = team(&server).await;
+    let storm = Live::start(&["storm", &t.base, &t.t_editor, "10", "100"]);
+    storm.wait("SYNCED");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.kill(); // SIGKILL, mid-stream
+    let r = storm.result();
+    server.restart_stopped();
+    let d = t.document(&t.owner).await;
+    let texts = d["roots"]["texts"].as_object().unwrap().clone();
+    let mut checked = 0;
+    for (i, got) in r["received"].as_array().unwrap().iter().enumerate() {
+        for (key, seen) in got.as_object().unwrap() {
+            let seen = seen.as_str().unwrap();
+            let stored = texts.get(key).and_then(Value::as_str).unwrap_or("");
+            assert!(
+                stored.starts_with(seen),
+                "client {i} had received {key} = {seen:?}, but after the crash it is {stored:?}"
+            );
+            checked += seen.matches(';').count();
+        }
+    }
+    let sent = r["sent"].as_u64().unwrap();
+    assert!(
+        checked > 100 && sent < 1000,
+        "the crash came mid-stream: {checked} received edits checked of {sent} sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_loses_nothing_a_client_received_sqlite() {
+    durability(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_loses_nothing_a_client_received_postgres() {
+    durability(true).await;
 }

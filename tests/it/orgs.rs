@@ -63,7 +63,7 @@ impl Person {
 }
 
 /// Counts rows with `sql` (a `SELECT COUNT(*) AS n ...`) straight from the database.
-async fn count(server: &Server, pg: &Option<String>, sql: &str) -> i64 {
+pub async fn count(server: &Server, pg: &Option<String>, sql: &str) -> i64 {
     use diesel::QueryableByName;
     #[derive(QueryableByName)]
     struct N {
@@ -98,6 +98,8 @@ async fn orphans(server: &Server, pg: &Option<String>) -> i64 {
         "SELECT COUNT(*) AS n FROM invitations WHERE org_id NOT IN (SELECT id FROM organizations)",
         "SELECT COUNT(*) AS n FROM project_members WHERE project_id NOT IN (SELECT id FROM projects)",
         "SELECT COUNT(*) AS n FROM doc_updates WHERE project_id NOT IN (SELECT id FROM projects)",
+        "SELECT COUNT(*) AS n FROM doc_snapshots WHERE project_id NOT IN (SELECT id FROM projects)",
+        "SELECT COUNT(*) AS n FROM doc_history WHERE project_id NOT IN (SELECT id FROM projects)",
     ] {
         total += count(server, pg, sql).await;
     }

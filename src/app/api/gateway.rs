@@ -23,7 +23,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/projects/{id}/events", web::post().to(event))
         .route("/api/v1/projects/{id}/document", web::get().to(document))
         .route("/api/v1/projects/{id}/history", web::get().to(history))
-        .route("/api/v1/projects/{id}/history", web::post().to(create_point))
+        .route(
+            "/api/v1/projects/{id}/history",
+            web::post().to(create_point),
+        )
         .route(
             "/api/v1/projects/{id}/history/{point}/restore",
             web::post().to(restore),
@@ -77,7 +80,12 @@ pub async fn stop(
 ) -> Result<HttpResponse, ApiError> {
     let org = state
         .orgs
-        .org_for(&who.user, &org, "gateway:gateway:manage", "stop this gateway")
+        .org_for(
+            &who.user,
+            &org,
+            "gateway:gateway:manage",
+            "stop this gateway",
+        )
         .await?;
     Ok(private_json(state.gateways.stop(&org.id).await))
 }

@@ -1,8 +1,10 @@
 //! The `core-graph` module: nodes and edges with ids, positions, sizes, kinds and data.
 //!
 //! Document: root map `nodes` (id → map {id, kind, x, y, w, h, data}) and root map `edges`
-//! (id → map {id, from, to, kind, data}). Each node and edge is its own map, so concurrent
-//! changes to different fields of one node merge. Deleting a node deletes its edges.
+//! (id → map {id, from, to, kind, data}), both changed through events only. Each node and edge
+//! is its own map, so concurrent changes to different fields of one node merge. Deleting a
+//! node deletes its edges. Root map `texts` (id → Y.Text) holds collaborative text that
+//! clients write directly with Yjs updates.
 
 use serde::Deserialize;
 use serde_json::{Map as JsonMap, Value, json};
@@ -108,6 +110,12 @@ const ROOTS: &[RootDef] = &[
         kind: RootKind::Map,
         client_writable: false,
     },
+    // Collaborative text (id → Y.Text, such as a node's body), typed by clients directly.
+    RootDef {
+        name: "texts",
+        kind: RootKind::Map,
+        client_writable: true,
+    },
 ];
 
 fn check_id(id: &str) -> Result<(), EventError> {
@@ -146,8 +154,7 @@ fn check_coord(name: &str, v: f64) -> Result<(), EventError> {
 }
 
 fn check_size(w: f64, h: f64) -> Result<(), EventError> {
-    if !(w.is_finite() && h.is_finite() && w > 0.0 && h > 0.0 && w <= MAX_COORD && h <= MAX_COORD)
-    {
+    if !(w.is_finite() && h.is_finite() && w > 0.0 && h > 0.0 && w <= MAX_COORD && h <= MAX_COORD) {
         return Err(EventError::invalid(
             "invalid_size",
             format!("width and height must be greater than 0 and at most {MAX_COORD}"),
@@ -343,7 +350,10 @@ impl Module for CoreGraph {
                     ("id", In::Any(id.clone().into())),
                     ("from", In::Any(from.into())),
                     ("to", In::Any(to.into())),
-                    ("kind", In::Any(kind.unwrap_or_else(|| "edge".into()).into())),
+                    (
+                        "kind",
+                        In::Any(kind.unwrap_or_else(|| "edge".into()).into()),
+                    ),
                     ("data", In::Any(any(&data))),
                 ]);
                 edges.insert(txn, id.as_str(), prelim);
@@ -423,14 +433,30 @@ mod tests {
         .expect("add b");
         let b = b["id"].as_str().expect("generated id").to_string();
         assert_eq!(b.len(), 32);
-        run(&m, &doc, json!({"type": "core-graph:add-edge", "id": "e1", "from": "a", "to": b}))
-            .expect("edge");
-        run(&m, &doc, json!({"type": "core-graph:add-edge", "id": "e2", "from": b, "to": b}))
-            .expect("loop edge");
-        run(&m, &doc, json!({"type": "core-graph:move-node", "id": "a", "x": -5.5, "y": 7}))
-            .expect("move");
-        run(&m, &doc, json!({"type": "core-graph:resize-node", "id": "a", "w": 300, "h": 200}))
-            .expect("resize");
+        run(
+            &m,
+            &doc,
+            json!({"type": "core-graph:add-edge", "id": "e1", "from": "a", "to": b}),
+        )
+        .expect("edge");
+        run(
+            &m,
+            &doc,
+            json!({"type": "core-graph:add-edge", "id": "e2", "from": b, "to": b}),
+        )
+        .expect("loop edge");
+        run(
+            &m,
+            &doc,
+            json!({"type": "core-graph:move-node", "id": "a", "x": -5.5, "y": 7}),
+        )
+        .expect("move");
+        run(
+            &m,
+            &doc,
+            json!({"type": "core-graph:resize-node", "id": "a", "w": 300, "h": 200}),
+        )
+        .expect("resize");
         run(&m, &doc, json!({"type": "core-graph:update-node", "id": "a", "kind": "card", "data": {"text": null, "colour": "red"}}))
             .expect("update");
         let (nodes, edges) = roots(&doc);
@@ -444,7 +470,8 @@ mod tests {
 
         // Deleting b takes both of its edges with it.
         let r = run(&m, &doc, json!({"type": "core-graph:delete-node", "id": b})).expect("delete");
-        let mut gone: Vec<String> = serde_json::from_value(r["edges_deleted"].clone()).expect("list");
+        let mut gone: Vec<String> =
+            serde_json::from_value(r["edges_deleted"].clone()).expect("list");
         gone.sort();
         assert_eq!(gone, vec!["e1", "e2"]);
         let (nodes, edges) = roots(&doc);
@@ -456,22 +483,62 @@ mod tests {
     fn bad_events_are_refused_before_anything_is_written() {
         let m = Modules::builtin();
         let doc = Doc::new();
-        run(&m, &doc, json!({"type": "core-graph:add-node", "id": "a", "kind": "n", "x": 0, "y": 0}))
-            .expect("add");
+        run(
+            &m,
+            &doc,
+            json!({"type": "core-graph:add-node", "id": "a", "kind": "n", "x": 0, "y": 0}),
+        )
+        .expect("add");
         let before = roots(&doc);
         let cases = [
-            (json!({"type": "core-graph:add-node", "id": "a", "kind": "n", "x": 0, "y": 0}), "node_exists"),
-            (json!({"type": "core-graph:add-node", "id": "bad id", "kind": "n", "x": 0, "y": 0}), "invalid_id"),
-            (json!({"type": "core-graph:add-node", "kind": "", "x": 0, "y": 0}), "invalid_kind"),
-            (json!({"type": "core-graph:add-node", "kind": "n", "x": 1e300, "y": 0}), "invalid_position"),
-            (json!({"type": "core-graph:add-node", "kind": "n", "x": 0, "y": 0, "w": 0}), "invalid_size"),
-            (json!({"type": "core-graph:resize-node", "id": "a", "w": -1, "h": 5}), "invalid_size"),
-            (json!({"type": "core-graph:move-node", "id": "zz", "x": 0, "y": 0}), "node_not_found"),
-            (json!({"type": "core-graph:delete-node", "id": "zz"}), "node_not_found"),
-            (json!({"type": "core-graph:add-edge", "from": "a", "to": "zz"}), "node_not_found"),
-            (json!({"type": "core-graph:delete-edge", "id": "zz"}), "edge_not_found"),
-            (json!({"type": "core-graph:update-edge", "id": "zz", "kind": "x"}), "edge_not_found"),
-            (json!({"type": "core-graph:update-node", "id": "a", "data": {"big": "x".repeat(70_000)}}), "data_too_large"),
+            (
+                json!({"type": "core-graph:add-node", "id": "a", "kind": "n", "x": 0, "y": 0}),
+                "node_exists",
+            ),
+            (
+                json!({"type": "core-graph:add-node", "id": "bad id", "kind": "n", "x": 0, "y": 0}),
+                "invalid_id",
+            ),
+            (
+                json!({"type": "core-graph:add-node", "kind": "", "x": 0, "y": 0}),
+                "invalid_kind",
+            ),
+            (
+                json!({"type": "core-graph:add-node", "kind": "n", "x": 1e300, "y": 0}),
+                "invalid_position",
+            ),
+            (
+                json!({"type": "core-graph:add-node", "kind": "n", "x": 0, "y": 0, "w": 0}),
+                "invalid_size",
+            ),
+            (
+                json!({"type": "core-graph:resize-node", "id": "a", "w": -1, "h": 5}),
+                "invalid_size",
+            ),
+            (
+                json!({"type": "core-graph:move-node", "id": "zz", "x": 0, "y": 0}),
+                "node_not_found",
+            ),
+            (
+                json!({"type": "core-graph:delete-node", "id": "zz"}),
+                "node_not_found",
+            ),
+            (
+                json!({"type": "core-graph:add-edge", "from": "a", "to": "zz"}),
+                "node_not_found",
+            ),
+            (
+                json!({"type": "core-graph:delete-edge", "id": "zz"}),
+                "edge_not_found",
+            ),
+            (
+                json!({"type": "core-graph:update-edge", "id": "zz", "kind": "x"}),
+                "edge_not_found",
+            ),
+            (
+                json!({"type": "core-graph:update-node", "id": "a", "data": {"big": "x".repeat(70_000)}}),
+                "data_too_large",
+            ),
         ];
         for (ev, expected) in cases {
             assert_eq!(code(run(&m, &doc, ev.clone())), expected, "{ev}");
