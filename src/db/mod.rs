@@ -50,14 +50,33 @@ impl diesel_async::sync_connection_wrapper::SpawnBlocking for Detached {
     }
 
     fn get_runtime() -> Self {
-        // The runtime that opened the database (the server's multi-threaded one), not the
-        // one of whichever HTTP worker happens to open a pooled connection.
-        Detached(
-            RUNTIME
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        // A multi-threaded runtime: the current one, else the one that opened the database
+        // (the server's), not the single-threaded one of whichever HTTP worker happens to
+        // open a pooled connection.
+        Detached(match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => h,
+            current => RUNTIME
                 .get()
                 .cloned()
-                .unwrap_or_else(tokio::runtime::Handle::current),
-        )
+                .or_else(|| current.ok())
+                .unwrap_or_else(fallback_runtime),
+        })
+    }
+}
+
+/// Only reached outside any runtime (never in the server): a small runtime of our own.
+fn fallback_runtime() -> tokio::runtime::Handle {
+    static OWN: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    match OWN.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .ok()
+    }) {
+        Some(rt) => rt.handle().clone(),
+        None => panic!("cannot start a Tokio runtime for SQLite"),
     }
 }
 
@@ -138,7 +157,9 @@ impl Db {
     }
 
     async fn connect_sqlite(path: &Path, max: Option<usize>) -> Result<Self, DbError> {
-        if let Ok(h) = tokio::runtime::Handle::try_current() {
+        if let Ok(h) = tokio::runtime::Handle::try_current()
+            && h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        {
             let _ = RUNTIME.set(h);
         }
         let target = path.display().to_string();

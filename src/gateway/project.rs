@@ -124,6 +124,7 @@ struct Member {
     awareness: Vec<ClientID>,
 }
 
+type EventReply = oneshot::Sender<Result<EventOutcome, GatewayError>>;
 type Inflight = BoxFuture<'static, (i64, Result<(), String>)>;
 
 pub(crate) struct Project {
@@ -144,11 +145,7 @@ pub(crate) struct Project {
     snapshot_seq: i64,
     inflight: FuturesOrdered<Inflight>,
     held: VecDeque<(i64, Target, Arc<[u8]>)>,
-    held_replies: VecDeque<(
-        i64,
-        oneshot::Sender<Result<EventOutcome, GatewayError>>,
-        EventOutcome,
-    )>,
+    held_replies: VecDeque<(i64, EventReply, EventOutcome)>,
     compacting: Option<tokio::task::JoinHandle<()>>,
     last_activity: Instant,
     last_point: Instant,

@@ -905,6 +905,67 @@ async fn authorization_matrix() {
             Some(json!({"name": "New"})),
             [201, 409, 409, 409, 409, 409, 404, 401],
         ),
+        // The gateway: status, lifecycle, events, document, history.
+        row(
+            "GET",
+            format!("/api/v1/orgs/{o}/gateway"),
+            None,
+            [200, 200, 200, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/orgs/{o}/gateway/start"),
+            Some(json!({})),
+            [200, 200, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/projects/{p}/events"),
+            Some(json!({"type": "core-graph:add-node", "kind": "n", "x": 0, "y": 0})),
+            [200, 200, 404, 200, 200, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/projects/{p}/events"),
+            Some(json!({"type": "core-graph:add-edge", "from": "nope", "to": "nope"})),
+            [404, 404, 404, 404, 404, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/projects/{p}/events"),
+            Some(json!({"type": "gateway:init"})),
+            [403, 403, 404, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/projects/{p}/document"),
+            None,
+            [200, 200, 404, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/projects/{p}/history"),
+            None,
+            [200, 200, 404, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/projects/{p}/history"),
+            Some(json!({"name": "point"})),
+            [201, 201, 404, 201, 201, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/projects/{p}/history/none/restore"),
+            Some(json!({})),
+            [404, 404, 404, 404, 403, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/orgs/{o}/gateway/stop"),
+            Some(json!({})),
+            [200, 200, 403, 403, 403, 403, 404, 401],
+        ),
         row(
             "GET",
             format!("/api/v1/orgs/{other}"),
