@@ -40,21 +40,25 @@ impl Db {
             return Ok(());
         }
         match self {
-            // Diesel's multi-row INSERT is not available through the async SQLite wrapper;
-            // inside one transaction single-row inserts cost microseconds (the commit is what
-            // costs, and there is one).
+            // One trip to the blocking pool for the whole batch: row by row through the async
+            // wrapper would cost a thread hop per row.
             Db::Sqlite(pool) => {
                 let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
-                conn.transaction::<_, DbError, _>(async |conn| {
-                    for row in rows {
-                        diesel::insert_into(doc_updates::table)
-                            .values(row)
-                            .execute(conn)
-                            .await?;
-                    }
-                    Ok(())
+                let rows = rows.to_vec();
+                conn.spawn_blocking(move |c| {
+                    use diesel::Connection;
+                    c.transaction(|c| {
+                        for row in &rows {
+                            diesel::RunQueryDsl::execute(
+                                diesel::insert_into(doc_updates::table).values(row),
+                                c,
+                            )?;
+                        }
+                        Ok(())
+                    })
                 })
-                .await
+                .await?;
+                Ok(())
             }
             Db::Pg(pool) => {
                 let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;

@@ -9,9 +9,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use yrs::block::ClientID;
@@ -26,10 +26,12 @@ use super::{Close, GatewayError, GatewayMetrics, Settings};
 use crate::db::Db;
 use crate::db::docs::{HistoryPoint, NewUpdate};
 
-/// Frames waiting for the writer, per connection or for everyone.
-enum Target {
-    Conn(u64),
-    AllBut(u64),
+/// What waits for the writer: a reply to one connection, or a change for everyone but its
+/// sender. Changes released together are merged into one frame, so a burst (one group
+/// commit of many changes) costs each client one frame, not one per change.
+enum Held {
+    Reply { conn: u64, frame: Arc<[u8]> },
+    Change { from: u64, delta: Vec<u8> },
 }
 
 /// Who a connection is.
@@ -144,7 +146,7 @@ pub(crate) struct Project {
     /// Sequence covered by the stored snapshot.
     snapshot_seq: i64,
     inflight: FuturesOrdered<Inflight>,
-    held: VecDeque<(i64, Target, Arc<[u8]>)>,
+    held: VecDeque<(i64, Held)>,
     held_replies: VecDeque<(i64, EventReply, EventOutcome)>,
     compacting: Option<tokio::task::JoinHandle<()>>,
     last_activity: Instant,
@@ -314,15 +316,23 @@ impl Project {
                         cmd => self.handle(cmd).await,
                     }
                 }
-                Some((seq, result)) = self.inflight.next(), if !self.inflight.is_empty() => {
-                    if let Err(e) = result {
+                Some(first) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    // One commit answers many appends at once: take every answer that is
+                    // already in, so they are released (and merged) together.
+                    let mut answers = vec![first];
+                    while let Some(Some(more)) = self.inflight.next().now_or_never() {
+                        answers.push(more);
+                    }
+                    if let Some((seq, Err(e))) = answers.iter().find(|(_, r)| r.is_err()) {
                         tracing::error!(project = %self.id, seq, error = %e, "an update could not be stored; the project reloads");
                         self.kick_all(Close::STORE_FAILED);
                         self.fail_held();
                         write_snapshot = false;
                         break;
                     }
-                    self.made_durable(seq);
+                    if let Some((seq, _)) = answers.last() {
+                        self.made_durable(*seq);
+                    }
                 }
                 _ = tick.tick() => {
                     self.tick().await;
@@ -512,7 +522,7 @@ impl Project {
                         .encode_state_as_update_v1(&sv);
                     let frame = Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1();
                     // The diff may hold changes still on their way to the log.
-                    self.send_after(self.applied, Target::Conn(conn), frame.into());
+                    self.reply_after(self.applied, conn, frame.into());
                 }
                 Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
                     let writable = self
@@ -634,9 +644,10 @@ impl Project {
         self.bytes += delta.len() as i64;
         self.metrics.document_bytes.add(delta.len() as i64);
         self.metrics.updates.inc();
-        let frame: Arc<[u8]> = Message::Sync(SyncMessage::Update(delta.clone()))
-            .encode_v1()
-            .into();
+        let change = Held::Change {
+            from: from.unwrap_or(0),
+            delta: delta.clone(),
+        };
         let done = self
             .writer
             .append(NewUpdate {
@@ -653,20 +664,30 @@ impl Project {
             };
             (seq, r)
         }));
-        self.send_after(seq, Target::AllBut(from.unwrap_or(0)), frame);
+        // Always after the writer: this change has the newest sequence number.
+        self.held.push_back((seq, change));
         seq
     }
 
     fn made_durable(&mut self, seq: i64) {
         self.durable = self.durable.max(seq);
-        while let Some((needs, _, _)) = self.held.front() {
-            if *needs > self.durable {
-                break;
-            }
-            if let Some((_, target, frame)) = self.held.pop_front() {
-                self.deliver(target, frame);
+        let mut changes: Vec<(u64, Vec<u8>)> = Vec::new();
+        while self
+            .held
+            .front()
+            .is_some_and(|(needs, _)| *needs <= self.durable)
+        {
+            match self.held.pop_front() {
+                Some((_, Held::Change { from, delta })) => changes.push((from, delta)),
+                Some((_, Held::Reply { conn, frame })) => {
+                    // In order: the changes released before this reply go first.
+                    self.broadcast_changes(std::mem::take(&mut changes));
+                    self.send_now(conn, frame);
+                }
+                None => break,
             }
         }
+        self.broadcast_changes(changes);
         while let Some((needs, _, _)) = self.held_replies.front() {
             if *needs > self.durable {
                 break;
@@ -678,6 +699,43 @@ impl Project {
         self.maybe_compact();
     }
 
+    /// Sends durable changes as one update frame (merged when there are several). Everyone
+    /// gets it but the sender, when a single client sent them all; otherwise everyone (a
+    /// client applying its own change again changes nothing).
+    fn broadcast_changes(&mut self, changes: Vec<(u64, Vec<u8>)>) {
+        let Some((first, _)) = changes.first() else {
+            return;
+        };
+        let first = *first;
+        let except = if changes.iter().all(|(f, _)| *f == first) {
+            first
+        } else {
+            0
+        };
+        let delta = if changes.len() == 1 {
+            changes
+                .into_iter()
+                .next()
+                .map(|(_, d)| d)
+                .unwrap_or_default()
+        } else {
+            match yrs::merge_updates_v1(changes.iter().map(|(_, d)| d.as_slice())) {
+                Ok(merged) => merged,
+                Err(e) => {
+                    // Never expected (each delta was encoded here); send them one by one.
+                    tracing::warn!(project = %self.id, error = %e, "could not merge updates");
+                    for (from, d) in changes {
+                        let frame = Message::Sync(SyncMessage::Update(d)).encode_v1();
+                        self.broadcast_now(from, frame.into());
+                    }
+                    return;
+                }
+            }
+        };
+        let frame = Message::Sync(SyncMessage::Update(delta)).encode_v1();
+        self.broadcast_now(except, frame.into());
+    }
+
     fn fail_held(&mut self) {
         self.held.clear();
         for (_, reply, _) in self.held_replies.drain(..) {
@@ -687,18 +745,12 @@ impl Project {
         }
     }
 
-    fn send_after(&mut self, needs: i64, target: Target, frame: Arc<[u8]>) {
+    /// A frame for one connection that may depend on changes still on their way to the log.
+    fn reply_after(&mut self, needs: i64, conn: u64, frame: Arc<[u8]>) {
         if needs <= self.durable && self.held.is_empty() {
-            self.deliver(target, frame);
+            self.send_now(conn, frame);
         } else {
-            self.held.push_back((needs, target, frame));
-        }
-    }
-
-    fn deliver(&mut self, target: Target, frame: Arc<[u8]>) {
-        match target {
-            Target::Conn(c) => self.send_now(c, frame),
-            Target::AllBut(c) => self.broadcast_now(c, frame),
+            self.held.push_back((needs, Held::Reply { conn, frame }));
         }
     }
 

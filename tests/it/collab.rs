@@ -793,3 +793,100 @@ async fn kill_9_loses_nothing_a_client_received_sqlite() {
 async fn kill_9_loses_nothing_a_client_received_postgres() {
     durability(true).await;
 }
+
+/// A client that stops reading is dropped (1013) once its buffer is full, and the others get
+/// every update in the meantime. Driven through the gateway's public face in this process
+/// (over sockets, the kernel's buffers on loopback hold tens of megabytes before anything
+/// fills), on the database a real server created the project in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_is_dropped_not_waited_for() {
+    use demiurge::gateway::{ClientUser, Close, GatewayRegistry, Modules, Settings};
+    use yrs::updates::encoder::Encode;
+    use yrs::{Map, Text, Transact};
+
+    let mut server = Server::start_with(options(None, &[]));
+    let t = team(&server).await;
+    server.stop();
+    let db = demiurge::db::Db::connect(
+        &demiurge::config::DatabaseUrl::Sqlite(server.data_dir.join("demiurge.db")),
+        None,
+    )
+    .await
+    .unwrap();
+    let settings = Settings {
+        client_buffer: 16,
+        ..Settings::default()
+    };
+    let gateways = GatewayRegistry::new(
+        db,
+        settings,
+        Modules::builtin(),
+        &prometheus::Registry::new(),
+    )
+    .unwrap();
+    let who = |writable| ClientUser {
+        user_id: "u".into(),
+        name: "U".into(),
+        writable,
+    };
+    let writer = gateways.connect(&t.org, &t.pid, who(true)).await.unwrap();
+    let mut fast = gateways.connect(&t.org, &t.pid, who(false)).await.unwrap();
+    let mut slow = gateways.connect(&t.org, &t.pid, who(false)).await.unwrap();
+    // The writer sends 100 changes one at a time; the fast client applies each (as any Yjs
+    // client would) before the next is sent, so each travels as its own frame.
+    use yrs::updates::decoder::{Decode, DecoderV1};
+    use yrs::{GetString, ReadTxn};
+    let mine = yrs::Doc::new();
+    let length = |d: &yrs::Doc| {
+        let txn = d.transact();
+        txn.get_map("texts")
+            .and_then(|m| m.get(&txn, "t"))
+            .and_then(|v| v.cast::<yrs::TextRef>().ok())
+            .map(|t| t.get_string(&txn).len())
+            .unwrap_or(0)
+    };
+    let doc = yrs::Doc::new();
+    let texts = doc.get_or_insert_map("texts");
+    let (text, created) = {
+        let mut txn = doc.transact_mut();
+        let text = texts.insert(&mut txn, "t", yrs::TextPrelim::new(""));
+        let created = txn.encode_update_v1();
+        (text, created)
+    };
+    for i in 0..100u32 {
+        let update = if i == 0 {
+            created.clone()
+        } else {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, i - 1, "x");
+            txn.encode_update_v1()
+        };
+        let frame = yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update)).encode_v1();
+        assert!(writer.send(frame).await);
+        let want = i as usize;
+        while length(&mine) < want {
+            let frame = tokio::time::timeout(Duration::from_secs(10), fast.recv())
+                .await
+                .expect("the fast client is served in time")
+                .expect("the fast client stays connected");
+            let mut decoder = DecoderV1::from(frame.as_ref());
+            for msg in yrs::sync::MessageReader::new(&mut decoder).flatten() {
+                if let yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(u)) = msg {
+                    mine.transact_mut()
+                        .apply_update(yrs::Update::decode_v1(&u).unwrap())
+                        .unwrap();
+                }
+            }
+        }
+    }
+    assert_eq!(length(&mine), 99, "every change reached the fast client");
+    // The slow one was cut off after its 16 frames (its hello included), and told why.
+    let mut buffered = 0;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(10), slow.recv()).await {
+        buffered += 1;
+    }
+    assert!(buffered <= 16, "{buffered} frames were buffered");
+    assert_eq!(slow.closed(), Some(Close::TOO_SLOW));
+    assert_eq!(writer.closed(), None);
+    gateways.shutdown().await;
+}

@@ -201,6 +201,12 @@ async fn organization_pages_work_in_chromium() {
     drop(stdin);
     assert!(node.wait().unwrap().success());
     assert_eq!(r["org_title"], "Acme UI");
+    assert!(
+        r["gateway_status"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Running")),
+        "the dashboard shows the gateway: {r}"
+    );
     assert_eq!(r["member_joined"], true, "{r}");
     assert_eq!(r["member_role"], "org:member");
     assert_eq!(r["member_sees_projects_before"], 0);

@@ -49,6 +49,11 @@ try {
   const bare = (u) => u.split(/[?#]/)[0]
   const orgUrl = bare(owner.url())
   result.org_title = (await owner.textContent('#org-title')).trim()
+  // The gateway panel: stopped, then started by the owner.
+  await owner.waitForSelector('#gateway[data-state="stopped"]')
+  await owner.click('#gateway-start')
+  await owner.waitForSelector('#gateway[data-state="running"]')
+  result.gateway_status = (await owner.textContent('#gateway-status')).trim()
   await shot(owner, 'org-dashboard')
 
   // Invite the second person by email.

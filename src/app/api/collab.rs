@@ -215,8 +215,9 @@ async fn collab(
                 }
                 frame = conn.recv() => {
                     match frame {
-                        Some(bytes) => {
-                            if session.binary(bytes.to_vec()).await.is_err() { break None; }
+                        Some(frame) => {
+                            // Shared with every other client of the project: no copy.
+                            if session.binary(bytes::Bytes::from_owner(frame)).await.is_err() { break None; }
                         }
                         None => break Some(close_reason(conn.closed().unwrap_or(Close::GOING_AWAY))),
                     }

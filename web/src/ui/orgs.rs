@@ -94,6 +94,79 @@ pub fn OrgList() -> Element {
     }
 }
 
+/// The organization's gateway: running or not, its loaded documents and their clients; start
+/// and stop for those who may.
+#[component]
+fn GatewayPanel(id: String, manage: bool, projects: Vec<Value>) -> Element {
+    let mut status = use_get(format!("/api/v1/orgs/{id}/gateway"));
+    let mut error = use_signal(String::new);
+    let act = {
+        let id = id.clone();
+        move |verb: &'static str| {
+            let id = id.clone();
+            spawn(async move {
+                error.set(String::new());
+                let r = post(&format!("/api/v1/orgs/{id}/gateway/{verb}"), json!({})).await;
+                if !r.ok() {
+                    error.set(r.message());
+                }
+                status.restart();
+            });
+        }
+    };
+    let (start, stop) = (act.clone(), act);
+    let body = status.read().clone().map(|r| r.body).unwrap_or(Value::Null);
+    let state = s(&body, "state");
+    let clients = body["clients"].as_u64().unwrap_or(0);
+    let uptime = body["uptime_seconds"].as_u64();
+    let loaded: Vec<(String, String, u64)> = body["projects"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let pid = s(p, "project_id");
+            let name = projects
+                .iter()
+                .find(|x| s(x, "id") == pid)
+                .map(|x| s(x, "name"))
+                .unwrap_or_else(|| "a project you cannot see".into());
+            (name, s(p, "state"), p["clients"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    rsx! {
+        section { class: "card", id: "gateway", "data-state": "{state}",
+            h2 { "Collaboration gateway" }
+            p { id: "gateway-status",
+                match state.as_str() {
+                    "running" => format!("Running{} · {clients} connected", uptime.map(|u| format!(" for {u} s")).unwrap_or_default()),
+                    "stopping" => "Stopping…".to_string(),
+                    "" => "…".to_string(),
+                    _ => "Stopped (it starts when someone opens a project)".to_string(),
+                }
+            }
+            if !loaded.is_empty() {
+                ul { class: "rows", id: "gateway-documents",
+                    for (name, st, n) in loaded.iter() {
+                        li { key: "{name}", class: "document", "{name}" span { class: "muted", " {st} · {n} connected" } }
+                    }
+                }
+            }
+            Notice { text: error(), error: true }
+            div { class: "actions",
+                button { id: "gateway-refresh", onclick: move |_| status.restart(), "Refresh" }
+                if manage {
+                    if state == "running" {
+                        button { id: "gateway-stop", onclick: move |_| stop("stop"), "Stop" }
+                    } else {
+                        button { id: "gateway-start", onclick: move |_| start("start"), "Start" }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[component]
 pub fn OrgDashboard(id: String) -> Element {
     let org = use_get(format!("/api/v1/orgs/{id}"));
@@ -140,8 +213,8 @@ pub fn OrgDashboard(id: String) -> Element {
                     " · " a { href: "/orgs/{id}/settings", id: "org-settings-link", "Settings" }
                 }
             }
-            p { class: "muted", id: "gateway-status", "Collaboration gateway: not running (starts on first use)." }
         }
+        GatewayPanel { id: id.clone(), manage: can.iter().any(|p| p == "gateway:gateway:manage"), projects: project_rows.clone() }
         section { class: "card", id: "projects",
             h2 { "Projects" }
             if project_rows.is_empty() { p { "No projects you can see yet." } }
