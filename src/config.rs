@@ -82,6 +82,9 @@ pub struct GatewayConfig {
     /// How often module ticks run in a loaded project.
     #[serde(with = "humantime_serde")]
     pub tick: std::time::Duration,
+    /// How often an idle client is pinged; one silent for two of these is closed.
+    #[serde(with = "humantime_serde")]
+    pub keepalive: std::time::Duration,
     /// Log entries after which the log is folded into a snapshot.
     pub compact_after: usize,
     /// An automatic history point is saved after this long of activity.
@@ -99,6 +102,7 @@ impl Default for GatewayConfig {
             max_clients_per_project: 500,
             client_buffer: 1024,
             tick: std::time::Duration::from_secs(1),
+            keepalive: std::time::Duration::from_secs(30),
             compact_after: 1000,
             history_interval: std::time::Duration::from_secs(10 * 60),
             history_keep: 50,
@@ -538,10 +542,11 @@ impl Config {
         if g.idle_stop.is_zero()
             || g.project_idle_unload.is_zero()
             || g.tick.is_zero()
+            || g.keepalive.is_zero()
             || g.history_interval.is_zero()
         {
             return Err(ConfigError::Invalid(
-                "gateway: idle_stop, project_idle_unload, tick and history_interval must be longer than 0".into(),
+                "gateway: idle_stop, project_idle_unload, tick, keepalive and history_interval must be longer than 0".into(),
             ));
         }
         if g.max_clients_per_project == 0 || g.client_buffer < 16 || g.compact_after == 0 {

@@ -58,6 +58,8 @@ impl Live {
             .arg(peers_dir().join("yclient.mjs"))
             .args(args)
             .current_dir(peers_dir())
+            // It lives as long as the test needs it (a loaded machine can be slow).
+            .env("YCLIENT_TIMEOUT_MS", "120000")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -576,6 +578,7 @@ async fn lifecycle(pg: bool) {
             ("DEMIURGE_GATEWAY__IDLE_STOP", "2s"),
             ("DEMIURGE_GATEWAY__COMPACT_AFTER", "5"),
             ("DEMIURGE_GATEWAY__TICK", "200ms"),
+            ("DEMIURGE_GATEWAY__HISTORY_INTERVAL", "1s"),
         ],
     ));
     let t = team(&server).await;
@@ -616,6 +619,28 @@ async fn lifecycle(pg: bool) {
         assert_eq!(st, StatusCode::OK, "{b}");
     }
     assert_eq!(t.gateway(&t.owner).await["state"], "running");
+    // A second of activity later, an automatic history point exists.
+    let mut automatic = Value::Null;
+    for _ in 0..50 {
+        let (_, list) = t
+            .viewer
+            .get(&format!("/api/v1/projects/{}/history", t.pid))
+            .await;
+        if let Some(p) = list
+            .as_array()
+            .and_then(|l| l.iter().find(|p| p["automatic"] == true))
+        {
+            automatic = p.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        automatic["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("Automatic")),
+        "an automatic history point: {automatic}"
+    );
     let mut snapshots = 0;
     for _ in 0..50 {
         snapshots = crate::orgs::count(
@@ -682,9 +707,15 @@ async fn gateway_lifecycle_unload_and_compaction_postgres() {
 async fn close_codes_tell_why() {
     let server = Server::start_with(options(
         None,
-        &[("DEMIURGE_GATEWAY__MAX_CLIENTS_PER_PROJECT", "3")],
+        &[
+            ("DEMIURGE_GATEWAY__MAX_CLIENTS_PER_PROJECT", "3"),
+            ("DEMIURGE_GATEWAY__KEEPALIVE", "500ms"),
+        ],
     ));
     let t = team(&server).await;
+    // A client that answers no ping is closed after two intervals (1001, going away).
+    let silent = yclient(&["close", &t.base, &t.t_owner, "nopong"]);
+    assert_eq!(silent["code"], 1001, "{silent}");
     let editor = Live::start(&["close", &t.base, &t.t_editor]);
     let viewer = Live::start(&["close", &t.base, &t.t_viewer]);
     let owner = Live::start(&["close", &t.base, &t.t_owner]);

@@ -6,7 +6,7 @@
 //   read  <base> <token>                       print texts.t
 //   watch <base> <token> <js-expr>             print SYNCED, then wait until expr(d) holds,
 //                                              d = the document as JSON; print it
-//   close <base> <token>                       a raw socket: print OPEN, then the close code
+//   close <base> <token> [nopong]              a raw socket: print OPEN, then the close code
 //   storm <base> <token> <clients> <edits>     clients append edits to texts.c<i>; print
 //                                              SYNCED; when the server goes, print what each
 //                                              had received from the others
@@ -104,7 +104,10 @@ try {
     result.doc = json(c.doc)
     c.p.destroy()
   } else if (mode === 'close') {
-    const ws = raw(args[0])
+    // With `nopong`, the socket never answers pings (a client gone silent).
+    const ws = args[1] === 'nopong'
+      ? new WebSocket(`${base}/collab?token=${encodeURIComponent(args[0])}`, { autoPong: false })
+      : raw(args[0])
     const closed = closeOf(ws)
     ws.on('open', () => console.log('OPEN'))
     ws.on('error', () => {})

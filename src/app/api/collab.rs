@@ -19,9 +19,6 @@ use crate::db::accounts::User;
 use crate::gateway::{ClientUser, Close, GatewayError};
 use crate::orgs::authz::{Decision, Resource};
 
-/// How often an idle connection is pinged; one that stays silent for two of these is closed.
-const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Largest frame a client may send.
 const MAX_FRAME: usize = 8 * 1024 * 1024;
 
@@ -159,9 +156,11 @@ async fn collab(
     let mut msgs = msgs.max_frame_size(MAX_FRAME).aggregate_continuations();
     let connected = state.gateways.metrics().clients_connected.clone();
     let state = state.into_inner();
+    // Pinged this often; silent for two of these, it is closed.
+    let keepalive_every = state.gateways.settings().keepalive;
     connected.inc();
     actix_web::rt::spawn(async move {
-        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        let mut keepalive = tokio::time::interval(keepalive_every);
         keepalive.tick().await;
         let mut orgs_changed = state.orgs.watch_changes();
         let mut revoked = state.auth.watch_revocations();
@@ -170,7 +169,7 @@ async fn collab(
         let close: Option<CloseReason> = loop {
             tokio::select! {
                 _ = keepalive.tick() => {
-                    if last_heard.elapsed() > KEEPALIVE * 2 {
+                    if last_heard.elapsed() > keepalive_every * 2 {
                         break Some(CloseReason { code: CloseCode::Away, description: Some("no answer to keepalive pings".into()) });
                     }
                     if credential.user(&state).await.is_none() {
