@@ -232,6 +232,13 @@ try {
     console.log(JSON.stringify(await fanout(dem, 200, FANOUT_SECS)))
     process.exit(0)
   }
+  if (process.env.BENCH_ONLY === 'join') {
+    const seeded = await seedGraph(dem, node)
+    const jd = await join(dem, seeded.dem)
+    const jn = await join(node, seeded.node)
+    console.log(`join 10,000 nodes: demiurge p50 ${jd.p50.toFixed(2)} ms p90 ${jd.p90.toFixed(2)} ms; node p50 ${jn.p50.toFixed(2)} ms p90 ${jn.p90.toFixed(2)} ms; ${(jn.p50 / jd.p50).toFixed(2)}x`)
+    process.exit(0)
+  }
   console.error(`fan-out: 200 clients x 1 update/s for ${FANOUT_SECS} s, each server in turn`)
   const fd = await fanout(dem, 200, FANOUT_SECS)
   const fn = await fanout(node, 200, FANOUT_SECS)

@@ -149,6 +149,8 @@ pub(crate) struct Project {
     held: VecDeque<(i64, Held)>,
     held_replies: VecDeque<(i64, EventReply, EventOutcome)>,
     compacting: Option<tokio::task::JoinHandle<()>>,
+    /// The whole document as a sync step 2 frame, and the change it reflects.
+    whole: Option<(i64, Arc<[u8]>)>,
     last_activity: Instant,
     last_point: Instant,
     changed_since_point: bool,
@@ -210,6 +212,7 @@ impl Project {
             held: VecDeque::new(),
             held_replies: VecDeque::new(),
             compacting: None,
+            whole: None,
             last_activity: Instant::now(),
             last_point: Instant::now(),
             changed_since_point: false,
@@ -515,14 +518,9 @@ impl Project {
         for msg in messages {
             match msg {
                 Message::Sync(SyncMessage::SyncStep1(sv)) => {
-                    let diff = self
-                        .awareness
-                        .doc()
-                        .transact()
-                        .encode_state_as_update_v1(&sv);
-                    let frame = Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1();
+                    let frame = self.sync_step2(&sv);
                     // The diff may hold changes still on their way to the log.
-                    self.reply_after(self.applied, conn, frame.into());
+                    self.reply_after(self.applied, conn, frame);
                 }
                 Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => {
                     let writable = self
@@ -546,6 +544,30 @@ impl Project {
             }
         }
         Ok(())
+    }
+
+    /// The answer to a sync step 1. A new client (empty state vector) gets the whole
+    /// document; that frame is kept until the next change, so clients joining together cost
+    /// one encoding.
+    fn sync_step2(&mut self, sv: &StateVector) -> Arc<[u8]> {
+        if sv.is_empty()
+            && let Some((at, frame)) = &self.whole
+            && *at == self.applied
+        {
+            return frame.clone();
+        }
+        let diff = self
+            .awareness
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(sv);
+        let frame: Arc<[u8]> = Message::Sync(SyncMessage::SyncStep2(diff))
+            .encode_v1()
+            .into();
+        if sv.is_empty() {
+            self.whole = Some((self.applied, frame.clone()));
+        }
+        frame
     }
 
     /// A direct Yjs update from a client: only roots modules declare client-writable.
@@ -604,6 +626,7 @@ impl Project {
         }
         self.awareness = aw;
         self.applied = last.max(self.applied);
+        self.whole = None;
         Ok(())
     }
 
