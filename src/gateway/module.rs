@@ -403,22 +403,22 @@ impl Modules {
 
     /// Runs every module's `init` (a new project document).
     pub(crate) fn init(&self, project_id: &str, txn: &mut TransactionMut<'_>) {
-        for m in &self.list {
-            let mut cx = Cx {
-                project_id,
-                actor: &Actor::System,
-                now: chrono::Utc::now(),
-                txn,
-                emitted: Vec::new(),
-            };
-            if let Err(e) = m.init(&mut cx) {
-                tracing::warn!(module = m.name(), error = %e, "module init failed");
-            }
-        }
+        self.each_module(project_id, txn, "init", |m, cx| m.init(cx));
     }
 
     /// Runs every module's `tick`.
     pub(crate) fn tick(&self, project_id: &str, txn: &mut TransactionMut<'_>) {
+        self.each_module(project_id, txn, "tick", |m, cx| m.tick(cx));
+    }
+
+    /// Runs a hook of every module as the system; a failing module is logged, not fatal.
+    fn each_module(
+        &self,
+        project_id: &str,
+        txn: &mut TransactionMut<'_>,
+        hook: &'static str,
+        run: impl Fn(&dyn Erased, &mut Cx<'_, '_>) -> Result<(), EventError>,
+    ) {
         for m in &self.list {
             let mut cx = Cx {
                 project_id,
@@ -427,8 +427,8 @@ impl Modules {
                 txn,
                 emitted: Vec::new(),
             };
-            if let Err(e) = m.tick(&mut cx) {
-                tracing::warn!(module = m.name(), error = %e, "module tick failed");
+            if let Err(e) = run(m.as_ref(), &mut cx) {
+                tracing::warn!(module = m.name(), hook, error = %e, "module hook failed");
             }
         }
     }

@@ -157,14 +157,10 @@ pub(crate) struct Project {
     bytes: i64,
 }
 
-fn doc() -> Doc {
-    Doc::new()
-}
-
 /// A document with every module root created with its type. (A root that first arrives in a
 /// remote update has no type yet, and yrs reports no change events for it.)
 fn typed_doc(modules: &Modules) -> Doc {
-    let d = doc();
+    let d = Doc::new();
     for r in modules.roots() {
         match r.kind {
             RootKind::Map => {
@@ -179,6 +175,11 @@ fn typed_doc(modules: &Modules) -> Doc {
         }
     }
     d
+}
+
+/// What a transaction changed, as an update; `None` when it changed nothing.
+fn delta_of(txn: &yrs::TransactionMut<'_>) -> Option<Vec<u8>> {
+    (!txn.insert_set().is_empty() || !txn.delete_set().is_empty()).then(|| txn.encode_update_v1())
 }
 
 fn malformed(e: impl std::fmt::Display) -> GatewayError {
@@ -203,7 +204,7 @@ impl Project {
             settings,
             metrics,
             shared,
-            awareness: Awareness::new(doc()),
+            awareness: Awareness::new(Doc::new()),
             members: HashMap::new(),
             applied: 0,
             durable: 0,
@@ -221,53 +222,46 @@ impl Project {
     }
 
     /// Rebuilds the document from the snapshot and the log after it.
-    async fn load_doc(
-        db: Db,
-        id: String,
-        modules: Arc<Modules>,
-    ) -> Result<(Doc, i64, i64, i64), GatewayError> {
+    async fn load_doc(db: Db, id: String, modules: Arc<Modules>) -> Result<Loaded, GatewayError> {
         let (snapshot, updates) = read_log(db, id.clone()).await?;
-        let after = snapshot.as_ref().map(|(s, _)| *s).unwrap_or(0);
+        let snapshot_seq = snapshot.as_ref().map(|(s, _)| *s).unwrap_or(0);
         let doc = typed_doc(&modules);
-        let mut last = after;
-        let mut bytes = 0i64;
+        let mut loaded = Loaded {
+            last: snapshot_seq,
+            snapshot_seq,
+            bytes: 0,
+            fresh: snapshot.is_none() && updates.is_empty(),
+            doc: doc.clone(),
+        };
         {
             let mut txn = doc.transact_mut();
-            let corrupt = |seq: i64, reason: String| GatewayError::Corrupt {
-                project: id.clone(),
-                seq,
-                reason,
-            };
-            if let Some((seq, data)) = &snapshot {
-                let u = Update::decode_v1(data).map_err(|e| corrupt(*seq, e.to_string()))?;
-                txn.apply_update(u)
-                    .map_err(|e| corrupt(*seq, e.to_string()))?;
-                bytes += data.len() as i64;
-            }
-            for (seq, data) in &updates {
-                let u = Update::decode_v1(data).map_err(|e| corrupt(*seq, e.to_string()))?;
-                txn.apply_update(u)
-                    .map_err(|e| corrupt(*seq, e.to_string()))?;
-                last = *seq;
-                bytes += data.len() as i64;
+            for (seq, data) in snapshot.iter().chain(updates.iter()) {
+                let corrupt = |reason: String| GatewayError::Corrupt {
+                    project: id.clone(),
+                    seq: *seq,
+                    reason,
+                };
+                let u = Update::decode_v1(data).map_err(|e| corrupt(e.to_string()))?;
+                txn.apply_update(u).map_err(|e| corrupt(e.to_string()))?;
+                loaded.last = loaded.last.max(*seq);
+                loaded.bytes += data.len() as i64;
             }
         }
-        let fresh = snapshot.is_none() && updates.is_empty();
-        tracing::debug!(project = %id, snapshot = after, updates = updates.len(), "document loaded");
-        Ok((doc, last, after, if fresh { -1 } else { bytes }))
+        tracing::debug!(project = %id, snapshot = snapshot_seq, updates = updates.len(), "document loaded");
+        Ok(loaded)
     }
 
     /// The task: load, then serve commands until stopped, idle or deleted.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         let started = Instant::now();
         match Self::load_doc(self.db.clone(), self.id.clone(), self.modules.clone()).await {
-            Ok((doc, last, snap, bytes)) => {
-                self.awareness = Awareness::new(doc);
-                self.applied = last;
-                self.durable = last;
-                self.snapshot_seq = snap;
+            Ok(loaded) => {
+                self.awareness = Awareness::new(loaded.doc);
+                self.applied = loaded.last;
+                self.durable = loaded.last;
+                self.snapshot_seq = loaded.snapshot_seq;
                 self.metrics.documents_loaded.inc();
-                if bytes < 0 {
+                if loaded.fresh {
                     // A new document: the modules lay out their parts.
                     let delta = {
                         let mut txn = self.awareness.doc().transact_mut();
@@ -276,8 +270,8 @@ impl Project {
                     };
                     self.log(delta, None).await;
                 } else {
-                    self.bytes = bytes;
-                    self.metrics.document_bytes.add(bytes);
+                    self.bytes = loaded.bytes;
+                    self.metrics.document_bytes.add(loaded.bytes);
                 }
                 self.metrics
                     .load_seconds
@@ -357,14 +351,8 @@ impl Project {
         while let Ok(cmd) = rx.try_recv() {
             refuse(cmd, &GatewayError::Unloading);
         }
-        while let Some((seq, result)) = self.inflight.next().await {
-            match result {
-                Ok(()) => self.made_durable(seq),
-                Err(_) => {
-                    self.fail_held();
-                    break;
-                }
-            }
+        if self.drain_inflight().await.is_err() {
+            self.fail_held();
         }
         if let Some(c) = self.compacting.take() {
             let _ = c.await;
@@ -390,7 +378,7 @@ impl Project {
         self.metrics.documents_loaded.dec();
         self.metrics.document_bytes.sub(self.bytes);
         // Frees the document now, before anyone waiting on `ended` loads it again.
-        self.awareness = Awareness::new(doc());
+        self.awareness = Awareness::new(Doc::new());
     }
 
     fn state(&self) -> Vec<u8> {
@@ -576,8 +564,7 @@ impl Project {
         let (delta, refused) = {
             let mut txn = self.awareness.doc().transact_mut();
             txn.apply_update(update).map_err(malformed)?;
-            let delta = (!txn.insert_set().is_empty() || !txn.delete_set().is_empty())
-                .then(|| txn.encode_update_v1());
+            let delta = delta_of(&txn);
             txn.commit();
             // A change under a module-owned root, or a root no module declares.
             let refused = txn
@@ -611,21 +598,26 @@ impl Project {
         Ok(())
     }
 
-    /// Throws the in-memory document away and loads it again (after a refused direct write).
-    async fn rebuild(&mut self) -> Result<(), GatewayError> {
+    /// Waits until the writer has answered every append (everything applied is durable).
+    async fn drain_inflight(&mut self) -> Result<(), GatewayError> {
         while let Some((seq, result)) = self.inflight.next().await {
             result.map_err(GatewayError::Store)?;
             self.made_durable(seq);
         }
-        let (doc, last, _snap, _bytes) =
-            Self::load_doc(self.db.clone(), self.id.clone(), self.modules.clone()).await?;
+        Ok(())
+    }
+
+    /// Throws the in-memory document away and loads it again (after a refused direct write).
+    async fn rebuild(&mut self) -> Result<(), GatewayError> {
+        self.drain_inflight().await?;
+        let loaded = Self::load_doc(self.db.clone(), self.id.clone(), self.modules.clone()).await?;
         let states = self.awareness.update().ok();
-        let mut aw = Awareness::new(doc);
+        let mut aw = Awareness::new(loaded.doc);
         if let Some(s) = states {
             let _ = aw.apply_update(s);
         }
         self.awareness = aw;
-        self.applied = last.max(self.applied);
+        self.applied = loaded.last.max(self.applied);
         self.whole = None;
         Ok(())
     }
@@ -849,8 +841,7 @@ impl Project {
         let (result, delta) = {
             let mut txn = self.awareness.doc().transact_mut();
             let result = self.modules.run(&self.id, &actor, &mut txn, event);
-            let delta = (!txn.insert_set().is_empty() || !txn.delete_set().is_empty())
-                .then(|| txn.encode_update_v1());
+            let delta = delta_of(&txn);
             (result, delta)
         };
         timer.observe_duration();
@@ -881,8 +872,7 @@ impl Project {
         let delta = {
             let mut txn = self.awareness.doc().transact_mut();
             self.modules.tick(&self.id, &mut txn);
-            (!txn.insert_set().is_empty() || !txn.delete_set().is_empty())
-                .then(|| txn.encode_update_v1())
+            delta_of(&txn)
         };
         if let Some(d) = delta {
             self.log(d, None).await;
@@ -937,10 +927,7 @@ impl Project {
         automatic: bool,
     ) -> Result<HistoryPoint, GatewayError> {
         // A point names what is durable: wait for the writer first.
-        while let Some((seq, result)) = self.inflight.next().await {
-            result.map_err(GatewayError::Store)?;
-            self.made_durable(seq);
-        }
+        self.drain_inflight().await?;
         let point = HistoryPoint {
             id: uuid::Uuid::new_v4().simple().to_string(),
             project_id: self.id.clone(),
@@ -962,7 +949,7 @@ impl Project {
 
     /// Makes every module root look as it did in `state`, as one new change.
     async fn restore(&mut self, state: &[u8]) -> Result<Option<i64>, GatewayError> {
-        let old = doc();
+        let old = Doc::new();
         {
             let u = Update::decode_v1(state).map_err(malformed)?;
             old.transact_mut().apply_update(u).map_err(malformed)?;
@@ -973,23 +960,32 @@ impl Project {
             for root in self.modules.roots() {
                 restore_root(&mut txn, &old_txn, root.name, root.kind);
             }
-            (!txn.insert_set().is_empty() || !txn.delete_set().is_empty())
-                .then(|| txn.encode_update_v1())
+            delta_of(&txn)
         };
         drop(old_txn);
         let Some(delta) = delta else {
             return Ok(None);
         };
         let seq = self.log(delta, None).await;
-        while let Some((s, result)) = self.inflight.next().await {
-            result.map_err(GatewayError::Store)?;
-            self.made_durable(s);
-        }
+        self.drain_inflight().await?;
         Ok(Some(seq))
     }
 }
 
 type Stored = (Option<(i64, Vec<u8>)>, Vec<(i64, Vec<u8>)>);
+
+/// A document rebuilt from the database.
+struct Loaded {
+    doc: Doc,
+    /// The last sequence number it holds.
+    last: i64,
+    /// The sequence number the snapshot covers (0 without one).
+    snapshot_seq: i64,
+    /// Bytes read (snapshot and log).
+    bytes: i64,
+    /// Nothing was stored: a new project.
+    fresh: bool,
+}
 
 /// The snapshot and the log after it (a free function: the task is `Send`, not `Sync`).
 async fn read_log(db: Db, id: String) -> Result<Stored, GatewayError> {

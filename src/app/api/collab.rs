@@ -41,11 +41,16 @@ enum Credential {
 }
 
 impl Credential {
+    async fn authenticate(&self, state: &AppState) -> Result<User, crate::auth::AuthError> {
+        Ok(match self {
+            Self::Session(t) => state.auth.authenticate(t).await?.1,
+            Self::Token(t) => state.auth.authenticate_token(t).await?.1,
+        })
+    }
+
+    /// Still valid? (checked again while the connection is open)
     async fn user(&self, state: &AppState) -> Option<User> {
-        match self {
-            Self::Session(t) => state.auth.authenticate(t).await.ok().map(|(_, u)| u),
-            Self::Token(t) => state.auth.authenticate_token(t).await.ok().map(|(_, u)| u),
-        }
+        self.authenticate(state).await.ok()
     }
 }
 
@@ -65,10 +70,7 @@ async fn who(
     // For clients that cannot set headers.
     if let Some(t) = &q.token {
         let cred = credential_of(t);
-        let user = match &cred {
-            Credential::Token(t) => state.auth.authenticate_token(t).await?.1,
-            Credential::Session(t) => state.auth.authenticate(t).await?.1,
-        };
+        let user = cred.authenticate(state).await?;
         return Ok((user, cred));
     }
     let who = Authenticated::extract(req).await?;
