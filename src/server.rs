@@ -74,6 +74,9 @@ impl Running {
             status.set(Subsystem::Dns, SubsystemState::Stopping, "");
             dns.stop().await;
         }
+        if let Some(app) = &self.app {
+            app.stop_gateways().await;
+        }
         if let Some(edge) = self.edge {
             status.set(Subsystem::Edge, SubsystemState::Stopping, "");
             edge.stop().await;
@@ -189,6 +192,9 @@ async fn start_all(
             http: cfg.edge.http.0,
             https: cfg.edge.https.0,
             app: app_addr,
+            handoff: running.app.as_ref().map(App::door).ok_or_else(|| {
+                EdgeError::Setup("the app is not running".into())
+            })?,
             domain: cfg.server.domain.clone(),
             certs,
             threads: cfg.edge.threads,

@@ -1,6 +1,8 @@
-//! Who is on the other end of a request, as the edge saw it.
+//! Who is on the other end of a request.
 //!
-//! The app listens on loopback only, so its TCP peer is the edge (or the VPN bridge). The edge
+//! Most connections are the client's own, handed over by the edge: the app knows the client's
+//! address and whether it came over TLS ([`Direct`]), and ignores every `X-Forwarded-*` header
+//! on them. Requests the edge proxies arrive on the internal loopback address: there the edge
 //! *appends* the client's address to `X-Forwarded-For` and *sets* `X-Forwarded-Proto` and
 //! `X-Forwarded-Host`, so the last `X-Forwarded-For` entry is the one to trust: anything before
 //! it came from the client and may be forged.
@@ -8,6 +10,8 @@
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
+
+use super::workers::Direct;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -24,8 +28,6 @@ pub struct ClientInfo {
 
 impl ClientInfo {
     pub fn of(req: &HttpRequest) -> Self {
-        let peer = req.peer_addr().map(|a| a.ip());
-        let from_edge = peer.is_some_and(|ip| ip.is_loopback());
         let header = |name: &str| {
             req.headers()
                 .get(name)
@@ -33,6 +35,15 @@ impl ClientInfo {
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
         };
+        if let Some(direct) = req.conn_data::<Direct>() {
+            return Self {
+                ip: direct.peer.map(|a| a.ip()),
+                scheme: if direct.tls { "https" } else { "http" },
+                host: header("host").map(str::to_string),
+            };
+        }
+        let peer = req.peer_addr().map(|a| a.ip());
+        let from_edge = peer.is_some_and(|ip| ip.is_loopback());
         if !from_edge {
             return Self {
                 ip: peer,

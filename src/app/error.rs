@@ -36,6 +36,9 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     NotReady(String),
+    /// 421: this connection is not the one to ask for that host (its client should open another).
+    #[error("{0}")]
+    Misdirected(String),
     /// The message is logged; the client sees a generic text.
     #[error("internal error: {0}")]
     Internal(String),
@@ -53,6 +56,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::NotReady(_) => "not_ready",
+            Self::Misdirected(_) => "misdirected_request",
             Self::Internal(_) => "internal",
         }
     }
@@ -69,6 +73,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,5 +1,6 @@
 //! The application server (actix-web): the API, the OAuth2/OIDC provider later, the LiveView
-//! UI and its assets. It listens only on an internal loopback address; the edge forwards to it.
+//! UI and its assets. It serves the client connections the edge hands it ([`workers`]), and
+//! listens on an internal loopback address for the requests the edge proxies.
 
 pub mod api;
 pub mod client;
@@ -8,14 +9,17 @@ pub mod metrics;
 pub mod pages;
 pub mod ratelimit;
 pub mod session;
+pub mod workers;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
 
-use actix_web::dev::{ServerHandle, Service};
-use actix_web::{App as ActixApp, HttpServer, web};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix_web::dev::Service;
+use actix_web::{App as ActixApp, web};
 use futures::FutureExt;
-use tokio::task::JoinHandle;
 
 pub use self::client::ClientInfo;
 pub use self::error::ApiError;
@@ -42,6 +46,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub db: Db,
     pub started_at: Instant,
+    /// `.containers.<domain>`: hosts the app never answers for.
+    containers_suffix: String,
     openapi: String,
 }
 
@@ -68,6 +74,7 @@ impl AppState {
             metrics,
             db,
             started_at: Instant::now(),
+            containers_suffix: format!(".containers.{}", cfg.server.domain.to_ascii_lowercase()),
             openapi: api::openapi_document(),
         })
     }
@@ -85,9 +92,25 @@ pub enum AppError {
 /// A running app server.
 pub struct App {
     addr: SocketAddr,
-    handle: ServerHandle,
-    task: JoinHandle<std::io::Result<()>>,
+    workers: workers::Workers,
+    in_flight: Arc<AtomicUsize>,
     gateways: crate::gateway::GatewayRegistry,
+}
+
+/// Counts a request while it is being answered.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(n: &Arc<AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Self(n.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl App {
@@ -110,8 +133,12 @@ impl App {
             .map(usize::from)
             .unwrap_or(2)
             .clamp(1, 8);
-        let server = HttpServer::new(move || {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let counter = in_flight.clone();
+        let factory = move || {
             let metrics = state.metrics.clone();
+            let counter = counter.clone();
+            let containers_suffix = state.containers_suffix.clone();
             ActixApp::new()
                 .app_data(state.clone())
                 .app_data(
@@ -131,7 +158,20 @@ impl App {
                     let method = req.method().as_str().to_owned();
                     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
                     let metrics = metrics.clone();
-                    srv.call(req).map(move |res| {
+                    let counted = InFlight::new(&counter);
+                    if asks_for_container(&req, &containers_suffix) {
+                        // A client that reused an app connection for a container host (an
+                        // HTTP/2 client coalescing connections, say) is told to open another,
+                        // which the edge routes to the container.
+                        let err = ApiError::Misdirected(
+                            "this connection serves the app; open a new one for a container".into(),
+                        );
+                        return futures::future::Either::Left(futures::future::ready(Ok(
+                            req.error_response(err),
+                        )));
+                    }
+                    futures::future::Either::Right(srv.call(req).map(move |res| {
+                        drop(counted);
                         let status = match &res {
                             Ok(r) => r.status().as_u16(),
                             Err(e) => e.as_response_error().status_code().as_u16(),
@@ -149,41 +189,66 @@ impl App {
                             .with_label_values(&[route.as_str()])
                             .observe(started.elapsed().as_secs_f64());
                         res
-                    })
+                    }))
                 })
                 .configure(api::routes)
                 .configure(pages::routes)
                 .configure(ui.clone())
                 .default_service(web::to(not_found))
-        })
-        .keep_alive(KEEP_ALIVE)
-        .disable_signals()
-        .shutdown_timeout(3)
-        .workers(workers)
-        .listen(listener)
-        .map_err(|source| AppError::Listen { addr, source })?
-        .run();
-        let handle = server.handle();
-        let task = tokio::spawn(server);
+        };
+        let workers = workers::Workers::start(factory, workers, listener)
+            .map_err(|source| AppError::Listen { addr, source })?;
         Ok(App {
             addr,
-            handle,
-            task,
+            workers,
+            in_flight,
             gateways,
         })
+    }
+
+    /// Where the edge hands client connections.
+    pub fn door(&self) -> Arc<dyn crate::edge::Handoff> {
+        Arc::new(self.workers.door())
+    }
+
+    /// Closes every collaboration connection (1001) after making every project durable; the
+    /// first step of stopping, while clients can still be told.
+    pub async fn stop_gateways(&self) {
+        self.gateways.shutdown().await;
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// Stops accepting, lets requests in flight finish (bounded by the shutdown timeout).
+    /// Stops accepting, lets requests in flight finish (at most 3 s), then closes every
+    /// connection.
     pub async fn stop(self) {
         // Gateways first: clients are told (1001), every project is durable and snapshotted.
         self.gateways.shutdown().await;
-        self.handle.stop(true).await;
-        let _ = self.task.await;
+        let deadline = Instant::now() + std::time::Duration::from_secs(3);
+        while self.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.workers.stop().await;
     }
+}
+
+/// Whether a request on a connection the app serves directly names a container host.
+fn asks_for_container(req: &actix_web::dev::ServiceRequest, suffix: &str) -> bool {
+    if req.conn_data::<workers::Direct>().is_none() {
+        return false;
+    }
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host())
+        .unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+    });
+    host.trim_end_matches('.').to_ascii_lowercase().ends_with(suffix)
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

@@ -1,9 +1,15 @@
 //! The front door (Pingora), in-process on its own threads with a shutdown signal we control.
 //!
-//! It listens on `[edge] http` (and `https`, with certificates from [`certs::CertStore`]),
-//! routes `<anything>.containers.<domain>` to container services (a clear 404 page until
-//! containers exist) and everything else to the app on its internal address, setting
-//! `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`. WebSocket upgrades pass through.
+//! It listens on `[edge] http` (and `https`, with certificates from [`certs::CertStore`]).
+//! Each new connection is routed once, by what it asks for first: `<anything>.containers.<domain>`
+//! (the Host of a plain connection's first request, the SNI name of a TLS one) goes to the
+//! Pingora proxy for container services (a clear 404 page until containers exist); everything
+//! else is *handed* to the app ([`Handoff`]): the app serves the client's own connection, with
+//! no second hop. A plain TCP connection moves to the app's threads whole (its first request is
+//! only peeked at, never consumed); a TLS connection stays decrypted by the edge's TLS stream.
+//! TLS connections that negotiated HTTP/2 stay with Pingora, which proxies each request to the
+//! app's internal address with `X-Forwarded-For`, `-Proto` and `-Host` set (as it does for
+//! requests on a container connection that ask for the app).
 
 pub mod certs;
 
@@ -14,12 +20,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora::apps::ServerApp;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::listeners::tls::TlsSettings;
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{ProxyHttp, Session, http_proxy_service};
+use pingora::protocols::{ALPN, Stream};
+use pingora::proxy::{HttpProxy, ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
-use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::listening::Service;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 
 /// How long an idle pooled connection to the app is kept (the app keeps them
@@ -43,12 +53,46 @@ pub enum EdgeError {
 pub struct EdgeSettings {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
-    /// The app's internal address.
+    /// The app's internal address (for requests the edge proxies).
     pub app: SocketAddr,
+    /// Where client connections for the app are handed.
+    pub handoff: Arc<dyn Handoff>,
     pub domain: String,
     pub certs: Arc<CertStore>,
     /// Proxy threads; 0 = one per core.
     pub threads: usize,
+}
+
+/// A client connection's byte stream (TLS already terminated).
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ClientIo for T {}
+
+/// The bytes of a connection handed to the app.
+pub enum HandedIo {
+    /// A plain TCP connection, moved whole (not yet registered with any runtime).
+    Tcp(std::net::TcpStream),
+    /// A TLS connection: the edge's decrypting stream.
+    Tls(Box<dyn ClientIo>),
+}
+
+/// A client connection the app serves directly.
+pub struct HandedConnection {
+    pub io: HandedIo,
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+}
+
+impl HandedConnection {
+    /// Whether the client reached us over TLS.
+    pub fn tls(&self) -> bool {
+        matches!(self.io, HandedIo::Tls(_))
+    }
+}
+
+/// Whoever serves the app's connections (the app, in `serve`).
+pub trait Handoff: Send + Sync {
+    /// Takes the connection over; dropping it closes it.
+    fn hand(&self, conn: HandedConnection);
 }
 
 /// A running edge. Dropping it without [`Edge::stop`] leaves the threads running.
@@ -97,23 +141,29 @@ impl Edge {
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
         let containers_suffix = format!(".containers.{}", s.domain.to_ascii_lowercase());
-        if let Some(addr) = s.http {
+        let conf = server.configuration.clone();
+        let door = |tls: bool| {
             let front = Front {
                 app: s.app,
-                tls: false,
+                tls,
                 containers_suffix: containers_suffix.clone(),
             };
-            let mut svc = http_proxy_service(&server.configuration, front);
+            let mut proxy = HttpProxy::new(front, conf.clone());
+            proxy.handle_init_modules();
+            Door {
+                proxy: Arc::new(proxy),
+                handoff: s.handoff.clone(),
+                tls,
+                containers_suffix: containers_suffix.clone(),
+            }
+        };
+        if let Some(addr) = s.http {
+            let mut svc = Service::new("edge http".into(), door(false));
             svc.add_tcp(&addr.to_string());
             server.add_service(svc);
         }
         if let Some(addr) = s.https {
-            let front = Front {
-                app: s.app,
-                tls: true,
-                containers_suffix,
-            };
-            let mut svc = http_proxy_service(&server.configuration, front);
+            let mut svc = Service::new("edge https".into(), door(true));
             let mut tls =
                 TlsSettings::intermediate("", "").map_err(|e| EdgeError::Setup(e.to_string()))?;
             tls.set_cert_resolver(s.certs.clone());
@@ -175,6 +225,156 @@ impl Edge {
             }
         }
     }
+}
+
+/// How long a new plain connection may take to say which host it wants.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of a first request is looked at to find its host.
+const HEAD_PEEK: usize = 8 * 1024;
+
+/// Routes each new connection of one listener: to the container proxy, or to the app.
+struct Door {
+    proxy: Arc<HttpProxy<Front>>,
+    handoff: Arc<dyn Handoff>,
+    tls: bool,
+    /// `.containers.<domain>`
+    containers_suffix: String,
+}
+
+impl Door {
+    fn is_container(&self, host: &str) -> bool {
+        host.trim_end_matches('.')
+            .to_ascii_lowercase()
+            .ends_with(&self.containers_suffix)
+    }
+
+    /// Serves a connection through the Pingora proxy, reused requests included.
+    async fn proxy(&self, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let mut next = self.proxy.process_new(stream, shutdown).await;
+        while let Some(s) = next {
+            next = self.proxy.process_new(s, shutdown).await;
+        }
+        None
+    }
+
+    /// A plain connection's first request host, peeked at (nothing is consumed), and the
+    /// connection as a std socket the app can take. `None`: the client went away or said nothing.
+    async fn peek_host(stream: &Stream) -> Option<(Option<String>, std::net::TcpStream)> {
+        use std::os::fd::BorrowedFd;
+        use tokio::io::unix::AsyncFd;
+        // SAFETY: the descriptor belongs to `stream`, which outlives this call; we only
+        // duplicate it.
+        let fd = unsafe { BorrowedFd::borrow_raw(stream.id()) };
+        let dup = std::net::TcpStream::from(fd.try_clone_to_owned().ok()?);
+        // SAFETY: `dup` owns its descriptor, which stays open until `into_inner` gives it back.
+        let afd = unsafe { AsyncFd::register(dup) }.ok()?;
+        let mut buf = vec![0u8; HEAD_PEEK];
+        let host = tokio::time::timeout(HEAD_TIMEOUT, async {
+            loop {
+                let mut ready = afd.readable().await.ok()?;
+                match ready.try_io(|s| s.get_ref().peek(&mut buf)) {
+                    Ok(Ok(0)) | Ok(Err(_)) => return None,
+                    Ok(Ok(n)) => match head_host(&buf[..n], n == buf.len()) {
+                        Head::Host(h) => return Some(Some(h)),
+                        Head::Unknown => return Some(None),
+                        // Wait for more bytes (the edge-triggered readiness is re-armed).
+                        Head::NeedMore => ready.clear_ready(),
+                    },
+                    Err(_would_block) => {}
+                }
+            }
+        })
+        .await
+        .ok()??;
+        Some((host, afd.into_inner()))
+    }
+}
+
+#[async_trait]
+impl ServerApp for Door {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+        if self.tls {
+            let sni = stream
+                .get_ssl()
+                .and_then(|t| t.server_name())
+                .unwrap_or_default();
+            if self.is_container(sni) || stream.selected_alpn_proto() == Some(ALPN::H2) {
+                return self.proxy(stream, shutdown).await;
+            }
+            self.handoff.hand(HandedConnection {
+                io: HandedIo::Tls(Box::new(stream)),
+                peer,
+            });
+            return None;
+        }
+        let (host, socket) = Self::peek_host(&stream).await?;
+        if host.as_deref().is_some_and(|h| self.is_container(h)) {
+            drop(socket);
+            return self.proxy(stream, shutdown).await;
+        }
+        // The app takes the socket; the edge's own handle on it goes (this closes only the
+        // edge's descriptor, not the connection).
+        drop(stream);
+        self.handoff.hand(HandedConnection {
+            io: HandedIo::Tcp(socket),
+            peer,
+        });
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.cleanup().await;
+    }
+}
+
+/// What a peeked request head says about its host.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    Host(String),
+    /// The head is complete (or as long as we look) and names no host.
+    Unknown,
+    NeedMore,
+}
+
+/// Finds the host of the first request in `buf` (HTTP/1.x): the absolute-form target's
+/// authority, else the Host header. Only whole lines are read.
+fn head_host(buf: &[u8], full: bool) -> Head {
+    let mut lines = buf.split_inclusive(|&b| b == b'\n');
+    let Some(first) = lines.next().filter(|l| l.ends_with(b"\n")) else {
+        return if full { Head::Unknown } else { Head::NeedMore };
+    };
+    let target = first.split(|&b| b == b' ').nth(1).unwrap_or_default();
+    for scheme in [&b"http://"[..], b"https://"] {
+        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            let end = rest
+                .iter()
+                .position(|&b| b == b'/' || b == b'?')
+                .unwrap_or(rest.len());
+            return Head::Host(strip_port(&String::from_utf8_lossy(&rest[..end])).to_string());
+        }
+    }
+    for line in lines {
+        if !line.ends_with(b"\n") {
+            break;
+        }
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            return Head::Unknown;
+        }
+        if line.len() > 5 && line[..5].eq_ignore_ascii_case(b"host:") {
+            let value = String::from_utf8_lossy(line[5..].trim_ascii()).to_string();
+            return Head::Host(strip_port(&value).to_string());
+        }
+    }
+    if full { Head::Unknown } else { Head::NeedMore }
 }
 
 /// The proxy logic of one listener.
@@ -305,6 +505,25 @@ impl ProxyHttp for Front {
 #[cfg(test)]
 mod tests {
     use super::strip_port;
+
+    #[test]
+    fn first_request_host() {
+        use super::{Head, head_host};
+        let h = |s: &str| head_host(s.as_bytes(), false);
+        assert_eq!(
+            h("GET / HTTP/1.1\r\nHost: A.containers.x:8080\r\n\r\n"),
+            Head::Host("A.containers.x".into())
+        );
+        assert_eq!(h("GET / HTTP/1.1\r\nAccept: */*\r\nhOsT:  b\r\n"), Head::Host("b".into()));
+        assert_eq!(
+            h("GET http://c.d:1/x HTTP/1.1\r\nHost: e\r\n\r\n"),
+            Head::Host("c.d".into())
+        );
+        assert_eq!(h("GET / HTTP/1.0\r\n\r\n"), Head::Unknown);
+        assert_eq!(h("GET / HTTP/1.1\r\nHost: parti"), Head::NeedMore);
+        assert_eq!(h("GET / HT"), Head::NeedMore);
+        assert_eq!(head_host(b"GET / HT", true), Head::Unknown);
+    }
 
     #[test]
     fn ports_are_stripped() {

@@ -259,3 +259,102 @@ async fn http10_without_host_is_answered() {
     );
     assert!(out.contains("\"ok\""), "{out}");
 }
+
+/// Reads one HTTP/1.1 response (head and a Content-Length body) from a raw connection.
+fn read_response(s: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, String) {
+    use std::io::{BufRead, Read};
+    let mut status = String::new();
+    s.read_line(&mut status).unwrap();
+    let code: u16 = status.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        s.read_line(&mut line).unwrap();
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).unwrap();
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Each connection is routed by its first request: the app serves its own connections
+/// directly (a later request there for a container host is told 421), the container proxy
+/// keeps its connections (a later request there for the app is proxied, with the forwarding
+/// headers set by the edge). A first request that arrives in pieces is routed all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_are_routed_by_their_first_request() {
+    use std::io::Write;
+    require_cmd("curl", "curl");
+    let server = Server::start_with(Options {
+        https: true,
+        ..Options::default()
+    });
+    let open = || {
+        let s = std::net::TcpStream::connect(server.http).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        (s.try_clone().unwrap(), std::io::BufReader::new(s))
+    };
+    // An app connection.
+    let (mut w, mut r) = open();
+    w.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut r).0, 200);
+    w.write_all(b"GET / HTTP/1.1\r\nHost: x.containers.localhost\r\n\r\n")
+        .unwrap();
+    let (code, body) = read_response(&mut r);
+    assert_eq!(code, 421, "{body}");
+    assert!(body.contains("misdirected_request"), "{body}");
+    // Forged forwarding headers mean nothing on a direct connection.
+    w.write_all(
+        b"GET /api/v1/status HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n\r\n",
+    )
+    .unwrap();
+    let (code, body) = read_response(&mut r);
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["request"]["ip"], "127.0.0.1", "{v}");
+    assert_eq!(v["request"]["scheme"], "http", "{v}");
+
+    // A container connection, its first request in two pieces.
+    let (mut w, mut r) = open();
+    w.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.write_all(b"Host: x.containers.localhost\r\n\r\n").unwrap();
+    let (code, body) = read_response(&mut r);
+    assert_eq!(code, 404);
+    assert!(body.contains("No such container service"), "{body}");
+    w.write_all(
+        b"GET /api/v1/status HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n",
+    )
+    .unwrap();
+    let (code, body) = read_response(&mut r);
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["request"]["ip"], "127.0.0.1", "{v}");
+
+    // TLS over HTTP/1.1 is served directly too (HTTP/2 goes through the proxy: the test above).
+    let https = server.https.unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--http1.1", "-H", "X-Forwarded-Proto: http", "--cacert"])
+        .arg(server.data_dir.join("tls/self-signed.crt"))
+        .arg("--resolve")
+        .arg(format!("localhost:{}:127.0.0.1", https.port()))
+        .arg(format!("https://localhost:{}/api/v1/status", https.port()))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["request"]["scheme"], "https", "{v}");
+    assert_eq!(v["request"]["ip"], "127.0.0.1", "{v}");
+    assert_eq!(
+        v["request"]["host"],
+        format!("localhost:{}", https.port()),
+        "{v}"
+    );
+}

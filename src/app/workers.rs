@@ -1,0 +1,307 @@
+//! The app's HTTP worker threads. Each runs one actix runtime with its own instance of the app
+//! and serves two kinds of connections:
+//!
+//! - client connections the edge hands over ([`crate::edge::Handoff`]): the app talks to the
+//!   client directly, knowing its address and whether it came over TLS ([`Direct`]);
+//! - connections to the internal address (requests the edge proxies, and the VPN bridge), whose
+//!   client facts come from the edge's `X-Forwarded-*` headers.
+//!
+//! Connections are spread round-robin over the workers, as actix-web's own server does.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_http::body::MessageBody;
+use actix_http::{Extensions, HttpService, Protocol, Request, Response};
+use actix_service::{IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt, map_config};
+use actix_web::dev::AppConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
+
+use crate::edge::{ClientIo, HandedConnection, HandedIo, Handoff};
+
+/// Facts about a client connection the app serves directly (not through the edge's proxy).
+#[derive(Debug, Clone, Copy)]
+pub struct Direct {
+    pub peer: Option<SocketAddr>,
+    pub tls: bool,
+}
+
+/// A connection on its way to a worker.
+enum Incoming {
+    /// Accepted on the internal address.
+    Internal(std::net::TcpStream, Option<SocketAddr>),
+    Handed(HandedConnection),
+}
+
+/// A connection's bytes, as a worker serves them.
+pub struct AppIo {
+    inner: Inner,
+    direct: Option<Direct>,
+}
+
+enum Inner {
+    Tcp(tokio::net::TcpStream),
+    Tls(Box<dyn ClientIo>),
+}
+
+impl AsyncRead for AppIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Inner::Tls(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for AppIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().inner {
+            Inner::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Inner::Tls(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().inner {
+            Inner::Tcp(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            Inner::Tls(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.inner {
+            Inner::Tcp(s) => s.is_write_vectored(),
+            Inner::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Inner::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().inner {
+            Inner::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Inner::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The running workers.
+pub struct Workers {
+    senders: Arc<Vec<mpsc::UnboundedSender<Incoming>>>,
+    next: Arc<AtomicUsize>,
+    threads: Vec<JoinHandle<()>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+/// The edge's way in: hands client connections to the workers.
+#[derive(Clone)]
+pub struct Door {
+    senders: std::sync::Weak<Vec<mpsc::UnboundedSender<Incoming>>>,
+    next: Arc<AtomicUsize>,
+}
+
+fn pick(senders: &[mpsc::UnboundedSender<Incoming>], next: &AtomicUsize, conn: Incoming) {
+    if senders.is_empty() {
+        return;
+    }
+    let i = next.fetch_add(1, Ordering::Relaxed) % senders.len();
+    // A worker that has stopped drops the connection, which closes it.
+    let _ = senders[i].send(conn);
+}
+
+impl Handoff for Door {
+    fn hand(&self, conn: HandedConnection) {
+        if let Some(senders) = self.senders.upgrade() {
+            pick(&senders, &self.next, Incoming::Handed(conn));
+        }
+    }
+}
+
+impl Workers {
+    /// Starts `n` workers, each with the app `factory` builds, and accepts on `listener`
+    /// (the internal address).
+    pub fn start<F, I, S, B>(
+        factory: F,
+        n: usize,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<Workers>
+    where
+        F: Fn() -> I + Send + Clone + 'static,
+        I: IntoServiceFactory<S, Request>,
+        S: ServiceFactory<Request, Config = AppConfig> + 'static,
+        S::Error: Into<actix_web::Error> + 'static,
+        S::InitError: std::fmt::Debug,
+        S::Response: Into<Response<B>> + 'static,
+        <S::Service as Service<Request>>::Future: 'static,
+        S::Service: 'static,
+        B: MessageBody + 'static,
+    {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let mut senders = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n.max(1) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            let factory = factory.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("app-{i}"))
+                    .spawn(move || worker(factory, rx))?,
+            );
+        }
+        let senders = Arc::new(senders);
+        let next = Arc::new(AtomicUsize::new(0));
+        let accept = {
+            let senders = Arc::downgrade(&senders);
+            let next = next.clone();
+            tokio::spawn(async move {
+                loop {
+                    let (stream, peer) = match listener.accept().await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "app: accept failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(stream) = stream.into_std() else { continue };
+                    let Some(senders) = senders.upgrade() else { return };
+                    pick(&senders, &next, Incoming::Internal(stream, Some(peer)));
+                }
+            })
+        };
+        Ok(Workers {
+            senders,
+            next,
+            threads,
+            accept,
+        })
+    }
+
+    pub fn door(&self) -> Door {
+        Door {
+            senders: Arc::downgrade(&self.senders),
+            next: self.next.clone(),
+        }
+    }
+
+    /// Stops taking connections and ends the workers (their open connections close).
+    pub async fn stop(self) {
+        self.accept.abort();
+        drop(self.senders);
+        let threads = self.threads;
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        });
+        if tokio::time::timeout(Duration::from_secs(3), joined)
+            .await
+            .is_err()
+        {
+            tracing::warn!("app workers did not stop within 3 s");
+        }
+    }
+}
+
+fn worker<F, I, S, B>(factory: F, mut rx: mpsc::UnboundedReceiver<Incoming>)
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    <S::Service as Service<Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let app = factory()
+            .into_factory()
+            .map_err(|e| e.into().error_response());
+        let http = HttpService::build()
+            .keep_alive(super::KEEP_ALIVE)
+            .on_connect_ext(|io: &AppIo, ext: &mut Extensions| {
+                if let Some(d) = io.direct {
+                    ext.insert(d);
+                }
+            })
+            .finish(map_config(app, |_| AppConfig::default()));
+        let service = match http.new_service(()).await {
+            Ok(s) => Rc::new(s),
+            Err(e) => {
+                tracing::error!(error = ?e, "app worker could not build the app");
+                return;
+            }
+        };
+        while let Some(conn) = rx.recv().await {
+            let (io, peer) = match conn {
+                Incoming::Internal(s, peer) => match tokio::net::TcpStream::from_std(s) {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        (
+                            AppIo {
+                                inner: Inner::Tcp(s),
+                                direct: None,
+                            },
+                            peer,
+                        )
+                    }
+                    Err(_) => continue,
+                },
+                Incoming::Handed(HandedConnection { io, peer }) => {
+                    let (inner, tls) = match io {
+                        HandedIo::Tcp(s) => match tokio::net::TcpStream::from_std(s) {
+                            Ok(s) => {
+                                let _ = s.set_nodelay(true);
+                                (Inner::Tcp(s), false)
+                            }
+                            Err(_) => continue,
+                        },
+                        HandedIo::Tls(s) => (Inner::Tls(s), true),
+                    };
+                    (
+                        AppIo {
+                            inner,
+                            direct: Some(Direct { peer, tls }),
+                        },
+                        peer,
+                    )
+                }
+            };
+            let service = service.clone();
+            actix_web::rt::spawn(async move {
+                let _ = service.call((io, Protocol::Http1, peer)).await;
+            });
+        }
+    });
+}
