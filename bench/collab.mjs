@@ -51,6 +51,8 @@ async function startDemiurge () {
       DEMIURGE_LOG__LEVEL: 'warn',
       DEMIURGE_AUTH__LOGIN_RATE: '1000000/1s',
       DEMIURGE_GATEWAY__MAX_CLIENTS_PER_PROJECT: '100000',
+      // Settings to try (DEMIURGE_GATEWAY__BROADCAST_INTERVAL=0s, ...) pass through.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('DEMIURGE_'))),
     },
     stdio: 'ignore',
   })
@@ -85,7 +87,9 @@ async function startNode () {
 const updateMessage = (update) => { const e = encoding.createEncoder(); encoding.writeVarUint(e, 0); syncProtocol.writeUpdate(e, update); return encoding.toUint8Array(e) }
 const step1Message = (doc) => { const e = encoding.createEncoder(); encoding.writeVarUint(e, 0); syncProtocol.writeSyncStep1(e, doc); return encoding.toUint8Array(e) }
 const open = (url) => new Promise((resolve, reject) => { const ws = new WebSocket(url); ws.binaryType = 'nodebuffer'; ws.on('open', () => resolve(ws)); ws.on('error', reject) })
-const MARK = /@(\d+\.\d+)#/g
+// Each marker names its client: a server may send a client's own change back inside a merged
+// frame (harmless to Yjs); only the others' changes count.
+const MARK = /@(\d+):(\d+\.\d+)#/g
 
 function percentile (sorted, p) { return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN }
 
@@ -102,7 +106,7 @@ async function fanout (server, n, secs) {
       const s = data.toString('latin1')
       let m
       MARK.lastIndex = 0
-      while ((m = MARK.exec(s)) !== null) { lat.push(now() - Number(m[1])); delivered++ }
+      while ((m = MARK.exec(s)) !== null) { if (Number(m[1]) !== i) { lat.push(now() - Number(m[2])); delivered++ } }
     })
     const doc = new Y.Doc()
     doc.on('update', (u) => { if (ws.readyState === 1) ws.send(updateMessage(u)) })
@@ -115,7 +119,7 @@ async function fanout (server, n, secs) {
   const cpu0 = cpuSeconds(server.pid); const t0 = now()
   let sent = 0
   const timers = clients.map((c, i) => setTimeout(() => {
-    const tick = () => { c.text.insert(c.text.length, `@${now().toFixed(3)}#`); sent++ }
+    const tick = () => { c.text.insert(c.text.length, `@${i}:${now().toFixed(3)}#`); sent++ }
     tick()
     c.timer = setInterval(tick, 1000)
   }, (1000 * i) / n))

@@ -85,6 +85,14 @@ pub struct GatewayConfig {
     /// How often an idle client is pinged; one silent for two of these is closed.
     #[serde(with = "humantime_serde")]
     pub keepalive: std::time::Duration,
+    /// Changes made durable within this long of the last broadcast go out together, as one
+    /// merged frame per client (0: each as soon as it is durable).
+    #[serde(with = "humantime_serde")]
+    pub broadcast_interval: std::time::Duration,
+    /// Client frames per second one project aims to stay under: a project with many clients
+    /// stretches its broadcast interval to `clients / broadcast_budget` (so a large room gets
+    /// bigger merged frames, not more of them).
+    pub broadcast_budget: usize,
     /// Log entries after which the log is folded into a snapshot.
     pub compact_after: usize,
     /// An automatic history point is saved after this long of activity.
@@ -103,6 +111,8 @@ impl Default for GatewayConfig {
             client_buffer: 1024,
             tick: std::time::Duration::from_secs(1),
             keepalive: std::time::Duration::from_secs(30),
+            broadcast_interval: std::time::Duration::from_millis(10),
+            broadcast_budget: 40_000,
             compact_after: 1000,
             history_interval: std::time::Duration::from_secs(10 * 60),
             history_keep: 50,
@@ -549,9 +559,13 @@ impl Config {
                 "gateway: idle_stop, project_idle_unload, tick, keepalive and history_interval must be longer than 0".into(),
             ));
         }
-        if g.max_clients_per_project == 0 || g.client_buffer < 16 || g.compact_after == 0 {
+        if g.max_clients_per_project == 0
+            || g.client_buffer < 16
+            || g.compact_after == 0
+            || g.broadcast_budget == 0
+        {
             return Err(ConfigError::Invalid(
-                "gateway: max_clients_per_project and compact_after must be at least 1, client_buffer at least 16".into(),
+                "gateway: max_clients_per_project, compact_after and broadcast_budget must be at least 1, client_buffer at least 16".into(),
             ));
         }
         if self.log.level.trim().is_empty() {

@@ -192,9 +192,11 @@ async fn start_all(
             http: cfg.edge.http.0,
             https: cfg.edge.https.0,
             app: app_addr,
-            handoff: running.app.as_ref().map(App::door).ok_or_else(|| {
-                EdgeError::Setup("the app is not running".into())
-            })?,
+            handoff: running
+                .app
+                .as_ref()
+                .map(App::door)
+                .ok_or_else(|| EdgeError::Setup("the app is not running".into()))?,
             domain: cfg.server.domain.clone(),
             certs,
             threads: cfg.edge.threads,

@@ -167,7 +167,7 @@ impl App {
                             "this connection serves the app; open a new one for a container".into(),
                         );
                         return futures::future::Either::Left(futures::future::ready(Ok(
-                            req.error_response(err),
+                            req.error_response(err)
                         )));
                     }
                     futures::future::Either::Right(srv.call(req).map(move |res| {
@@ -246,9 +246,15 @@ fn asks_for_container(req: &actix_web::dev::ServiceRequest, suffix: &str) -> boo
         .or_else(|| req.uri().host())
         .unwrap_or_default();
     let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
     });
-    host.trim_end_matches('.').to_ascii_lowercase().ends_with(suffix)
+    host.trim_end_matches('.')
+        .to_ascii_lowercase()
+        .ends_with(suffix)
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

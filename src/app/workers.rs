@@ -93,7 +93,10 @@ impl AsyncWrite for AppIo {
         }
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match &mut self.get_mut().inner {
             Inner::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
             Inner::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
@@ -191,8 +194,12 @@ impl Workers {
                             continue;
                         }
                     };
-                    let Ok(stream) = stream.into_std() else { continue };
-                    let Some(senders) = senders.upgrade() else { return };
+                    let Ok(stream) = stream.into_std() else {
+                        continue;
+                    };
+                    let Some(senders) = senders.upgrade() else {
+                        return;
+                    };
                     pick(&senders, &next, Incoming::Internal(stream, Some(peer)));
                 }
             })

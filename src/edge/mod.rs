@@ -514,7 +514,10 @@ mod tests {
             h("GET / HTTP/1.1\r\nHost: A.containers.x:8080\r\n\r\n"),
             Head::Host("A.containers.x".into())
         );
-        assert_eq!(h("GET / HTTP/1.1\r\nAccept: */*\r\nhOsT:  b\r\n"), Head::Host("b".into()));
+        assert_eq!(
+            h("GET / HTTP/1.1\r\nAccept: */*\r\nhOsT:  b\r\n"),
+            Head::Host("b".into())
+        );
         assert_eq!(
             h("GET http://c.d:1/x HTTP/1.1\r\nHost: e\r\n\r\n"),
             Head::Host("c.d".into())

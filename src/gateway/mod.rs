@@ -324,8 +324,31 @@ pub struct GatewayRegistry {
 pub struct Connection {
     conn: u64,
     tx: mpsc::Sender<Cmd>,
+    /// Taken by [`Self::outbox`] when the transport reads frames itself.
+    rx: Option<mpsc::Receiver<Arc<[u8]>>>,
+    kicked: Arc<Mutex<Option<Close>>>,
+}
+
+/// The frames for one client, for a transport that polls them itself (the WebSocket body does,
+/// so a frame goes from the project task to the socket with no task in between).
+pub struct Outbox {
     rx: mpsc::Receiver<Arc<[u8]>>,
     kicked: Arc<Mutex<Option<Close>>>,
+}
+
+impl Outbox {
+    /// The next frame; `Ready(None)` once the gateway closed the connection (see [`Self::closed`]).
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Arc<[u8]>>> {
+        self.rx.poll_recv(cx)
+    }
+
+    /// Why the gateway closed this connection, if it did.
+    pub fn closed(&self) -> Option<Close> {
+        self.kicked.lock().ok().and_then(|k| *k)
+    }
 }
 
 impl Connection {
@@ -340,9 +363,21 @@ impl Connection {
             .is_ok()
     }
 
-    /// The next frame for the client; `None` once the gateway closed it (see [`Self::closed`]).
+    /// The next frame for the client; `None` once the gateway closed it (see [`Self::closed`]),
+    /// or if the frames were taken by [`Self::outbox`].
     pub async fn recv(&mut self) -> Option<Arc<[u8]>> {
-        self.rx.recv().await
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => None,
+        }
+    }
+
+    /// Takes the frames for the client, to be polled by the transport (once).
+    pub fn outbox(&mut self) -> Option<Outbox> {
+        self.rx.take().map(|rx| Outbox {
+            rx,
+            kicked: self.kicked.clone(),
+        })
     }
 
     /// Why the gateway closed this connection, if it did.
@@ -636,7 +671,7 @@ impl GatewayRegistry {
                     return Ok(Connection {
                         conn,
                         tx: h.tx.clone(),
-                        rx,
+                        rx: Some(rx),
                         kicked,
                     });
                 }

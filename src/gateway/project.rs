@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
@@ -148,6 +148,10 @@ pub(crate) struct Project {
     inflight: FuturesOrdered<Inflight>,
     held: VecDeque<(i64, Held)>,
     held_replies: VecDeque<(i64, EventReply, EventOutcome)>,
+    /// Durable changes waiting for the next broadcast (`broadcast_interval`), and when the
+    /// last one went out.
+    unsent: Vec<(u64, Vec<u8>)>,
+    last_broadcast: Instant,
     compacting: Option<tokio::task::JoinHandle<()>>,
     /// The whole document as a sync step 2 frame, and the change it reflects.
     whole: Option<(i64, Arc<[u8]>)>,
@@ -212,6 +216,8 @@ impl Project {
             inflight: FuturesOrdered::new(),
             held: VecDeque::new(),
             held_replies: VecDeque::new(),
+            unsent: Vec::new(),
+            last_broadcast: Instant::now(),
             compacting: None,
             whole: None,
             last_activity: Instant::now(),
@@ -294,11 +300,14 @@ impl Project {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut write_snapshot = true;
         loop {
+            let flush_at = self.last_broadcast + self.broadcast_every();
+            let flush_pending = !self.unsent.is_empty();
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
                     match cmd {
                         Cmd::Stop { close, done } => {
+                            self.flush_unsent();
                             self.kick_all(close);
                             rx.close();
                             self.finish(&mut rx, true).await;
@@ -330,6 +339,9 @@ impl Project {
                     if let Some((seq, _)) = answers.last() {
                         self.made_durable(*seq);
                     }
+                }
+                _ = tokio::time::sleep_until(flush_at.into()), if flush_pending => {
+                    self.flush_unsent();
                 }
                 _ = tick.tick() => {
                     self.tick().await;
@@ -696,13 +708,17 @@ impl Project {
                 Some((_, Held::Change { from, delta })) => changes.push((from, delta)),
                 Some((_, Held::Reply { conn, frame })) => {
                     // In order: the changes released before this reply go first.
-                    self.broadcast_changes(std::mem::take(&mut changes));
+                    self.unsent.append(&mut changes);
+                    self.flush_unsent();
                     self.send_now(conn, frame);
                 }
                 None => break,
             }
         }
-        self.broadcast_changes(changes);
+        self.unsent.append(&mut changes);
+        if self.last_broadcast.elapsed() >= self.broadcast_every() {
+            self.flush_unsent();
+        }
         while let Some((needs, _, _)) = self.held_replies.front() {
             if *needs > self.durable {
                 break;
@@ -712,6 +728,25 @@ impl Project {
             }
         }
         self.maybe_compact();
+    }
+
+    /// How long after a broadcast the next may go: `broadcast_interval`, stretched so the
+    /// project sends at most about `broadcast_budget` client frames per second.
+    fn broadcast_every(&self) -> Duration {
+        let budget = self.settings.broadcast_budget.max(1) as f64;
+        self.settings
+            .broadcast_interval
+            .max(Duration::from_secs_f64(self.members.len() as f64 / budget))
+    }
+
+    /// Broadcasts the durable changes not sent yet.
+    fn flush_unsent(&mut self) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.unsent);
+        self.broadcast_changes(changes);
+        self.last_broadcast = Instant::now();
     }
 
     /// Sends durable changes as one update frame (merged when there are several). Everyone

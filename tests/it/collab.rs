@@ -921,3 +921,104 @@ async fn a_client_that_stops_reading_is_dropped_not_waited_for() {
     assert_eq!(writer.closed(), None);
     gateways.shutdown().await;
 }
+
+/// Changes made durable within `broadcast_interval` of the last broadcast reach the others as
+/// one merged frame; with the interval at 0 each goes out alone. Every change arrives either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn broadcasts_are_paced_into_merged_frames() {
+    use demiurge::gateway::{ClientUser, GatewayRegistry, Modules, Settings};
+    use yrs::updates::decoder::{Decode, DecoderV1};
+    use yrs::updates::encoder::Encode;
+    use yrs::{GetString, Map, ReadTxn, Text, Transact};
+
+    let mut server = Server::start_with(options(None, &[]));
+    let t = team(&server).await;
+    server.stop();
+    let db = demiurge::db::Db::connect(
+        &demiurge::config::DatabaseUrl::Sqlite(server.data_dir.join("demiurge.db")),
+        None,
+    )
+    .await
+    .unwrap();
+    // Frames the reader gets while the writer sends 10 changes 25 ms apart.
+    let run = |interval: Duration| {
+        let db = db.clone();
+        let (org, pid) = (t.org.clone(), t.pid.clone());
+        async move {
+            let settings = Settings {
+                broadcast_interval: interval,
+                ..Settings::default()
+            };
+            let gateways = GatewayRegistry::new(
+                db,
+                settings,
+                Modules::builtin(),
+                &prometheus::Registry::new(),
+            )
+            .unwrap();
+            let who = |writable| ClientUser {
+                user_id: "u".into(),
+                name: "U".into(),
+                writable,
+            };
+            let writer = gateways.connect(&org, &pid, who(true)).await.unwrap();
+            let mut reader = gateways.connect(&org, &pid, who(false)).await.unwrap();
+            let key = format!("t{}", interval.as_millis());
+            let doc = yrs::Doc::new();
+            let texts = doc.get_or_insert_map("texts");
+            let frame = |u: Vec<u8>| {
+                yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(u)).encode_v1()
+            };
+            let text = {
+                let mut txn = doc.transact_mut();
+                let text = texts.insert(&mut txn, key.as_str(), yrs::TextPrelim::new(""));
+                assert!(writer.send(frame(txn.encode_update_v1())).await);
+                text
+            };
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            for i in 0..10u32 {
+                let mut txn = doc.transact_mut();
+                text.insert(&mut txn, i, "x");
+                assert!(writer.send(frame(txn.encode_update_v1())).await);
+                drop(txn);
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            let mine = yrs::Doc::new();
+            let mut frames = 0;
+            let mut len = 0;
+            while len < 10 {
+                let f = tokio::time::timeout(Duration::from_secs(10), reader.recv())
+                    .await
+                    .expect("the reader is served in time")
+                    .expect("the reader stays connected");
+                let mut decoder = DecoderV1::from(f.as_ref());
+                let mut changes = false;
+                for msg in yrs::sync::MessageReader::new(&mut decoder).flatten() {
+                    if let yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(u)) = msg {
+                        mine.transact_mut()
+                            .apply_update(yrs::Update::decode_v1(&u).unwrap())
+                            .unwrap();
+                        changes = true;
+                    }
+                }
+                let txn = mine.transact();
+                len = txn
+                    .get_map("texts")
+                    .and_then(|m| m.get(&txn, key.as_str()))
+                    .and_then(|v| v.cast::<yrs::TextRef>().ok())
+                    .map(|t| t.get_string(&txn).len())
+                    .unwrap_or(0);
+                // Count the frames that carried the 10 edits (not the hello or the creation).
+                if changes && len > 0 {
+                    frames += 1;
+                }
+            }
+            gateways.shutdown().await;
+            frames
+        }
+    };
+    let paced = run(Duration::from_millis(400)).await;
+    let unpaced = run(Duration::ZERO).await;
+    assert!(paced <= 3, "paced: {paced} frames for 10 changes");
+    assert!(unpaced >= 8, "unpaced: {unpaced} frames for 10 changes");
+}

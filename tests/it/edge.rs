@@ -326,7 +326,8 @@ async fn connections_are_routed_by_their_first_request() {
     let (mut w, mut r) = open();
     w.write_all(b"GET / HTTP/1.1\r\n").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    w.write_all(b"Host: x.containers.localhost\r\n\r\n").unwrap();
+    w.write_all(b"Host: x.containers.localhost\r\n\r\n")
+        .unwrap();
     let (code, body) = read_response(&mut r);
     assert_eq!(code, 404);
     assert!(body.contains("No such container service"), "{body}");
@@ -342,7 +343,13 @@ async fn connections_are_routed_by_their_first_request() {
     // TLS over HTTP/1.1 is served directly too (HTTP/2 goes through the proxy: the test above).
     let https = server.https.unwrap();
     let out = std::process::Command::new("curl")
-        .args(["-s", "--http1.1", "-H", "X-Forwarded-Proto: http", "--cacert"])
+        .args([
+            "-s",
+            "--http1.1",
+            "-H",
+            "X-Forwarded-Proto: http",
+            "--cacert",
+        ])
         .arg(server.data_dir.join("tls/self-signed.crt"))
         .arg("--resolve")
         .arg(format!("localhost:{}:127.0.0.1", https.port()))

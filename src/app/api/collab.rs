@@ -7,10 +7,12 @@
 //! (4401), a lost permission closes it (4403) or makes it read-only. Frames from one
 //! connection never stop the others.
 
+use actix_http::ws::{CloseCode, CloseReason, Message};
+use actix_web::body::{BodyStream, MessageBody};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use actix_ws::{CloseCode, CloseReason};
-use futures::StreamExt;
 use serde::Deserialize;
+
+use super::wsio::{InStream, Incoming, OutBody, close_message};
 
 use crate::app::AppState;
 use crate::app::error::ApiError;
@@ -139,23 +141,29 @@ async fn collab(
             },
         )
         .await;
-    let (resp, mut session, msgs) =
-        actix_ws::handle(&req, body).map_err(|e| ApiError::BadRequest {
-            code: "not_a_websocket",
-            message: format!("this endpoint speaks WebSocket only: {e}"),
-        })?;
+    let handshake = actix_http::ws::handshake(req.head()).map_err(|e| ApiError::BadRequest {
+        code: "not_a_websocket",
+        message: format!("this endpoint speaks WebSocket only: {e}"),
+    })?;
     let mut conn = match joined {
         Ok(c) => c,
         Err(GatewayError::RoomFull(_)) => {
             // Told as a close code, which every WebSocket client can see.
-            actix_web::rt::spawn(async move {
-                let _ = session.close(Some(close_reason(Close::ROOM_FULL))).await;
-            });
-            return Ok(resp);
+            return upgrade(
+                handshake,
+                BodyStream::new(closed_body(close_message(Close::ROOM_FULL))),
+            );
         }
         Err(e) => return Err(e.into()),
     };
-    let mut msgs = msgs.max_frame_size(MAX_FRAME).aggregate_continuations();
+    let Some(outbox) = conn.outbox() else {
+        return Err(ApiError::Internal(
+            "a new connection had no frames to read".into(),
+        ));
+    };
+    let (out, control) = OutBody::new(outbox);
+    let resp = upgrade(handshake, BodyStream::new(out))?;
+    let mut msgs = InStream::new(body.into_inner(), MAX_FRAME);
     let connected = state.gateways.metrics().clients_connected.clone();
     let state = state.into_inner();
     // Pinged this often; silent for two of these, it is closed.
@@ -170,6 +178,8 @@ async fn collab(
         let mut writable = writable;
         let close: Option<CloseReason> = loop {
             tokio::select! {
+                // The body ended (the gateway closed the connection, or the socket is gone).
+                _ = control.closed() => break None,
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() > keepalive_every * 2 {
                         break Some(CloseReason { code: CloseCode::Away, description: Some("no answer to keepalive pings".into()) });
@@ -177,7 +187,7 @@ async fn collab(
                     if credential.user(&state).await.is_none() {
                         conn.kick(Close::AUTH_EXPIRED).await;
                     }
-                    if session.ping(b"").await.is_err() { break None; }
+                    if control.send(Message::Ping(bytes::Bytes::new())).is_err() { break None; }
                 }
                 Ok(()) = revoked.changed() => {
                     if credential.user(&state).await.is_none() {
@@ -196,16 +206,16 @@ async fn collab(
                 msg = msgs.next() => {
                     last_heard = std::time::Instant::now();
                     let data = match msg {
-                        Some(Ok(actix_ws::AggregatedMessage::Binary(b))) => b,
-                        Some(Ok(actix_ws::AggregatedMessage::Ping(p))) => {
-                            if session.pong(&p).await.is_err() { break None; }
+                        Some(Ok(Incoming::Binary(b))) => b,
+                        Some(Ok(Incoming::Ping(p))) => {
+                            if control.send(Message::Pong(p)).is_err() { break None; }
                             continue;
                         }
-                        Some(Ok(actix_ws::AggregatedMessage::Text(_))) => {
+                        Some(Ok(Incoming::Pong)) => continue,
+                        Some(Ok(Incoming::Text)) => {
                             break Some(CloseReason { code: CloseCode::Unsupported, description: Some("binary frames only".into()) });
                         }
-                        Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => break None,
-                        Some(Ok(_)) => continue,
+                        Some(Ok(Incoming::Close)) | None => break None,
                         Some(Err(e)) => {
                             break Some(CloseReason { code: CloseCode::Size, description: Some(e.to_string()) });
                         }
@@ -214,22 +224,36 @@ async fn collab(
                         break Some(close_reason(Close::GOING_AWAY));
                     }
                 }
-                frame = conn.recv() => {
-                    match frame {
-                        Some(frame) => {
-                            // Shared with every other client of the project: no copy.
-                            if session.binary(bytes::Bytes::from_owner(frame)).await.is_err() { break None; }
-                        }
-                        None => break Some(close_reason(conn.closed().unwrap_or(Close::GOING_AWAY))),
-                    }
-                }
             }
         };
         drop(conn);
         connected.dec();
-        let _ = session.close(close).await;
+        let _ = control.send(Message::Close(close));
     });
     Ok(resp)
+}
+
+/// The 101 answer with `body` as the server's side of the socket.
+fn upgrade<B>(mut handshake: actix_http::ResponseBuilder, body: B) -> Result<HttpResponse, ApiError>
+where
+    B: MessageBody + 'static,
+{
+    handshake
+        .message_body(body.boxed())
+        .map(HttpResponse::from)
+        .map_err(|e| ApiError::Internal(format!("websocket answer: {e}")))
+}
+
+/// A body that says `msg` (a close) and ends.
+fn closed_body(
+    msg: Message,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, actix_http::ws::ProtocolError>> {
+    use tokio_util::codec::Encoder;
+    let mut buf = bytes::BytesMut::new();
+    let r = actix_http::ws::Codec::new()
+        .encode(msg, &mut buf)
+        .map(|()| buf.freeze());
+    futures::stream::iter([r])
 }
 
 fn close_reason(c: Close) -> CloseReason {

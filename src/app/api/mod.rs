@@ -11,6 +11,7 @@ pub mod collab;
 pub mod gateway;
 pub mod orgs;
 pub mod signin;
+mod wsio;
 
 use super::AppState;
 use super::client::ClientInfo;

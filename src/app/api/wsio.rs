@@ -1,0 +1,287 @@
+//! The collaboration WebSocket's two directions, written against actix-http's frame codec.
+//!
+//! Out: the response body polls the gateway's [`Outbox`] itself, so a frame goes from the
+//! project task to the socket with no task or channel in between, and every frame waiting when
+//! the body is polled goes out in one write. Control frames (pings, pongs, the close) come from
+//! the connection's handler through a small channel and go first.
+//!
+//! In: frames decoded from the request payload, continuations joined, with a size limit.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_http::ws::{Codec, Frame, Item, Message, ProtocolError};
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::gateway::{Close, Outbox};
+
+/// How much the body gathers into one chunk before handing it to the socket.
+const CHUNK: usize = 64 * 1024;
+
+/// The server's side of the socket: frames for the client.
+pub struct OutBody {
+    outbox: Outbox,
+    control: mpsc::UnboundedReceiver<Message>,
+    codec: Codec,
+    buf: BytesMut,
+    done: bool,
+}
+
+impl OutBody {
+    pub fn new(outbox: Outbox) -> (Self, mpsc::UnboundedSender<Message>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                outbox,
+                control: rx,
+                codec: Codec::new(),
+                buf: BytesMut::new(),
+                done: false,
+            },
+            tx,
+        )
+    }
+
+    /// Encodes `msg`; a close ends the body after it.
+    fn push(&mut self, msg: Message) -> Result<(), ProtocolError> {
+        let close = matches!(msg, Message::Close(_));
+        self.codec.encode(msg, &mut self.buf)?;
+        if close {
+            self.done = true;
+            self.control.close();
+        }
+        Ok(())
+    }
+}
+
+/// A close frame for the gateway's close code.
+pub fn close_message(c: Close) -> Message {
+    Message::Close(Some(actix_http::ws::CloseReason {
+        code: actix_http::ws::CloseCode::Other(c.code),
+        description: Some(c.reason.into()),
+    }))
+}
+
+impl Stream for OutBody {
+    type Item = Result<Bytes, ProtocolError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        while !this.done {
+            match this.control.poll_recv(cx) {
+                Poll::Ready(Some(msg)) => {
+                    if let Err(e) = this.push(msg) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                // The handler is gone without a close: nothing more to say.
+                Poll::Ready(None) => this.done = true,
+                Poll::Pending => break,
+            }
+        }
+        while !this.done && this.buf.len() < CHUNK {
+            match this.outbox.poll_recv(cx) {
+                Poll::Ready(Some(frame)) => {
+                    let msg = Message::Binary(Bytes::from_owner(frame));
+                    if let Err(e) = this.push(msg) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                Poll::Ready(None) => {
+                    // The gateway closed this connection: tell the client why.
+                    let why = this.outbox.closed().unwrap_or(Close::GOING_AWAY);
+                    if let Err(e) = this.push(close_message(why)) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                Poll::Pending => break,
+            }
+        }
+        if !this.buf.is_empty() {
+            return Poll::Ready(Some(Ok(this.buf.split().freeze())));
+        }
+        if this.done {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// What the client said.
+pub enum Incoming {
+    Binary(Bytes),
+    Text,
+    Ping(Bytes),
+    Pong,
+    Close,
+}
+
+/// The client's side of the socket: decoded frames, continuations joined.
+pub struct InStream<S> {
+    payload: S,
+    codec: Codec,
+    buf: BytesMut,
+    max: usize,
+    /// A message arriving in continuation frames: (is text, bytes so far).
+    partial: Option<(bool, BytesMut)>,
+}
+
+impl<S, E> InStream<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    pub fn new(payload: S, max: usize) -> Self {
+        Self {
+            payload,
+            codec: Codec::new().max_size(max),
+            buf: BytesMut::new(),
+            max,
+            partial: None,
+        }
+    }
+
+    /// The next message; `None` when the client is gone.
+    pub async fn next(&mut self) -> Option<Result<Incoming, ProtocolError>> {
+        loop {
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(frame)) => match self.frame(frame) {
+                    Ok(Some(m)) => return Some(Ok(m)),
+                    Ok(None) => continue,
+                    Err(e) => return Some(Err(e)),
+                },
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            match self.payload.next().await {
+                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Err(e)) => {
+                    return Some(Err(ProtocolError::Io(std::io::Error::other(e.to_string()))));
+                }
+                None => return None,
+            }
+        }
+    }
+
+    /// The first frame of a message sent in pieces.
+    fn start(&mut self, text: bool, data: Bytes) -> Result<Option<Incoming>, ProtocolError> {
+        if self.partial.is_some() {
+            return Err(ProtocolError::ContinuationStarted);
+        }
+        self.partial = Some((text, BytesMut::from(&data[..])));
+        Ok(None)
+    }
+
+    fn frame(&mut self, frame: Frame) -> Result<Option<Incoming>, ProtocolError> {
+        Ok(Some(match frame {
+            Frame::Binary(b) => Incoming::Binary(b),
+            Frame::Text(_) => Incoming::Text,
+            Frame::Ping(p) => Incoming::Ping(p),
+            Frame::Pong(_) => Incoming::Pong,
+            Frame::Close(_) => Incoming::Close,
+            Frame::Continuation(item) => {
+                let (data, last) = match item {
+                    Item::FirstText(d) => return self.start(true, d),
+                    Item::FirstBinary(d) => return self.start(false, d),
+                    Item::Continue(d) => (d, false),
+                    Item::Last(d) => (d, true),
+                };
+                let Some((_, so_far)) = self.partial.as_mut() else {
+                    return Err(ProtocolError::ContinuationNotStarted);
+                };
+                if so_far.len() + data.len() > self.max {
+                    return Err(ProtocolError::Overflow);
+                }
+                so_far.extend_from_slice(&data);
+                if !last {
+                    return Ok(None);
+                }
+                match self.partial.take() {
+                    Some((true, _)) => Incoming::Text,
+                    Some((false, b)) => Incoming::Binary(b.freeze()),
+                    None => return Ok(None),
+                }
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Client frames (masked, as browsers send them), cut into 3-byte chunks.
+    fn chunks(msgs: Vec<Message>) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        let mut codec = Codec::new().client_mode();
+        let mut buf = BytesMut::new();
+        for m in msgs {
+            codec.encode(m, &mut buf).unwrap();
+        }
+        let bytes = buf.freeze();
+        let parts: Vec<Result<Bytes, std::io::Error>> = bytes
+            .chunks(3)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        futures::stream::iter(parts)
+    }
+
+    fn piece(i: Item) -> Message {
+        Message::Continuation(i)
+    }
+
+    #[tokio::test]
+    async fn continuations_are_joined_and_bounded() {
+        let mut s = InStream::new(
+            chunks(vec![
+                piece(Item::FirstBinary(Bytes::from_static(b"ab"))),
+                piece(Item::Continue(Bytes::from_static(b"cd"))),
+                piece(Item::Last(Bytes::from_static(b"ef"))),
+                Message::Binary(Bytes::from_static(b"gh")),
+                Message::Ping(Bytes::from_static(b"p")),
+            ]),
+            16,
+        );
+        assert!(matches!(s.next().await, Some(Ok(Incoming::Binary(b))) if b == "abcdef"));
+        assert!(matches!(s.next().await, Some(Ok(Incoming::Binary(b))) if b == "gh"));
+        assert!(matches!(s.next().await, Some(Ok(Incoming::Ping(p))) if p == "p"));
+        assert!(s.next().await.is_none());
+
+        let mut s = InStream::new(
+            chunks(vec![
+                piece(Item::FirstBinary(Bytes::from_static(b"abc"))),
+                piece(Item::Last(Bytes::from_static(b"def"))),
+            ]),
+            4,
+        );
+        assert!(matches!(s.next().await, Some(Err(ProtocolError::Overflow))));
+
+        // A last piece with no first (the encoder refuses to write one on its own).
+        let mut codec = Codec::new().client_mode();
+        let mut buf = BytesMut::new();
+        codec
+            .encode(piece(Item::FirstBinary(Bytes::from_static(b"a"))), &mut buf)
+            .unwrap();
+        let mut lone = BytesMut::new();
+        codec
+            .encode(piece(Item::Last(Bytes::from_static(b"x"))), &mut lone)
+            .unwrap();
+        let lone = futures::stream::iter([Ok::<_, std::io::Error>(lone.freeze())]);
+        let mut s = InStream::new(lone, 4);
+        assert!(matches!(
+            s.next().await,
+            Some(Err(ProtocolError::ContinuationNotStarted))
+        ));
+        let mut s = InStream::new(
+            chunks(vec![
+                piece(Item::FirstText(Bytes::from_static(b"t"))),
+                piece(Item::Last(Bytes::from_static(b"u"))),
+            ]),
+            4,
+        );
+        assert!(matches!(s.next().await, Some(Ok(Incoming::Text))));
+    }
+}
