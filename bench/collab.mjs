@@ -7,6 +7,7 @@
 // Prints a table: fan-out latency and server CPU (200 clients, 1 update/s each), the largest
 // client count with p99 < 50 ms, initial sync of a 10,000-node project, durable appends/s.
 import { spawn } from 'node:child_process'
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { createRequire } from 'node:module'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -24,8 +25,15 @@ const decoding = require('lib0/decoding')
 const syncProtocol = require('y-protocols/sync')
 
 const [binary, fanoutSecsArg] = process.argv.slice(2)
-if (!binary) { console.error('usage: node bench/collab.mjs PATH_TO_DEMIURGE [fanout_seconds]'); process.exit(2) }
+if (isMainThread && !binary) { console.error('usage: node bench/collab.mjs PATH_TO_DEMIURGE [fanout_seconds]'); process.exit(2) }
 const FANOUT_SECS = Number(fanoutSecsArg || 60)
+// The fan-out clients run on this many threads, so the load generator is not what saturates
+// first (one Node thread tops out near 40,000 received frames a second).
+const LOADGEN_THREADS = Number(process.env.LOADGEN_THREADS || 1)
+// BENCH_PIN=1: each server gets CPU 0 alone and the load generator CPU 1 (bench/collab.sh
+// runs it under taskset), so neither starves the other; otherwise all share every CPU.
+const PIN = process.env.BENCH_PIN === '1'
+const pinned = (cmd, args) => PIN ? ['taskset', ['-c', '0', cmd, ...args]] : [cmd, args]
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const now = () => performance.timeOrigin + performance.now()
 
@@ -41,7 +49,7 @@ const waitOk = async (url) => { for (let i = 0; i < 300; i++) { try { if ((await
 async function startDemiurge () {
   const port = await freePort()
   const data = mkdtempSync(path.join(tmpdir(), 'demiurge-bench-'))
-  const child = spawn(binary, ['serve'], {
+  const child = spawn(...pinned(binary, ['serve']), {
     env: {
       PATH: process.env.PATH,
       DEMIURGE_SERVER__DATA_DIR: data,
@@ -76,7 +84,7 @@ async function startDemiurge () {
 
 async function startNode () {
   const port = await freePort()
-  const child = spawn(process.execPath, [path.join(peers, 'node_modules/@y/websocket-server/src/server.js')], {
+  const child = spawn(...pinned(process.execPath, [path.join(peers, 'node_modules/@y/websocket-server/src/server.js')]), {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port) }, stdio: 'ignore', cwd: peers,
   })
   for (let i = 0; i < 100; i++) { try { await new Promise((r, j) => { const w = new WebSocket(`ws://127.0.0.1:${port}/probe`); w.on('open', () => { w.close(); r() }); w.on('error', j) }); break } catch { await sleep(100) } }
@@ -93,15 +101,16 @@ const MARK = /@(\d+):(\d+\.\d+)#/g
 
 function percentile (sorted, p) { return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN }
 
-// n clients in one room, each sending one small update per second for `secs`; every client
-// measures how long each update of the others took to reach it.
-async function fanout (server, n, secs) {
-  const room = await server.room(`fanout-${n}-${Date.now()}`)
-  const lat = []
+// One load-generator thread: clients [from, to) of the n in the room, each sending one small
+// update per second once told to go; every client measures how long each update of the others
+// took to reach it.
+async function loadWorker ({ url, from, to, n, secs }) {
+  let lat = []
   let delivered = 0
+  let sent = 0
   const clients = []
-  for (let i = 0; i < n; i++) {
-    const ws = await open(room.url)
+  for (let i = from; i < to; i++) {
+    const ws = await open(url)
     ws.on('message', (data) => {
       const s = data.toString('latin1')
       let m
@@ -112,25 +121,49 @@ async function fanout (server, n, secs) {
     doc.on('update', (u) => { if (ws.readyState === 1) ws.send(updateMessage(u)) })
     const text = new Y.Text()
     doc.getMap('texts').set(`c${i}`, text)
-    clients.push({ ws, doc, text })
+    clients.push({ ws, doc, text, i })
   }
-  await sleep(500)
-  lat.length = 0; delivered = 0
-  const cpu0 = cpuSeconds(server.pid); const t0 = now()
-  let sent = 0
-  const timers = clients.map((c, i) => setTimeout(() => {
-    const tick = () => { c.text.insert(c.text.length, `@${i}:${now().toFixed(3)}#`); sent++ }
+  parentPort.postMessage('ready')
+  await new Promise((resolve) => parentPort.once('message', resolve))
+  lat = []; delivered = 0
+  const timers = clients.map((c) => setTimeout(() => {
+    const tick = () => { c.text.insert(c.text.length, `@${c.i}:${now().toFixed(3)}#`); sent++ }
     tick()
     c.timer = setInterval(tick, 1000)
-  }, (1000 * i) / n))
+  }, (1000 * c.i) / n))
   await sleep(secs * 1000)
   clients.forEach((c) => clearInterval(c.timer)); timers.forEach(clearTimeout)
   await sleep(300)
+  clients.forEach((c) => c.ws.terminate())
+  const out = Float64Array.from(lat)
+  parentPort.postMessage({ lat: out, delivered, sent }, [out.buffer])
+}
+
+// n clients in one room, spread over LOADGEN_THREADS threads, each sending one small update per
+// second for `secs`: delivery latency of everyone's updates to everyone else, and server CPU.
+async function fanout (server, n, secs) {
+  const room = await server.room(`fanout-${n}-${Date.now()}`)
+  const k = Math.max(1, Math.min(LOADGEN_THREADS, n))
+  const workers = [...Array(k)].map((_, w) => new Worker(fileURLToPath(import.meta.url), {
+    workerData: { url: room.url, from: Math.floor((w * n) / k), to: Math.floor(((w + 1) * n) / k), n, secs },
+  }))
+  const next = (w) => new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject) })
+  await Promise.all(workers.map(next))
+  await sleep(500)
+  const cpu0 = cpuSeconds(server.pid); const t0 = now()
+  const done = workers.map(next)
+  workers.forEach((w) => w.postMessage('go'))
+  const results = await Promise.all(done)
   const wall = (now() - t0) / 1000
   const cpu = cpuSeconds(server.pid) - cpu0
   const rss = rssMiB(server.pid)
-  clients.forEach((c) => c.ws.terminate())
-  lat.sort((a, b) => a - b)
+  await Promise.all(workers.map((w) => w.terminate()))
+  const lat = new Float64Array(results.reduce((a, r) => a + r.lat.length, 0))
+  let at = 0
+  for (const r of results) { lat.set(r.lat, at); at += r.lat.length }
+  lat.sort()
+  const delivered = results.reduce((a, r) => a + r.delivered, 0)
+  const sent = results.reduce((a, r) => a + r.sent, 0)
   await sleep(500)
   return { n, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), delivered, expected: sent * (n - 1), cpuPerSec: cpu / wall, rss }
 }
@@ -139,7 +172,7 @@ async function fanout (server, n, secs) {
 async function capacity (server, secs) {
   let best = 0
   const steps = []
-  for (const n of [200, 400, 700, 1000, 1500, 2000, 3000]) {
+  for (const n of [200, 300, 400, 550, 700, 1000, 1500, 2000, 3000]) {
     const r = await fanout(server, n, secs)
     steps.push(r)
     const ok = r.p99 < 50 && r.delivered >= 0.99 * r.expected
@@ -225,6 +258,9 @@ async function appends (dem, secs = 10) {
 }
 
 // ---- run ---------------------------------------------------------------------------------
+if (!isMainThread) {
+  await loadWorker(workerData)
+} else {
 const dem = await startDemiurge()
 const node = await startNode()
 const cleanup = () => { dem.child.kill('SIGTERM'); node.child.kill('SIGTERM') }
@@ -233,7 +269,12 @@ try {
   if (process.env.BENCH_ONLY === 'fanout') {
     // For profiling: Demiurge's fan-out alone; prints the server pid first.
     console.error(`pid ${dem.pid}`)
-    console.log(JSON.stringify(await fanout(dem, 200, FANOUT_SECS)))
+    console.log(JSON.stringify(await fanout(dem, Number(process.env.FANOUT_N || 200), FANOUT_SECS)))
+    process.exit(0)
+  }
+  if (process.env.BENCH_ONLY === 'capacity') {
+    const cd = await capacity(dem, 10)
+    console.log(`capacity: demiurge holds ${cd.best} clients with p99 < 50 ms`)
     process.exit(0)
   }
   if (process.env.BENCH_ONLY === 'join') {
@@ -275,4 +316,5 @@ try {
 } finally {
   cleanup()
   process.exit(0)
+}
 }

@@ -3,9 +3,15 @@
 # one run: fan-out latency and CPU, client capacity, initial sync of a 10,000-node project,
 # durable appends per second. Release build.
 #   bench/collab.sh [fanout_seconds]     (default 60)
+# BENCH_PIN=1 gives each server CPU 0 alone and the load generator CPU 1; LOADGEN_THREADS=N
+# spreads the fan-out clients over N threads (default 1); BENCH_ONLY=fanout|capacity|join runs
+# one part; DEMIURGE_* variables pass through to the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/demiurge-target}"
 scripts/install-deps.sh --test
 cargo build --release --bin demiurge
+if [ "${BENCH_PIN:-}" = 1 ]; then
+  exec taskset -c 1 node bench/collab.mjs "$CARGO_TARGET_DIR/release/demiurge" "${1:-60}"
+fi
 exec node bench/collab.mjs "$CARGO_TARGET_DIR/release/demiurge" "${1:-60}"

@@ -86,7 +86,8 @@ pub struct GatewayConfig {
     #[serde(with = "humantime_serde")]
     pub keepalive: std::time::Duration,
     /// Changes made durable within this long of the last broadcast go out together, as one
-    /// merged frame per client (0: each as soon as it is durable).
+    /// merged frame per client (0: as soon as they are durable, unless `broadcast_budget`
+    /// stretches it).
     #[serde(with = "humantime_serde")]
     pub broadcast_interval: std::time::Duration,
     /// Client frames per second one project aims to stay under: a project with many clients
@@ -111,8 +112,8 @@ impl Default for GatewayConfig {
             client_buffer: 1024,
             tick: std::time::Duration::from_secs(1),
             keepalive: std::time::Duration::from_secs(30),
-            broadcast_interval: std::time::Duration::from_millis(10),
-            broadcast_budget: 40_000,
+            broadcast_interval: std::time::Duration::ZERO,
+            broadcast_budget: 20_000,
             compact_after: 1000,
             history_interval: std::time::Duration::from_secs(10 * 60),
             history_keep: 50,
