@@ -201,10 +201,7 @@ async fn start_all(
             certs,
             threads: cfg.edge.threads,
         })?;
-        // Both listeners start together; probing the plain one avoids a half-open TLS
-        // handshake that Pingora would log as an error.
-        let probe: Vec<SocketAddr> = cfg.edge.http.0.or(cfg.edge.https.0).into_iter().collect();
-        let waited = edge.wait_listening(&probe).await;
+        let waited = edge.wait_listening().await;
         running.edge = Some(edge);
         waited?;
         let detail = [

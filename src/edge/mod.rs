@@ -99,6 +99,8 @@ pub trait Handoff: Send + Sync {
 pub struct Edge {
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
 }
 
 struct ChannelShutdown(tokio::sync::Mutex<Option<oneshot::Receiver<()>>>);
@@ -184,21 +186,29 @@ impl Edge {
         Ok(Edge {
             shutdown: Some(tx),
             thread: Some(thread),
+            http: s.http,
+            https: s.https,
         })
     }
 
-    /// Waits until the listeners accept connections (bounded).
-    pub async fn wait_listening(&self, addrs: &[SocketAddr]) -> Result<(), EdgeError> {
-        for &addr in addrs {
+    /// Waits until every listener accepts connections (bounded). The plain one is probed by
+    /// connecting; the TLS one by its listening socket showing up (a connection that never
+    /// says hello would be logged as a failed handshake).
+    pub async fn wait_listening(&self) -> Result<(), EdgeError> {
+        for (addr, tls) in [(self.http, false), (self.https, true)] {
+            let Some(addr) = addr else { continue };
             let target = if addr.ip().is_unspecified() {
                 SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
             } else {
                 addr
             };
             let mut ok = false;
-            for _ in 0..200 {
-                if tokio::net::TcpStream::connect(target).await.is_ok() {
-                    ok = true;
+            for _ in 0..500 {
+                ok = match tls.then(|| listening_on(addr.port())).flatten() {
+                    Some(listening) => listening,
+                    None => tokio::net::TcpStream::connect(target).await.is_ok(),
+                };
+                if ok {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -225,6 +235,32 @@ impl Edge {
             }
         }
     }
+}
+
+/// Whether a TCP socket of this machine listens on `port` (from `/proc/net/tcp{,6}`); `None`
+/// where that cannot be read.
+fn listening_on(port: u16) -> Option<bool> {
+    let mut readable = false;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        readable = true;
+        let found = text.lines().skip(1).any(|line| {
+            let mut cols = line.split_whitespace();
+            let local = cols.nth(1).unwrap_or_default();
+            let state = cols.nth(1).unwrap_or_default();
+            state == "0A"
+                && local
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        });
+        if found {
+            return Some(true);
+        }
+    }
+    readable.then_some(false)
 }
 
 /// How long a new plain connection may take to say which host it wants.
@@ -526,6 +562,15 @@ mod tests {
         assert_eq!(h("GET / HTTP/1.1\r\nHost: parti"), Head::NeedMore);
         assert_eq!(h("GET / HT"), Head::NeedMore);
         assert_eq!(head_host(b"GET / HT", true), Head::Unknown);
+    }
+
+    #[test]
+    fn a_listening_socket_is_seen() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(super::listening_on(port), Some(true));
+        drop(l);
+        assert_eq!(super::listening_on(port), Some(false));
     }
 
     #[test]

@@ -176,7 +176,7 @@ async fn https_listener_serves_the_self_signed_certificate() {
     let run = |host: &str, path: &str| {
         let out = std::process::Command::new("curl")
             .args([
-                "-s",
+                "-sS",
                 "-o",
                 "-",
                 "-w",
@@ -190,7 +190,11 @@ async fn https_listener_serves_the_self_signed_certificate() {
             .arg(format!("https://{host}:{}{path}", https.port()))
             .output()
             .expect("curl");
-        String::from_utf8_lossy(&out.stdout).to_string()
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        )
     };
     // The certificate verifies for the domain and for container hosts (one wildcard).
     let out = run("localhost", "/healthz");
