@@ -137,7 +137,8 @@ pub struct EdgeConfig {
     pub http: Listen,
     /// HTTPS listener; empty = off.
     pub https: Listen,
-    /// Threads the edge proxies on; 0 = one per core.
+    /// Threads the edge runs on (accepting and routing connections, TLS handshakes, the
+    /// proxy); 0 = one per core.
     pub threads: usize,
 }
 

@@ -59,7 +59,7 @@ pub struct EdgeSettings {
     pub handoff: Arc<dyn Handoff>,
     pub domain: String,
     pub certs: Arc<CertStore>,
-    /// Proxy threads; 0 = one per core.
+    /// Threads Pingora runs on; 0 = one per core.
     pub threads: usize,
 }
 
