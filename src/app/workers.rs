@@ -257,6 +257,11 @@ where
             .map_err(|e| e.into().error_response());
         let http = HttpService::build()
             .keep_alive(super::KEEP_ALIVE)
+            // As actix-web's own server: a client gets 5 s to send a request head, and after an
+            // answer that ends the connection (a 413 before the body was read, say) it gets a
+            // second to take the answer before the socket closes, instead of a reset.
+            .client_request_timeout(Duration::from_secs(5))
+            .client_disconnect_timeout(Duration::from_secs(1))
             .on_connect_ext(|io: &AppIo, ext: &mut Extensions| {
                 if let Some(d) = io.direct {
                     ext.insert(d);
