@@ -46,8 +46,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub db: Db,
     pub started_at: Instant,
-    /// `.containers.<domain>`: hosts the app never answers for.
-    containers_suffix: String,
+    /// Hosts the app never answers for.
+    containers: crate::edge::ContainerHosts,
     openapi: String,
 }
 
@@ -74,7 +74,7 @@ impl AppState {
             metrics,
             db,
             started_at: Instant::now(),
-            containers_suffix: format!(".containers.{}", cfg.server.domain.to_ascii_lowercase()),
+            containers: crate::edge::ContainerHosts::new(&cfg.server.domain),
             openapi: api::openapi_document(),
         })
     }
@@ -138,7 +138,7 @@ impl App {
         let factory = move || {
             let metrics = state.metrics.clone();
             let counter = counter.clone();
-            let containers_suffix = state.containers_suffix.clone();
+            let containers = state.containers.clone();
             ActixApp::new()
                 .app_data(state.clone())
                 .app_data(
@@ -159,7 +159,7 @@ impl App {
                     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
                     let metrics = metrics.clone();
                     let counted = InFlight::new(&counter);
-                    if asks_for_container(&req, &containers_suffix) {
+                    if asks_for_container(&req, &containers) {
                         // A client that reused an app connection for a container host (an
                         // HTTP/2 client coalescing connections, say) is told to open another,
                         // which the edge routes to the container.
@@ -196,7 +196,7 @@ impl App {
                 .configure(ui.clone())
                 .default_service(web::to(not_found))
         };
-        let workers = workers::Workers::start(factory, workers, listener)
+        let workers = workers::Workers::start(workers::worker(factory), workers, listener)
             .map_err(|source| AppError::Listen { addr, source })?;
         Ok(App {
             addr,
@@ -235,26 +235,17 @@ impl App {
 }
 
 /// Whether a request on a connection the app serves directly names a container host.
-fn asks_for_container(req: &actix_web::dev::ServiceRequest, suffix: &str) -> bool {
-    if req.conn_data::<workers::Direct>().is_none() {
-        return false;
-    }
-    let host = req
-        .headers()
-        .get(actix_web::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().host())
-        .unwrap_or_default();
-    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    host.trim_end_matches('.')
-        .to_ascii_lowercase()
-        .ends_with(suffix)
+fn asks_for_container(
+    req: &actix_web::dev::ServiceRequest,
+    containers: &crate::edge::ContainerHosts,
+) -> bool {
+    req.conn_data::<workers::Direct>().is_some()
+        && req
+            .headers()
+            .get(actix_web::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().host())
+            .is_some_and(|h| containers.matches(h))
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

@@ -32,11 +32,11 @@ pub struct Direct {
     pub tls: bool,
 }
 
-/// A connection on its way to a worker.
-enum Incoming {
-    /// Accepted on the internal address.
-    Internal(std::net::TcpStream, Option<SocketAddr>),
-    Handed(HandedConnection),
+/// A connection on its way to a worker: handed over by the edge (its client facts are
+/// known), or accepted on the internal address.
+pub struct Incoming {
+    conn: HandedConnection,
+    handed: bool,
 }
 
 /// A connection's bytes, as a worker serves them.
@@ -129,42 +129,36 @@ pub struct Door {
     next: Arc<AtomicUsize>,
 }
 
-fn pick(senders: &[mpsc::UnboundedSender<Incoming>], next: &AtomicUsize, conn: Incoming) {
-    if senders.is_empty() {
-        return;
+impl Door {
+    /// Gives the connection to the next worker; `false` once the workers are gone (dropping the
+    /// connection closes it).
+    fn send(&self, conn: Incoming) -> bool {
+        let Some(senders) = self.senders.upgrade() else {
+            return false;
+        };
+        if !senders.is_empty() {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % senders.len();
+            // A worker that has stopped drops it too.
+            let _ = senders[i].send(conn);
+        }
+        true
     }
-    let i = next.fetch_add(1, Ordering::Relaxed) % senders.len();
-    // A worker that has stopped drops the connection, which closes it.
-    let _ = senders[i].send(conn);
 }
 
 impl Handoff for Door {
     fn hand(&self, conn: HandedConnection) {
-        if let Some(senders) = self.senders.upgrade() {
-            pick(&senders, &self.next, Incoming::Handed(conn));
-        }
+        self.send(Incoming { conn, handed: true });
     }
 }
 
 impl Workers {
-    /// Starts `n` workers, each with the app `factory` builds, and accepts on `listener`
+    /// Starts `n` threads each running `worker` (see [`worker`]), and accepts on `listener`
     /// (the internal address).
-    pub fn start<F, I, S, B>(
-        factory: F,
+    pub fn start(
+        worker: impl FnOnce(mpsc::UnboundedReceiver<Incoming>) + Send + Clone + 'static,
         n: usize,
         listener: std::net::TcpListener,
-    ) -> std::io::Result<Workers>
-    where
-        F: Fn() -> I + Send + Clone + 'static,
-        I: IntoServiceFactory<S, Request>,
-        S: ServiceFactory<Request, Config = AppConfig> + 'static,
-        S::Error: Into<actix_web::Error> + 'static,
-        S::InitError: std::fmt::Debug,
-        S::Response: Into<Response<B>> + 'static,
-        <S::Service as Service<Request>>::Future: 'static,
-        S::Service: 'static,
-        B: MessageBody + 'static,
-    {
+    ) -> std::io::Result<Workers> {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let mut senders = Vec::with_capacity(n);
@@ -172,18 +166,20 @@ impl Workers {
         for i in 0..n.max(1) {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push(tx);
-            let factory = factory.clone();
+            let worker = worker.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("app-{i}"))
-                    .spawn(move || worker(factory, rx))?,
+                    .spawn(move || worker(rx))?,
             );
         }
         let senders = Arc::new(senders);
         let next = Arc::new(AtomicUsize::new(0));
         let accept = {
-            let senders = Arc::downgrade(&senders);
-            let next = next.clone();
+            let door = Door {
+                senders: Arc::downgrade(&senders),
+                next: next.clone(),
+            };
             tokio::spawn(async move {
                 loop {
                     let (stream, peer) = match listener.accept().await {
@@ -197,10 +193,16 @@ impl Workers {
                     let Ok(stream) = stream.into_std() else {
                         continue;
                     };
-                    let Some(senders) = senders.upgrade() else {
-                        return;
+                    let conn = HandedConnection {
+                        io: HandedIo::Tcp(stream),
+                        peer: Some(peer),
                     };
-                    pick(&senders, &next, Incoming::Internal(stream, Some(peer)));
+                    if !door.send(Incoming {
+                        conn,
+                        handed: false,
+                    }) {
+                        return;
+                    }
                 }
             })
         };
@@ -238,7 +240,11 @@ impl Workers {
     }
 }
 
-fn worker<F, I, S, B>(factory: F, mut rx: mpsc::UnboundedReceiver<Incoming>)
+/// One worker for [`Workers::start`]: an actix runtime serving the connections it is given
+/// with its own instance of the app `factory` builds (the bounds are actix-web's own server's).
+pub fn worker<F, I, S, B>(
+    factory: F,
+) -> impl FnOnce(mpsc::UnboundedReceiver<Incoming>) + Send + Clone + 'static
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: IntoServiceFactory<S, Request>,
@@ -250,70 +256,54 @@ where
     S::Service: 'static,
     B: MessageBody + 'static,
 {
-    let system = actix_web::rt::System::new();
-    system.block_on(async move {
-        let app = factory()
-            .into_factory()
-            .map_err(|e| e.into().error_response());
-        let http = HttpService::build()
-            .keep_alive(super::KEEP_ALIVE)
-            // As actix-web's own server: a client gets 5 s to send a request head, and after an
-            // answer that ends the connection (a 413 before the body was read, say) it gets a
-            // second to take the answer before the socket closes, instead of a reset.
-            .client_request_timeout(Duration::from_secs(5))
-            .client_disconnect_timeout(Duration::from_secs(1))
-            .on_connect_ext(|io: &AppIo, ext: &mut Extensions| {
-                if let Some(d) = io.direct {
-                    ext.insert(d);
-                }
-            })
-            .finish(map_config(app, |_| AppConfig::default()));
-        let service = match http.new_service(()).await {
-            Ok(s) => Rc::new(s),
-            Err(e) => {
-                tracing::error!(error = ?e, "app worker could not build the app");
-                return;
-            }
-        };
-        while let Some(conn) = rx.recv().await {
-            let (io, peer) = match conn {
-                Incoming::Internal(s, peer) => match tokio::net::TcpStream::from_std(s) {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        (
-                            AppIo {
-                                inner: Inner::Tcp(s),
-                                direct: None,
-                            },
-                            peer,
-                        )
+    move |mut rx| {
+        let system = actix_web::rt::System::new();
+        system.block_on(async move {
+            let app = factory()
+                .into_factory()
+                .map_err(|e| e.into().error_response());
+            let http = HttpService::build()
+                .keep_alive(super::KEEP_ALIVE)
+                // As actix-web's own server: a client gets 5 s to send a request head, and after an
+                // answer that ends the connection (a 413 before the body was read, say) it gets a
+                // second to take the answer before the socket closes, instead of a reset.
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .on_connect_ext(|io: &AppIo, ext: &mut Extensions| {
+                    if let Some(d) = io.direct {
+                        ext.insert(d);
                     }
-                    Err(_) => continue,
-                },
-                Incoming::Handed(HandedConnection { io, peer }) => {
-                    let (inner, tls) = match io {
-                        HandedIo::Tcp(s) => match tokio::net::TcpStream::from_std(s) {
-                            Ok(s) => {
-                                let _ = s.set_nodelay(true);
-                                (Inner::Tcp(s), false)
-                            }
-                            Err(_) => continue,
-                        },
-                        HandedIo::Tls(s) => (Inner::Tls(s), true),
-                    };
-                    (
-                        AppIo {
-                            inner,
-                            direct: Some(Direct { peer, tls }),
-                        },
-                        peer,
-                    )
+                })
+                .finish(map_config(app, |_| AppConfig::default()));
+            let service = match http.new_service(()).await {
+                Ok(s) => Rc::new(s),
+                Err(e) => {
+                    tracing::error!(error = ?e, "app worker could not build the app");
+                    return;
                 }
             };
-            let service = service.clone();
-            actix_web::rt::spawn(async move {
-                let _ = service.call((io, Protocol::Http1, peer)).await;
-            });
-        }
-    });
+            while let Some(Incoming { conn, handed }) = rx.recv().await {
+                let HandedConnection { io, peer } = conn;
+                let tls = matches!(io, HandedIo::Tls(_));
+                let inner = match io {
+                    HandedIo::Tcp(s) => match tokio::net::TcpStream::from_std(s) {
+                        Ok(s) => {
+                            let _ = s.set_nodelay(true);
+                            Inner::Tcp(s)
+                        }
+                        Err(_) => continue,
+                    },
+                    HandedIo::Tls(s) => Inner::Tls(s),
+                };
+                let io = AppIo {
+                    inner,
+                    direct: handed.then_some(Direct { peer, tls }),
+                };
+                let service = service.clone();
+                actix_web::rt::spawn(async move {
+                    let _ = service.call((io, Protocol::Http1, peer)).await;
+                });
+            }
+        });
+    }
 }

@@ -142,13 +142,13 @@ impl Edge {
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
-        let containers_suffix = format!(".containers.{}", s.domain.to_ascii_lowercase());
+        let containers = ContainerHosts::new(&s.domain);
         let conf = server.configuration.clone();
         let door = |tls: bool| {
             let front = Front {
                 app: s.app,
                 tls,
-                containers_suffix: containers_suffix.clone(),
+                containers: containers.clone(),
             };
             let mut proxy = HttpProxy::new(front, conf.clone());
             proxy.handle_init_modules();
@@ -156,7 +156,7 @@ impl Edge {
                 proxy: Arc::new(proxy),
                 handoff: s.handoff.clone(),
                 tls,
-                containers_suffix: containers_suffix.clone(),
+                containers: containers.clone(),
             }
         };
         if let Some(addr) = s.http {
@@ -273,18 +273,13 @@ struct Door {
     proxy: Arc<HttpProxy<Front>>,
     handoff: Arc<dyn Handoff>,
     tls: bool,
-    /// `.containers.<domain>`
-    containers_suffix: String,
+    containers: ContainerHosts,
 }
 
 impl Door {
-    fn is_container(&self, host: &str) -> bool {
-        host.trim_end_matches('.')
-            .to_ascii_lowercase()
-            .ends_with(&self.containers_suffix)
-    }
-
-    /// Serves a connection through the Pingora proxy, reused requests included.
+    /// Serves a connection through the Pingora proxy, reused requests included: a reused
+    /// connection stays with the proxy (whose buffers may hold the next request), it is never
+    /// peeked at and handed over again.
     async fn proxy(&self, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
         let mut next = self.proxy.process_new(stream, shutdown).await;
         while let Some(s) = next {
@@ -341,7 +336,7 @@ impl ServerApp for Door {
                 .get_ssl()
                 .and_then(|t| t.server_name())
                 .unwrap_or_default();
-            if self.is_container(sni) || stream.selected_alpn_proto() == Some(ALPN::H2) {
+            if self.containers.matches(sni) || stream.selected_alpn_proto() == Some(ALPN::H2) {
                 return self.proxy(stream, shutdown).await;
             }
             self.handoff.hand(HandedConnection {
@@ -351,7 +346,7 @@ impl ServerApp for Door {
             return None;
         }
         let (host, socket) = Self::peek_host(&stream).await?;
-        if host.as_deref().is_some_and(|h| self.is_container(h)) {
+        if host.as_deref().is_some_and(|h| self.containers.matches(h)) {
             drop(socket);
             return self.proxy(stream, shutdown).await;
         }
@@ -417,8 +412,7 @@ fn head_host(buf: &[u8], full: bool) -> Head {
 struct Front {
     app: SocketAddr,
     tls: bool,
-    /// `.containers.<domain>`
-    containers_suffix: String,
+    containers: ContainerHosts,
 }
 
 impl Front {
@@ -434,12 +428,28 @@ impl Front {
             .trim()
             .to_ascii_lowercase()
     }
+}
 
-    /// The host name alone, for routing.
-    fn host(session: &Session) -> String {
-        strip_port(&Self::host_with_port(session))
-            .trim_end_matches('.')
-            .to_string()
+/// Which hosts are container services: `<anything>.containers.<domain>`.
+#[derive(Debug, Clone)]
+pub struct ContainerHosts {
+    /// `.containers.<domain>`, lowercase.
+    suffix: String,
+}
+
+impl ContainerHosts {
+    pub fn new(domain: &str) -> Self {
+        Self {
+            suffix: format!(".containers.{}", domain.to_ascii_lowercase()),
+        }
+    }
+
+    /// Whether `host`, as a client sent it (any case, perhaps with a port or a trailing dot),
+    /// names a container service.
+    pub fn matches(&self, host: &str) -> bool {
+        let h = strip_port(host.trim()).trim_end_matches('.').as_bytes();
+        let n = self.suffix.len();
+        h.len() > n && h[h.len() - n..].eq_ignore_ascii_case(self.suffix.as_bytes())
     }
 }
 
@@ -469,8 +479,7 @@ impl ProxyHttp for Front {
     fn new_ctx(&self) -> Self::CTX {}
 
     async fn request_filter(&self, session: &mut Session, _ctx: &mut ()) -> pingora::Result<bool> {
-        let host = Self::host(session);
-        if host.ends_with(&self.containers_suffix) {
+        if self.containers.matches(&Self::host_with_port(session)) {
             let body = Bytes::from_static(NO_SUCH_SERVICE.as_bytes());
             let mut resp = ResponseHeader::build(404, Some(4))?;
             resp.insert_header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")?;
@@ -571,6 +580,26 @@ mod tests {
         assert_eq!(super::listening_on(port), Some(true));
         drop(l);
         assert_eq!(super::listening_on(port), Some(false));
+    }
+
+    #[test]
+    fn container_hosts() {
+        let c = super::ContainerHosts::new("Example.test");
+        for h in [
+            "a.containers.example.test",
+            "A.Containers.EXAMPLE.test:8443",
+            "a.containers.example.test.",
+        ] {
+            assert!(c.matches(h), "{h}");
+        }
+        for h in [
+            "containers.example.test",
+            "example.test",
+            "a.containers.example.test.evil",
+            "",
+        ] {
+            assert!(!c.matches(h), "{h}");
+        }
     }
 
     #[test]

@@ -825,16 +825,10 @@ async fn kill_9_loses_nothing_a_client_received_postgres() {
     durability(true).await;
 }
 
-/// A client that stops reading is dropped (1013) once its buffer is full, and the others get
-/// every update in the meantime. Driven through the gateway's public face in this process
-/// (over sockets, the kernel's buffers on loopback hold tens of megabytes before anything
-/// fills), on the database a real server created the project in.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_client_that_stops_reading_is_dropped_not_waited_for() {
-    use demiurge::gateway::{ClientUser, Close, GatewayRegistry, Modules, Settings};
-    use yrs::updates::encoder::Encode;
-    use yrs::{Map, Text, Transact};
-
+/// A team's project in the database a real server created it in, the server stopped, for
+/// driving the gateway's public face in this process (the server is returned: its data
+/// directory lives as long as it does).
+async fn offline_team() -> (Server, Team, demiurge::db::Db) {
     let mut server = Server::start_with(options(None, &[]));
     let t = team(&server).await;
     server.stop();
@@ -844,38 +838,89 @@ async fn a_client_that_stops_reading_is_dropped_not_waited_for() {
     )
     .await
     .unwrap();
+    (server, t, db)
+}
+
+fn registry(
+    db: demiurge::db::Db,
+    settings: demiurge::gateway::Settings,
+) -> demiurge::gateway::GatewayRegistry {
+    demiurge::gateway::GatewayRegistry::new(
+        db,
+        settings,
+        demiurge::gateway::Modules::builtin(),
+        &prometheus::Registry::new(),
+    )
+    .unwrap()
+}
+
+fn member(writable: bool) -> demiurge::gateway::ClientUser {
+    demiurge::gateway::ClientUser {
+        user_id: "u".into(),
+        name: "U".into(),
+        writable,
+    }
+}
+
+/// Applies the document updates in a frame; whether there were any.
+fn apply_frame(doc: &yrs::Doc, frame: &[u8]) -> bool {
+    use yrs::Transact;
+    use yrs::updates::decoder::{Decode, DecoderV1};
+    let mut decoder = DecoderV1::from(frame);
+    let mut changed = false;
+    for msg in yrs::sync::MessageReader::new(&mut decoder).flatten() {
+        if let yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(u)) = msg {
+            doc.transact_mut()
+                .apply_update(yrs::Update::decode_v1(&u).unwrap())
+                .unwrap();
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// The length of text `key` in the `texts` root.
+fn text_len(doc: &yrs::Doc, key: &str) -> usize {
+    use yrs::{GetString, Map, ReadTxn, Transact};
+    let txn = doc.transact();
+    txn.get_map("texts")
+        .and_then(|m| m.get(&txn, key))
+        .and_then(|v| v.cast::<yrs::TextRef>().ok())
+        .map(|t| t.get_string(&txn).len())
+        .unwrap_or(0)
+}
+
+/// A client that stops reading is dropped (1013) once its buffer is full, and the others get
+/// every update in the meantime. Driven through the gateway's public face in this process
+/// (over sockets, the kernel's buffers on loopback hold tens of megabytes before anything
+/// fills), on the database a real server created the project in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_is_dropped_not_waited_for() {
+    use demiurge::gateway::{Close, Settings};
+    use yrs::updates::encoder::Encode;
+    use yrs::{Map, Text, Transact};
+
+    let (_server, t, db) = offline_team().await;
     let settings = Settings {
         client_buffer: 16,
         ..Settings::default()
     };
-    let gateways = GatewayRegistry::new(
-        db,
-        settings,
-        Modules::builtin(),
-        &prometheus::Registry::new(),
-    )
-    .unwrap();
-    let who = |writable| ClientUser {
-        user_id: "u".into(),
-        name: "U".into(),
-        writable,
-    };
-    let writer = gateways.connect(&t.org, &t.pid, who(true)).await.unwrap();
-    let mut fast = gateways.connect(&t.org, &t.pid, who(false)).await.unwrap();
-    let mut slow = gateways.connect(&t.org, &t.pid, who(false)).await.unwrap();
+    let gateways = registry(db, settings);
+    let writer = gateways
+        .connect(&t.org, &t.pid, member(true))
+        .await
+        .unwrap();
+    let mut fast = gateways
+        .connect(&t.org, &t.pid, member(false))
+        .await
+        .unwrap();
+    let mut slow = gateways
+        .connect(&t.org, &t.pid, member(false))
+        .await
+        .unwrap();
     // The writer sends 100 changes one at a time; the fast client applies each (as any Yjs
     // client would) before the next is sent, so each travels as its own frame.
-    use yrs::updates::decoder::{Decode, DecoderV1};
-    use yrs::{GetString, ReadTxn};
     let mine = yrs::Doc::new();
-    let length = |d: &yrs::Doc| {
-        let txn = d.transact();
-        txn.get_map("texts")
-            .and_then(|m| m.get(&txn, "t"))
-            .and_then(|v| v.cast::<yrs::TextRef>().ok())
-            .map(|t| t.get_string(&txn).len())
-            .unwrap_or(0)
-    };
     let doc = yrs::Doc::new();
     let texts = doc.get_or_insert_map("texts");
     let (text, created) = {
@@ -895,22 +940,19 @@ async fn a_client_that_stops_reading_is_dropped_not_waited_for() {
         let frame = yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update)).encode_v1();
         assert!(writer.send(frame).await);
         let want = i as usize;
-        while length(&mine) < want {
+        while text_len(&mine, "t") < want {
             let frame = tokio::time::timeout(Duration::from_secs(10), fast.recv())
                 .await
                 .expect("the fast client is served in time")
                 .expect("the fast client stays connected");
-            let mut decoder = DecoderV1::from(frame.as_ref());
-            for msg in yrs::sync::MessageReader::new(&mut decoder).flatten() {
-                if let yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(u)) = msg {
-                    mine.transact_mut()
-                        .apply_update(yrs::Update::decode_v1(&u).unwrap())
-                        .unwrap();
-                }
-            }
+            apply_frame(&mine, &frame);
         }
     }
-    assert_eq!(length(&mine), 99, "every change reached the fast client");
+    assert_eq!(
+        text_len(&mine, "t"),
+        99,
+        "every change reached the fast client"
+    );
     // The slow one was cut off after its 16 frames (its hello included), and told why.
     let mut buffered = 0;
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(10), slow.recv()).await {
@@ -926,20 +968,11 @@ async fn a_client_that_stops_reading_is_dropped_not_waited_for() {
 /// one merged frame; with the interval at 0 each goes out alone. Every change arrives either way.
 #[tokio::test(flavor = "multi_thread")]
 async fn broadcasts_are_paced_into_merged_frames() {
-    use demiurge::gateway::{ClientUser, GatewayRegistry, Modules, Settings};
-    use yrs::updates::decoder::{Decode, DecoderV1};
+    use demiurge::gateway::Settings;
     use yrs::updates::encoder::Encode;
-    use yrs::{GetString, Map, ReadTxn, Text, Transact};
+    use yrs::{Map, Text, Transact};
 
-    let mut server = Server::start_with(options(None, &[]));
-    let t = team(&server).await;
-    server.stop();
-    let db = demiurge::db::Db::connect(
-        &demiurge::config::DatabaseUrl::Sqlite(server.data_dir.join("demiurge.db")),
-        None,
-    )
-    .await
-    .unwrap();
+    let (_server, t, db) = offline_team().await;
     // Frames the reader gets while the writer sends 10 changes 25 ms apart.
     let run = |interval: Duration| {
         let db = db.clone();
@@ -949,20 +982,9 @@ async fn broadcasts_are_paced_into_merged_frames() {
                 broadcast_interval: interval,
                 ..Settings::default()
             };
-            let gateways = GatewayRegistry::new(
-                db,
-                settings,
-                Modules::builtin(),
-                &prometheus::Registry::new(),
-            )
-            .unwrap();
-            let who = |writable| ClientUser {
-                user_id: "u".into(),
-                name: "U".into(),
-                writable,
-            };
-            let writer = gateways.connect(&org, &pid, who(true)).await.unwrap();
-            let mut reader = gateways.connect(&org, &pid, who(false)).await.unwrap();
+            let gateways = registry(db, settings);
+            let writer = gateways.connect(&org, &pid, member(true)).await.unwrap();
+            let mut reader = gateways.connect(&org, &pid, member(false)).await.unwrap();
             let key = format!("t{}", interval.as_millis());
             let doc = yrs::Doc::new();
             let texts = doc.get_or_insert_map("texts");
@@ -991,23 +1013,8 @@ async fn broadcasts_are_paced_into_merged_frames() {
                     .await
                     .expect("the reader is served in time")
                     .expect("the reader stays connected");
-                let mut decoder = DecoderV1::from(f.as_ref());
-                let mut changes = false;
-                for msg in yrs::sync::MessageReader::new(&mut decoder).flatten() {
-                    if let yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(u)) = msg {
-                        mine.transact_mut()
-                            .apply_update(yrs::Update::decode_v1(&u).unwrap())
-                            .unwrap();
-                        changes = true;
-                    }
-                }
-                let txn = mine.transact();
-                len = txn
-                    .get_map("texts")
-                    .and_then(|m| m.get(&txn, key.as_str()))
-                    .and_then(|v| v.cast::<yrs::TextRef>().ok())
-                    .map(|t| t.get_string(&txn).len())
-                    .unwrap_or(0);
+                let changes = apply_frame(&mine, &f);
+                len = text_len(&mine, &key);
                 // Count the frames that carried the 10 edits (not the hello or the creation).
                 if changes && len > 0 {
                     frames += 1;

@@ -287,6 +287,26 @@ fn read_response(s: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, Strin
     (code, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// A raw connection to `addr`: its writing half and a reader for answers.
+fn raw(
+    addr: std::net::SocketAddr,
+) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
+    let s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    (s.try_clone().unwrap(), std::io::BufReader::new(s))
+}
+
+/// Sends `request` on a raw connection and reads the answer.
+fn ask(
+    (w, r): &mut (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>),
+    request: &[u8],
+) -> (u16, String) {
+    use std::io::Write;
+    w.write_all(request).unwrap();
+    read_response(r)
+}
+
 /// Each connection is routed by its first request: the app serves its own connections
 /// directly (a later request there for a container host is told 421), the container proxy
 /// keeps its connections (a later request there for the app is proxied, with the forwarding
@@ -299,47 +319,43 @@ async fn connections_are_routed_by_their_first_request() {
         https: true,
         ..Options::default()
     });
-    let open = || {
-        let s = std::net::TcpStream::connect(server.http).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        (s.try_clone().unwrap(), std::io::BufReader::new(s))
-    };
     // An app connection.
-    let (mut w, mut r) = open();
-    w.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_response(&mut r).0, 200);
-    w.write_all(b"GET / HTTP/1.1\r\nHost: x.containers.localhost\r\n\r\n")
-        .unwrap();
-    let (code, body) = read_response(&mut r);
+    let mut app = raw(server.http);
+    assert_eq!(
+        ask(
+            &mut app,
+            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        .0,
+        200
+    );
+    let (code, body) = ask(
+        &mut app,
+        b"GET / HTTP/1.1\r\nHost: x.containers.localhost\r\n\r\n",
+    );
     assert_eq!(code, 421, "{body}");
     assert!(body.contains("misdirected_request"), "{body}");
     // Forged forwarding headers mean nothing on a direct connection.
-    w.write_all(
+    let (code, body) = ask(
+        &mut app,
         b"GET /api/v1/status HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n\r\n",
-    )
-    .unwrap();
-    let (code, body) = read_response(&mut r);
+    );
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["request"]["ip"], "127.0.0.1", "{v}");
     assert_eq!(v["request"]["scheme"], "http", "{v}");
 
     // A container connection, its first request in two pieces.
-    let (mut w, mut r) = open();
-    w.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let mut container = raw(server.http);
+    container.0.write_all(b"GET / HTTP/1.1\r\n").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    w.write_all(b"Host: x.containers.localhost\r\n\r\n")
-        .unwrap();
-    let (code, body) = read_response(&mut r);
+    let (code, body) = ask(&mut container, b"Host: x.containers.localhost\r\n\r\n");
     assert_eq!(code, 404);
     assert!(body.contains("No such container service"), "{body}");
-    w.write_all(
+    let (code, body) = ask(
+        &mut container,
         b"GET /api/v1/status HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n",
-    )
-    .unwrap();
-    let (code, body) = read_response(&mut r);
+    );
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["request"]["ip"], "127.0.0.1", "{v}");
@@ -380,10 +396,7 @@ async fn an_early_answer_survives_the_rest_of_the_body() {
     // A race without the drain (the reset comes while the body is still being written), so a
     // few rounds.
     for _ in 0..8 {
-        let s = std::net::TcpStream::connect(server.http).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        let mut w = s.try_clone().unwrap();
+        let (mut w, mut r) = raw(server.http);
         let len = 2 * 1024 * 1024;
         write!(
             w,
@@ -394,7 +407,7 @@ async fn an_early_answer_survives_the_rest_of_the_body() {
         let body = vec![b' '; len];
         w.write_all(&body)
             .expect("the whole body is taken, not cut off by a reset");
-        let (code, body) = read_response(&mut std::io::BufReader::new(s));
+        let (code, body) = read_response(&mut r);
         assert_eq!(code, 413, "{body}");
         assert!(body.contains("payload_too_large"), "{body}");
     }

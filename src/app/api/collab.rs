@@ -12,7 +12,7 @@ use actix_web::body::{BodyStream, MessageBody};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use super::wsio::{InStream, Incoming, OutBody, close_message};
+use super::wsio::{InStream, Incoming, OutBody, close_reason, closing_body};
 
 use crate::app::AppState;
 use crate::app::error::ApiError;
@@ -149,10 +149,7 @@ async fn collab(
         Ok(c) => c,
         Err(GatewayError::RoomFull(_)) => {
             // Told as a close code, which every WebSocket client can see.
-            return upgrade(
-                handshake,
-                BodyStream::new(closed_body(close_message(Close::ROOM_FULL))),
-            );
+            return upgrade(handshake, BodyStream::new(closing_body(Close::ROOM_FULL)));
         }
         Err(e) => return Err(e.into()),
     };
@@ -242,23 +239,4 @@ where
         .message_body(body.boxed())
         .map(HttpResponse::from)
         .map_err(|e| ApiError::Internal(format!("websocket answer: {e}")))
-}
-
-/// A body that says `msg` (a close) and ends.
-fn closed_body(
-    msg: Message,
-) -> impl futures::Stream<Item = Result<bytes::Bytes, actix_http::ws::ProtocolError>> {
-    use tokio_util::codec::Encoder;
-    let mut buf = bytes::BytesMut::new();
-    let r = actix_http::ws::Codec::new()
-        .encode(msg, &mut buf)
-        .map(|()| buf.freeze());
-    futures::stream::iter([r])
-}
-
-fn close_reason(c: Close) -> CloseReason {
-    CloseReason {
-        code: CloseCode::Other(c.code),
-        description: Some(c.reason.into()),
-    }
 }

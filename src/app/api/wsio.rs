@@ -57,12 +57,21 @@ impl OutBody {
     }
 }
 
-/// A close frame for the gateway's close code.
-pub fn close_message(c: Close) -> Message {
-    Message::Close(Some(actix_http::ws::CloseReason {
+/// The close reason for the gateway's close code.
+pub fn close_reason(c: Close) -> actix_http::ws::CloseReason {
+    actix_http::ws::CloseReason {
         code: actix_http::ws::CloseCode::Other(c.code),
         description: Some(c.reason.into()),
-    }))
+    }
+}
+
+/// A body that only closes the socket, telling the client why.
+pub fn closing_body(c: Close) -> impl Stream<Item = Result<Bytes, ProtocolError>> {
+    let mut buf = BytesMut::new();
+    let r = Codec::new()
+        .encode(Message::Close(Some(close_reason(c))), &mut buf)
+        .map(|()| buf.freeze());
+    futures::stream::iter([r])
 }
 
 impl Stream for OutBody {
@@ -93,7 +102,7 @@ impl Stream for OutBody {
                 Poll::Ready(None) => {
                     // The gateway closed this connection: tell the client why.
                     let why = this.outbox.closed().unwrap_or(Close::GOING_AWAY);
-                    if let Err(e) = this.push(close_message(why)) {
+                    if let Err(e) = this.push(Message::Close(Some(close_reason(why)))) {
                         return Poll::Ready(Some(Err(e)));
                     }
                 }
