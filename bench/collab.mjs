@@ -1,13 +1,13 @@
 // Collaboration benchmark: Demiurge's gateway side by side with the Node reference server
 // (@y/websocket-server 0.1.1, in-memory, no durability) in the same run, driven by the same
-// load generator (raw y-websocket sockets; the Yjs packages come from tests/peers).
+// load generators: bench/collab_load.rs for the fan-out (hundreds of raw y-websocket clients on
+// one thread), Node's `ws` and `yjs` (from tests/peers) for joins and appends.
 //
-//   node bench/collab.mjs PATH_TO_DEMIURGE [fanout_seconds]
+//   node bench/collab.mjs PATH_TO_DEMIURGE PATH_TO_COLLAB_LOAD [fanout_seconds]
 //
 // Prints a table: fan-out latency and server CPU (200 clients, 1 update/s each), the largest
 // client count with p99 < 50 ms, initial sync of a 10,000-node project, durable appends/s.
 import { spawn } from 'node:child_process'
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { createRequire } from 'node:module'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -24,12 +24,11 @@ const encoding = require('lib0/encoding')
 const decoding = require('lib0/decoding')
 const syncProtocol = require('y-protocols/sync')
 
-const [binary, fanoutSecsArg] = process.argv.slice(2)
-if (isMainThread && !binary) { console.error('usage: node bench/collab.mjs PATH_TO_DEMIURGE [fanout_seconds]'); process.exit(2) }
+const [binary, loadgen, fanoutSecsArg] = process.argv.slice(2)
+if (!loadgen) { console.error('usage: node bench/collab.mjs PATH_TO_DEMIURGE PATH_TO_COLLAB_LOAD [fanout_seconds]'); process.exit(2) }
 const FANOUT_SECS = Number(fanoutSecsArg || 60)
-// The fan-out clients run on this many threads, so the load generator is not what saturates
-// first (one Node thread tops out near 40,000 received frames a second).
-const LOADGEN_THREADS = Number(process.env.LOADGEN_THREADS || 1)
+// How many clients time deliveries (an even sample of the room; all of it when smaller).
+const OBSERVERS = Number(process.env.OBSERVERS || 100)
 // BENCH_PIN=1: each server gets CPU 0 alone and the load generator CPU 1 (bench/collab.sh
 // runs it under taskset), so neither starves the other; otherwise all share every CPU.
 const PIN = process.env.BENCH_PIN === '1'
@@ -95,77 +94,33 @@ async function startNode () {
 const updateMessage = (update) => { const e = encoding.createEncoder(); encoding.writeVarUint(e, 0); syncProtocol.writeUpdate(e, update); return encoding.toUint8Array(e) }
 const step1Message = (doc) => { const e = encoding.createEncoder(); encoding.writeVarUint(e, 0); syncProtocol.writeSyncStep1(e, doc); return encoding.toUint8Array(e) }
 const open = (url) => new Promise((resolve, reject) => { const ws = new WebSocket(url); ws.binaryType = 'nodebuffer'; ws.on('open', () => resolve(ws)); ws.on('error', reject) })
-// Each marker names its client: a server may send a client's own change back inside a merged
-// frame (harmless to Yjs); only the others' changes count.
-const MARK = /@(\d+):(\d+\.\d+)#/g
 
 function percentile (sorted, p) { return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN }
 
-// One load-generator thread: clients [from, to) of the n in the room, each sending one small
-// update per second once told to go; every client measures how long each update of the others
-// took to reach it.
-async function loadWorker ({ url, from, to, n, secs }) {
-  let lat = []
-  let delivered = 0
-  let sent = 0
-  const clients = []
-  for (let i = from; i < to; i++) {
-    const ws = await open(url)
-    ws.on('message', (data) => {
-      const s = data.toString('latin1')
-      let m
-      MARK.lastIndex = 0
-      while ((m = MARK.exec(s)) !== null) { if (Number(m[1]) !== i) { lat.push(now() - Number(m[2])); delivered++ } }
-    })
-    const doc = new Y.Doc()
-    doc.on('update', (u) => { if (ws.readyState === 1) ws.send(updateMessage(u)) })
-    const text = new Y.Text()
-    doc.getMap('texts').set(`c${i}`, text)
-    clients.push({ ws, doc, text, i })
-  }
-  parentPort.postMessage('ready')
-  await new Promise((resolve) => parentPort.once('message', resolve))
-  lat = []; delivered = 0
-  const timers = clients.map((c) => setTimeout(() => {
-    const tick = () => { c.text.insert(c.text.length, `@${c.i}:${now().toFixed(3)}#`); sent++ }
-    tick()
-    c.timer = setInterval(tick, 1000)
-  }, (1000 * c.i) / n))
-  await sleep(secs * 1000)
-  clients.forEach((c) => clearInterval(c.timer)); timers.forEach(clearTimeout)
-  await sleep(300)
-  clients.forEach((c) => c.ws.terminate())
-  const out = Float64Array.from(lat)
-  parentPort.postMessage({ lat: out, delivered, sent }, [out.buffer])
-}
-
-// n clients in one room, spread over LOADGEN_THREADS threads, each sending one small update per
-// second for `secs`: delivery latency of everyone's updates to everyone else, and server CPU.
+// n clients in one room (the Rust load generator, bench/collab_load.rs, on its own thread),
+// each sending one small update per second for `secs`: delivery latency of everyone's updates
+// to an even sample of OBSERVERS clients, and server CPU.
 async function fanout (server, n, secs) {
   const room = await server.room(`fanout-${n}-${Date.now()}`)
-  const k = Math.max(1, Math.min(LOADGEN_THREADS, n))
-  const workers = [...Array(k)].map((_, w) => new Worker(fileURLToPath(import.meta.url), {
-    workerData: { url: room.url, from: Math.floor((w * n) / k), to: Math.floor(((w + 1) * n) / k), n, secs },
-  }))
-  const next = (w) => new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject) })
-  await Promise.all(workers.map(next))
+  const gen = spawn(loadgen, [room.url, String(n), String(secs), String(Math.min(n, OBSERVERS))], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const lines = []
+  let wake = null
+  let buf = ''
+  gen.stdout.on('data', (d) => { buf += d; let i; while ((i = buf.indexOf('\n')) >= 0) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); if (wake) wake() } })
+  const exited = new Promise((resolve) => gen.on('exit', resolve))
+  const line = async () => { while (!lines.length) { const code = await Promise.race([new Promise((r) => { wake = r }), exited.then((c) => ({ exited: c }))]); if (code?.exited !== undefined && !lines.length) throw new Error(`the load generator stopped (${code.exited})`) } return lines.shift() }
+  if ((await line()) !== 'ready') throw new Error('the load generator did not connect')
   await sleep(500)
-  const cpu0 = cpuSeconds(server.pid); const t0 = now()
-  const done = workers.map(next)
-  workers.forEach((w) => w.postMessage('go'))
-  const results = await Promise.all(done)
+  const cpu0 = cpuSeconds(server.pid); const gen0 = cpuSeconds(gen.pid); const t0 = now()
+  gen.stdin.write('go\n')
+  const r = JSON.parse(await line())
   const wall = (now() - t0) / 1000
   const cpu = cpuSeconds(server.pid) - cpu0
+  const genCpu = cpuSeconds(gen.pid) - gen0
   const rss = rssMiB(server.pid)
-  await Promise.all(workers.map((w) => w.terminate()))
-  const lat = new Float64Array(results.reduce((a, r) => a + r.lat.length, 0))
-  let at = 0
-  for (const r of results) { lat.set(r.lat, at); at += r.lat.length }
-  lat.sort()
-  const delivered = results.reduce((a, r) => a + r.delivered, 0)
-  const sent = results.reduce((a, r) => a + r.sent, 0)
+  await exited
   await sleep(500)
-  return { n, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), delivered, expected: sent * (n - 1), cpuPerSec: cpu / wall, rss }
+  return { n, ...r, cpuPerSec: cpu / wall, loadgenCpu: genCpu / wall, rss }
 }
 
 // The largest client count (of a rising series) that still gets p99 < 50 ms and every update.
@@ -175,8 +130,8 @@ async function capacity (server, secs) {
   for (const n of [200, 300, 400, 550, 700, 1000, 1500, 2000, 3000]) {
     const r = await fanout(server, n, secs)
     steps.push(r)
-    const ok = r.p99 < 50 && r.delivered >= 0.99 * r.expected
-    console.error(`  ${server.name} ${n} clients: p99 ${r.p99.toFixed(1)} ms, delivered ${(100 * r.delivered / Math.max(1, r.expected)).toFixed(1)}%`)
+    const ok = r.p99 < 50 && r.delivered >= 0.99 * r.expected && r.dropped === 0
+    console.error(`  ${server.name} ${n} clients: p99 ${r.p99.toFixed(1)} ms, delivered ${(100 * r.delivered / Math.max(1, r.expected)).toFixed(1)}%, ${r.dropped} dropped, server CPU ${r.cpuPerSec.toFixed(2)}, load generator CPU ${r.loadgenCpu.toFixed(2)}`)
     if (!ok) break
     best = n
   }
@@ -258,23 +213,23 @@ async function appends (dem, secs = 10) {
 }
 
 // ---- run ---------------------------------------------------------------------------------
-if (!isMainThread) {
-  await loadWorker(workerData)
-} else {
 const dem = await startDemiurge()
 const node = await startNode()
 const cleanup = () => { dem.child.kill('SIGTERM'); node.child.kill('SIGTERM') }
 process.on('exit', cleanup)
 try {
   if (process.env.BENCH_ONLY === 'fanout') {
-    // For profiling: Demiurge's fan-out alone; prints the server pid first.
-    console.error(`pid ${dem.pid}`)
-    console.log(JSON.stringify(await fanout(dem, Number(process.env.FANOUT_N || 200), FANOUT_SECS)))
+    // One server's fan-out alone (BENCH_SERVER=node for the reference), for profiling: prints
+    // the server pid first.
+    const server = process.env.BENCH_SERVER === 'node' ? node : dem
+    console.error(`pid ${server.pid}`)
+    console.log(JSON.stringify(await fanout(server, Number(process.env.FANOUT_N || 200), FANOUT_SECS)))
     process.exit(0)
   }
   if (process.env.BENCH_ONLY === 'capacity') {
-    const cd = await capacity(dem, 10)
-    console.log(`capacity: demiurge holds ${cd.best} clients with p99 < 50 ms`)
+    const server = process.env.BENCH_SERVER === 'node' ? node : dem
+    const cd = await capacity(server, 10)
+    console.log(`capacity: ${server.name} holds ${cd.best} clients with p99 < 50 ms`)
     process.exit(0)
   }
   if (process.env.BENCH_ONLY === 'join') {
@@ -300,7 +255,8 @@ try {
   const rows = [
     ['fan-out 200 clients: delivery p50 (ms)', f(fd.p50), f(fn.p50), f(fn.p50 / fd.p50, 2) + 'x', '-'],
     ['fan-out 200 clients: delivery p99 (ms)', f(fd.p99), f(fn.p99), f(fn.p99 / fd.p99, 2) + 'x', '<= 20'],
-    ['fan-out 200 clients: updates delivered', `${fd.delivered}/${fd.expected}`, `${fn.delivered}/${fn.expected}`, '', 'all'],
+    ['fan-out 200 clients: updates delivered', `${fd.delivered}/${fd.expected}`, `${fn.delivered}/${fn.expected}`, `${fd.dropped + fn.dropped} dropped`, 'all'],
+    ['fan-out 200 clients: load generator CPU', f(fd.loadgenCpu, 3), f(fn.loadgenCpu, 3), '', '< 0.9'],
     ['fan-out 200 clients: server CPU (cores)', f(fd.cpuPerSec, 3), f(fn.cpuPerSec, 3), f(fd.cpuPerSec / fn.cpuPerSec, 2) + ' of Node', '<= 0.33 of Node'],
     ['fan-out 200 clients: server RSS (MiB)', f(fd.rss), f(fn.rss), '', '-'],
     ['most clients with p99 < 50 ms', String(cd.best), String(cn.best), f(cd.best / Math.max(1, cn.best), 2) + 'x', '>= 5x Node'],
@@ -316,5 +272,4 @@ try {
 } finally {
   cleanup()
   process.exit(0)
-}
 }
