@@ -85,15 +85,18 @@ pub struct GatewayConfig {
     /// How often an idle client is pinged; one silent for two of these is closed.
     #[serde(with = "humantime_serde")]
     pub keepalive: std::time::Duration,
-    /// Changes made durable within this long of the last broadcast go out together, as one
-    /// merged frame per client (0: as soon as they are durable, unless `broadcast_budget`
-    /// stretches it).
+    /// A change waits at least this long for others to go out with it, as one merged frame per
+    /// client (0: no minimum; `broadcast_budget` sets the wait in a busy room).
     #[serde(with = "humantime_serde")]
-    pub broadcast_interval: std::time::Duration,
-    /// Client frames per second one project aims to stay under: a project with many clients
-    /// stretches its broadcast interval to `clients / broadcast_budget` (so a large room gets
-    /// bigger merged frames, not more of them).
+    pub broadcast_delay: std::time::Duration,
+    /// Client frames per second one project aims to stay under: in a project with many clients
+    /// a change waits `clients / broadcast_budget` for others to merge with (200 clients at
+    /// 13,000: 15 ms), so a busy room gets bigger merged frames rather than more of them, and a
+    /// small one waits for next to nothing.
     pub broadcast_budget: usize,
+    /// The longest a change waits to be merged, whatever the room's size (the budget gives way).
+    #[serde(with = "humantime_serde")]
+    pub broadcast_max_delay: std::time::Duration,
     /// Log entries after which the log is folded into a snapshot.
     pub compact_after: usize,
     /// An automatic history point is saved after this long of activity.
@@ -112,8 +115,9 @@ impl Default for GatewayConfig {
             client_buffer: 1024,
             tick: std::time::Duration::from_secs(1),
             keepalive: std::time::Duration::from_secs(30),
-            broadcast_interval: std::time::Duration::ZERO,
-            broadcast_budget: 20_000,
+            broadcast_delay: std::time::Duration::ZERO,
+            broadcast_budget: 13_000,
+            broadcast_max_delay: std::time::Duration::from_millis(25),
             compact_after: 1000,
             history_interval: std::time::Duration::from_secs(10 * 60),
             history_keep: 50,
@@ -559,6 +563,11 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "gateway: idle_stop, project_idle_unload, tick, keepalive and history_interval must be longer than 0".into(),
+            ));
+        }
+        if g.broadcast_max_delay < g.broadcast_delay {
+            return Err(ConfigError::Invalid(
+                "gateway: broadcast_max_delay must not be shorter than broadcast_delay".into(),
             ));
         }
         if g.max_clients_per_project == 0

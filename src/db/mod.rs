@@ -170,6 +170,10 @@ impl Db {
             })?;
         }
         let mut cfg = ManagerConfig::<SqliteConn>::default();
+        // A pooled SQLite connection is a file handle: it cannot drop like a network one, so
+        // taking it from the pool skips the default `SELECT 1` (a trip to the blocking pool and
+        // back on every checkout). One left mid-transaction still counts as broken.
+        cfg.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
         cfg.custom_setup = Box::new(|url: &str| {
             let url = url.to_string();
             async move {

@@ -11,6 +11,7 @@
 //! receives an update, and no event is acknowledged, before the log has committed it; an
 //! unloaded project holds no memory and loses nothing.
 
+mod mailbox;
 pub mod module;
 pub mod modules;
 mod project;
@@ -23,6 +24,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use self::mailbox::Outbox;
 pub use self::module::{Actor, EventError, Module, Modules, ParsedEvent, RootDef, RootKind};
 pub use self::project::{ClientUser, EventOutcome};
 use self::project::{Cmd, JoinError, Project, Shared};
@@ -325,30 +327,8 @@ pub struct Connection {
     conn: u64,
     tx: mpsc::Sender<Cmd>,
     /// Taken by [`Self::outbox`] when the transport reads frames itself.
-    rx: Option<mpsc::Receiver<Arc<[u8]>>>,
-    kicked: Arc<Mutex<Option<Close>>>,
-}
-
-/// The frames for one client, for a transport that polls them itself (the WebSocket body does,
-/// so a frame goes from the project task to the socket with no task in between).
-pub struct Outbox {
-    rx: mpsc::Receiver<Arc<[u8]>>,
-    kicked: Arc<Mutex<Option<Close>>>,
-}
-
-impl Outbox {
-    /// The next frame; `Ready(None)` once the gateway closed the connection (see [`Self::closed`]).
-    pub fn poll_recv(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Arc<[u8]>>> {
-        self.rx.poll_recv(cx)
-    }
-
-    /// Why the gateway closed this connection, if it did.
-    pub fn closed(&self) -> Option<Close> {
-        self.kicked.lock().ok().and_then(|k| *k)
-    }
+    rx: Option<Outbox>,
+    status: Outbox,
 }
 
 impl Connection {
@@ -366,23 +346,20 @@ impl Connection {
     /// The next frame for the client; `None` once the gateway closed it (see [`Self::closed`]),
     /// or if the frames were taken by [`Self::outbox`].
     pub async fn recv(&mut self) -> Option<Arc<[u8]>> {
-        match &mut self.rx {
-            Some(rx) => rx.recv().await,
-            None => None,
-        }
+        let rx = self.rx.as_mut()?;
+        let mut one = Vec::with_capacity(1);
+        std::future::poll_fn(|cx| rx.poll_recv_many(cx, &mut one, 1)).await;
+        one.pop()
     }
 
     /// Takes the frames for the client, to be polled by the transport (once).
     pub fn outbox(&mut self) -> Option<Outbox> {
-        self.rx.take().map(|rx| Outbox {
-            rx,
-            kicked: self.kicked.clone(),
-        })
+        self.rx.take()
     }
 
     /// Why the gateway closed this connection, if it did.
     pub fn closed(&self) -> Option<Close> {
-        self.kicked.lock().ok().and_then(|k| *k)
+        self.status.closed()
     }
 
     /// The client may (or may no longer) change the document.
@@ -651,15 +628,13 @@ impl GatewayRegistry {
     ) -> Result<Connection, GatewayError> {
         for _ in 0..ATTEMPTS {
             let h = self.project(org_id, project_id).await;
-            let (out, rx) = mpsc::channel(self.inner.settings.client_buffer);
-            let kicked = Arc::new(Mutex::new(None));
+            let (out, rx) = mailbox::mailbox(self.inner.settings.client_buffer);
             let (reply, answer) = oneshot::channel();
             let conn: u64 = rand::random::<u64>() | 1;
             let join = Cmd::Join {
                 conn,
                 user: user.clone(),
                 out,
-                kicked: kicked.clone(),
                 reply,
             };
             if h.tx.send(join).await.is_err() {
@@ -671,8 +646,8 @@ impl GatewayRegistry {
                     return Ok(Connection {
                         conn,
                         tx: h.tx.clone(),
+                        status: rx.status(),
                         rx: Some(rx),
-                        kicked,
                     });
                 }
                 Ok(Err(JoinError::Full(n))) => return Err(GatewayError::RoomFull(n)),

@@ -6,7 +6,7 @@
 //! before the writer has committed it. So a client never holds an update the log lacks.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -20,6 +20,7 @@ use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
 use yrs::{BranchID, Doc, ReadTxn, StateVector, Transact, Update};
 
+use super::mailbox;
 use super::module::{Actor, Modules, ParsedEvent, RootKind};
 use super::writer::Writer;
 use super::{Close, GatewayError, GatewayMetrics, Settings};
@@ -30,8 +31,16 @@ use crate::db::docs::{HistoryPoint, NewUpdate};
 /// sender. Changes released together are merged into one frame, so a burst (one group
 /// commit of many changes) costs each client one frame, not one per change.
 enum Held {
-    Reply { conn: u64, frame: Arc<[u8]> },
-    Change { from: u64, delta: Vec<u8> },
+    Reply {
+        conn: u64,
+        frame: Arc<[u8]>,
+    },
+    /// `at`: when the project took it (the merge wait counts from there).
+    Change {
+        from: u64,
+        delta: Vec<u8>,
+        at: Instant,
+    },
 }
 
 /// Who a connection is.
@@ -66,8 +75,7 @@ pub(crate) enum Cmd {
     Join {
         conn: u64,
         user: ClientUser,
-        out: mpsc::Sender<Arc<[u8]>>,
-        kicked: Arc<Mutex<Option<Close>>>,
+        out: mailbox::Sender,
         reply: oneshot::Sender<Result<(), JoinError>>,
     },
     Frame {
@@ -120,8 +128,7 @@ pub(crate) struct Shared {
 }
 
 struct Member {
-    out: mpsc::Sender<Arc<[u8]>>,
-    kicked: Arc<Mutex<Option<Close>>>,
+    out: mailbox::Sender,
     user: ClientUser,
     awareness: Vec<ClientID>,
 }
@@ -148,10 +155,10 @@ pub(crate) struct Project {
     inflight: FuturesOrdered<Inflight>,
     held: VecDeque<(i64, Held)>,
     held_replies: VecDeque<(i64, EventReply, EventOutcome)>,
-    /// Durable changes waiting for the next broadcast (`broadcast_interval`), and when the
-    /// last one went out.
+    /// Durable changes waiting to go out merged (see [`Self::merge_wait`]), and when the
+    /// project took the oldest of them.
     unsent: Vec<(u64, Vec<u8>)>,
-    last_broadcast: Instant,
+    unsent_since: Option<Instant>,
     compacting: Option<tokio::task::JoinHandle<()>>,
     /// The whole document as a sync step 2 frame, and the change it reflects.
     whole: Option<(i64, Arc<[u8]>)>,
@@ -217,7 +224,7 @@ impl Project {
             held: VecDeque::new(),
             held_replies: VecDeque::new(),
             unsent: Vec::new(),
-            last_broadcast: Instant::now(),
+            unsent_since: None,
             compacting: None,
             whole: None,
             last_activity: Instant::now(),
@@ -300,8 +307,7 @@ impl Project {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut write_snapshot = true;
         loop {
-            let flush_at = self.last_broadcast + self.broadcast_every();
-            let flush_pending = !self.unsent.is_empty();
+            let flush_at = self.unsent_since.map(|since| since + self.merge_wait());
             tokio::select! {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
@@ -340,7 +346,7 @@ impl Project {
                         self.made_durable(*seq);
                     }
                 }
-                _ = tokio::time::sleep_until(flush_at.into()), if flush_pending => {
+                _ = sleep_until(flush_at), if flush_at.is_some() => {
                     self.flush_unsent();
                 }
                 _ = tick.tick() => {
@@ -406,7 +412,6 @@ impl Project {
                 conn,
                 user,
                 out,
-                kicked,
                 reply,
             } => {
                 if self.members.len() >= self.settings.max_clients_per_project {
@@ -415,13 +420,12 @@ impl Project {
                 }
                 self.last_activity = Instant::now();
                 for frame in self.hello() {
-                    let _ = out.try_send(frame.into());
+                    out.push(frame.into());
                 }
                 self.members.insert(
                     conn,
                     Member {
                         out,
-                        kicked,
                         user,
                         awareness: Vec::new(),
                     },
@@ -674,6 +678,7 @@ impl Project {
         let change = Held::Change {
             from: from.unwrap_or(0),
             delta: delta.clone(),
+            at: Instant::now(),
         };
         let done = self
             .writer
@@ -698,25 +703,28 @@ impl Project {
 
     fn made_durable(&mut self, seq: i64) {
         self.durable = self.durable.max(seq);
-        let mut changes: Vec<(u64, Vec<u8>)> = Vec::new();
         while self
             .held
             .front()
             .is_some_and(|(needs, _)| *needs <= self.durable)
         {
             match self.held.pop_front() {
-                Some((_, Held::Change { from, delta })) => changes.push((from, delta)),
+                Some((_, Held::Change { from, delta, at })) => {
+                    self.unsent_since.get_or_insert(at);
+                    self.unsent.push((from, delta));
+                }
                 Some((_, Held::Reply { conn, frame })) => {
                     // In order: the changes released before this reply go first.
-                    self.unsent.append(&mut changes);
                     self.flush_unsent();
                     self.send_now(conn, frame);
                 }
                 None => break,
             }
         }
-        self.unsent.append(&mut changes);
-        if self.last_broadcast.elapsed() >= self.broadcast_every() {
+        if self
+            .unsent_since
+            .is_some_and(|since| since.elapsed() >= self.merge_wait())
+        {
             self.flush_unsent();
         }
         while let Some((needs, _, _)) = self.held_replies.front() {
@@ -730,13 +738,17 @@ impl Project {
         self.maybe_compact();
     }
 
-    /// How long after a broadcast the next may go: `broadcast_interval`, stretched so the
-    /// project sends at most about `broadcast_budget` client frames per second.
-    fn broadcast_every(&self) -> Duration {
-        let budget = self.settings.broadcast_budget.max(1) as f64;
-        self.settings
-            .broadcast_interval
-            .max(Duration::from_secs_f64(self.members.len() as f64 / budget))
+    /// How long a change waits for others to go out with it: `clients / broadcast_budget`, so
+    /// the project sends about `broadcast_budget` client frames a second however busy it is,
+    /// within `broadcast_delay ..= broadcast_max_delay`. Counting from the oldest change (not
+    /// from the last broadcast) bounds every change's wait and sends the fewest frames for it.
+    fn merge_wait(&self) -> Duration {
+        let s = &self.settings;
+        let budget = s.broadcast_budget.max(1) as f64;
+        Duration::from_secs_f64(self.members.len() as f64 / budget).clamp(
+            s.broadcast_delay,
+            s.broadcast_max_delay.max(s.broadcast_delay),
+        )
     }
 
     /// Broadcasts the durable changes not sent yet.
@@ -745,8 +757,8 @@ impl Project {
             return;
         }
         let changes = std::mem::take(&mut self.unsent);
+        self.unsent_since = None;
         self.broadcast_changes(changes);
-        self.last_broadcast = Instant::now();
     }
 
     /// Sends durable changes as one update frame (merged when there are several). Everyone
@@ -806,7 +818,7 @@ impl Project {
 
     fn send_now(&mut self, conn: u64, frame: Arc<[u8]>) {
         let full = match self.members.get(&conn) {
-            Some(m) => m.out.try_send(frame).is_err(),
+            Some(m) => !m.out.push(frame),
             None => false,
         };
         if full {
@@ -818,7 +830,7 @@ impl Project {
     fn broadcast_now(&mut self, except: u64, frame: Arc<[u8]>) {
         let mut slow = Vec::new();
         for (id, m) in &self.members {
-            if *id != except && m.out.try_send(frame.clone()).is_err() {
+            if *id != except && !m.out.push(frame.clone()) {
                 slow.push(*id);
             }
         }
@@ -829,9 +841,7 @@ impl Project {
 
     fn kick(&mut self, conn: u64, close: Close) {
         if let Some(m) = self.members.get(&conn) {
-            if let Ok(mut k) = m.kicked.lock() {
-                k.get_or_insert(close);
-            }
+            m.out.kick(close);
             self.metrics.kicked.inc();
         }
         self.leave(conn);
@@ -1150,6 +1160,14 @@ fn refuse(cmd: Cmd, e: &GatewayError) {
         | Cmd::Kick { .. }
         | Cmd::Leave { .. }
         | Cmd::Deleted => {}
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -979,7 +979,8 @@ async fn broadcasts_are_paced_into_merged_frames() {
         let (org, pid) = (t.org.clone(), t.pid.clone());
         async move {
             let settings = Settings {
-                broadcast_interval: interval,
+                broadcast_delay: interval,
+                broadcast_max_delay: interval,
                 ..Settings::default()
             };
             let gateways = registry(db, settings);
@@ -1028,4 +1029,65 @@ async fn broadcasts_are_paced_into_merged_frames() {
     let unpaced = run(Duration::ZERO).await;
     assert!(paced <= 3, "paced: {paced} frames for 10 changes");
     assert!(unpaced >= 8, "unpaced: {unpaced} frames for 10 changes");
+}
+
+/// In a room the budget says to hold back (2 clients at 1 frame a second: 2 s), a change still
+/// goes out after `broadcast_max_delay`, having waited for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_waits_no_longer_than_the_max_delay() {
+    use demiurge::gateway::Settings;
+    use yrs::updates::encoder::Encode;
+    use yrs::{Map, Transact};
+
+    let (_server, t, db) = offline_team().await;
+    let settings = Settings {
+        broadcast_budget: 1,
+        broadcast_max_delay: Duration::from_millis(300),
+        ..Settings::default()
+    };
+    let gateways = registry(db, settings);
+    let writer = gateways
+        .connect(&t.org, &t.pid, member(true))
+        .await
+        .unwrap();
+    let mut reader = gateways
+        .connect(&t.org, &t.pid, member(false))
+        .await
+        .unwrap();
+    // The hello (sync step 1, the document, awareness) first.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), reader.recv()).await {}
+    let doc = yrs::Doc::new();
+    let texts = doc.get_or_insert_map("texts");
+    let update = {
+        let mut txn = doc.transact_mut();
+        texts.insert(&mut txn, "waited", yrs::TextPrelim::new("x"));
+        txn.encode_update_v1()
+    };
+    let sent = std::time::Instant::now();
+    assert!(
+        writer
+            .send(yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update)).encode_v1())
+            .await
+    );
+    let mine = yrs::Doc::new();
+    loop {
+        let f = tokio::time::timeout(Duration::from_secs(10), reader.recv())
+            .await
+            .expect("the change arrives")
+            .expect("the reader stays connected");
+        apply_frame(&mine, &f);
+        if text_len(&mine, "waited") == 1 {
+            break;
+        }
+    }
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "the change went out after {waited:?}, without waiting to be merged"
+    );
+    assert!(
+        waited < Duration::from_millis(1500),
+        "the change waited {waited:?}, past broadcast_max_delay"
+    );
+    gateways.shutdown().await;
 }

@@ -158,7 +158,7 @@ async fn collab(
             "a new connection had no frames to read".into(),
         ));
     };
-    let (out, control) = OutBody::new(outbox);
+    let (out, mut control) = OutBody::new(outbox);
     let resp = upgrade(handshake, BodyStream::new(out))?;
     let mut msgs = InStream::new(body.into_inner(), MAX_FRAME);
     let connected = state.gateways.metrics().clients_connected.clone();

@@ -7,41 +7,120 @@
 //!
 //! In: frames decoded from the request payload, continuations joined, with a size limit.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use actix_http::ws::{Codec, Frame, Item, Message, ProtocolError};
 use bytes::{Bytes, BytesMut};
+use futures::task::AtomicWaker;
 use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::gateway::{Close, Outbox};
 
 /// How much the body gathers into one chunk before handing it to the socket.
 const CHUNK: usize = 64 * 1024;
+/// Frames taken from the outbox at a time.
+const FRAMES: usize = 64;
 
 /// The server's side of the socket: frames for the client.
 pub struct OutBody {
     outbox: Outbox,
-    control: mpsc::UnboundedReceiver<Message>,
+    control: Arc<ControlShared>,
+    /// Dropped with the body: [`Control::closed`] resolves.
+    _alive: oneshot::Sender<()>,
     codec: Codec,
     buf: BytesMut,
+    /// Frames taken from the outbox, kept for its allocation.
+    frames: Vec<Arc<[u8]>>,
     done: bool,
 }
 
+/// Control frames (pings, pongs, the close) from the connection's handler to the body: a flag
+/// the body checks on each poll, so the common poll (gateway frames only) costs no channel.
+struct ControlShared {
+    queue: Mutex<VecDeque<Message>>,
+    waiting: AtomicBool,
+    /// The handler let go of its [`Control`].
+    gone: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// The handler's end of the control frames.
+pub struct Control {
+    shared: Arc<ControlShared>,
+    /// None once the body is known to be gone.
+    alive: Option<oneshot::Receiver<()>>,
+}
+
+/// The body is gone: a control frame has nowhere to go.
+#[derive(Debug)]
+pub struct BodyGone;
+
+impl Control {
+    /// Queues `msg` ahead of the gateway's frames.
+    pub fn send(&mut self, msg: Message) -> Result<(), BodyGone> {
+        let gone = match &mut self.alive {
+            Some(alive) => matches!(alive.try_recv(), Err(oneshot::error::TryRecvError::Closed)),
+            None => true,
+        };
+        if gone {
+            self.alive = None;
+            return Err(BodyGone);
+        }
+        self.shared
+            .queue
+            .lock()
+            .map_err(|_| BodyGone)?
+            .push_back(msg);
+        self.shared.waiting.store(true, Ordering::Release);
+        self.shared.waker.wake();
+        Ok(())
+    }
+
+    /// Resolves once the body is gone (the socket closed, or the body ended).
+    pub async fn closed(&mut self) {
+        if let Some(alive) = &mut self.alive {
+            let _ = alive.await;
+            self.alive = None;
+        }
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.shared.gone.store(true, Ordering::Release);
+        self.shared.waker.wake();
+    }
+}
+
 impl OutBody {
-    pub fn new(outbox: Outbox) -> (Self, mpsc::UnboundedSender<Message>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn new(outbox: Outbox) -> (Self, Control) {
+        let shared = Arc::new(ControlShared {
+            queue: Mutex::new(VecDeque::new()),
+            waiting: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        });
+        let (alive, alive_rx) = oneshot::channel();
         (
             Self {
                 outbox,
-                control: rx,
+                control: shared.clone(),
+                _alive: alive,
                 codec: Codec::new(),
                 buf: BytesMut::new(),
+                frames: Vec::new(),
                 done: false,
             },
-            tx,
+            Control {
+                shared,
+                alive: Some(alive_rx),
+            },
         )
     }
 
@@ -51,7 +130,6 @@ impl OutBody {
         self.codec.encode(msg, &mut self.buf)?;
         if close {
             self.done = true;
-            self.control.close();
         }
         Ok(())
     }
@@ -79,27 +157,43 @@ impl Stream for OutBody {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        while !this.done {
-            match this.control.poll_recv(cx) {
-                Poll::Ready(Some(msg)) => {
-                    if let Err(e) = this.push(msg) {
-                        return Poll::Ready(Some(Err(e)));
-                    }
+        this.control.waker.register(cx.waker());
+        if this.control.waiting.swap(false, Ordering::AcqRel) {
+            let msgs: Vec<Message> = match this.control.queue.lock() {
+                Ok(mut q) => q.drain(..).collect(),
+                Err(_) => Vec::new(),
+            };
+            for msg in msgs {
+                if this.done {
+                    break;
                 }
-                // The handler is gone without a close: nothing more to say.
-                Poll::Ready(None) => this.done = true,
-                Poll::Pending => break,
+                if let Err(e) = this.push(msg) {
+                    return Poll::Ready(Some(Err(e)));
+                }
             }
         }
+        // The handler is gone without a close: nothing more to say.
+        if this.control.gone.load(Ordering::Acquire)
+            && !this.control.waiting.load(Ordering::Acquire)
+        {
+            this.done = true;
+        }
         while !this.done && this.buf.len() < CHUNK {
-            match this.outbox.poll_recv(cx) {
-                Poll::Ready(Some(frame)) => {
-                    let msg = Message::Binary(Bytes::from_owner(frame));
-                    if let Err(e) = this.push(msg) {
-                        return Poll::Ready(Some(Err(e)));
-                    }
+            let mut frames = std::mem::take(&mut this.frames);
+            let got = this.outbox.poll_recv_many(cx, &mut frames, FRAMES);
+            for frame in frames.drain(..) {
+                let msg = Message::Binary(Bytes::from_owner(frame));
+                if let Err(e) = this.push(msg) {
+                    return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(None) => {
+            }
+            this.frames = frames;
+            match got {
+                // Fewer than asked for: the outbox is empty and this task is registered for
+                // the next frame (no second look needed).
+                Poll::Ready(n) if n > 0 && n < FRAMES => break,
+                Poll::Ready(n) if n > 0 => {}
+                Poll::Ready(_) => {
                     // The gateway closed this connection: tell the client why.
                     let why = this.outbox.closed().unwrap_or(Close::GOING_AWAY);
                     if let Err(e) = this.push(Message::Close(Some(close_reason(why)))) {
