@@ -675,19 +675,29 @@ impl Project {
         self.bytes += delta.len() as i64;
         self.metrics.document_bytes.add(delta.len() as i64);
         self.metrics.updates.inc();
+        let at = Instant::now();
         let change = Held::Change {
             from: from.unwrap_or(0),
             delta: delta.clone(),
-            at: Instant::now(),
+            at,
+        };
+        // A client's change waits for merging anyway, so its commit may wait as long; anything
+        // else (an event, whose caller waits on the answer) is committed at once.
+        let by = match from {
+            Some(_) => at + self.merge_wait(),
+            None => at,
         };
         let done = self
             .writer
-            .append(NewUpdate {
-                project_id: self.id.clone(),
-                seq,
-                data: delta,
-                created_at: chrono::Utc::now().naive_utc(),
-            })
+            .append(
+                NewUpdate {
+                    project_id: self.id.clone(),
+                    seq,
+                    data: delta,
+                    created_at: chrono::Utc::now().naive_utc(),
+                },
+                by,
+            )
             .await;
         self.inflight.push_back(Box::pin(async move {
             let r = match done.await {

@@ -1,9 +1,12 @@
 //! Group commit: one task takes the appends of every project and writes each batch in one
 //! transaction. Whatever arrives while a transaction commits forms the next batch, so under
-//! load many appends share one commit, and alone an append waits for nothing but its own.
+//! load many appends share one commit. An append may also say how long it can wait (a client's
+//! change is held for merging anyway, see `Project::merge_wait`): the batch then stays open
+//! until its earliest such deadline, less what a commit takes, gathering more appends into the
+//! one commit. An append that cannot wait (an event, whose caller waits on it) goes at once.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -18,6 +21,8 @@ const QUEUE: usize = 16 * 1024;
 
 struct Append {
     row: NewUpdate,
+    /// Committed by then, it delays nothing.
+    by: Instant,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -34,10 +39,15 @@ impl Writer {
         Self { tx }
     }
 
-    /// Queues one update; the receiver answers once it is committed (or failed).
-    pub(crate) async fn append(&self, row: NewUpdate) -> oneshot::Receiver<Result<(), String>> {
+    /// Queues one update, to be committed by `by` if it can be; the receiver answers once it
+    /// is committed (or failed).
+    pub(crate) async fn append(
+        &self,
+        row: NewUpdate,
+        by: Instant,
+    ) -> oneshot::Receiver<Result<(), String>> {
         let (done, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError(a)) = self.tx.send(Append { row, done }).await {
+        if let Err(mpsc::error::SendError(a)) = self.tx.send(Append { row, by, done }).await {
             let _ = a.done.send(Err("the writer stopped".into()));
         }
         rx
@@ -46,12 +56,31 @@ impl Writer {
 
 async fn run(db: Db, metrics: GatewayMetrics, mut rx: mpsc::Receiver<Append>) {
     let mut batch = Vec::with_capacity(64);
+    // What the last commit took: the batch closes this long (twice, plus a millisecond) before
+    // its earliest deadline.
+    let mut commit_time = Duration::ZERO;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let margin = commit_time * 2 + Duration::from_millis(1);
+        loop {
+            let Some(by) = batch.iter().map(|a| a.by).min() else {
+                break;
+            };
+            let close_at = by.checked_sub(margin).unwrap_or(by);
+            if batch.len() >= MAX_BATCH || Instant::now() >= close_at {
+                break;
+            }
+            let room = MAX_BATCH - batch.len();
+            tokio::select! {
+                n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+                _ = tokio::time::sleep_until(close_at.into()) => break,
+            }
+        }
         let (rows, dones): (Vec<NewUpdate>, Vec<_>) =
             batch.drain(..).map(|a| (a.row, a.done)).unzip();
         let t = Instant::now();
         let result = db.append_updates(&rows).await;
-        metrics.append_seconds.observe(t.elapsed().as_secs_f64());
+        commit_time = t.elapsed();
+        metrics.append_seconds.observe(commit_time.as_secs_f64());
         metrics.append_batch.observe(rows.len() as f64);
         match result {
             Ok(()) => {

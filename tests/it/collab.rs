@@ -1091,3 +1091,62 @@ async fn a_change_waits_no_longer_than_the_max_delay() {
     );
     gateways.shutdown().await;
 }
+
+/// A client's changes that may wait (here 300 ms, to be merged) are committed together: ten
+/// changes 10 ms apart take one or two commits, not ten, and all of them arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_that_may_wait_share_a_commit() {
+    use demiurge::gateway::Settings;
+    use yrs::updates::encoder::Encode;
+    use yrs::{Map, Text, Transact};
+
+    let (_server, t, db) = offline_team().await;
+    let settings = Settings {
+        broadcast_delay: Duration::from_millis(300),
+        broadcast_max_delay: Duration::from_millis(300),
+        ..Settings::default()
+    };
+    let gateways = registry(db, settings);
+    let writer = gateways
+        .connect(&t.org, &t.pid, member(true))
+        .await
+        .unwrap();
+    let mut reader = gateways
+        .connect(&t.org, &t.pid, member(false))
+        .await
+        .unwrap();
+    let frame =
+        |u: Vec<u8>| yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(u)).encode_v1();
+    let doc = yrs::Doc::new();
+    let texts = doc.get_or_insert_map("texts");
+    let text = {
+        let mut txn = doc.transact_mut();
+        let text = texts.insert(&mut txn, "shared", yrs::TextPrelim::new(""));
+        assert!(writer.send(frame(txn.encode_update_v1())).await);
+        text
+    };
+    // The creation is committed (and the hello and the creation read) before counting.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mine = yrs::Doc::new();
+    while let Ok(Some(f)) = tokio::time::timeout(Duration::from_millis(200), reader.recv()).await {
+        apply_frame(&mine, &f);
+    }
+    let commits = gateways.metrics().append_batch.get_sample_count();
+    for i in 0..10u32 {
+        let mut txn = doc.transact_mut();
+        text.insert(&mut txn, i, "x");
+        assert!(writer.send(frame(txn.encode_update_v1())).await);
+        drop(txn);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while text_len(&mine, "shared") < 10 {
+        let f = tokio::time::timeout(Duration::from_secs(10), reader.recv())
+            .await
+            .expect("the changes arrive")
+            .expect("the reader stays connected");
+        apply_frame(&mine, &f);
+    }
+    let used = gateways.metrics().append_batch.get_sample_count() - commits;
+    assert!(used <= 2, "10 changes took {used} commits");
+    gateways.shutdown().await;
+}
