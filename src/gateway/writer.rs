@@ -61,10 +61,7 @@ async fn run(db: Db, metrics: GatewayMetrics, mut rx: mpsc::Receiver<Append>) {
     let mut commit_time = Duration::ZERO;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let margin = commit_time * 2 + Duration::from_millis(1);
-        loop {
-            let Some(by) = batch.iter().map(|a| a.by).min() else {
-                break;
-            };
+        while let Some(by) = batch.iter().map(|a| a.by).min() {
             let close_at = by.checked_sub(margin).unwrap_or(by);
             if batch.len() >= MAX_BATCH || Instant::now() >= close_at {
                 break;
