@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use actix_http::ws::{Codec, Frame, Item, Message, ProtocolError};
+use actix_http::ws::{Codec, Frame, Item, Message, OpCode, Parser, ProtocolError};
 use bytes::{Bytes, BytesMut};
 use futures::task::AtomicWaker;
 use futures::{Stream, StreamExt};
@@ -182,10 +182,9 @@ impl Stream for OutBody {
             let mut frames = std::mem::take(&mut this.frames);
             let got = this.outbox.poll_recv_many(cx, &mut frames, FRAMES);
             for frame in frames.drain(..) {
-                let msg = Message::Binary(Bytes::from_owner(frame));
-                if let Err(e) = this.push(msg) {
-                    return Poll::Ready(Some(Err(e)));
-                }
+                // A whole binary message, unmasked (server to client), written straight from the
+                // shared frame: what the codec does for `Message::Binary`, minus a `Bytes` per frame.
+                Parser::write_message(&mut this.buf, &*frame, OpCode::Binary, true, false);
             }
             this.frames = frames;
             match got {
