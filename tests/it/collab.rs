@@ -964,8 +964,8 @@ async fn a_client_that_stops_reading_is_dropped_not_waited_for() {
     gateways.shutdown().await;
 }
 
-/// Changes made durable within `broadcast_interval` of the last broadcast reach the others as
-/// one merged frame; with the interval at 0 each goes out alone. Every change arrives either way.
+/// Changes that arrive within `broadcast_delay` of the oldest unsent one reach the others as one
+/// merged frame; with the delay at 0 each goes out alone. Every change arrives either way.
 #[tokio::test(flavor = "multi_thread")]
 async fn broadcasts_are_paced_into_merged_frames() {
     use demiurge::gateway::Settings;
@@ -1036,7 +1036,6 @@ async fn broadcasts_are_paced_into_merged_frames() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_change_waits_no_longer_than_the_max_delay() {
     use demiurge::gateway::Settings;
-    use yrs::updates::encoder::Encode;
     use yrs::{Map, Transact};
 
     let (_server, t, db) = offline_team().await;
@@ -1046,14 +1045,7 @@ async fn a_change_waits_no_longer_than_the_max_delay() {
         ..Settings::default()
     };
     let gateways = registry(db, settings);
-    let writer = gateways
-        .connect(&t.org, &t.pid, member(true))
-        .await
-        .unwrap();
-    let mut reader = gateways
-        .connect(&t.org, &t.pid, member(false))
-        .await
-        .unwrap();
+    let (writer, mut reader) = writer_and_reader(&gateways, &t).await;
     // The hello (sync step 1, the document, awareness) first.
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), reader.recv()).await {}
     let doc = yrs::Doc::new();
@@ -1064,22 +1056,8 @@ async fn a_change_waits_no_longer_than_the_max_delay() {
         txn.encode_update_v1()
     };
     let sent = std::time::Instant::now();
-    assert!(
-        writer
-            .send(yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update)).encode_v1())
-            .await
-    );
-    let mine = yrs::Doc::new();
-    loop {
-        let f = tokio::time::timeout(Duration::from_secs(10), reader.recv())
-            .await
-            .expect("the change arrives")
-            .expect("the reader stays connected");
-        apply_frame(&mine, &f);
-        if text_len(&mine, "waited") == 1 {
-            break;
-        }
-    }
+    assert!(writer.send(update_frame(update)).await);
+    read_until(&mut reader, &yrs::Doc::new(), "waited", 1).await;
     let waited = sent.elapsed();
     assert!(
         waited >= Duration::from_millis(250),
@@ -1097,7 +1075,6 @@ async fn a_change_waits_no_longer_than_the_max_delay() {
 #[tokio::test(flavor = "multi_thread")]
 async fn changes_that_may_wait_share_a_commit() {
     use demiurge::gateway::Settings;
-    use yrs::updates::encoder::Encode;
     use yrs::{Map, Text, Transact};
 
     let (_server, t, db) = offline_team().await;
@@ -1107,22 +1084,13 @@ async fn changes_that_may_wait_share_a_commit() {
         ..Settings::default()
     };
     let gateways = registry(db, settings);
-    let writer = gateways
-        .connect(&t.org, &t.pid, member(true))
-        .await
-        .unwrap();
-    let mut reader = gateways
-        .connect(&t.org, &t.pid, member(false))
-        .await
-        .unwrap();
-    let frame =
-        |u: Vec<u8>| yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(u)).encode_v1();
+    let (writer, mut reader) = writer_and_reader(&gateways, &t).await;
     let doc = yrs::Doc::new();
     let texts = doc.get_or_insert_map("texts");
     let text = {
         let mut txn = doc.transact_mut();
         let text = texts.insert(&mut txn, "shared", yrs::TextPrelim::new(""));
-        assert!(writer.send(frame(txn.encode_update_v1())).await);
+        assert!(writer.send(update_frame(txn.encode_update_v1())).await);
         text
     };
     // The creation is committed (and the hello and the creation read) before counting.
@@ -1135,18 +1103,50 @@ async fn changes_that_may_wait_share_a_commit() {
     for i in 0..10u32 {
         let mut txn = doc.transact_mut();
         text.insert(&mut txn, i, "x");
-        assert!(writer.send(frame(txn.encode_update_v1())).await);
+        assert!(writer.send(update_frame(txn.encode_update_v1())).await);
         drop(txn);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    while text_len(&mine, "shared") < 10 {
+    read_until(&mut reader, &mine, "shared", 10).await;
+    let used = gateways.metrics().append_batch.get_sample_count() - commits;
+    assert!(used <= 2, "10 changes took {used} commits");
+    gateways.shutdown().await;
+}
+
+/// A writable and a read-only client of the team's project.
+async fn writer_and_reader(
+    gateways: &demiurge::gateway::GatewayRegistry,
+    t: &Team,
+) -> (demiurge::gateway::Connection, demiurge::gateway::Connection) {
+    let writer = gateways
+        .connect(&t.org, &t.pid, member(true))
+        .await
+        .unwrap();
+    let reader = gateways
+        .connect(&t.org, &t.pid, member(false))
+        .await
+        .unwrap();
+    (writer, reader)
+}
+
+/// A y-websocket update message.
+fn update_frame(update: Vec<u8>) -> Vec<u8> {
+    use yrs::updates::encoder::Encode;
+    yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update)).encode_v1()
+}
+
+/// Applies the reader's frames to `doc` until its text `key` is `len` long (10 s at most).
+async fn read_until(
+    reader: &mut demiurge::gateway::Connection,
+    doc: &yrs::Doc,
+    key: &str,
+    len: usize,
+) {
+    while text_len(doc, key) < len {
         let f = tokio::time::timeout(Duration::from_secs(10), reader.recv())
             .await
             .expect("the changes arrive")
             .expect("the reader stays connected");
-        apply_frame(&mine, &f);
+        apply_frame(doc, &f);
     }
-    let used = gateways.metrics().append_batch.get_sample_count() - commits;
-    assert!(used <= 2, "10 changes took {used} commits");
-    gateways.shutdown().await;
 }

@@ -179,14 +179,12 @@ impl Stream for OutBody {
             this.done = true;
         }
         while !this.done && this.buf.len() < CHUNK {
-            let mut frames = std::mem::take(&mut this.frames);
-            let got = this.outbox.poll_recv_many(cx, &mut frames, FRAMES);
-            for frame in frames.drain(..) {
+            let got = this.outbox.poll_recv_many(cx, &mut this.frames, FRAMES);
+            for frame in this.frames.drain(..) {
                 // A whole binary message, unmasked (server to client), written straight from the
                 // shared frame: what the codec does for `Message::Binary`, minus a `Bytes` per frame.
                 Parser::write_message(&mut this.buf, &*frame, OpCode::Binary, true, false);
             }
-            this.frames = frames;
             match got {
                 // Fewer than asked for: the outbox is empty and this task is registered for
                 // the next frame (no second look needed).
