@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod pages;
 pub mod ratelimit;
 pub mod session;
+pub mod upgrade;
 pub mod workers;
 
 use std::net::{SocketAddr, TcpListener};

@@ -16,10 +16,14 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use actix_codec::Framed;
 use actix_http::body::MessageBody;
-use actix_http::{Extensions, HttpService, Protocol, Request, Response};
-use actix_service::{IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt, map_config};
+use actix_http::{Extensions, HttpService, Protocol, Request, Response, h1};
+use actix_service::{
+    IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt, fn_service, map_config,
+};
 use actix_web::dev::AppConfig;
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
@@ -43,6 +47,16 @@ pub struct Incoming {
 pub struct AppIo {
     inner: Inner,
     direct: Option<Direct>,
+    /// Read before the connection's own bytes: a request head given back to be read again
+    /// ([`super::upgrade`]).
+    replay: Bytes,
+}
+
+impl AppIo {
+    /// Makes `bytes` the next thing read, ahead of what the client sends.
+    pub(super) fn replay(&mut self, bytes: Bytes) {
+        self.replay = bytes;
+    }
 }
 
 enum Inner {
@@ -56,7 +70,13 @@ impl AsyncRead for AppIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match &mut self.get_mut().inner {
+        let this = self.get_mut();
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        match &mut this.inner {
             Inner::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
             Inner::Tls(s) => std::pin::Pin::new(s).poll_read(cx, buf),
         }
@@ -259,26 +279,59 @@ where
     move |mut rx| {
         let system = actix_web::rt::System::new();
         system.block_on(async move {
-            let app = factory()
-                .into_factory()
-                .map_err(|e| e.into().error_response());
-            let http = HttpService::build()
-                .keep_alive(super::KEEP_ALIVE)
-                // As actix-web's own server: a client gets 5 s to send a request head, and after an
-                // answer that ends the connection (a 413 before the body was read, say) it gets a
-                // second to take the answer before the socket closes, instead of a reset.
-                .client_request_timeout(Duration::from_secs(5))
-                .client_disconnect_timeout(Duration::from_secs(1))
-                .on_connect_ext(|io: &AppIo, ext: &mut Extensions| {
-                    if let Some(d) = io.direct {
-                        ext.insert(d);
-                    }
-                })
-                .finish(map_config(app, |_| AppConfig::default()));
-            let service = match http.new_service(()).await {
+            // As actix-web's own server: a client gets 5 s to send a request head, and after an
+            // answer that ends the connection (a 413 before the body was read, say) it gets a
+            // second to take the answer before the socket closes, instead of a reset.
+            let builder = || {
+                HttpService::<AppIo, _, _, _, _>::build()
+                    .keep_alive(super::KEEP_ALIVE)
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .on_connect_ext(|io: &AppIo, ext: &mut Extensions| {
+                        if let Some(d) = io.direct {
+                            ext.insert(d);
+                        }
+                    })
+            };
+            let app = || {
+                factory.clone()()
+                    .into_factory()
+                    .map_err(|e| e.into().error_response())
+            };
+            let config = |_: ()| AppConfig::default();
+            // Three instances of the app: the ordinary dispatcher's, the upgrade path's, and
+            // the plain dispatcher's (no upgrade path) that upgrade requests the app does not
+            // take over are replayed into.
+            let built = async {
+                let plain = builder()
+                    .finish(map_config(app(), config))
+                    .new_service(())
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                let upgrading = app()
+                    .new_service(AppConfig::default())
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                let (plain, upgrading) = (Rc::new(plain), Rc::new(upgrading));
+                let upgrade =
+                    fn_service(move |(req, framed): (Request, Framed<AppIo, h1::Codec>)| {
+                        let (plain, upgrading) = (plain.clone(), upgrading.clone());
+                        async move {
+                            super::upgrade::serve(req, framed, &*upgrading, &*plain).await;
+                            Ok::<(), actix_web::Error>(())
+                        }
+                    });
+                builder()
+                    .upgrade(upgrade)
+                    .finish(map_config(app(), config))
+                    .new_service(())
+                    .await
+                    .map_err(|e| format!("{e:?}"))
+            };
+            let service = match built.await {
                 Ok(s) => Rc::new(s),
                 Err(e) => {
-                    tracing::error!(error = ?e, "app worker could not build the app");
+                    tracing::error!(error = %e, "app worker could not build the app");
                     return;
                 }
             };
@@ -298,6 +351,7 @@ where
                 let io = AppIo {
                     inner,
                     direct: handed.then_some(Direct { peer, tls }),
+                    replay: Bytes::new(),
                 };
                 let service = service.clone();
                 actix_web::rt::spawn(async move {

@@ -103,6 +103,11 @@ impl Outbox {
         }
     }
 
+    /// Whether the project let go of the client (frames may still be waiting).
+    pub fn is_closed(&self) -> bool {
+        self.0.queue.lock().map(|q| !q.open).unwrap_or(true)
+    }
+
     /// Why the project closed the client, if it did.
     pub fn closed(&self) -> Option<Close> {
         self.0.queue.lock().ok().and_then(|q| q.kicked)

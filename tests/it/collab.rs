@@ -331,6 +331,48 @@ async fn collab(pg: bool) {
         StatusCode::BAD_REQUEST,
         "a plain GET is not a WebSocket"
     );
+    // The same over a real WebSocket handshake, which takes the upgrade path: an answer,
+    // then the connection closes.
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let handshake = |path: String, extra: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+        )
+    };
+    let pid = &t.pid;
+    let refused = raw_http(
+        &addr,
+        &handshake(
+            format!("/api/v1/projects/{pid}/collab?token={}", t.t_out),
+            "",
+        ),
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 404"), "{refused}");
+    assert!(refused.contains("\"not_found\""), "{refused}");
+    let anonymous = raw_http(
+        &addr,
+        &handshake(format!("/api/v1/projects/{pid}/collab"), ""),
+    )
+    .await;
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    // Any other upgrade request is served as it would be without the upgrade path (here an
+    // `h2c` probe, as `curl --http2` sends on plain HTTP).
+    let me = raw_http(
+        &addr,
+        &format!(
+            "GET /api/v1/me HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nAuthorization: Bearer {}\r\n\r\n",
+            t.t_editor
+        ),
+    )
+    .await;
+    assert!(me.starts_with("HTTP/1.1 200"), "{me}");
+    assert!(me.contains(&t.editor_id), "{me}");
 
     // Durable: what was acknowledged is there after a restart.
     let w = yclient(&["write", &t.base, &t.t_editor, " more"]);
@@ -338,6 +380,34 @@ async fn collab(pg: bool) {
     server.restart();
     let r = yclient(&["read", &t.base, &t.t_viewer]);
     assert_eq!(r["text"], "hello from A! more");
+}
+
+/// Sends `request` on a new connection and reads the answer: until the connection closes, or
+/// until a whole answer with a `Content-Length` is in (5 s at most).
+async fn raw_http(addr: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            });
+            if len.is_some_and(|n| body.len() >= n) {
+                return text;
+            }
+        }
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return text,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

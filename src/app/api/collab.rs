@@ -8,11 +8,12 @@
 //! connection never stop the others.
 
 use actix_http::ws::{CloseCode, CloseReason, Message};
-use actix_web::body::{BodyStream, MessageBody};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use futures::StreamExt;
 use serde::Deserialize;
 
-use super::wsio::{InStream, Incoming, OutBody, close_reason, closing_body};
+use super::wsio::{self, Control, Incoming, Messages, Socket, close_reason};
+use crate::app::upgrade::Takeover;
 
 use crate::app::AppState;
 use crate::app::error::ApiError;
@@ -116,7 +117,6 @@ async fn access(state: &AppState, user_id: &str, org: &str, project: &str) -> (b
     ))]
 async fn collab(
     req: HttpRequest,
-    body: web::Payload,
     state: web::Data<AppState>,
     id: web::Path<String>,
     q: web::Query<CollabQuery>,
@@ -126,6 +126,15 @@ async fn collab(
         .orgs
         .project_for(&user, &id, "project:content:read", "read this project")
         .await?;
+    let mut handshake =
+        actix_http::ws::handshake(req.head()).map_err(|e| ApiError::BadRequest {
+            code: "not_a_websocket",
+            message: format!("this endpoint speaks WebSocket only: {e}"),
+        })?;
+    // Every WebSocket request comes through the upgrade path, which hands the socket over.
+    let takeover = Takeover::of(&req).ok_or_else(|| {
+        ApiError::Internal("the collaboration socket came without its connection".into())
+    })?;
     let (_, writable) = access(&state, &user.id, &project.org_id, &project.id).await;
     // Joined (and so loaded) before the upgrade: sync step 1 is never answered from an
     // unloaded document.
@@ -141,15 +150,14 @@ async fn collab(
             },
         )
         .await;
-    let handshake = actix_http::ws::handshake(req.head()).map_err(|e| ApiError::BadRequest {
-        code: "not_a_websocket",
-        message: format!("this endpoint speaks WebSocket only: {e}"),
-    })?;
     let mut conn = match joined {
         Ok(c) => c,
         Err(GatewayError::RoomFull(_)) => {
             // Told as a close code, which every WebSocket client can see.
-            return upgrade(handshake, BodyStream::new(closing_body(Close::ROOM_FULL)));
+            takeover.set(|up| {
+                actix_web::rt::spawn(wsio::refuse(up, Close::ROOM_FULL));
+            });
+            return Ok(HttpResponse::from(handshake.finish().map_into_boxed_body()));
         }
         Err(e) => return Err(e.into()),
     };
@@ -158,45 +166,76 @@ async fn collab(
             "a new connection had no frames to read".into(),
         ));
     };
-    let (out, mut control) = OutBody::new(outbox);
-    let resp = upgrade(handshake, BodyStream::new(out))?;
-    let mut msgs = InStream::new(body.into_inner(), MAX_FRAME);
-    let connected = state.gateways.metrics().clients_connected.clone();
     let state = state.into_inner();
-    // Pinged this often; silent for two of these, it is closed.
-    let keepalive_every = state.gateways.settings().keepalive;
-    connected.inc();
-    actix_web::rt::spawn(async move {
+    takeover.set(move |up| {
+        let (socket, control, msgs) = Socket::new(up, outbox, MAX_FRAME);
+        actix_web::rt::spawn(socket);
+        actix_web::rt::spawn(async move {
+            let connected = state.gateways.metrics().clients_connected.clone();
+            connected.inc();
+            let open = Open {
+                state,
+                user,
+                credential,
+                project,
+                writable,
+            };
+            open.serve(conn, control, msgs).await;
+            connected.dec();
+        });
+    });
+    Ok(HttpResponse::from(handshake.finish().map_into_boxed_body()))
+}
+
+/// An open connection's handler: what the client says, keepalive, and the checks made again
+/// while it is open.
+struct Open {
+    state: std::sync::Arc<AppState>,
+    user: User,
+    credential: Credential,
+    project: crate::db::orgs::Project,
+    writable: bool,
+}
+
+impl Open {
+    async fn serve(
+        mut self,
+        conn: crate::gateway::Connection,
+        mut control: Control,
+        mut msgs: Messages,
+    ) {
+        let state = self.state.clone();
+        // Pinged this often; silent for two of these, it is closed.
+        let keepalive_every = state.gateways.settings().keepalive;
         let mut keepalive = tokio::time::interval(keepalive_every);
         keepalive.tick().await;
         let mut orgs_changed = state.orgs.watch_changes();
         let mut revoked = state.auth.watch_revocations();
         let mut last_heard = std::time::Instant::now();
-        let mut writable = writable;
         let close: Option<CloseReason> = loop {
             tokio::select! {
-                // The body ended (the gateway closed the connection, or the socket is gone).
+                // The socket is gone (the gateway closed the connection, or the client left).
                 _ = control.closed() => break None,
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() > keepalive_every * 2 {
                         break Some(CloseReason { code: CloseCode::Away, description: Some("no answer to keepalive pings".into()) });
                     }
-                    if credential.user(&state).await.is_none() {
+                    if self.credential.user(&state).await.is_none() {
                         conn.kick(Close::AUTH_EXPIRED).await;
                     }
                     if control.send(Message::Ping(bytes::Bytes::new())).is_err() { break None; }
                 }
                 Ok(()) = revoked.changed() => {
-                    if credential.user(&state).await.is_none() {
+                    if self.credential.user(&state).await.is_none() {
                         conn.kick(Close::AUTH_EXPIRED).await;
                     }
                 }
                 Ok(()) = orgs_changed.changed() => {
-                    let (read, write) = access(&state, &user.id, &project.org_id, &project.id).await;
+                    let (read, write) = access(&state, &self.user.id, &self.project.org_id, &self.project.id).await;
                     if !read {
                         conn.kick(Close::PERMISSION_LOST).await;
-                    } else if write != writable {
-                        writable = write;
+                    } else if write != self.writable {
+                        self.writable = write;
                         conn.set_writable(write).await;
                     }
                 }
@@ -224,19 +263,6 @@ async fn collab(
             }
         };
         drop(conn);
-        connected.dec();
         let _ = control.send(Message::Close(close));
-    });
-    Ok(resp)
-}
-
-/// The 101 answer with `body` as the server's side of the socket.
-fn upgrade<B>(mut handshake: actix_http::ResponseBuilder, body: B) -> Result<HttpResponse, ApiError>
-where
-    B: MessageBody + 'static,
-{
-    handshake
-        .message_body(body.boxed())
-        .map(HttpResponse::from)
-        .map_err(|e| ApiError::Internal(format!("websocket answer: {e}")))
+    }
 }
