@@ -1,6 +1,10 @@
-//! One client's outgoing frames: the project task pushes, the client's transport takes every
-//! waiting frame at once. A lock around a queue and one waker: a broadcast to hundreds of clients
-//! costs one short lock and one wake each, and the transport one lock per wake-up.
+//! Where a project's frames go.
+//!
+//! - [`Outlet`]: a transport thread's clients, of every project, at once. The WebSocket
+//!   transport has one per app worker: a broadcast is one delivery per worker however many of
+//!   the project's clients it serves, and a batch of deliveries is one wake.
+//! - A mailbox ([`Sender`], [`Outbox`]): one client's own capped queue, for a client read in
+//!   this process ([`super::Connection::recv`]). A client `cap` frames behind is closed.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -74,10 +78,8 @@ impl Drop for Sender {
     }
 }
 
-/// The client's end: the frames for one client, for a transport that polls them itself (the
-/// WebSocket body does, so a frame goes from the project task to the socket with no task in
-/// between).
-pub struct Outbox(Arc<Shared>);
+/// The client's end of a mailbox.
+pub(crate) struct Outbox(Arc<Shared>);
 
 impl Outbox {
     /// Moves up to `max` waiting frames to `out`: `Ready(n)` with n > 0, `Ready(0)` once the
@@ -103,11 +105,6 @@ impl Outbox {
         }
     }
 
-    /// Whether the project let go of the client (frames may still be waiting).
-    pub fn is_closed(&self) -> bool {
-        self.0.queue.lock().map(|q| !q.open).unwrap_or(true)
-    }
-
     /// Why the project closed the client, if it did.
     pub fn closed(&self) -> Option<Close> {
         self.0.queue.lock().ok().and_then(|q| q.kicked)
@@ -117,5 +114,67 @@ impl Outbox {
     /// (only one of them may be polled).
     pub(crate) fn status(&self) -> Outbox {
         Outbox(self.0.clone())
+    }
+}
+
+/// A frame (or a close) for a client on an [`Outlet`].
+pub enum Delivery {
+    /// To each of the project's clients on the outlet but `except` (0: none excepted).
+    All {
+        project: Arc<str>,
+        except: u64,
+        frame: Arc<[u8]>,
+    },
+    /// To one client.
+    One { conn: u64, frame: Arc<[u8]> },
+    /// The project closed the client: nothing more comes for it.
+    Closed { conn: u64, why: Close },
+}
+
+struct OutletShared {
+    queue: Mutex<Vec<Delivery>>,
+    waker: AtomicWaker,
+}
+
+/// A transport thread's way in for all its clients, of every project: a broadcast is one
+/// [`Delivery::All`] per outlet however many of the project's clients it serves, and a batch
+/// of deliveries costs one wake. The transport keeps which client is where, writes, and drops
+/// a client that falls `client_buffer` frames behind ([`super::Close::TOO_SLOW`]).
+#[derive(Clone)]
+pub struct Outlet(Arc<OutletShared>);
+
+impl Default for Outlet {
+    fn default() -> Self {
+        Self(Arc::new(OutletShared {
+            queue: Mutex::new(Vec::new()),
+            waker: AtomicWaker::new(),
+        }))
+    }
+}
+
+impl Outlet {
+    /// Moves every waiting delivery to `out` (in order); `Pending`, woken on the next one,
+    /// when there is none.
+    pub fn poll_take(&self, cx: &mut Context<'_>, out: &mut Vec<Delivery>) -> Poll<()> {
+        self.0.waker.register(cx.waker());
+        let Ok(mut q) = self.0.queue.lock() else {
+            return Poll::Pending;
+        };
+        if q.is_empty() {
+            return Poll::Pending;
+        }
+        out.append(&mut q);
+        Poll::Ready(())
+    }
+
+    pub(crate) fn push(&self, d: Delivery) {
+        if let Ok(mut q) = self.0.queue.lock() {
+            q.push(d);
+        }
+        self.0.waker.wake();
+    }
+
+    pub(crate) fn same(&self, other: &Outlet) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }

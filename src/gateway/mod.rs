@@ -24,10 +24,11 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use self::mailbox::Outbox;
+use self::mailbox::Outbox;
+pub use self::mailbox::{Delivery, Outlet};
 pub use self::module::{Actor, EventError, Module, Modules, ParsedEvent, RootDef, RootKind};
 pub use self::project::{ClientUser, EventOutcome};
-use self::project::{Cmd, JoinError, Project, Shared};
+use self::project::{Cmd, JoinError, Out, Project, Shared};
 use self::writer::Writer;
 pub use crate::config::GatewayConfig as Settings;
 pub use crate::db::docs::HistoryPoint;
@@ -326,9 +327,9 @@ pub struct GatewayRegistry {
 pub struct Connection {
     conn: u64,
     tx: mpsc::Sender<Cmd>,
-    /// Taken by [`Self::outbox`] when the transport reads frames itself.
+    /// The client's own frames; `None` for a client on an outlet.
     rx: Option<Outbox>,
-    status: Outbox,
+    status: Option<Outbox>,
 }
 
 impl Connection {
@@ -344,7 +345,7 @@ impl Connection {
     }
 
     /// The next frame for the client; `None` once the gateway closed it (see [`Self::closed`]),
-    /// or if the frames were taken by [`Self::outbox`].
+    /// and always for a client on an outlet (its transport gets its frames).
     pub async fn recv(&mut self) -> Option<Arc<[u8]>> {
         let rx = self.rx.as_mut()?;
         let mut one = Vec::with_capacity(1);
@@ -352,14 +353,19 @@ impl Connection {
         one.pop()
     }
 
-    /// Takes the frames for the client, to be polled by the transport (once).
-    pub fn outbox(&mut self) -> Option<Outbox> {
-        self.rx.take()
-    }
-
     /// Why the gateway closed this connection, if it did.
     pub fn closed(&self) -> Option<Close> {
-        self.status.closed()
+        self.status.as_ref().and_then(|s| s.closed())
+    }
+
+    /// Resolves once the project is gone (its task ended): nothing more comes for the client.
+    pub async fn project_gone(&self) {
+        self.tx.closed().await
+    }
+
+    /// The client's id in the project.
+    pub fn id(&self) -> u64 {
+        self.conn
     }
 
     /// The client may (or may no longer) change the document.
@@ -399,6 +405,12 @@ impl Drop for Connection {
 
 /// Tries a command against a project, reloading it when it was just unloading.
 const ATTEMPTS: usize = 5;
+
+/// Client ids: unique in the process, so clients of a transport never clash across projects.
+fn next_client_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 impl GatewayRegistry {
     /// Must be called inside the server's Tokio runtime (its tasks run there).
@@ -619,22 +631,63 @@ impl GatewayRegistry {
         }
     }
 
-    /// Joins a client to a project (loading it first: nothing is answered before that).
+    /// Joins a client to a project (loading it first: nothing is answered before that); its
+    /// frames wait in its own mailbox ([`Connection::recv`]).
     pub async fn connect(
         &self,
         org_id: &str,
         project_id: &str,
         user: ClientUser,
     ) -> Result<Connection, GatewayError> {
+        let mut rx = None;
+        let conn = self
+            .join(org_id, project_id, user, next_client_id(), || {
+                let (out, outbox) = mailbox::mailbox(self.inner.settings.client_buffer);
+                rx = Some(outbox);
+                Out::Mailbox(out)
+            })
+            .await?;
+        let mut conn = conn;
+        conn.status = rx.as_ref().map(|r| r.status());
+        conn.rx = rx;
+        Ok(conn)
+    }
+
+    /// Joins client `id` (from [`Self::client_id`]) to a project, its frames delivered through
+    /// `outlet`, where the transport knows the client by `id` (it must before joining: the
+    /// first frames go out as soon as it is in).
+    pub async fn connect_via(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        user: ClientUser,
+        outlet: &Outlet,
+        id: u64,
+    ) -> Result<Connection, GatewayError> {
+        self.join(org_id, project_id, user, id, || Out::Outlet(outlet.clone()))
+            .await
+    }
+
+    /// A new client id, never given out before in this process.
+    pub fn client_id(&self) -> u64 {
+        next_client_id()
+    }
+
+    async fn join(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        user: ClientUser,
+        conn: u64,
+        mut out: impl FnMut() -> Out,
+    ) -> Result<Connection, GatewayError> {
         for _ in 0..ATTEMPTS {
             let h = self.project(org_id, project_id).await;
-            let (out, rx) = mailbox::mailbox(self.inner.settings.client_buffer);
             let (reply, answer) = oneshot::channel();
-            let conn: u64 = rand::random::<u64>() | 1;
             let join = Cmd::Join {
                 conn,
                 user: user.clone(),
-                out,
+                out: out(),
                 reply,
             };
             if h.tx.send(join).await.is_err() {
@@ -646,11 +699,16 @@ impl GatewayRegistry {
                     return Ok(Connection {
                         conn,
                         tx: h.tx.clone(),
-                        status: rx.status(),
-                        rx: Some(rx),
+                        status: None,
+                        rx: None,
                     });
                 }
                 Ok(Err(JoinError::Full(n))) => return Err(GatewayError::RoomFull(n)),
+                Ok(Err(JoinError::Taken)) => {
+                    return Err(GatewayError::Malformed(format!(
+                        "client id {conn} is already in the project"
+                    )));
+                }
                 Ok(Err(JoinError::Gone)) | Err(_) => h.ended().await,
             }
         }

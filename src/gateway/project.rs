@@ -20,7 +20,7 @@ use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
 use yrs::{BranchID, Doc, ReadTxn, StateVector, Transact, Update};
 
-use super::mailbox;
+use super::mailbox::{self, Delivery, Outlet};
 use super::module::{Actor, Modules, ParsedEvent, RootKind};
 use super::writer::Writer;
 use super::{Close, GatewayError, GatewayMetrics, Settings};
@@ -55,6 +55,8 @@ pub struct ClientUser {
 #[derive(Debug)]
 pub(crate) enum JoinError {
     Full(usize),
+    /// Another client of the project has this connection id.
+    Taken,
     Gone,
 }
 
@@ -75,7 +77,7 @@ pub(crate) enum Cmd {
     Join {
         conn: u64,
         user: ClientUser,
-        out: mailbox::Sender,
+        out: Out,
         reply: oneshot::Sender<Result<(), JoinError>>,
     },
     Frame {
@@ -127,8 +129,16 @@ pub(crate) struct Shared {
     pub ended: watch::Sender<bool>,
 }
 
+/// Where a client's frames go.
+pub(crate) enum Out {
+    /// Its own mailbox (a client read in this process).
+    Mailbox(mailbox::Sender),
+    /// A transport's outlet, shared with its other clients.
+    Outlet(Outlet),
+}
+
 struct Member {
-    out: mailbox::Sender,
+    out: Out,
     user: ClientUser,
     awareness: Vec<ClientID>,
 }
@@ -146,6 +156,12 @@ pub(crate) struct Project {
     shared: Arc<Shared>,
     awareness: Awareness,
     members: HashMap<u64, Member>,
+    /// The outlets the members are on, and how many of them each: a broadcast is one delivery
+    /// per outlet. (Members with a mailbox are counted in `mailboxes`.)
+    outlets: Vec<(Outlet, usize)>,
+    mailboxes: usize,
+    /// The project id, shared by every delivery to an outlet.
+    key: Arc<str>,
     /// Last sequence number given out.
     applied: i64,
     /// Last sequence number the writer has committed (everything up to it is durable).
@@ -217,6 +233,9 @@ impl Project {
             shared,
             awareness: Awareness::new(Doc::new()),
             members: HashMap::new(),
+            outlets: Vec::new(),
+            mailboxes: 0,
+            key: Arc::from(id),
             applied: 0,
             durable: 0,
             snapshot_seq: 0,
@@ -418,9 +437,28 @@ impl Project {
                     let _ = reply.send(Err(JoinError::Full(self.settings.max_clients_per_project)));
                     return;
                 }
+                if self.members.contains_key(&conn) {
+                    let _ = reply.send(Err(JoinError::Taken));
+                    return;
+                }
                 self.last_activity = Instant::now();
                 for frame in self.hello() {
-                    out.push(frame.into());
+                    match &out {
+                        Out::Mailbox(m) => {
+                            m.push(frame.into());
+                        }
+                        Out::Outlet(o) => o.push(Delivery::One {
+                            conn,
+                            frame: frame.into(),
+                        }),
+                    }
+                }
+                match &out {
+                    Out::Mailbox(_) => self.mailboxes += 1,
+                    Out::Outlet(o) => match self.outlets.iter_mut().find(|(x, _)| x.same(o)) {
+                        Some((_, n)) => *n += 1,
+                        None => self.outlets.push((o.clone(), 1)),
+                    },
                 }
                 self.members.insert(
                     conn,
@@ -827,8 +865,12 @@ impl Project {
     }
 
     fn send_now(&mut self, conn: u64, frame: Arc<[u8]>) {
-        let full = match self.members.get(&conn) {
-            Some(m) => !m.out.push(frame),
+        let full = match self.members.get(&conn).map(|m| &m.out) {
+            Some(Out::Mailbox(m)) => !m.push(frame),
+            Some(Out::Outlet(o)) => {
+                o.push(Delivery::One { conn, frame });
+                false
+            }
             None => false,
         };
         if full {
@@ -838,9 +880,22 @@ impl Project {
 
     /// To every member but `except`; a member whose buffer is full is dropped, not waited for.
     fn broadcast_now(&mut self, except: u64, frame: Arc<[u8]>) {
+        for (o, _) in &self.outlets {
+            o.push(Delivery::All {
+                project: self.key.clone(),
+                except,
+                frame: frame.clone(),
+            });
+        }
+        if self.mailboxes == 0 {
+            return;
+        }
         let mut slow = Vec::new();
         for (id, m) in &self.members {
-            if *id != except && !m.out.push(frame.clone()) {
+            if let Out::Mailbox(out) = &m.out
+                && *id != except
+                && !out.push(frame.clone())
+            {
                 slow.push(*id);
             }
         }
@@ -851,7 +906,10 @@ impl Project {
 
     fn kick(&mut self, conn: u64, close: Close) {
         if let Some(m) = self.members.get(&conn) {
-            m.out.kick(close);
+            match &m.out {
+                Out::Mailbox(out) => out.kick(close),
+                Out::Outlet(o) => o.push(Delivery::Closed { conn, why: close }),
+            }
             self.metrics.kicked.inc();
         }
         self.leave(conn);
@@ -869,6 +927,17 @@ impl Project {
         let Some(m) = self.members.remove(&conn) else {
             return;
         };
+        match &m.out {
+            Out::Mailbox(_) => self.mailboxes -= 1,
+            Out::Outlet(o) => {
+                if let Some(i) = self.outlets.iter().position(|(x, _)| x.same(o)) {
+                    self.outlets[i].1 -= 1;
+                    if self.outlets[i].1 == 0 {
+                        self.outlets.swap_remove(i);
+                    }
+                }
+            }
+        }
         self.count_clients();
         self.last_activity = Instant::now();
         if m.awareness.is_empty() {

@@ -834,6 +834,120 @@ async fn close_codes_tell_why() {
     assert_eq!(owner.result()["code"], 4404, "project deleted");
 }
 
+/// Opens a collaboration socket by hand and reads the 101; `rcvbuf` makes the kernel's
+/// receive buffer small, so a client that stops reading stalls its sender soon.
+async fn ws_open(addr: &str, path: &str, rcvbuf: Option<u32>) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(n) = rcvbuf {
+        socket.set_recv_buffer_size(n).unwrap();
+    }
+    let mut s = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    // Byte by byte up to the blank line: nothing past the head is taken.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(s.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+/// The next server frame (unmasked): its opcode and payload; `None` at the end of the stream.
+async fn ws_frame(s: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let b0 = s.read_u8().await.ok()?;
+    let len = match s.read_u8().await.ok()? & 0x7f {
+        126 => u64::from(s.read_u16().await.ok()?),
+        127 => s.read_u64().await.ok()?,
+        n => u64::from(n),
+    };
+    let mut payload = vec![0; usize::try_from(len).ok()?];
+    s.read_exact(&mut payload).await.ok()?;
+    Some((b0 & 0x0f, payload))
+}
+
+/// Over real sockets: a client whose socket takes nothing is closed (1013) once
+/// `client_buffer` frames wait for it beyond what the kernel holds, while a client on the same
+/// worker that reads gets every change in the meantime.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_socket_that_stops_reading_is_closed_not_waited_for() {
+    let server = Server::start_with(options(None, &[("DEMIURGE_GATEWAY__CLIENT_BUFFER", "16")]));
+    let t = team(&server).await;
+    let addr = server.http.to_string();
+    let path = format!("/api/v1/projects/{}/collab?token={}", t.pid, t.t_viewer);
+    let mut slow = ws_open(&addr, &path, Some(4096)).await;
+    let mut fast = ws_open(&addr, &path, None).await;
+    // Bytes of document updates (sync message 0, update 2) the reading client got.
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reader = {
+        let got = got.clone();
+        tokio::spawn(async move {
+            while let Some((op, payload)) = ws_frame(&mut fast).await {
+                if op == 2 && payload.starts_with(&[0, 2]) {
+                    got.fetch_add(payload.len(), std::sync::atomic::Ordering::Relaxed);
+                }
+                if op == 8 {
+                    break;
+                }
+            }
+        })
+    };
+    // Just under the 64 KiB `data` limit of a node.
+    let blob = "x".repeat(60 * 1024);
+    const EVENTS: usize = 150;
+    for i in 0..EVENTS {
+        let ev = json!({"type": "core-graph:add-node", "id": format!("n{i}"), "kind": "note",
+            "x": 0, "y": 0, "data": {"blob": blob}});
+        let (st, body) = t.event(&t.editor, ev).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+    }
+    metric_until(&server, "demiurge_collab_clients_closed_total", |v| {
+        v >= 1.0
+    })
+    .await;
+    // What the slow client was sent before it fell behind, then the reason it was closed.
+    let mut frames = 0;
+    let mut close = None;
+    while let Ok(Some((op, payload))) =
+        tokio::time::timeout(Duration::from_secs(10), ws_frame(&mut slow)).await
+    {
+        if op == 8 {
+            close = Some(u16::from_be_bytes([payload[0], payload[1]]));
+            break;
+        }
+        frames += 1;
+    }
+    assert_eq!(
+        close,
+        Some(1013),
+        "closed as too slow after {frames} frames"
+    );
+    assert!(
+        frames < EVENTS,
+        "it was closed before it could take all {EVENTS}"
+    );
+    // The one that reads got every change.
+    let want = EVENTS * blob.len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let bytes = loop {
+        let bytes = got.load(std::sync::atomic::Ordering::Relaxed);
+        if bytes >= want || std::time::Instant::now() > deadline {
+            break bytes;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    reader.abort();
+    assert!(
+        bytes >= want,
+        "the reading client got {bytes} bytes of updates for {EVENTS} changes of 60 KiB"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_frames_close_only_their_sender() {
     let server = Server::start_with(options(None, &[]));

@@ -12,7 +12,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures::StreamExt;
 use serde::Deserialize;
 
-use super::wsio::{self, Control, Incoming, Messages, Socket, close_reason};
+use super::wsio::{self, Control, Fanout, Incoming, Messages, Socket, close_reason};
 use crate::app::upgrade::Takeover;
 
 use crate::app::AppState;
@@ -136,11 +136,18 @@ async fn collab(
         ApiError::Internal("the collaboration socket came without its connection".into())
     })?;
     let (_, writable) = access(&state, &user.id, &project.org_id, &project.id).await;
+    // Known to this worker's fan-out before it joins: its first frames go out at once.
+    let fanout = Fanout::here(
+        state.gateways.settings().client_buffer,
+        &state.gateways.metrics().kicked,
+    );
+    let id = state.gateways.client_id();
+    let reg = fanout.register(&project.id, id);
     // Joined (and so loaded) before the upgrade: sync step 1 is never answered from an
     // unloaded document.
     let joined = state
         .gateways
-        .connect(
+        .connect_via(
             &project.org_id,
             &project.id,
             ClientUser {
@@ -148,9 +155,11 @@ async fn collab(
                 name: user.display_name.clone(),
                 writable,
             },
+            fanout.outlet(),
+            id,
         )
         .await;
-    let mut conn = match joined {
+    let conn = match joined {
         Ok(c) => c,
         Err(GatewayError::RoomFull(_)) => {
             // Told as a close code, which every WebSocket client can see.
@@ -161,14 +170,9 @@ async fn collab(
         }
         Err(e) => return Err(e.into()),
     };
-    let Some(outbox) = conn.outbox() else {
-        return Err(ApiError::Internal(
-            "a new connection had no frames to read".into(),
-        ));
-    };
     let state = state.into_inner();
     takeover.set(move |up| {
-        let (socket, control, msgs) = Socket::new(up, outbox, MAX_FRAME);
+        let (socket, control, msgs) = Socket::new(up, reg, MAX_FRAME);
         actix_web::rt::spawn(socket);
         actix_web::rt::spawn(async move {
             let connected = state.gateways.metrics().clients_connected.clone();
@@ -216,6 +220,13 @@ impl Open {
             tokio::select! {
                 // The socket is gone (the gateway closed the connection, or the client left).
                 _ = control.closed() => break None,
+                // The project's task ended. It closes its clients first, and that close (a
+                // deleted project's 4404, say) is on its way through the fan-out; only a
+                // task that ended without one leaves this to say 1001.
+                _ = conn.project_gone() => {
+                    let closed = tokio::time::timeout(std::time::Duration::from_secs(1), control.closed()).await;
+                    break closed.is_err().then(|| close_reason(Close::GOING_AWAY));
+                }
                 _ = keepalive.tick() => {
                     if last_heard.elapsed() > keepalive_every * 2 {
                         break Some(CloseReason { code: CloseCode::Away, description: Some("no answer to keepalive pings".into()) });

@@ -1,24 +1,27 @@
 //! The collaboration WebSocket, on a socket the app took over after the 101
 //! ([`crate::app::upgrade`]).
 //!
-//! One task per connection, [`Socket`], owns the socket and does both directions:
-//! - out: every frame waiting in the gateway's [`Outbox`] when the task wakes goes into one
-//!   write, each written as a WebSocket message straight from the shared frame; control frames
-//!   (pings, pongs, the close) come from the connection's handler through [`Control`] and go
-//!   first;
-//! - in: frames decoded from the socket, continuations joined, within a size limit, handed to
-//!   the handler as [`Incoming`] messages through a small channel (when it is full the socket
-//!   is not read, so a client cannot outrun its handler).
+//! Out: each app worker has one [`Fanout`], the gateway's [`Outlet`] for every collaboration
+//! client the worker serves. A broadcast reaches it as one delivery, however many of the
+//! project's clients are here; the fan-out writes it as a WebSocket message into each client's
+//! buffer and each socket once. A client whose socket takes nothing while `client_buffer`
+//! frames pile up is closed (1013), not waited for.
 //!
-//! A closing socket gets [`CLOSE_GRACE`] to take its close frame; a client that reads nothing
-//! is dropped then.
+//! In, and everything else per connection: one [`Socket`] task reads frames (continuations
+//! joined, within a size limit) and hands them to the connection's handler through a small
+//! channel (when it is full the socket is not read, so a client cannot outrun its handler);
+//! writes control frames (pings, pongs, the close) from the handler's [`Control`]; finishes
+//! writes the socket could not take at once; and gives a closing socket [`CLOSE_GRACE`] to take
+//! its close frame before dropping it.
 
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use actix_http::ws::{Codec, Frame, Item, Message, OpCode, Parser, ProtocolError};
@@ -31,21 +34,260 @@ use tokio_util::codec::{Decoder as _, Encoder as _};
 
 use crate::app::upgrade::Upgraded;
 use crate::app::workers::AppIo;
-use crate::gateway::{Close, Outbox};
+use crate::gateway::{Close, Delivery, Outlet};
 
-/// How much is gathered into one write.
-const CHUNK: usize = 64 * 1024;
-/// Frames taken from the outbox at a time.
-const FRAMES: usize = 64;
+/// Frames the fan-out writes before the worker's other tasks get a turn.
+const ROUND: usize = 64;
 /// Decoded messages waiting for the handler before the socket stops being read.
 const INCOMING: usize = 16;
 /// How long a closing socket may take to flush its close frame before it is dropped.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// A collaboration connection's socket: see the module docs.
+/// A socket's write side, shared by its [`Socket`] task and its worker's [`Fanout`].
+struct Wire {
+    id: u64,
+    st: RefCell<WireState>,
+    /// In this fan-out round's list of sockets to write.
+    queued: Cell<bool>,
+}
+
+struct WireState {
+    /// `None` until the 101 is out (frames wait in `wbuf`).
+    io: Option<AppIo>,
+    wbuf: BytesMut,
+    /// Frames put in `wbuf` since it was last empty.
+    behind: usize,
+    /// The socket task's waker: a write the socket cannot take wakes it when it can.
+    waker: Option<Waker>,
+    /// A close frame is in `wbuf`: nothing more goes in.
+    closing: bool,
+    /// The socket failed: nothing is written any more.
+    dead: bool,
+}
+
+impl WireState {
+    /// Encodes a control `msg`; a close ends what the socket says.
+    fn control(&mut self, msg: Message) {
+        if self.closing {
+            return;
+        }
+        self.closing = matches!(msg, Message::Close(_));
+        // The encoder fails only on a continuation out of order, which is never sent here.
+        let _ = Codec::new().encode(msg, &mut self.wbuf);
+    }
+
+    /// Writes what the socket takes of `wbuf`, registering `cx` when it takes less.
+    fn flush(&mut self, cx: &mut Context<'_>) {
+        let Some(io) = &mut self.io else {
+            return;
+        };
+        while !self.wbuf.is_empty() && !self.dead {
+            match Pin::new(&mut *io).poll_write(cx, &self.wbuf) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => self.dead = true,
+                Poll::Ready(Ok(n)) => self.wbuf.advance(n),
+                Poll::Pending => return,
+            }
+        }
+        self.behind = 0;
+    }
+
+    /// [`Self::flush`] on behalf of the socket task.
+    fn flush_for_socket(&mut self) {
+        // Taken out and put back rather than cloned: a clone and drop per frame is two atomic
+        // updates on the task's header.
+        if let Some(w) = self.waker.take() {
+            self.flush(&mut Context::from_waker(&w));
+            self.waker = Some(w);
+        }
+    }
+}
+
+/// A worker's collaboration clients: see the module docs.
+pub struct Fanout {
+    outlet: Outlet,
+    /// Frames a client may fall behind before it is closed.
+    cap: usize,
+    kicked: prometheus::IntCounter,
+    wires: RefCell<HashMap<u64, Rc<Wire>>>,
+    /// Each project's clients here, copied on change: a broadcast goes through the list as it
+    /// was, even while clients come and go between its rounds.
+    projects: RefCell<HashMap<Arc<str>, Clients>>,
+}
+
+/// A project's clients on one worker.
+type Clients = Rc<Vec<Rc<Wire>>>;
+
+thread_local! {
+    static FANOUT: RefCell<Option<Rc<Fanout>>> = const { RefCell::new(None) };
+}
+
+impl Fanout {
+    /// This worker's fan-out, started on first use (on the worker's runtime).
+    pub fn here(cap: usize, kicked: &prometheus::IntCounter) -> Rc<Fanout> {
+        FANOUT.with(|f| {
+            f.borrow_mut()
+                .get_or_insert_with(|| {
+                    let fanout = Rc::new(Fanout {
+                        outlet: Outlet::default(),
+                        cap,
+                        kicked: kicked.clone(),
+                        wires: RefCell::default(),
+                        projects: RefCell::default(),
+                    });
+                    actix_web::rt::spawn(fanout.clone().run());
+                    fanout
+                })
+                .clone()
+        })
+    }
+
+    pub fn outlet(&self) -> &Outlet {
+        &self.outlet
+    }
+
+    /// Makes client `id` of `project` known here, before it joins: what the project sends it
+    /// waits until its socket is attached ([`Socket::new`]).
+    pub fn register(self: &Rc<Self>, project: &str, id: u64) -> Registration {
+        let wire = Rc::new(Wire {
+            id,
+            st: RefCell::new(WireState {
+                io: None,
+                wbuf: BytesMut::with_capacity(4096),
+                behind: 0,
+                waker: None,
+                closing: false,
+                dead: false,
+            }),
+            queued: Cell::new(false),
+        });
+        let project: Arc<str> = Arc::from(project);
+        self.wires.borrow_mut().insert(id, wire.clone());
+        Rc::make_mut(
+            self.projects
+                .borrow_mut()
+                .entry(project.clone())
+                .or_default(),
+        )
+        .push(wire.clone());
+        Registration {
+            fanout: self.clone(),
+            wire,
+            project,
+        }
+    }
+
+    async fn run(self: Rc<Self>) {
+        let mut batch = Vec::new();
+        let mut touched: Vec<Rc<Wire>> = Vec::new();
+        loop {
+            std::future::poll_fn(|cx| self.outlet.poll_take(cx, &mut batch)).await;
+            let mut round = 0;
+            for d in batch.drain(..) {
+                match d {
+                    Delivery::All {
+                        project,
+                        except,
+                        frame,
+                    } => {
+                        let Some(wires) = self.projects.borrow().get(&project).cloned() else {
+                            continue;
+                        };
+                        for chunk in wires.chunks(ROUND) {
+                            for w in chunk.iter().filter(|w| w.id != except) {
+                                self.deliver(w, &frame, &mut touched);
+                            }
+                            round += chunk.len();
+                            if round >= ROUND {
+                                round = 0;
+                                Self::flush(&mut touched);
+                                // The worker's other tasks and its sockets' readiness get a
+                                // turn: a client's change that arrives during a broadcast to
+                                // a thousand clients is read now, not after it.
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                    }
+                    Delivery::One { conn, frame } => {
+                        let w = self.wires.borrow().get(&conn).cloned();
+                        if let Some(w) = w {
+                            self.deliver(&w, &frame, &mut touched);
+                            round += 1;
+                        }
+                    }
+                    Delivery::Closed { conn, why } => {
+                        let w = self.wires.borrow().get(&conn).cloned();
+                        if let Some(w) = w {
+                            close(&w, why);
+                        }
+                    }
+                }
+            }
+            Self::flush(&mut touched);
+        }
+    }
+
+    /// One write per socket for what was put in its buffer.
+    fn flush(touched: &mut Vec<Rc<Wire>>) {
+        for w in touched.drain(..) {
+            w.queued.set(false);
+            w.st.borrow_mut().flush_for_socket();
+        }
+    }
+
+    fn deliver(&self, w: &Rc<Wire>, frame: &[u8], touched: &mut Vec<Rc<Wire>>) {
+        let mut st = w.st.borrow_mut();
+        if st.closing || st.dead {
+            return;
+        }
+        if st.behind >= self.cap {
+            drop(st);
+            self.kicked.inc();
+            close(w, Close::TOO_SLOW);
+            return;
+        }
+        // A whole binary message, unmasked (server to client), written straight from the
+        // shared frame: what the codec does for `Message::Binary`, minus a `Bytes`.
+        Parser::write_message(&mut st.wbuf, frame, OpCode::Binary, true, false);
+        st.behind += 1;
+        if !w.queued.replace(true) {
+            touched.push(w.clone());
+        }
+    }
+}
+
+/// Closes `w` with `why`: the close frame goes after what is already in its buffer, and the
+/// socket task ends once it is out (or the grace runs out).
+fn close(w: &Wire, why: Close) {
+    let mut st = w.st.borrow_mut();
+    st.control(Message::Close(Some(close_reason(why))));
+    if let Some(waker) = &st.waker {
+        waker.wake_by_ref();
+    }
+}
+
+/// A client known to its worker's [`Fanout`]; dropping it forgets the client there.
+pub struct Registration {
+    fanout: Rc<Fanout>,
+    wire: Rc<Wire>,
+    project: Arc<str>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.fanout.wires.borrow_mut().remove(&self.wire.id);
+        let mut projects = self.fanout.projects.borrow_mut();
+        if let Some(wires) = projects.get_mut(&self.project) {
+            Rc::make_mut(wires).retain(|w| !Rc::ptr_eq(w, &self.wire));
+            if wires.is_empty() {
+                projects.remove(&self.project);
+            }
+        }
+    }
+}
+
+/// A collaboration connection's socket task: see the module docs.
 pub struct Socket {
-    io: AppIo,
-    outbox: Outbox,
+    reg: Registration,
     control: Arc<ControlShared>,
     /// Dropped with the socket: [`Control::closed`] resolves.
     _alive: oneshot::Sender<()>,
@@ -53,16 +295,12 @@ pub struct Socket {
     incoming: Option<mpsc::Sender<Result<Incoming, ProtocolError>>>,
     decoder: Decoder,
     rbuf: BytesMut,
-    wbuf: BytesMut,
-    /// Frames taken from the outbox, kept for its allocation.
-    frames: Vec<Arc<[u8]>>,
-    /// A close frame is in `wbuf`: nothing more goes out, and the socket ends once it is sent
-    /// (or the grace runs out).
-    closing: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Running once the socket is closing.
+    grace: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// Control frames (pings, pongs, the close) from the connection's handler to the socket: a flag
-/// the socket checks on each wake-up, so the common one (gateway frames only) costs no channel.
+/// the socket checks on each wake-up.
 struct ControlShared {
     queue: Mutex<VecDeque<Message>>,
     waiting: AtomicBool,
@@ -83,7 +321,7 @@ pub struct Control {
 pub struct SocketGone;
 
 impl Control {
-    /// Queues `msg` ahead of the gateway's frames.
+    /// Queues `msg` ahead of the gateway's next frames.
     pub fn send(&mut self, msg: Message) -> Result<(), SocketGone> {
         let gone = match &mut self.alive {
             Some(alive) => matches!(alive.try_recv(), Err(oneshot::error::TryRecvError::Closed)),
@@ -123,9 +361,10 @@ impl Drop for Control {
 pub type Messages = mpsc::Receiver<Result<Incoming, ProtocolError>>;
 
 impl Socket {
-    /// The socket task for `up`, the handler's control end, and the client's messages (at most
-    /// `max` bytes each).
-    pub fn new(up: Upgraded, outbox: Outbox, max: usize) -> (Self, Control, Messages) {
+    /// The socket task for `up`, the client `reg` made known to its fan-out; the handler's
+    /// control end; and the client's messages (at most `max` bytes each).
+    pub fn new(up: Upgraded, reg: Registration, max: usize) -> (Self, Control, Messages) {
+        reg.wire.st.borrow_mut().io = Some(up.io);
         let shared = Arc::new(ControlShared {
             queue: Mutex::new(VecDeque::new()),
             waiting: AtomicBool::new(false),
@@ -136,16 +375,13 @@ impl Socket {
         let (tx, rx) = mpsc::channel(INCOMING);
         (
             Self {
-                io: up.io,
-                outbox,
+                reg,
                 control: shared.clone(),
                 _alive: alive,
                 incoming: Some(tx),
                 decoder: Decoder::new(max),
                 rbuf: up.read_buf,
-                wbuf: BytesMut::with_capacity(4096),
-                frames: Vec::new(),
-                closing: None,
+                grace: None,
             },
             Control {
                 shared,
@@ -155,74 +391,8 @@ impl Socket {
         )
     }
 
-    /// Encodes a control `msg`; a close ends what the socket says.
-    fn push(&mut self, msg: Message) {
-        if self.closing.is_some() {
-            return;
-        }
-        let close = matches!(msg, Message::Close(_));
-        // The encoder fails only on a continuation out of order, which is never sent here.
-        let _ = Codec::new().encode(msg, &mut self.wbuf);
-        if close {
-            self.closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
-        }
-    }
-
-    /// Moves control frames and the gateway's frames into `wbuf`.
-    fn gather(&mut self, cx: &mut Context<'_>) {
-        self.control.waker.register(cx.waker());
-        if self.control.waiting.swap(false, Ordering::AcqRel) {
-            let msgs: Vec<Message> = match self.control.queue.lock() {
-                Ok(mut q) => q.drain(..).collect(),
-                Err(_) => Vec::new(),
-            };
-            for msg in msgs {
-                self.push(msg);
-            }
-        }
-        // The handler is gone without a close: nothing more to say.
-        if self.control.gone.load(Ordering::Acquire)
-            && !self.control.waiting.load(Ordering::Acquire)
-            && self.closing.is_none()
-        {
-            self.closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
-        }
-        while self.closing.is_none() && self.wbuf.len() < CHUNK {
-            let got = self.outbox.poll_recv_many(cx, &mut self.frames, FRAMES);
-            for frame in self.frames.drain(..) {
-                // A whole binary message, unmasked (server to client), written straight from the
-                // shared frame: what the codec does for `Message::Binary`, minus a `Bytes`.
-                Parser::write_message(&mut self.wbuf, &*frame, OpCode::Binary, true, false);
-            }
-            match got {
-                // Fewer than asked for: the outbox is empty and this task is registered for
-                // the next frame (no second look needed).
-                Poll::Ready(n) if n > 0 && n < FRAMES => break,
-                Poll::Ready(n) if n > 0 => {}
-                Poll::Ready(_) => {
-                    // The gateway closed this connection: tell the client why.
-                    let why = self.outbox.closed().unwrap_or(Close::GOING_AWAY);
-                    self.push(Message::Close(Some(close_reason(why))));
-                }
-                Poll::Pending => break,
-            }
-        }
-    }
-
-    /// Writes what it can of `wbuf`; `Err` when the socket is gone.
-    fn flush(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
-        while !self.wbuf.is_empty() {
-            match Pin::new(&mut self.io).poll_write(cx, &self.wbuf) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
-                Poll::Ready(Ok(n)) => self.wbuf.advance(n),
-                Poll::Pending => return Ok(()),
-            }
-        }
-        Ok(())
-    }
-
     /// Reads and decodes while the handler has room; `Err` when the socket is gone.
-    fn read(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
+    fn read(&mut self, io: &mut AppIo, cx: &mut Context<'_>) -> Result<(), ()> {
         while let Some(tx) = &mut self.incoming {
             match tx.poll_ready(cx) {
                 Poll::Pending => return Ok(()),
@@ -249,7 +419,7 @@ impl Socket {
             if self.rbuf.capacity() - self.rbuf.len() < 1024 {
                 self.rbuf.reserve(8 * 1024);
             }
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+            match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut self.rbuf) {
                 Poll::Ready(Ok(0)) => self.incoming = None,
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(_)) => return Err(()),
@@ -265,39 +435,52 @@ impl Future for Socket {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if this.read(cx).is_err() {
+        let wire = this.reg.wire.clone();
+        let mut st = wire.st.borrow_mut();
+        if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waker = Some(cx.waker().clone());
+        }
+        let read = match &mut st.io {
+            Some(io) => this.read(io, cx),
+            None => Err(()),
+        };
+        if read.is_err() {
             return Poll::Ready(());
         }
-        loop {
-            if this.wbuf.len() < CHUNK {
-                this.gather(cx);
-            }
-            if this.wbuf.is_empty() {
-                break;
-            }
-            if this.flush(cx).is_err() {
-                return Poll::Ready(());
-            }
-            // Blocked (woken when writable), or closing: nothing more to gather.
-            if this.closing.is_some() || !this.wbuf.is_empty() {
-                break;
+        this.control.waker.register(cx.waker());
+        if this.control.waiting.swap(false, Ordering::AcqRel) {
+            let msgs: Vec<Message> = match this.control.queue.lock() {
+                Ok(mut q) => q.drain(..).collect(),
+                Err(_) => Vec::new(),
+            };
+            for msg in msgs {
+                st.control(msg);
             }
         }
-        if let Some(grace) = &mut this.closing {
-            if this.wbuf.is_empty() {
+        // The handler is gone without a close: nothing more to say.
+        if this.control.gone.load(Ordering::Acquire)
+            && !this.control.waiting.load(Ordering::Acquire)
+        {
+            st.closing = true;
+        }
+        st.flush(cx);
+        if st.dead {
+            return Poll::Ready(());
+        }
+        if st.closing {
+            if st.wbuf.is_empty() {
                 // The close is out; a clean end of the stream if it goes at once.
-                let _ = Pin::new(&mut this.io).poll_shutdown(cx);
+                if let Some(io) = &mut st.io {
+                    let _ = Pin::new(io).poll_shutdown(cx);
+                }
                 return Poll::Ready(());
             }
+            let grace = this
+                .grace
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_GRACE)));
             if grace.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(());
             }
-        } else if !this.wbuf.is_empty() && this.outbox.is_closed() {
-            // The gateway closed this client (too slow, say) while its socket is full: what
-            // is queued for it is dropped, and the close goes out after the frame being written.
-            let why = this.outbox.closed().unwrap_or(Close::GOING_AWAY);
-            this.push(Message::Close(Some(close_reason(why))));
-            return Pin::new(this).poll(cx);
         }
         Poll::Pending
     }
