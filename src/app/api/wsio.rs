@@ -38,6 +38,8 @@ use crate::gateway::{Close, Delivery, Outlet};
 
 /// Frames the fan-out writes before the worker's other tasks get a turn.
 const ROUND: usize = 64;
+/// Buffer room kept between messages; a buffer grown past it for a big one is let go after.
+const KEEP: usize = 64 * 1024;
 /// Decoded messages waiting for the handler before the socket stops being read.
 const INCOMING: usize = 16;
 /// How long a closing socket may take to flush its close frame before it is dropped.
@@ -81,6 +83,7 @@ impl WireState {
         let Some(io) = &mut self.io else {
             return;
         };
+        let big = self.wbuf.len() > KEEP || self.wbuf.capacity() > KEEP;
         while !self.wbuf.is_empty() && !self.dead {
             match Pin::new(&mut *io).poll_write(cx, &self.wbuf) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => self.dead = true,
@@ -89,6 +92,10 @@ impl WireState {
             }
         }
         self.behind = 0;
+        // A big frame (a whole document for a joining client) is not kept for the socket's life.
+        if big {
+            self.wbuf = BytesMut::with_capacity(4096);
+        }
     }
 
     /// [`Self::flush`] on behalf of the socket task.
@@ -295,6 +302,8 @@ pub struct Socket {
     incoming: Option<mpsc::Sender<Result<Incoming, ProtocolError>>>,
     decoder: Decoder,
     rbuf: BytesMut,
+    /// `rbuf` grew past [`KEEP`] for a big message: it is let go once empty.
+    rbuf_big: bool,
     /// Running once the socket is closing.
     grace: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -381,6 +390,7 @@ impl Socket {
                 incoming: Some(tx),
                 decoder: Decoder::new(max),
                 rbuf: up.read_buf,
+                rbuf_big: false,
                 grace: None,
             },
             Control {
@@ -408,6 +418,11 @@ impl Socket {
                     let _ = tx.start_send(Ok(msg));
                     continue;
                 }
+                Ok(None) if self.rbuf_big && self.rbuf.is_empty() => {
+                    // Nor a big message's room.
+                    self.rbuf = BytesMut::new();
+                    self.rbuf_big = false;
+                }
                 Ok(None) => {}
                 Err(e) => {
                     // Nothing more is read from a client that broke the protocol.
@@ -421,7 +436,7 @@ impl Socket {
             }
             match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut self.rbuf) {
                 Poll::Ready(Ok(0)) => self.incoming = None,
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(_)) => self.rbuf_big |= self.rbuf.len() > KEEP,
                 Poll::Ready(Err(_)) => return Err(()),
                 Poll::Pending => return Ok(()),
             }
