@@ -29,6 +29,7 @@ if (!loadgen) { console.error('usage: node bench/collab.mjs PATH_TO_DEMIURGE PAT
 const FANOUT_SECS = Number(fanoutSecsArg || 60)
 // How many clients time deliveries (an even sample of the room; all of it when smaller).
 const OBSERVERS = Number(process.env.OBSERVERS || 100)
+// CAPACITY_STEPS=a,b,c: the capacity steps to run (all of them), instead of the rising series.
 // BENCH_PIN=1: each server gets CPU 0 alone and the load generator CPU 1 (bench/collab.sh
 // runs it under taskset), so neither starves the other; otherwise all share every CPU.
 const PIN = process.env.BENCH_PIN === '1'
@@ -127,12 +128,22 @@ async function fanout (server, n, secs) {
 async function capacity (server, secs) {
   let best = 0
   const steps = []
-  for (const n of [200, 300, 400, 550, 700, 1000, 1500, 2000, 3000]) {
-    const r = await fanout(server, n, secs)
+  // CAPACITY_STEPS=1500,1500,1500 runs those steps, every one (to see how a count varies).
+  const chosen = process.env.CAPACITY_STEPS?.split(',').map(Number)
+  const held = (r) => r.p99 < 50 && r.delivered >= 0.99 * r.expected && r.dropped === 0
+  const report = (r, note) => console.error(`  ${server.name} ${r.n} clients${note}: p99 ${r.p99.toFixed(1)} ms, p99.9 ${r.p999.toFixed(1)} ms, max ${r.max.toFixed(1)} ms, delivered ${(100 * r.delivered / Math.max(1, r.expected)).toFixed(1)}%, ${r.dropped} dropped, server CPU ${r.cpuPerSec.toFixed(2)}, load generator CPU ${r.loadgenCpu.toFixed(2)}`)
+  for (const n of chosen ?? [200, 300, 400, 550, 700, 1000, 1500, 2000, 3000]) {
+    let r = await fanout(server, n, secs)
+    report(r, '')
+    // A step missed once is run again, for either server: a 10 s window can catch a passing
+    // stall of the machine (once 64 ms at 1500 clients, where five runs of that step alone gave
+    // 38-39 ms); a count the server cannot hold misses twice.
+    if (!held(r) && !chosen) {
+      r = await fanout(server, n, secs)
+      report(r, ' (again)')
+    }
     steps.push(r)
-    const ok = r.p99 < 50 && r.delivered >= 0.99 * r.expected && r.dropped === 0
-    console.error(`  ${server.name} ${n} clients: p99 ${r.p99.toFixed(1)} ms, delivered ${(100 * r.delivered / Math.max(1, r.expected)).toFixed(1)}%, ${r.dropped} dropped, server CPU ${r.cpuPerSec.toFixed(2)}, load generator CPU ${r.loadgenCpu.toFixed(2)}`)
-    if (!ok) break
+    if (!held(r) && !chosen) break
     best = n
   }
   return { best, steps }

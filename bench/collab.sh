@@ -5,8 +5,8 @@
 #   bench/collab.sh [fanout_seconds]     (default 60)
 # BENCH_PIN=1 gives each server CPU 0 alone and the load generator CPU 1; OBSERVERS=N sets how
 # many clients time deliveries (default 100); BENCH_ONLY=fanout|capacity|join runs one part
-# (BENCH_SERVER=node: the reference's fan-out or capacity); DEMIURGE_* variables pass through
-# to the server.
+# (BENCH_SERVER=node: the reference's fan-out or capacity; CAPACITY_STEPS=1500,1500 runs just
+# those capacity steps); DEMIURGE_* variables pass through to the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/demiurge-target}"
