@@ -84,7 +84,9 @@ where
     if !may_take_over(req.path()) {
         let peer = req.peer_addr();
         // Whatever the dispatcher had not written yet (answers to earlier pipelined requests).
-        if !write_buf.is_empty() && io.write_all(&write_buf).await.is_err() {
+        if !write_buf.is_empty()
+            && (io.write_all(&write_buf).await.is_err() || io.flush().await.is_err())
+        {
             return;
         }
         let mut replay = head_bytes(&req);
@@ -109,6 +111,8 @@ where
                 .encode(h1::Message::Item((head, BodySize::None)), &mut write_buf)
                 .is_err()
                 || io.write_all(&write_buf).await.is_err()
+                // Out of a TLS stream's buffer too, before the socket changes hands.
+                || io.flush().await.is_err()
             {
                 return;
             }
@@ -139,7 +143,7 @@ async fn answer_and_close<B: MessageBody>(
         .encode(h1::Message::Item((head, size)), &mut write_buf)
         .and_then(|()| codec.encode(h1::Message::Chunk(Some(body)), &mut write_buf))
         .and_then(|()| codec.encode(h1::Message::Chunk(None), &mut write_buf));
-    if encoded.is_ok() && io.write_all(&write_buf).await.is_ok() {
+    if encoded.is_ok() && io.write_all(&write_buf).await.is_ok() && io.flush().await.is_ok() {
         let _ = io.shutdown().await;
     }
 }

@@ -26,10 +26,16 @@ fn require_yjs() {
 
 /// Runs `yclient.mjs` to the end; its RESULT line.
 fn yclient(args: &[&str]) -> Value {
+    yclient_with(&[], args)
+}
+
+/// [`yclient`] with more environment (a CA to trust, say).
+fn yclient_with(env: &[(&str, &str)], args: &[&str]) -> Value {
     require_yjs();
     let out = Command::new("node")
         .arg(peers_dir().join("yclient.mjs"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(peers_dir())
         .output()
         .expect("node");
@@ -832,6 +838,25 @@ async fn close_codes_tell_why() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(owner.result()["code"], 4404, "project deleted");
+}
+
+/// Over TLS, where the edge terminates it and hands the connection to the app: the stock
+/// client syncs through the same socket takeover and fan-out, on the TLS stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn yjs_clients_sync_over_tls() {
+    let server = Server::start_with(Options {
+        https: true,
+        ..options(None, &[])
+    });
+    let t = team(&server).await;
+    let https = server.https.expect("an https listener");
+    let base = format!("wss://localhost:{}/api/v1/projects/{}", https.port(), t.pid);
+    let ca = server.data_dir.join("tls/self-signed.crt");
+    let env = [("NODE_EXTRA_CA_CERTS", ca.to_str().unwrap())];
+    let w = yclient_with(&env, &["write", &base, &t.t_editor, "over TLS"]);
+    assert_eq!(w["text"], "over TLS", "{w}");
+    let r = yclient_with(&env, &["read", &base, &t.t_viewer]);
+    assert_eq!(r["text"], "over TLS", "{r}");
 }
 
 /// Opens a collaboration socket by hand and reads the 101; `rcvbuf` makes the kernel's

@@ -65,6 +65,8 @@ struct WireState {
     closing: bool,
     /// The socket failed: nothing is written any more.
     dead: bool,
+    /// Written, but not yet through the stream's own buffer (TLS).
+    unflushed: bool,
 }
 
 impl WireState {
@@ -89,6 +91,15 @@ impl WireState {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => self.dead = true,
                 Poll::Ready(Ok(n)) => self.wbuf.advance(n),
                 Poll::Pending => return,
+            }
+        }
+        // Through a TLS stream, written bytes wait in its buffer until flushed (on TCP this
+        // is nothing).
+        if !self.dead {
+            match Pin::new(&mut *io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => self.dead = true,
+                Poll::Pending => self.unflushed = true,
             }
         }
         self.behind = 0;
@@ -164,6 +175,7 @@ impl Fanout {
                 waker: None,
                 closing: false,
                 dead: false,
+                unflushed: false,
             }),
             queued: Cell::new(false),
         });
@@ -483,7 +495,7 @@ impl Future for Socket {
             return Poll::Ready(());
         }
         if st.closing {
-            if st.wbuf.is_empty() {
+            if st.wbuf.is_empty() && !st.unflushed {
                 // The close is out; a clean end of the stream if it goes at once.
                 if let Some(io) = &mut st.io {
                     let _ = Pin::new(io).poll_shutdown(cx);
@@ -511,7 +523,7 @@ pub async fn refuse(up: Upgraded, why: Close) {
         .is_ok()
     {
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            if io.write_all(&buf).await.is_ok() {
+            if io.write_all(&buf).await.is_ok() && io.flush().await.is_ok() {
                 let _ = io.shutdown().await;
             }
         })
