@@ -294,7 +294,7 @@ where
                     })
             };
             let app = || {
-                factory.clone()()
+                factory()
                     .into_factory()
                     .map_err(|e| e.into().error_response())
             };

@@ -109,12 +109,6 @@ impl Outbox {
     pub fn closed(&self) -> Option<Close> {
         self.0.queue.lock().ok().and_then(|q| q.kicked)
     }
-
-    /// A second handle, for asking [`Self::closed`] after the first went to the transport
-    /// (only one of them may be polled).
-    pub(crate) fn status(&self) -> Outbox {
-        Outbox(self.0.clone())
-    }
 }
 
 /// A frame (or a close) for a client on an [`Outlet`].

@@ -329,7 +329,6 @@ pub struct Connection {
     tx: mpsc::Sender<Cmd>,
     /// The client's own frames; `None` for a client on an outlet.
     rx: Option<Outbox>,
-    status: Option<Outbox>,
 }
 
 impl Connection {
@@ -355,7 +354,7 @@ impl Connection {
 
     /// Why the gateway closed this connection, if it did.
     pub fn closed(&self) -> Option<Close> {
-        self.status.as_ref().and_then(|s| s.closed())
+        self.rx.as_ref().and_then(|s| s.closed())
     }
 
     /// Resolves once the project is gone (its task ended): nothing more comes for the client.
@@ -640,15 +639,13 @@ impl GatewayRegistry {
         user: ClientUser,
     ) -> Result<Connection, GatewayError> {
         let mut rx = None;
-        let conn = self
+        let mut conn = self
             .join(org_id, project_id, user, next_client_id(), || {
                 let (out, outbox) = mailbox::mailbox(self.inner.settings.client_buffer);
                 rx = Some(outbox);
                 Out::Mailbox(out)
             })
             .await?;
-        let mut conn = conn;
-        conn.status = rx.as_ref().map(|r| r.status());
         conn.rx = rx;
         Ok(conn)
     }
@@ -699,7 +696,6 @@ impl GatewayRegistry {
                     return Ok(Connection {
                         conn,
                         tx: h.tx.clone(),
-                        status: None,
                         rx: None,
                     });
                 }

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::accounts::Browser;
-use crate::harness::{Options, Server, fresh_pg_database};
+use crate::harness::{Options, Server, ask, fresh_pg_database, raw};
 use crate::peers::peers_dir;
 
 fn require_yjs() {
@@ -339,46 +339,29 @@ async fn collab(pg: bool) {
     );
     // The same over a real WebSocket handshake, which takes the upgrade path: an answer,
     // then the connection closes.
-    let addr = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let handshake = |path: String, extra: &str| {
+    let addr = server.http;
+    let handshake = |path: String| {
         format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         )
     };
     let pid = &t.pid;
-    let refused = raw_http(
-        &addr,
-        &handshake(
-            format!("/api/v1/projects/{pid}/collab?token={}", t.t_out),
-            "",
-        ),
-    )
-    .await;
-    assert!(refused.starts_with("HTTP/1.1 404"), "{refused}");
-    assert!(refused.contains("\"not_found\""), "{refused}");
-    let anonymous = raw_http(
-        &addr,
-        &handshake(format!("/api/v1/projects/{pid}/collab"), ""),
-    )
-    .await;
-    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    let path = format!("/api/v1/projects/{pid}/collab?token={}", t.t_out);
+    let (code, body) = ask(&mut raw(addr), handshake(path).as_bytes());
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("\"not_found\""), "{body}");
+    let path = format!("/api/v1/projects/{pid}/collab");
+    let (code, body) = ask(&mut raw(addr), handshake(path).as_bytes());
+    assert_eq!(code, 401, "{body}");
     // Any other upgrade request is served as it would be without the upgrade path (here an
     // `h2c` probe, as `curl --http2` sends on plain HTTP).
-    let me = raw_http(
-        &addr,
-        &format!(
-            "GET /api/v1/me HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nAuthorization: Bearer {}\r\n\r\n",
-            t.t_editor
-        ),
-    )
-    .await;
-    assert!(me.starts_with("HTTP/1.1 200"), "{me}");
-    assert!(me.contains(&t.editor_id), "{me}");
+    let probe = format!(
+        "GET /api/v1/me HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nAuthorization: Bearer {}\r\n\r\n",
+        t.t_editor
+    );
+    let (code, body) = ask(&mut raw(addr), probe.as_bytes());
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&t.editor_id), "{body}");
 
     // Durable: what was acknowledged is there after a restart.
     let w = yclient(&["write", &t.base, &t.t_editor, " more"]);
@@ -386,34 +369,6 @@ async fn collab(pg: bool) {
     server.restart();
     let r = yclient(&["read", &t.base, &t.t_viewer]);
     assert_eq!(r["text"], "hello from A! more");
-}
-
-/// Sends `request` on a new connection and reads the answer: until the connection closes, or
-/// until a whole answer with a `Content-Length` is in (5 s at most).
-async fn raw_http(addr: &str, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = String::from_utf8_lossy(&got).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len = head.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            });
-            if len.is_some_and(|n| body.len() >= n) {
-                return text;
-            }
-        }
-        let mut buf = [0u8; 4096];
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return text,
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1178,8 +1133,7 @@ async fn a_client_that_stops_reading_is_dropped_not_waited_for() {
 #[tokio::test(flavor = "multi_thread")]
 async fn broadcasts_are_paced_into_merged_frames() {
     use demiurge::gateway::Settings;
-    use yrs::updates::encoder::Encode;
-    use yrs::{Map, Text, Transact};
+    use yrs::{Map, Transact};
 
     let (_server, t, db) = offline_team().await;
     // Frames the reader gets while the writer sends 10 changes 25 ms apart.
@@ -1198,23 +1152,14 @@ async fn broadcasts_are_paced_into_merged_frames() {
             let key = format!("t{}", interval.as_millis());
             let doc = yrs::Doc::new();
             let texts = doc.get_or_insert_map("texts");
-            let frame = |u: Vec<u8>| {
-                yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(u)).encode_v1()
-            };
             let text = {
                 let mut txn = doc.transact_mut();
                 let text = texts.insert(&mut txn, key.as_str(), yrs::TextPrelim::new(""));
-                assert!(writer.send(frame(txn.encode_update_v1())).await);
+                assert!(writer.send(update_frame(txn.encode_update_v1())).await);
                 text
             };
             tokio::time::sleep(Duration::from_millis(200)).await;
-            for i in 0..10u32 {
-                let mut txn = doc.transact_mut();
-                text.insert(&mut txn, i, "x");
-                assert!(writer.send(frame(txn.encode_update_v1())).await);
-                drop(txn);
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
+            type_edits(&writer, &doc, &text, 10, Duration::from_millis(25)).await;
             let mine = yrs::Doc::new();
             let mut frames = 0;
             let mut len = 0;
@@ -1284,7 +1229,7 @@ async fn a_change_waits_no_longer_than_the_max_delay() {
 #[tokio::test(flavor = "multi_thread")]
 async fn changes_that_may_wait_share_a_commit() {
     use demiurge::gateway::Settings;
-    use yrs::{Map, Text, Transact};
+    use yrs::{Map, Transact};
 
     let (_server, t, db) = offline_team().await;
     let settings = Settings {
@@ -1309,13 +1254,7 @@ async fn changes_that_may_wait_share_a_commit() {
         apply_frame(&mine, &f);
     }
     let commits = gateways.metrics().append_batch.get_sample_count();
-    for i in 0..10u32 {
-        let mut txn = doc.transact_mut();
-        text.insert(&mut txn, i, "x");
-        assert!(writer.send(update_frame(txn.encode_update_v1())).await);
-        drop(txn);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    type_edits(&writer, &doc, &text, 10, Duration::from_millis(10)).await;
     read_until(&mut reader, &mine, "shared", 10).await;
     let used = gateways.metrics().append_batch.get_sample_count() - commits;
     assert!(used <= 2, "10 changes took {used} commits");
@@ -1342,6 +1281,26 @@ async fn writer_and_reader(
 fn update_frame(update: Vec<u8>) -> Vec<u8> {
     use yrs::updates::encoder::Encode;
     yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update)).encode_v1()
+}
+
+/// Types `n` characters into `text`, each its own change sent `gap` apart.
+async fn type_edits(
+    writer: &demiurge::gateway::Connection,
+    doc: &yrs::Doc,
+    text: &yrs::TextRef,
+    n: u32,
+    gap: Duration,
+) {
+    use yrs::{Text, Transact};
+    for i in 0..n {
+        let update = {
+            let mut txn = doc.transact_mut();
+            text.insert(&mut txn, i, "x");
+            txn.encode_update_v1()
+        };
+        assert!(writer.send(update_frame(update)).await);
+        tokio::time::sleep(gap).await;
+    }
 }
 
 /// Applies the reader's frames to `doc` until its text `key` is `len` long (10 s at most).

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Options, Server, client, get_json, require_cmd};
+use crate::harness::{Options, Server, ask, client, get_json, raw, read_response, require_cmd};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operational_endpoints_answer_through_the_edge() {
@@ -262,49 +262,6 @@ async fn http10_without_host_is_answered() {
         "{out}"
     );
     assert!(out.contains("\"ok\""), "{out}");
-}
-
-/// Reads one HTTP/1.1 response (head and a Content-Length body) from a raw connection.
-fn read_response(s: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, String) {
-    use std::io::{BufRead, Read};
-    let mut status = String::new();
-    s.read_line(&mut status).unwrap();
-    let code: u16 = status.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
-    let mut len = 0usize;
-    loop {
-        let mut line = String::new();
-        s.read_line(&mut line).unwrap();
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; len];
-    s.read_exact(&mut body).unwrap();
-    (code, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// A raw connection to `addr`: its writing half and a reader for answers.
-fn raw(
-    addr: std::net::SocketAddr,
-) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
-    let s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    (s.try_clone().unwrap(), std::io::BufReader::new(s))
-}
-
-/// Sends `request` on a raw connection and reads the answer.
-fn ask(
-    (w, r): &mut (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>),
-    request: &[u8],
-) -> (u16, String) {
-    use std::io::Write;
-    w.write_all(request).unwrap();
-    read_response(r)
 }
 
 /// Each connection is routed by its first request: the app serves its own connections

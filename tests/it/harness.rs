@@ -422,3 +422,46 @@ pub async fn fresh_pg_database() -> String {
     url.set_path(&format!("/{name}"));
     url.to_string()
 }
+
+/// Reads one HTTP/1.1 response (head and a Content-Length body) from a raw connection.
+pub fn read_response(s: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, String) {
+    use std::io::{BufRead, Read};
+    let mut status = String::new();
+    s.read_line(&mut status).unwrap();
+    let code: u16 = status.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        s.read_line(&mut line).unwrap();
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).unwrap();
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A raw connection to `addr`: its writing half and a reader for answers.
+pub fn raw(
+    addr: std::net::SocketAddr,
+) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
+    let s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    (s.try_clone().unwrap(), std::io::BufReader::new(s))
+}
+
+/// Sends `request` on a raw connection and reads the answer.
+pub fn ask(
+    (w, r): &mut (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>),
+    request: &[u8],
+) -> (u16, String) {
+    use std::io::Write;
+    w.write_all(request).unwrap();
+    read_response(r)
+}
