@@ -173,7 +173,7 @@ async fn admin(cfg: &Config, db: &Db, command: AdminCommand) -> anyhow::Result<(
             password_stdin,
         } => {
             let (password, generated) = admin_password(password_stdin)?;
-            let auth = crate::auth::Auth::new(db.clone(), cfg)?;
+            let auth = crate::app::Accounts::new(db, cfg)?.auth;
             let user = auth
                 .create_user(&crate::auth::SignUp {
                     username,
@@ -201,7 +201,7 @@ async fn admin(cfg: &Config, db: &Db, command: AdminCommand) -> anyhow::Result<(
             password_stdin,
         } => {
             let (password, generated) = admin_password(password_stdin)?;
-            let auth = crate::auth::Auth::new(db.clone(), cfg)?;
+            let auth = crate::app::Accounts::new(db, cfg)?.auth;
             let user = auth.reset_password(&login, &password).await?;
             eprintln!(
                 "New password set for `{}`; all its sessions have ended.",

@@ -650,6 +650,12 @@ impl Config {
 
     /// The URL a person should open: `server.public_url`, else derived from the listeners.
     /// Always ends in `/`.
+    /// The base of emailed links and redirect URIs: [`Self::public_url`], or the domain.
+    pub fn link_base(&self) -> String {
+        self.public_url()
+            .unwrap_or_else(|| format!("http://{}/", self.server.domain))
+    }
+
     pub fn public_url(&self) -> Option<String> {
         let set = self.server.public_url.trim();
         if !set.is_empty() {

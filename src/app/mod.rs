@@ -52,6 +52,35 @@ pub struct AppState {
     openapi: String,
 }
 
+/// Accounts and tenancy, wired together: the gateway's modules (whose permissions the
+/// catalogue lists), organizations, and authentication.
+pub struct Accounts {
+    pub modules: crate::gateway::Modules,
+    pub orgs: crate::orgs::Orgs,
+    pub auth: Auth,
+}
+
+impl Accounts {
+    pub fn new(db: &Db, cfg: &Config) -> Result<Self, crate::auth::AuthError> {
+        let modules = crate::gateway::modules::builtin();
+        let mailer = crate::mail::Mailer::new(&cfg.mail)
+            .map_err(|e| crate::auth::AuthError::Internal(e.to_string()))?;
+        let orgs = crate::orgs::Orgs::new(
+            db.clone(),
+            mailer.clone(),
+            &cfg.link_base(),
+            &cfg.server.name,
+            &modules.permissions(),
+        );
+        let auth = Auth::new(db.clone(), cfg, mailer, orgs.clone())?;
+        Ok(Self {
+            modules,
+            orgs,
+            auth,
+        })
+    }
+}
+
 impl AppState {
     pub fn new(
         status: StatusBoard,
@@ -59,14 +88,19 @@ impl AppState {
         db: Db,
         cfg: &Config,
     ) -> Result<Self, crate::auth::AuthError> {
-        let auth = Auth::new(db.clone(), cfg)?;
+        let Accounts {
+            modules,
+            orgs,
+            auth,
+        } = Accounts::new(&db, cfg)?;
+        let openapi = api::openapi_document(&modules);
         Ok(Self {
             limits: ratelimit::RateLimits::new(&cfg.auth),
-            orgs: auth.orgs().clone(),
+            orgs,
             gateways: crate::gateway::GatewayRegistry::new(
                 db.clone(),
                 cfg.gateway.clone(),
-                crate::gateway::Modules::builtin(),
+                modules,
                 metrics.registry(),
             )
             .map_err(|e| crate::auth::AuthError::Internal(format!("metrics: {e}")))?,
@@ -76,7 +110,7 @@ impl AppState {
             db,
             started_at: Instant::now(),
             containers: crate::edge::ContainerHosts::new(&cfg.server.domain),
-            openapi: api::openapi_document(),
+            openapi,
         })
     }
 }

@@ -207,13 +207,14 @@ fn validate_email(e: &str) -> Result<(), AuthError> {
 }
 
 impl Auth {
-    pub fn new(db: Db, cfg: &Config) -> Result<Self, AuthError> {
-        let public_url = cfg
-            .public_url()
-            .unwrap_or_else(|| format!("http://{}/", cfg.server.domain));
-        let mailer = Mailer::new(&cfg.mail).map_err(|e| AuthError::Internal(e.to_string()))?;
-        let orgs =
-            crate::orgs::Orgs::new(db.clone(), mailer.clone(), &public_url, &cfg.server.name);
+    /// `orgs` gets every new account's personal organization.
+    pub fn new(
+        db: Db,
+        cfg: &Config,
+        mailer: Mailer,
+        orgs: crate::orgs::Orgs,
+    ) -> Result<Self, AuthError> {
+        let public_url = cfg.link_base();
         let webauthn = passkeys::build(&public_url, &cfg.server.name)?;
         Ok(Self {
             db,
@@ -737,11 +738,6 @@ impl Auth {
         } else {
             Err(AuthError::InvalidCode)
         }
-    }
-
-    /// The tenancy service this instance's accounts use.
-    pub fn orgs(&self) -> &crate::orgs::Orgs {
-        &self.orgs
     }
 
     /// Session cookies live as long as the session may.

@@ -15,6 +15,7 @@ mod mailbox;
 pub mod module;
 pub mod modules;
 mod project;
+mod undo;
 mod writer;
 
 use std::collections::HashMap;
@@ -26,7 +27,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use self::mailbox::Outbox;
 pub use self::mailbox::{Delivery, Outlet};
-pub use self::module::{Actor, EventError, Module, Modules, ParsedEvent, RootDef, RootKind};
+pub use self::module::{
+    Actor, EventError, Module, Modules, ParsedEvent, RootDef, RootKind, UserActor,
+};
 pub use self::project::{ClientUser, EventOutcome};
 use self::project::{Cmd, JoinError, Out, Project, Shared};
 use self::writer::Writer;
@@ -374,6 +377,19 @@ impl Connection {
             .send(Cmd::SetWritable {
                 conn: self.conn,
                 writable,
+                holds: None,
+            })
+            .await;
+    }
+
+    /// What the client may do now: change the document, and the permissions it holds.
+    pub async fn set_access(&self, writable: bool, holds: Vec<&'static str>) {
+        let _ = self
+            .tx
+            .send(Cmd::SetWritable {
+                conn: self.conn,
+                writable,
+                holds: Some(holds.into()),
             })
             .await;
     }
@@ -736,6 +752,24 @@ impl GatewayRegistry {
             .is_err()
         {
             // The event was consumed by the send; the caller may simply retry.
+            return Err(GatewayError::Unloading);
+        }
+        answer.await.unwrap_or(Err(GatewayError::Unloading))
+    }
+
+    /// Undoes (`redo`: redoes) the user's last change in the project, as a new change every
+    /// client receives. Refused (`locked`) when it would change a card the user may not
+    /// change now, and `nothing_to_undo` / `nothing_to_redo` when there is none.
+    pub async fn undo(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        actor: Actor,
+        redo: bool,
+    ) -> Result<EventOutcome, GatewayError> {
+        let h = self.project(org_id, project_id).await;
+        let (reply, answer) = oneshot::channel();
+        if h.tx.send(Cmd::Undo { actor, redo, reply }).await.is_err() {
             return Err(GatewayError::Unloading);
         }
         answer.await.unwrap_or(Err(GatewayError::Unloading))

@@ -15,6 +15,8 @@ use yrs::TransactionMut;
 
 use crate::orgs::perms::PermissionDef;
 
+type Schema = utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>;
+
 /// Why an event was refused. Each maps to an HTTP status and a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
@@ -69,15 +71,59 @@ pub struct RootDef {
     /// Clients may change it with direct Yjs updates (collaborative text). Otherwise only the
     /// module's reducers write it, and a direct write is refused.
     pub client_writable: bool,
+    /// A user's undo history covers their changes here.
+    pub undoable: bool,
 }
 
 /// Who caused an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// A signed-in user (already checked against the event's permission).
-    User(String),
+    User(UserActor),
     /// The gateway itself (lifecycle, ticks, follow-up events).
     System,
+}
+
+/// A user acting in a project: who, and which permissions they hold there (a reducer may
+/// need more than the event's own, such as overriding someone else's lock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserActor {
+    pub id: String,
+    pub name: String,
+    pub holds: Arc<[&'static str]>,
+}
+
+impl Actor {
+    pub fn user(id: impl Into<String>, name: impl Into<String>, holds: Vec<&'static str>) -> Self {
+        Self::User(UserActor {
+            id: id.into(),
+            name: name.into(),
+            holds: holds.into(),
+        })
+    }
+
+    /// The acting user's id (`None` for the system).
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Self::User(u) => Some(&u.id),
+            Self::System => None,
+        }
+    }
+
+    /// Does the actor hold `permission`? The system holds everything.
+    pub fn may(&self, permission: &str) -> bool {
+        match self {
+            Self::User(u) => u.holds.contains(&permission),
+            Self::System => true,
+        }
+    }
+
+    /// The transaction origin of this actor's changes (`u:<id>`), which their undo history
+    /// tracks; the system's changes have none.
+    pub fn origin(&self) -> Option<yrs::Origin> {
+        self.user_id()
+            .map(|id| yrs::Origin::from(format!("u:{id}")))
+    }
 }
 
 /// What a reducer sees: the project, who acts, the open transaction, and a way to emit
@@ -88,6 +134,7 @@ pub struct Cx<'a, 'doc> {
     pub now: chrono::DateTime<chrono::Utc>,
     pub txn: &'a mut TransactionMut<'doc>,
     pub(crate) emitted: Vec<Value>,
+    pub(crate) touched: Vec<String>,
 }
 
 impl Cx<'_, '_> {
@@ -96,12 +143,22 @@ impl Cx<'_, '_> {
     pub fn emit(&mut self, event: Value) {
         self.emitted.push(event);
     }
+
+    /// Records that the event changed (or created, or deleted) node `id`. An undo of this
+    /// change is checked against the node's lock first.
+    pub fn touch(&mut self, id: &str) {
+        if !self.touched.iter().any(|t| t == id) {
+            self.touched.push(id.to_string());
+        }
+    }
 }
 
 /// A module. `Event` is a serde enum tagged `"type"` whose variants are named
 /// `"<module>:<verb>"`.
 pub trait Module: Send + Sync + 'static {
-    type Event: DeserializeOwned + Send + 'static;
+    /// Its events; the schema goes into the API document (each variant's doc comment names
+    /// the permission it needs).
+    type Event: DeserializeOwned + utoipa::ToSchema + Send + 'static;
 
     fn name(&self) -> &'static str;
     /// Modules whose roots or events this one relies on.
@@ -129,6 +186,17 @@ pub trait Module: Send + Sync + 'static {
     fn tick(&self, _cx: &mut Cx<'_, '_>) -> Result<(), EventError> {
         Ok(())
     }
+    /// May `actor` change node `id` (a lock held by someone else says no)? Asked before an
+    /// undo or redo touches the node, and for direct writes to the node's entry of a
+    /// client-writable root (its collaborative text).
+    fn may_change(
+        &self,
+        _txn: &yrs::Transaction<'_>,
+        _actor: &Actor,
+        _id: &str,
+    ) -> Result<(), EventError> {
+        Ok(())
+    }
 }
 
 /// An event parsed by its module, with the permission it needs.
@@ -137,6 +205,8 @@ pub struct ParsedEvent {
     pub kind: String,
     pub permission: &'static str,
     pub system_only: bool,
+    /// Events of one user with the same step (a drag, a typing session) are one undo step.
+    pub step: Option<String>,
     event: Box<dyn StdAny + Send>,
 }
 
@@ -162,6 +232,13 @@ trait Erased: Send + Sync {
     ) -> Result<Value, EventError>;
     fn init(&self, cx: &mut Cx<'_, '_>) -> Result<(), EventError>;
     fn tick(&self, cx: &mut Cx<'_, '_>) -> Result<(), EventError>;
+    fn may_change(
+        &self,
+        txn: &yrs::Transaction<'_>,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<(), EventError>;
+    fn event_schema(&self, out: &mut Vec<(String, Schema)>) -> String;
 }
 
 impl<M: Module> Erased for M {
@@ -197,6 +274,30 @@ impl<M: Module> Erased for M {
     fn tick(&self, cx: &mut Cx<'_, '_>) -> Result<(), EventError> {
         Module::tick(self, cx)
     }
+    fn may_change(
+        &self,
+        txn: &yrs::Transaction<'_>,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<(), EventError> {
+        Module::may_change(self, txn, actor, id)
+    }
+    fn event_schema(&self, out: &mut Vec<(String, Schema)>) -> String {
+        // `core-graph` → `CoreGraphEvent`: every module's type is called `Event`.
+        let mut name: String = Module::name(self)
+            .split(['-', '_'])
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect();
+        name.push_str("Event");
+        <M::Event as utoipa::ToSchema>::schemas(out);
+        out.push((name.clone(), <M::Event as utoipa::PartialSchema>::schema()));
+        name
+    }
 }
 
 /// Why a set of modules cannot run together.
@@ -229,15 +330,6 @@ pub struct Modules {
 const MAX_FOLLOW_UPS: usize = 64;
 
 impl Modules {
-    /// The built-in set: `gateway` and `core-graph`.
-    pub fn builtin() -> Self {
-        let mut m = Self::default();
-        // The built-in set is known to be consistent (checked by a unit test).
-        let _ = m.add(super::modules::gateway::Gateway);
-        let _ = m.add(super::modules::core_graph::CoreGraph);
-        m
-    }
-
     /// Adds a module; its dependencies must already be in.
     pub fn add<M: Module>(&mut self, module: M) -> Result<(), ModulesError> {
         let name = Module::name(&module);
@@ -300,8 +392,19 @@ impl Modules {
             .unwrap_or(false)
     }
 
-    /// Parses `{"type": "<module>:<verb>", ...}` with its module's event type.
-    pub fn parse(&self, value: Value) -> Result<ParsedEvent, EventError> {
+    /// Parses `{"type": "<module>:<verb>", ...}` with its module's event type. A string
+    /// `step` (at most 64 characters) is taken off first: it groups undo steps.
+    pub fn parse(&self, mut value: Value) -> Result<ParsedEvent, EventError> {
+        let step = match value.as_object_mut().and_then(|o| o.remove("step")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 64 => Some(s),
+            Some(_) => {
+                return Err(EventError::invalid(
+                    "invalid_event",
+                    "`step` is a string of 1 to 64 characters",
+                ));
+            }
+        };
         let kind = value
             .get("type")
             .and_then(Value::as_str)
@@ -323,7 +426,7 @@ impl Modules {
             ));
         };
         let (permission, system_only, event) = self.list[module].parse(value).map_err(|e| {
-            if e.starts_with("unknown variant") {
+            if e.starts_with(&format!("unknown variant `{kind}`")) {
                 EventError::invalid(
                     "unknown_event",
                     format!(
@@ -340,29 +443,34 @@ impl Modules {
             kind,
             permission,
             system_only,
+            step,
             event,
         })
     }
 
-    /// Runs an event and the follow-ups it emits, in `txn`. Returns the first reducer's result.
+    /// Runs an event and the follow-ups it emits, in `txn`. Returns the first reducer's result
+    /// and the nodes the event touched (see [`Cx::touch`]).
     pub(crate) fn run(
         &self,
         project_id: &str,
         actor: &Actor,
         txn: &mut TransactionMut<'_>,
         event: ParsedEvent,
-    ) -> Result<Value, EventError> {
+    ) -> (Result<Value, EventError>, Vec<String>) {
         let now = chrono::Utc::now();
-        let (result, emitted) = {
+        let (result, emitted, mut touched) = {
             let mut cx = Cx {
                 project_id,
                 actor,
                 now,
                 txn: &mut *txn,
                 emitted: Vec::new(),
+                touched: Vec::new(),
             };
-            let result = self.list[event.module].reduce(&mut cx, event.event)?;
-            (result, cx.emitted)
+            match self.list[event.module].reduce(&mut cx, event.event) {
+                Ok(result) => (result, cx.emitted, cx.touched),
+                Err(e) => return (Err(e), cx.touched),
+            }
         };
         // Follow-ups run as the system. The first event's changes are already written (a
         // transaction cannot roll back), so a failing follow-up is logged, not returned.
@@ -390,6 +498,7 @@ impl Modules {
                 now,
                 txn: &mut *txn,
                 emitted: Vec::new(),
+                touched: Vec::new(),
             };
             match self.list[parsed.module].reduce(&mut cx, parsed.event) {
                 Ok(_) => queue.extend(cx.emitted),
@@ -397,8 +506,38 @@ impl Modules {
                     tracing::warn!(project = project_id, event = %parsed.kind, error = %e, "follow-up event failed")
                 }
             }
+            for t in cx.touched {
+                if !touched.contains(&t) {
+                    touched.push(t);
+                }
+            }
         }
-        Ok(result)
+        (Ok(result), touched)
+    }
+
+    /// May `actor` change node `id`? Every module is asked (the first refusal answers).
+    pub(crate) fn may_change(
+        &self,
+        txn: &yrs::Transaction<'_>,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<(), EventError> {
+        self.list
+            .iter()
+            .try_for_each(|m| m.may_change(txn, actor, id))
+    }
+
+    /// Every module's event schema, with the schemas they use: the components to add to the
+    /// API document, and the names of the event schemas (one per module).
+    pub fn event_schemas(&self) -> (Vec<(String, Schema)>, Vec<String>) {
+        let mut out = Vec::new();
+        let names = self.list.iter().map(|m| m.event_schema(&mut out)).collect();
+        (out, names)
+    }
+
+    /// The roots a user's undo history covers.
+    pub fn undoable_roots(&self) -> impl Iterator<Item = &RootDef> {
+        self.roots().filter(|r| r.undoable)
     }
 
     /// Runs every module's `init` (a new project document).
@@ -426,6 +565,7 @@ impl Modules {
                 now: chrono::Utc::now(),
                 txn,
                 emitted: Vec::new(),
+                touched: Vec::new(),
             };
             if let Err(e) = run(m.as_ref(), &mut cx) {
                 tracing::warn!(module = m.name(), hook, error = %e, "module hook failed");
@@ -446,7 +586,7 @@ mod tests {
     /// an event that emits a follow-up.
     struct Counter;
 
-    #[derive(serde::Deserialize)]
+    #[derive(serde::Deserialize, utoipa::ToSchema)]
     #[serde(tag = "type")]
     enum CounterEvent {
         #[serde(rename = "counter:add")]
@@ -488,6 +628,7 @@ mod tests {
                 name: "counter",
                 kind: RootKind::Map,
                 client_writable: false,
+                undoable: false,
             }]
         }
         fn permissions(&self) -> &'static [PermissionDef] {
@@ -529,8 +670,8 @@ mod tests {
                 missing: "gateway"
             })
         );
-        let mut b = Modules::builtin();
-        assert_eq!(b.names(), vec!["gateway", "core-graph"]);
+        let mut b = crate::gateway::modules::builtin();
+        assert_eq!(b.names(), vec!["gateway", "core-graph", "whiteboard"]);
         assert!(b.add(Counter).is_ok());
         assert_eq!(b.add(Counter), Err(ModulesError::Duplicate("counter")));
         assert!(
@@ -554,6 +695,7 @@ mod tests {
                     name: "meta",
                     kind: RootKind::Map,
                     client_writable: true,
+                    undoable: false,
                 }]
             }
             fn permissions(&self) -> &'static [PermissionDef] {
@@ -574,7 +716,7 @@ mod tests {
 
     #[test]
     fn events_parse_with_stable_codes() {
-        let mut m = Modules::builtin();
+        let mut m = crate::gateway::modules::builtin();
         m.add(Counter).expect("add");
         let code = |v: Value| match m.parse(v) {
             Err(EventError::Invalid { code, .. }) => code,
@@ -603,7 +745,7 @@ mod tests {
 
     #[test]
     fn follow_ups_run_in_the_same_transaction_and_ticks_reach_modules() {
-        let mut m = Modules::builtin();
+        let mut m = crate::gateway::modules::builtin();
         m.add(Counter).expect("add");
         let doc = Doc::new();
         {
@@ -612,7 +754,8 @@ mod tests {
                 .parse(json!({"type": "counter:add-twice", "by": 5}))
                 .expect("parse");
             let r = m
-                .run("p", &Actor::User("u".into()), &mut txn, ev)
+                .run("p", &Actor::user("u", "U", vec![]), &mut txn, ev)
+                .0
                 .expect("run");
             assert_eq!(r, json!(5));
         }
@@ -621,7 +764,7 @@ mod tests {
             let mut txn = doc.transact_mut();
             let ev = m.parse(json!({"type": "counter:fail"})).expect("parse");
             assert!(matches!(
-                m.run("p", &Actor::System, &mut txn, ev),
+                m.run("p", &Actor::System, &mut txn, ev).0,
                 Err(EventError::Conflict { code: "nope", .. })
             ));
             m.tick("p", &mut txn);

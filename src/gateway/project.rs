@@ -22,6 +22,7 @@ use yrs::{BranchID, Doc, ReadTxn, StateVector, Transact, Update};
 
 use super::mailbox::{self, Delivery, Outlet};
 use super::module::{Actor, Modules, ParsedEvent, RootKind};
+use super::undo::{DirectWrites, UndoBook};
 use super::writer::Writer;
 use super::{Close, GatewayError, GatewayMetrics, Settings};
 use crate::db::Db;
@@ -49,6 +50,19 @@ pub struct ClientUser {
     pub user_id: String,
     pub name: String,
     pub writable: bool,
+    /// The permissions the user holds on the project (a direct write to a card's text is
+    /// checked against the card's lock with them).
+    pub holds: Arc<[&'static str]>,
+}
+
+impl ClientUser {
+    fn actor(&self) -> Actor {
+        Actor::User(super::module::UserActor {
+            id: self.user_id.clone(),
+            name: self.name.clone(),
+            holds: self.holds.clone(),
+        })
+    }
 }
 
 /// Why a join was refused.
@@ -87,6 +101,7 @@ pub(crate) enum Cmd {
     SetWritable {
         conn: u64,
         writable: bool,
+        holds: Option<Arc<[&'static str]>>,
     },
     Kick {
         conn: u64,
@@ -98,6 +113,12 @@ pub(crate) enum Cmd {
     Event {
         actor: Actor,
         event: ParsedEvent,
+        reply: oneshot::Sender<Result<EventOutcome, GatewayError>>,
+    },
+    /// Undoes (or redoes) the user's last change.
+    Undo {
+        actor: Actor,
+        redo: bool,
         reply: oneshot::Sender<Result<EventOutcome, GatewayError>>,
     },
     CreatePoint {
@@ -182,6 +203,10 @@ pub(crate) struct Project {
     last_point: Instant,
     changed_since_point: bool,
     bytes: i64,
+    /// Each user's undo history in this project.
+    undo: UndoBook,
+    /// Which entries of client-writable roots a direct write changed.
+    direct: DirectWrites,
 }
 
 /// A document with every module root created with its type. (A root that first arrives in a
@@ -250,6 +275,8 @@ impl Project {
             last_point: Instant::now(),
             changed_since_point: false,
             bytes: 0,
+            undo: UndoBook::default(),
+            direct: DirectWrites::default(),
         }
     }
 
@@ -288,6 +315,7 @@ impl Project {
         let started = Instant::now();
         match Self::load_doc(self.db.clone(), self.id.clone(), self.modules.clone()).await {
             Ok(loaded) => {
+                self.direct.watch(&loaded.doc, &self.modules);
                 self.awareness = Awareness::new(loaded.doc);
                 self.applied = loaded.last;
                 self.durable = loaded.last;
@@ -482,9 +510,16 @@ impl Project {
                     self.kick(conn, close);
                 }
             }
-            Cmd::SetWritable { conn, writable } => {
+            Cmd::SetWritable {
+                conn,
+                writable,
+                holds,
+            } => {
                 if let Some(m) = self.members.get_mut(&conn) {
                     m.user.writable = writable;
+                    if let Some(h) = holds {
+                        m.user.holds = h;
+                    }
                 }
             }
             Cmd::Kick { conn, close } => self.kick(conn, close),
@@ -496,6 +531,10 @@ impl Project {
             } => {
                 self.last_activity = Instant::now();
                 self.event(actor, event, reply).await;
+            }
+            Cmd::Undo { actor, redo, reply } => {
+                self.last_activity = Instant::now();
+                self.undo(actor, redo, reply).await;
             }
             Cmd::CreatePoint { name, by, reply } => {
                 let _ = reply.send(self.create_point(name, by, false).await);
@@ -638,13 +677,16 @@ impl Project {
                 });
             (delta, refused)
         };
-        if let Some(root) = refused {
+        let changed = self.direct.take();
+        let refused = match refused {
+            Some(root) => Some(format!("`{root}` is changed through events only")),
+            None => self.direct_refusal(conn, &changed),
+        };
+        if let Some(why) = refused {
             self.metrics.refused_writes.inc();
             // The document holds a change the log does not: rebuild it from the log.
             self.rebuild().await?;
-            return Err(GatewayError::Forbidden(format!(
-                "`{root}` is changed through events only"
-            )));
+            return Err(GatewayError::Forbidden(why));
         }
         if let Some(delta) = delta {
             self.log(delta, Some(conn)).await;
@@ -665,6 +707,9 @@ impl Project {
     async fn rebuild(&mut self) -> Result<(), GatewayError> {
         self.drain_inflight().await?;
         let loaded = Self::load_doc(self.db.clone(), self.id.clone(), self.modules.clone()).await?;
+        // Undo histories point into the old document.
+        self.undo = UndoBook::default();
+        self.direct.watch(&loaded.doc, &self.modules);
         let states = self.awareness.update().ok();
         let mut aw = Awareness::new(loaded.doc);
         if let Some(s) = states {
@@ -962,12 +1007,14 @@ impl Project {
     ) {
         let kind = event.kind.clone();
         let timer = self.metrics.event_seconds.start_timer();
-        let (result, delta) = {
-            let mut txn = self.awareness.doc().transact_mut();
-            let result = self.modules.run(&self.id, &actor, &mut txn, event);
-            let delta = delta_of(&txn);
-            (result, delta)
-        };
+        let (result, delta) = run_event(
+            self.awareness.doc(),
+            &self.modules,
+            &mut self.undo,
+            &self.id,
+            &actor,
+            event,
+        );
         timer.observe_duration();
         let seq = match delta {
             Some(d) => Some(self.log(d, None).await),
@@ -989,6 +1036,54 @@ impl Project {
                 let _ = reply.send(Err(GatewayError::Event(e)));
             }
         }
+    }
+
+    /// Undoes (or redoes) the user's last change of the board roots, as a new change. Refused,
+    /// leaving the history as it is, when it would change a card the user may not change now.
+    async fn undo(&mut self, actor: Actor, redo: bool, reply: EventReply) {
+        let kind = if redo { "redo" } else { "undo" };
+        let doc = self.awareness.doc().clone();
+        let done = self.undo.step(&doc, &actor, redo, |txn, id| {
+            self.modules.may_change(txn, &actor, id)
+        });
+        let (delta, cards) = match done {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = reply.send(Err(GatewayError::Event(e)));
+                return;
+            }
+        };
+        let seq = match delta {
+            Some(d) => Some(self.log(d, None).await),
+            None => None,
+        };
+        let outcome = EventOutcome {
+            kind: kind.to_string(),
+            result: serde_json::json!({ "cards": cards }),
+            seq,
+        };
+        match seq {
+            Some(s) if s > self.durable => self.held_replies.push_back((s, reply, outcome)),
+            _ => {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+    }
+
+    /// Why a direct write by `conn` that changed these entries of client-writable roots is
+    /// refused (a card's text locked by someone else), if it is.
+    fn direct_refusal(&self, conn: u64, changed: &[(String, String)]) -> Option<String> {
+        if changed.is_empty() {
+            return None;
+        }
+        let actor = self.members.get(&conn)?.user.actor();
+        let txn = self.awareness.doc().transact();
+        changed.iter().find_map(|(_, key)| {
+            self.modules
+                .may_change(&txn, &actor, key)
+                .err()
+                .map(|e| e.to_string())
+        })
     }
 
     /// Module ticks, automatic history points, compaction.
@@ -1094,6 +1189,32 @@ impl Project {
         self.drain_inflight().await?;
         Ok(Some(seq))
     }
+}
+
+/// Runs an event in one transaction, written with the actor's origin so their undo history
+/// records it (with the cards it touched). Returns the reducer's answer and the change.
+pub(crate) fn run_event(
+    doc: &Doc,
+    modules: &Modules,
+    undo: &mut UndoBook,
+    project_id: &str,
+    actor: &Actor,
+    event: ParsedEvent,
+) -> (Result<Value, super::module::EventError>, Option<Vec<u8>>) {
+    if let Some(user) = actor.user_id() {
+        undo.before_event(doc, modules, user, event.step.as_deref());
+    }
+    let mut txn = match actor.origin() {
+        Some(origin) => doc.transact_mut_with(origin),
+        None => doc.transact_mut(),
+    };
+    let (result, touched) = modules.run(project_id, actor, &mut txn, event);
+    let delta = delta_of(&txn);
+    // The undo history reads what this change touched as the transaction commits.
+    undo.touching(touched);
+    drop(txn);
+    undo.touching(Vec::new());
+    (result, delta)
 }
 
 type Stored = (Option<(i64, Vec<u8>)>, Vec<(i64, Vec<u8>)>);
@@ -1219,7 +1340,7 @@ fn refuse(cmd: Cmd, e: &GatewayError) {
         Cmd::Join { reply, .. } => {
             let _ = reply.send(Err(JoinError::Gone));
         }
-        Cmd::Event { reply, .. } => {
+        Cmd::Event { reply, .. } | Cmd::Undo { reply, .. } => {
             let _ = reply.send(Err(err()));
         }
         Cmd::CreatePoint { reply, .. } => {
@@ -1260,6 +1381,7 @@ mod tests {
             user_id: "u1".into(),
             name: "Ada".into(),
             writable: true,
+            holds: Arc::from(Vec::new()),
         };
         let stamped = stamp_user(
             r##"{"user":{"id":"someone-else","name":"Mallory","color":"#123456"},"cursor":{"x":1}}"##,

@@ -148,10 +148,17 @@ pub fn slugify(name: &str) -> String {
 }
 
 impl Orgs {
-    pub fn new(db: Db, mailer: Mailer, public_url: &str, instance: &str) -> Self {
-        // The gateway's modules declare permissions too; the role editor lists them all.
+    /// `modules`: the permissions the gateway's modules declare (the role editor lists them
+    /// beside the core ones, and roles grant them).
+    pub fn new(
+        db: Db,
+        mailer: Mailer,
+        public_url: &str,
+        instance: &str,
+        modules: &[PermissionDef],
+    ) -> Self {
         let mut catalogue = Catalogue::default();
-        catalogue.register(&crate::gateway::Modules::builtin().permissions());
+        catalogue.register(modules);
         Self {
             db,
             compiler: Arc::new(Compiler::new(catalogue)),

@@ -3,77 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Options, Server};
-
-/// A browser-like client: keeps cookies, sends the Origin of the server.
-pub(crate) struct Browser {
-    pub(crate) http: reqwest::Client,
-    pub(crate) base: String,
-    pub(crate) origin: String,
-}
-
-impl Browser {
-    pub(crate) fn new(server: &Server) -> Browser {
-        let http = crate::harness::http_builder()
-            .cookie_store(true)
-            .no_proxy()
-            .build()
-            .unwrap();
-        let base = server.url("");
-        Browser {
-            http,
-            origin: base.clone(),
-            base,
-        }
-    }
-
-    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("Origin", &self.origin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    pub(crate) async fn delete(&self, path: &str) -> StatusCode {
-        self.http
-            .delete(format!("{}{path}", self.base))
-            .header("Origin", &self.origin)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    }
-}
-
-/// Signs a new browser up as `name` (`<name>@example.test`); returns it and the new user.
-pub(crate) async fn signed_up(server: &Server, name: &str) -> (Browser, Value) {
-    let b = Browser::new(server);
-    let (st, body) = b
-        .post(
-            "/api/v1/auth/signup",
-            json!({"username": name, "email": format!("{name}@example.test"), "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{body}");
-    (b, body)
-}
+use crate::harness::{Browser, Options, Server};
 
 pub(crate) fn alice() -> Value {
     json!({"username": "Alice", "email": "alice@example.test", "display_name": "Alice A.", "password": "correct horse battery"})

@@ -3,258 +3,14 @@
 //! events over HTTP reaching live clients; lifecycle, unloading and compaction; close codes;
 //! robustness against bad frames; `kill -9` durability; history points and restore.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::accounts::Browser;
-use crate::harness::{Options, Server, ask, fresh_pg_database, raw};
-use crate::peers::peers_dir;
-
-fn require_yjs() {
-    crate::harness::require_cmd("node", "nodejs");
-    assert!(
-        peers_dir().join("node_modules/y-websocket").is_dir(),
-        "npm package `y-websocket` is not installed in tests/peers: {}",
-        crate::harness::INSTALL_HINT
-    );
-}
-
-/// Runs `yclient.mjs` to the end; its RESULT line.
-fn yclient(args: &[&str]) -> Value {
-    yclient_with(&[], args)
-}
-
-/// [`yclient`] with more environment (a CA to trust, say).
-fn yclient_with(env: &[(&str, &str)], args: &[&str]) -> Value {
-    require_yjs();
-    let out = Command::new("node")
-        .arg(peers_dir().join("yclient.mjs"))
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(peers_dir())
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("EOF");
-    let json = line.strip_prefix("RESULT ").unwrap_or_else(|| {
-        panic!(
-            "yclient {:?}: {stdout} {}",
-            &args[..1],
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    serde_json::from_str(json).unwrap()
-}
-
-/// A `yclient.mjs` running alongside the test: wait for its progress lines, then its result.
-struct Live {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Live {
-    fn start(args: &[&str]) -> Live {
-        require_yjs();
-        let mut child = Command::new("node")
-            .arg(peers_dir().join("yclient.mjs"))
-            .args(args)
-            .current_dir(peers_dir())
-            // It lives as long as the test needs it (a loaded machine can be slow).
-            .env("YCLIENT_TIMEOUT_MS", "120000")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node");
-        let out = BufReader::new(child.stdout.take().expect("stdout"));
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in out.lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        Live { child, lines }
-    }
-
-    /// Blocks until the client prints `line` (it prints it once it is ready).
-    fn wait(&self, line: &str) {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(30)) {
-                Ok(l) if l == line => return,
-                Ok(l) if l.starts_with("FAIL") => panic!("yclient failed: {l}"),
-                Ok(_) => {}
-                Err(e) => panic!("yclient never printed {line}: {e}"),
-            }
-        }
-    }
-
-    fn result(mut self) -> Value {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(l) => {
-                    if let Some(j) = l.strip_prefix("RESULT ") {
-                        let _ = self.child.wait();
-                        return serde_json::from_str(j).unwrap();
-                    }
-                    if l.starts_with("FAIL") {
-                        panic!("yclient failed: {l}");
-                    }
-                }
-                Err(e) => {
-                    let _ = self.child.kill();
-                    panic!("yclient gave no result: {e}");
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn token_of(b: &Browser) -> (String, String) {
-    let (st, body) = b.post("/api/v1/me/tokens", json!({"name": "collab"})).await;
-    assert_eq!(st, StatusCode::CREATED, "{body}");
-    (
-        body["token"].as_str().unwrap().to_string(),
-        body["id"].as_str().unwrap().to_string(),
-    )
-}
-
-/// An organization with a project and one person per role, each with a token.
-struct Team {
-    owner: Browser,
-    editor: Browser,
-    viewer: Browser,
-    outsider: Browser,
-    owner_id: String,
-    editor_id: String,
-    org: String,
-    pid: String,
-    t_owner: String,
-    t_editor: String,
-    t_viewer: String,
-    t_viewer_id: String,
-    t_out: String,
-    base: String,
-}
-
-impl Team {
-    async fn event(&self, who: &Browser, ev: Value) -> (StatusCode, Value) {
-        who.post(&format!("/api/v1/projects/{}/events", self.pid), ev)
-            .await
-    }
-
-    async fn document(&self, who: &Browser) -> Value {
-        let (st, d) = who
-            .get(&format!("/api/v1/projects/{}/document", self.pid))
-            .await;
-        assert_eq!(st, StatusCode::OK, "{d}");
-        d
-    }
-
-    async fn gateway(&self, who: &Browser) -> Value {
-        let (st, g) = who.get(&format!("/api/v1/orgs/{}/gateway", self.org)).await;
-        assert_eq!(st, StatusCode::OK, "{g}");
-        g
-    }
-}
-
-fn options(pg: Option<String>, env: &[(&str, &str)]) -> Options {
-    let mut opts = Options {
-        dns: false,
-        vpn: false,
-        ..Options::default()
-    };
-    if let Some(url) = pg {
-        opts = opts.env("DEMIURGE_DATABASE__URL", &url);
-    }
-    for (k, v) in env {
-        opts = opts.env(k, v);
-    }
-    opts
-}
-
-async fn pg_url(pg: bool) -> Option<String> {
-    if pg {
-        Some(fresh_pg_database().await)
-    } else {
-        None
-    }
-}
-
-async fn team(server: &Server) -> Team {
-    let (owner, me) = crate::accounts::signed_up(server, "owner").await;
-    let (editor, editor_me) = crate::accounts::signed_up(server, "editor").await;
-    let viewer = crate::accounts::signed_up(server, "viewer").await.0;
-    let outsider = crate::accounts::signed_up(server, "outsider").await.0;
-    let (_, org) = owner.post("/api/v1/orgs", json!({"name": "Collab"})).await;
-    let org = org["id"].as_str().unwrap().to_string();
-    let (_, p) = owner
-        .post(
-            &format!("/api/v1/orgs/{org}/projects"),
-            json!({"name": "Doc"}),
-        )
-        .await;
-    let pid = p["id"].as_str().unwrap().to_string();
-    for (who, role) in [("editor", "project:editor"), ("viewer", "project:viewer")] {
-        owner
-            .post(
-                &format!("/api/v1/orgs/{org}/members"),
-                json!({"user": who, "role": "org:member"}),
-            )
-            .await;
-        let (st, _) = owner
-            .post(
-                &format!("/api/v1/projects/{pid}/members"),
-                json!({"user": who, "role": role}),
-            )
-            .await;
-        assert_eq!(st, StatusCode::NO_CONTENT);
-    }
-    let (t_owner, _) = token_of(&owner).await;
-    let (t_editor, _) = token_of(&editor).await;
-    let (t_viewer, t_viewer_id) = token_of(&viewer).await;
-    let (t_out, _) = token_of(&outsider).await;
-    let base = format!(
-        "ws://localhost:{}/api/v1/projects/{pid}",
-        server.http.port()
-    );
-    let owner_id = me["id"]
-        .as_str()
-        .or_else(|| me["user"]["id"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    let editor_id = editor_me["id"]
-        .as_str()
-        .or_else(|| editor_me["user"]["id"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    Team {
-        owner,
-        editor,
-        editor_id,
-        viewer,
-        outsider,
-        owner_id,
-        org,
-        pid,
-        t_owner,
-        t_editor,
-        t_viewer,
-        t_viewer_id,
-        t_out,
-        base,
-    }
-}
+use crate::harness::team::{Team, options, pg_url, team};
+use crate::harness::yjs::{Live, yclient, yclient_with};
+use crate::harness::{Browser, Options, Server, ask, raw};
 
 async fn metrics(server: &Server) -> String {
     crate::harness::client()
@@ -1012,7 +768,7 @@ fn registry(
     demiurge::gateway::GatewayRegistry::new(
         db,
         settings,
-        demiurge::gateway::Modules::builtin(),
+        demiurge::gateway::modules::builtin(),
         &prometheus::Registry::new(),
     )
     .unwrap()
@@ -1023,6 +779,7 @@ fn member(writable: bool) -> demiurge::gateway::ClientUser {
         user_id: "u".into(),
         name: "U".into(),
         writable,
+        holds: std::sync::Arc::from(Vec::new()),
     }
 }
 

@@ -3,13 +3,13 @@
 mod harness;
 
 mod accounts;
+mod board;
 mod collab;
 mod config_file;
 mod dns;
 mod edge;
 mod lifecycle;
 mod orgs;
-mod peers;
 mod signin;
 mod storage;
 mod ui;

@@ -4,9 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::accounts::Browser;
+use crate::harness::Browser;
+use crate::harness::peers::{MailSink, link_in};
 use crate::harness::{Options, Server, fresh_pg_database};
-use crate::peers::{MailSink, link_in};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Backend {
@@ -39,7 +39,7 @@ struct Person {
 }
 
 async fn person(server: &Server, name: &str) -> Person {
-    let (b, user) = crate::accounts::signed_up(server, name).await;
+    let (b, user) = crate::harness::signed_up(server, name).await;
     Person {
         id: user["id"].as_str().unwrap().to_string(),
         b,

@@ -7,9 +7,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::accounts::{Browser, alice, totp_code};
+use crate::accounts::{alice, totp_code};
+use crate::harness::Browser;
+use crate::harness::peers::{MailSink, NodePeer, link_in};
 use crate::harness::{Options, Server, free_port, fresh_pg_database};
-use crate::peers::{MailSink, NodePeer, link_in};
 
 #[derive(Clone, Copy, Debug)]
 enum Backend {

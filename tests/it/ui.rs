@@ -2,33 +2,13 @@
 //! live subsystem status, and a reconnect after the server restarts.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{INSTALL_HINT, Options, Server, require_cmd};
-
-fn peers_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
-}
-
-pub fn artifacts_dir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/artifacts")
-        .join(name);
-    std::fs::create_dir_all(&d).expect("artifacts dir");
-    d
-}
-
-pub fn require_browser() {
-    require_cmd("node", "nodejs");
-    require_cmd("chromium", "chromium");
-    assert!(
-        peers_dir().join("node_modules/playwright-core").is_dir(),
-        "playwright-core is not installed in tests/peers: {INSTALL_HINT}"
-    );
-}
+use crate::harness::chromium::{artifacts_dir, require_browser};
+use crate::harness::peers::peers_dir;
+use crate::harness::{Options, Server};
 
 fn parse(line: &str, tag: &str) -> Value {
     let rest = line
@@ -172,7 +152,7 @@ async fn account_pages_work_in_chromium() {
 #[tokio::test(flavor = "multi_thread")]
 async fn organization_pages_work_in_chromium() {
     require_browser();
-    let sink = crate::peers::MailSink::start();
+    let sink = crate::harness::peers::MailSink::start();
     let server = Server::start_with(Options {
         dns: false,
         vpn: false,
@@ -194,7 +174,7 @@ async fn organization_pages_work_in_chromium() {
     let line = out.next().and_then(|l| l.ok()).unwrap_or_default();
     let invite = parse(&line, "INVITE");
     let mail = sink.wait_mail(invite["email"].as_str().unwrap(), 1).await;
-    let link = crate::peers::link_in(&mail, "http://localhost:");
+    let link = crate::harness::peers::link_in(&mail, "http://localhost:");
     writeln!(stdin, "{link}").unwrap();
     let line = out.next().and_then(|l| l.ok()).unwrap_or_default();
     let r = parse(&line, "RESULT");

@@ -4,6 +4,8 @@
 //   sync  <base> <writer> <writer2> <viewer>   text, maps, awareness, refused writes, garbage
 //   write <base> <token> <text>                append to texts.t
 //   read  <base> <token>                       print texts.t
+//   edit  <base> <token> <key> <text>          append to texts.<key> (a card's text); print
+//                                              the close code if the server closed the socket
 //   watch <base> <token> <js-expr>             print SYNCED, then wait until expr(d) holds,
 //                                              d = the document as JSON; print it
 //   close <base> <token> [nopong]              a raw socket: print OPEN, then the close code
@@ -88,6 +90,20 @@ try {
     m.get('t').insert(m.get('t').length, s)
     await sleep(500)
     result.text = text(c.doc, 't')
+    c.p.destroy()
+  } else if (mode === 'edit') {
+    const [t, key, s] = args
+    const c = mk(t)
+    await until(() => c.p.synced)
+    let closed = null
+    c.p.on('connection-close', (e) => { if (closed === null) closed = e?.code ?? 0 })
+    const m = c.doc.getMap('texts')
+    if (!m.has(key)) m.set(key, new Y.Text())
+    m.get(key).insert(m.get(key).length, s)
+    const t0 = Date.now()
+    await until(() => closed !== null || Date.now() - t0 > 1500)
+    result.closed = closed
+    result.text = text(c.doc, key)
     c.p.destroy()
   } else if (mode === 'read') {
     const c = mk(args[0])

@@ -20,7 +20,7 @@ use crate::app::error::ApiError;
 use crate::app::session::{self, Authenticated};
 use crate::db::accounts::User;
 use crate::gateway::{ClientUser, Close, GatewayError};
-use crate::orgs::authz::{Decision, Resource};
+use crate::orgs::authz::Resource;
 
 /// Largest frame a client may send.
 const MAX_FRAME: usize = 8 * 1024 * 1024;
@@ -88,23 +88,27 @@ async fn who(
     Ok((who.user, credential_of(&raw)))
 }
 
-/// What the user may do in the project now: see it, and change it.
-async fn access(state: &AppState, user_id: &str, org: &str, project: &str) -> (bool, bool) {
+/// What the user may do in the project now.
+struct Access {
+    read: bool,
+    write: bool,
+    /// Every permission they hold there.
+    holds: Vec<&'static str>,
+}
+
+async fn access(state: &AppState, user_id: &str, org: &str, project: &str) -> Access {
     let on = Resource::Project { org, project };
-    let read = state
+    let holds = state
         .orgs
-        .decide(user_id, "project:content:read", on)
+        .my_permissions(user_id, on)
         .await
-        .map(|d| d == Decision::Allow)
-        .unwrap_or(false);
-    let write = read
-        && state
-            .orgs
-            .decide(user_id, "project:content:write", on)
-            .await
-            .map(|d| d == Decision::Allow)
-            .unwrap_or(false);
-    (read, write)
+        .unwrap_or_default();
+    let read = holds.contains(&"project:content:read");
+    Access {
+        read,
+        write: read && holds.contains(&"project:content:write"),
+        holds,
+    }
 }
 
 /// The project's document as a y-websocket endpoint (WebSocket upgrade).
@@ -135,7 +139,11 @@ async fn collab(
     let takeover = Takeover::of(&req).ok_or_else(|| {
         ApiError::Internal("the collaboration socket came without its connection".into())
     })?;
-    let (_, writable) = access(&state, &user.id, &project.org_id, &project.id).await;
+    let Access {
+        write: writable,
+        holds,
+        ..
+    } = access(&state, &user.id, &project.org_id, &project.id).await;
     // Known to this worker's fan-out before it joins: its first frames go out at once.
     let fanout = Fanout::here(
         state.gateways.settings().client_buffer,
@@ -154,6 +162,7 @@ async fn collab(
                 user_id: user.id.clone(),
                 name: user.display_name.clone(),
                 writable,
+                holds: holds.into(),
             },
             fanout.outlet(),
             id,
@@ -242,12 +251,12 @@ impl Open {
                     }
                 }
                 Ok(()) = orgs_changed.changed() => {
-                    let (read, write) = access(&state, &self.user.id, &self.project.org_id, &self.project.id).await;
-                    if !read {
+                    let now = access(&state, &self.user.id, &self.project.org_id, &self.project.id).await;
+                    if !now.read {
                         conn.kick(Close::PERMISSION_LOST).await;
-                    } else if write != self.writable {
-                        self.writable = write;
-                        conn.set_writable(write).await;
+                    } else {
+                        self.writable = now.write;
+                        conn.set_access(now.write, now.holds).await;
                     }
                 }
                 msg = msgs.next() => {

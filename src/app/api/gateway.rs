@@ -21,6 +21,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/orgs/{org}/gateway/start", web::post().to(start))
         .route("/api/v1/orgs/{org}/gateway/stop", web::post().to(stop))
         .route("/api/v1/projects/{id}/events", web::post().to(event))
+        .route("/api/v1/projects/{id}/undo", web::post().to(undo))
+        .route("/api/v1/projects/{id}/redo", web::post().to(redo))
         .route("/api/v1/projects/{id}/document", web::get().to(document))
         .route("/api/v1/projects/{id}/history", web::get().to(history))
         .route(
@@ -152,18 +154,8 @@ pub async fn event(
             message: format!("`{}` is sent by the gateway only", parsed.kind),
         });
     }
-    let decision = state
-        .orgs
-        .decide(
-            &who.user.id,
-            parsed.permission,
-            Resource::Project {
-                org: &p.org_id,
-                project: &p.id,
-            },
-        )
-        .await?;
-    if decision != Decision::Allow {
+    let actor = actor_in(&state, &who, &p).await?;
+    if !actor.may(parsed.permission) {
         return Err(ApiError::Forbidden {
             code: "forbidden",
             message: format!("`{}` needs `{}`", parsed.kind, parsed.permission),
@@ -171,9 +163,76 @@ pub async fn event(
     }
     let outcome = state
         .gateways
-        .event(&p.org_id, &p.id, Actor::User(who.user.id.clone()), parsed)
+        .event(&p.org_id, &p.id, actor, parsed)
         .await?;
     Ok(private_json(outcome))
+}
+
+/// The caller as an event's actor in the project: with every permission they hold there.
+async fn actor_in(state: &AppState, who: &Authenticated, p: &Project) -> Result<Actor, ApiError> {
+    let holds = state
+        .orgs
+        .my_permissions(
+            &who.user.id,
+            Resource::Project {
+                org: &p.org_id,
+                project: &p.id,
+            },
+        )
+        .await?;
+    Ok(Actor::user(
+        who.user.id.clone(),
+        who.user.display_name.clone(),
+        holds,
+    ))
+}
+
+async fn undo_or_redo(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+    redo: bool,
+) -> Result<HttpResponse, ApiError> {
+    let p = project_with(
+        &state,
+        &who,
+        &id,
+        "project:content:write",
+        "change this project",
+    )
+    .await?;
+    let actor = actor_in(&state, &who, &p).await?;
+    let outcome = state.gateways.undo(&p.org_id, &p.id, actor, redo).await?;
+    Ok(private_json(outcome))
+}
+
+/// Undo the caller's last change to the board (theirs only, never someone else's). A drag or
+/// a paste is one step. Refused when it would change a card someone else has locked.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/undo", tag = "gateway", params(("id" = String, Path)),
+    responses((status = 200, body = EventOutcome),
+        (status = 403, description = "`forbidden`, or `locked`: the step touches a card someone else locked", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`nothing_to_undo`", body = ErrorBody)))]
+pub async fn undo(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    undo_or_redo(state, who, id, false).await
+}
+
+/// Redo the caller's last undone change.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/redo", tag = "gateway", params(("id" = String, Path)),
+    responses((status = 200, body = EventOutcome),
+        (status = 403, description = "`forbidden`, or `locked`", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`nothing_to_redo`", body = ErrorBody)))]
+pub async fn redo(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    undo_or_redo(state, who, id, true).await
 }
 
 /// The project's document as JSON: every module root (`nodes`, `edges`, ...) and the log

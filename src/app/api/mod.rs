@@ -68,6 +68,8 @@ use super::error::{ApiError, ErrorBody};
         gateway::start,
         gateway::stop,
         gateway::event,
+        gateway::undo,
+        gateway::redo,
         gateway::document,
         gateway::history,
         gateway::create_point,
@@ -161,9 +163,45 @@ use super::error::{ApiError, ErrorBody};
 pub struct ApiDoc;
 
 /// The OpenAPI document, rendered once.
-pub fn openapi_document() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
+/// The API document: the handlers' own, with the modules' event types as the body of
+/// `POST /api/v1/projects/{id}/events` (`ModuleEvent`: one of each module's events).
+pub fn openapi_document(modules: &crate::gateway::Modules) -> String {
+    use utoipa::openapi::schema::{OneOfBuilder, Ref};
+    use utoipa::openapi::{ContentBuilder, RefOr, request_body::RequestBodyBuilder};
+    let mut doc = ApiDoc::openapi();
+    let (schemas, names) = modules.event_schemas();
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (name, schema) in schemas {
+        components.schemas.insert(name, schema);
+    }
+    let mut one_of = OneOfBuilder::new().description(Some(
+        "An event: `{\"type\": \"<module>:<verb>\", ...}`, one of every module's events.",
+    ));
+    for n in &names {
+        one_of = one_of.item(Ref::from_schema_name(n.clone()));
+    }
+    components
+        .schemas
+        .insert("ModuleEvent".into(), RefOr::T(one_of.build().into()));
+    if let Some(op) = doc
+        .paths
+        .paths
+        .get_mut("/api/v1/projects/{id}/events")
+        .and_then(|p| p.post.as_mut())
+    {
+        op.request_body = Some(
+            RequestBodyBuilder::new()
+                .required(Some(utoipa::openapi::Required::True))
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ModuleEvent")))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    doc.to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"internal\",\"message\":\"{e}\"}}"))
 }
 

@@ -1,17 +1,23 @@
 //! The `core-graph` module: nodes and edges with ids, positions, sizes, kinds and data.
 //!
-//! Document: root map `nodes` (id → map {id, kind, x, y, w, h, data}) and root map `edges`
-//! (id → map {id, from, to, kind, data}), both changed through events only. Each node and edge
-//! is its own map, so concurrent changes to different fields of one node merge. Deleting a
-//! node deletes its edges. Root map `texts` (id → Y.Text) holds collaborative text that
-//! clients write directly with Yjs updates.
+//! Document: root map `nodes` (id → map {id, kind, x, y, w, h, data, locked_by?,
+//! locked_by_name?}) and root map `edges` (id → map {id, from, to, kind, data}), both changed
+//! through events only. Each node and edge is its own map and its `data` a map of its own,
+//! so concurrent changes to different fields (or different data keys) of one node merge.
+//! Deleting a node deletes its edges and its text. Root map `texts` (id → Y.Text) holds
+//! collaborative text that clients write directly with Yjs updates.
+//!
+//! Locks: a node with `locked_by` changes only by that user or by someone who holds
+//! `core-graph:locks:override` (project admins); every reducer that changes a node checks
+//! it ([`check_unlocked`]), and so do undo and direct writes to the node's text
+//! ([`Module::may_change`]).
 
 use serde::Deserialize;
 use serde_json::{Map as JsonMap, Value, json};
 use yrs::{In, Map, MapPrelim, MapRef, Out, ReadTxn, TransactionMut, WriteTxn};
 
 use super::{any, json};
-use crate::gateway::module::{Cx, EventError, Module, RootDef, RootKind};
+use crate::gateway::module::{Actor, Cx, EventError, Module, RootDef, RootKind};
 use crate::orgs::perms::{Level, PermissionDef, Scope};
 
 pub struct CoreGraph;
@@ -21,13 +27,24 @@ pub const MAX_DATA: usize = 64 * 1024;
 /// Largest coordinate or size.
 pub const MAX_COORD: f64 = 1e7;
 
-#[derive(Debug, Deserialize)]
+/// The permission that moves or changes a node someone else locked.
+pub const OVERRIDE_LOCKS: &str = "core-graph:locks:override";
+
+/// The roots (names other modules use).
+pub const NODES: &str = "nodes";
+pub const EDGES: &str = "edges";
+pub const TEXTS: &str = "texts";
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", deny_unknown_fields)]
 pub enum Event {
+    /// Adds a node. Needs `core-graph:nodes:write`.
     #[serde(rename = "core-graph:add-node")]
     AddNode {
+        /// 1 to 64 letters, digits, `-` or `_`; generated when absent.
         #[serde(default)]
         id: Option<String>,
+        /// 1 to 64 characters.
         kind: String,
         x: f64,
         y: f64,
@@ -35,25 +52,33 @@ pub enum Event {
         w: f64,
         #[serde(default = "default_h")]
         h: f64,
+        /// At most 64 KiB serialised.
         #[serde(default)]
+        #[schema(value_type = Option<Object>)]
         data: Option<JsonMap<String, Value>>,
     },
-    /// Changes the kind and/or merges keys into data (a `null` value removes a key).
+    /// Changes the kind and/or merges keys into data (a `null` value removes a key). Needs
+    /// `core-graph:nodes:write`.
     #[serde(rename = "core-graph:update-node")]
     UpdateNode {
         id: String,
         #[serde(default)]
         kind: Option<String>,
         #[serde(default)]
+        #[schema(value_type = Option<Object>)]
         data: Option<JsonMap<String, Value>>,
     },
+    /// Needs `core-graph:nodes:write`.
     #[serde(rename = "core-graph:move-node")]
     MoveNode { id: String, x: f64, y: f64 },
+    /// Needs `core-graph:nodes:write`.
     #[serde(rename = "core-graph:resize-node")]
     ResizeNode { id: String, w: f64, h: f64 },
-    /// Deletes the node and every edge that touches it.
+    /// Deletes the node, every edge that touches it, and its text. Needs
+    /// `core-graph:nodes:write`.
     #[serde(rename = "core-graph:delete-node")]
     DeleteNode { id: String },
+    /// Needs `core-graph:edges:write`.
     #[serde(rename = "core-graph:add-edge")]
     AddEdge {
         #[serde(default)]
@@ -63,16 +88,20 @@ pub enum Event {
         #[serde(default)]
         kind: Option<String>,
         #[serde(default)]
+        #[schema(value_type = Option<Object>)]
         data: Option<JsonMap<String, Value>>,
     },
+    /// Needs `core-graph:edges:write`.
     #[serde(rename = "core-graph:update-edge")]
     UpdateEdge {
         id: String,
         #[serde(default)]
         kind: Option<String>,
         #[serde(default)]
+        #[schema(value_type = Option<Object>)]
         data: Option<JsonMap<String, Value>>,
     },
+    /// Needs `core-graph:edges:write`.
     #[serde(rename = "core-graph:delete-edge")]
     DeleteEdge { id: String },
 }
@@ -97,28 +126,37 @@ const PERMISSIONS: &[PermissionDef] = &[
         scope: Scope::Project,
         level: Level::Write,
     },
+    PermissionDef {
+        name: OVERRIDE_LOCKS,
+        description: "Move, change and unlock cards someone else locked",
+        scope: Scope::Project,
+        level: Level::Manage,
+    },
 ];
 
 const ROOTS: &[RootDef] = &[
     RootDef {
-        name: "nodes",
+        name: NODES,
         kind: RootKind::Map,
         client_writable: false,
+        undoable: true,
     },
     RootDef {
-        name: "edges",
+        name: EDGES,
         kind: RootKind::Map,
         client_writable: false,
+        undoable: true,
     },
     // Collaborative text (id → Y.Text, such as a node's body), typed by clients directly.
     RootDef {
-        name: "texts",
+        name: TEXTS,
         kind: RootKind::Map,
         client_writable: true,
+        undoable: true,
     },
 ];
 
-fn check_id(id: &str) -> Result<(), EventError> {
+pub(crate) fn check_id(id: &str) -> Result<(), EventError> {
     if id.is_empty()
         || id.len() > 64
         || !id
@@ -143,7 +181,7 @@ fn check_kind(kind: &str) -> Result<(), EventError> {
     Ok(())
 }
 
-fn check_coord(name: &str, v: f64) -> Result<(), EventError> {
+pub(crate) fn check_coord(name: &str, v: f64) -> Result<(), EventError> {
     if !v.is_finite() || v.abs() > MAX_COORD {
         return Err(EventError::invalid(
             "invalid_position",
@@ -153,7 +191,7 @@ fn check_coord(name: &str, v: f64) -> Result<(), EventError> {
     Ok(())
 }
 
-fn check_size(w: f64, h: f64) -> Result<(), EventError> {
+pub(crate) fn check_size(w: f64, h: f64) -> Result<(), EventError> {
     if !(w.is_finite() && h.is_finite() && w > 0.0 && h > 0.0 && w <= MAX_COORD && h <= MAX_COORD) {
         return Err(EventError::invalid(
             "invalid_size",
@@ -163,7 +201,7 @@ fn check_size(w: f64, h: f64) -> Result<(), EventError> {
     Ok(())
 }
 
-fn check_data(data: &Option<JsonMap<String, Value>>) -> Result<(), EventError> {
+pub(crate) fn check_data(data: &Option<JsonMap<String, Value>>) -> Result<(), EventError> {
     if let Some(d) = data
         && serde_json::to_vec(d).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_DATA
     {
@@ -175,18 +213,18 @@ fn check_data(data: &Option<JsonMap<String, Value>>) -> Result<(), EventError> {
     Ok(())
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-fn entry<T: ReadTxn>(root: &MapRef, txn: &T, id: &str) -> Option<MapRef> {
+pub(crate) fn entry<T: ReadTxn>(root: &MapRef, txn: &T, id: &str) -> Option<MapRef> {
     match root.get(txn, id) {
         Some(Out::YMap(m)) => Some(m),
         _ => None,
     }
 }
 
-fn node_missing(id: &str) -> EventError {
+pub(crate) fn node_missing(id: &str) -> EventError {
     EventError::not_found("node_not_found", format!("no node `{id}`"))
 }
 
@@ -194,20 +232,178 @@ fn edge_missing(id: &str) -> EventError {
     EventError::not_found("edge_not_found", format!("no edge `{id}`"))
 }
 
-/// Merges `patch` into the `data` object of `m` (`null` removes a key).
-fn merge_data(m: &MapRef, txn: &mut TransactionMut, patch: JsonMap<String, Value>) {
-    let mut data = match m.get(txn, "data").map(|v| json(&v)) {
-        Some(Value::Object(o)) => o,
-        _ => JsonMap::new(),
+/// A string field of a map.
+pub(crate) fn str_of<T: ReadTxn>(m: &MapRef, txn: &T, key: &str) -> Option<String> {
+    match m.get(txn, key) {
+        Some(Out::Any(yrs::Any::String(s))) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+/// A number field of a map.
+pub(crate) fn num_of<T: ReadTxn>(m: &MapRef, txn: &T, key: &str) -> Option<f64> {
+    match m.get(txn, key) {
+        Some(Out::Any(yrs::Any::Number(n))) => n.as_f64(),
+        _ => None,
+    }
+}
+
+/// A `data` value as it is written into a new node or edge: its own map.
+pub(crate) fn data_prelim(data: &JsonMap<String, Value>) -> In {
+    In::Map(MapPrelim::from_iter(
+        data.iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), In::Any(any(v)))),
+    ))
+}
+
+/// Merges `patch` into the `data` map of `m` (`null` removes a key); changes only the keys
+/// whose value differs.
+pub(crate) fn merge_data(m: &MapRef, txn: &mut TransactionMut, patch: JsonMap<String, Value>) {
+    let data = match m.get(txn, "data") {
+        Some(Out::YMap(d)) => d,
+        other => {
+            // An older document keeps `data` as one value: it becomes a map.
+            let old = match other.map(|v| json(&v)) {
+                Some(Value::Object(o)) => o,
+                _ => JsonMap::new(),
+            };
+            m.insert(txn, "data", data_prelim(&old));
+            match m.get(txn, "data") {
+                Some(Out::YMap(d)) => d,
+                _ => return,
+            }
+        }
     };
     for (k, v) in patch {
         if v.is_null() {
-            data.remove(&k);
-        } else {
-            data.insert(k, v);
+            if data.contains_key(txn, &k) {
+                data.remove(txn, &k);
+            }
+        } else if data.get(txn, &k).map(|cur| json(&cur)) != Some(v.clone()) {
+            data.insert(txn, k, any(&v));
         }
     }
-    m.insert(txn, "data", any(&Value::Object(data)));
+}
+
+/// Sets a field of a map unless it already holds `value` (an unchanged field writes nothing,
+/// so it costs no log space and no undo step).
+pub(crate) fn set<V: Into<yrs::Any> + Clone>(
+    m: &MapRef,
+    txn: &mut TransactionMut,
+    key: &str,
+    value: V,
+) {
+    let v: yrs::Any = value.into();
+    let same = matches!(m.get(txn, key), Some(Out::Any(cur)) if cur == v);
+    if !same {
+        m.insert(txn, key, v);
+    }
+}
+
+/// Who locked a node (id and display name), if anyone did.
+pub(crate) fn lock_of<T: ReadTxn>(node: &MapRef, txn: &T) -> Option<(String, String)> {
+    let by = str_of(node, txn, "locked_by")?;
+    let name = str_of(node, txn, "locked_by_name").unwrap_or_else(|| "someone".into());
+    Some((by, name))
+}
+
+/// Refuses when the node is locked by someone other than the actor, unless the actor may
+/// override locks.
+pub(crate) fn check_unlocked<T: ReadTxn>(
+    node: &MapRef,
+    txn: &T,
+    actor: &Actor,
+    id: &str,
+) -> Result<(), EventError> {
+    let Some((by, name)) = lock_of(node, txn) else {
+        return Ok(());
+    };
+    if actor.user_id() == Some(by.as_str()) || actor.may(OVERRIDE_LOCKS) {
+        return Ok(());
+    }
+    Err(EventError::Forbidden {
+        code: "locked",
+        message: format!("`{id}` is locked by {name}; only they or a project admin can change it"),
+    })
+}
+
+/// What a new node holds.
+pub(crate) struct NewNode<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub data: &'a JsonMap<String, Value>,
+}
+
+/// Writes a new node (the caller checked that the id is free and the values are valid).
+pub(crate) fn insert_node(cx: &mut Cx<'_, '_>, n: NewNode<'_>) -> MapRef {
+    let nodes = cx.txn.get_or_insert_map(NODES);
+    let prelim: MapPrelim = MapPrelim::from_iter([
+        ("id", In::Any(n.id.into())),
+        ("kind", In::Any(n.kind.into())),
+        ("x", In::Any(n.x.into())),
+        ("y", In::Any(n.y.into())),
+        ("w", In::Any(n.w.into())),
+        ("h", In::Any(n.h.into())),
+        ("data", data_prelim(n.data)),
+    ]);
+    let m = nodes.insert(cx.txn, n.id, prelim);
+    cx.touch(n.id);
+    m
+}
+
+/// Writes a new edge (ends checked by the caller).
+pub(crate) fn insert_edge(
+    txn: &mut TransactionMut,
+    id: &str,
+    from: &str,
+    to: &str,
+    kind: &str,
+    data: &JsonMap<String, Value>,
+) {
+    let edges = txn.get_or_insert_map(EDGES);
+    let prelim: MapPrelim = MapPrelim::from_iter([
+        ("id", In::Any(id.into())),
+        ("from", In::Any(from.into())),
+        ("to", In::Any(to.into())),
+        ("kind", In::Any(kind.into())),
+        ("data", data_prelim(data)),
+    ]);
+    edges.insert(txn, id, prelim);
+}
+
+/// The edges that touch node `id`.
+pub(crate) fn edges_touching<T: ReadTxn>(edges: &MapRef, txn: &T, id: &str) -> Vec<String> {
+    edges
+        .iter(txn)
+        .filter_map(|(eid, v)| {
+            let Out::YMap(e) = v else { return None };
+            let ends = |k: &str| str_of(&e, txn, k).as_deref() == Some(id);
+            (ends("from") || ends("to")).then(|| eid.to_string())
+        })
+        .collect()
+}
+
+/// Deletes node `id`, its edges and its text (lock checked by the caller). Returns the
+/// edges deleted.
+pub(crate) fn delete_node(cx: &mut Cx<'_, '_>, id: &str) -> Vec<String> {
+    let nodes = cx.txn.get_or_insert_map(NODES);
+    let edges = cx.txn.get_or_insert_map(EDGES);
+    let texts = cx.txn.get_or_insert_map(TEXTS);
+    let touching = edges_touching(&edges, cx.txn, id);
+    for eid in &touching {
+        edges.remove(cx.txn, eid);
+    }
+    nodes.remove(cx.txn, id);
+    if texts.contains_key(cx.txn, id) {
+        texts.remove(cx.txn, id);
+    }
+    cx.touch(id);
+    touching
 }
 
 impl Module for CoreGraph {
@@ -234,10 +430,24 @@ impl Module for CoreGraph {
         }
     }
 
+    fn may_change(
+        &self,
+        txn: &yrs::Transaction<'_>,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<(), EventError> {
+        let Some(nodes) = txn.get_map(NODES) else {
+            return Ok(());
+        };
+        match entry(&nodes, txn, id) {
+            Some(node) => check_unlocked(&node, txn, actor, id),
+            None => Ok(()),
+        }
+    }
+
     fn reduce(&self, cx: &mut Cx<'_, '_>, event: Event) -> Result<Value, EventError> {
-        let nodes = cx.txn.get_or_insert_map("nodes");
-        let edges = cx.txn.get_or_insert_map("edges");
-        let txn = &mut *cx.txn;
+        let nodes = cx.txn.get_or_insert_map(NODES);
+        let edges = cx.txn.get_or_insert_map(EDGES);
         match event {
             Event::AddNode {
                 id,
@@ -255,23 +465,25 @@ impl Module for CoreGraph {
                 check_coord("y", y)?;
                 check_size(w, h)?;
                 check_data(&data)?;
-                if nodes.contains_key(txn, &id) {
+                if nodes.contains_key(cx.txn, &id) {
                     return Err(EventError::conflict(
                         "node_exists",
                         format!("a node `{id}` exists already"),
                     ));
                 }
-                let data = Value::Object(data.unwrap_or_default());
-                let prelim: MapPrelim = MapPrelim::from_iter([
-                    ("id", In::Any(id.clone().into())),
-                    ("kind", In::Any(kind.into())),
-                    ("x", In::Any(x.into())),
-                    ("y", In::Any(y.into())),
-                    ("w", In::Any(w.into())),
-                    ("h", In::Any(h.into())),
-                    ("data", In::Any(any(&data))),
-                ]);
-                nodes.insert(txn, id.as_str(), prelim);
+                let data = data.unwrap_or_default();
+                insert_node(
+                    cx,
+                    NewNode {
+                        id: &id,
+                        kind: &kind,
+                        x,
+                        y,
+                        w,
+                        h,
+                        data: &data,
+                    },
+                );
                 Ok(json!({ "id": id }))
             }
             Event::UpdateNode { id, kind, data } => {
@@ -279,46 +491,40 @@ impl Module for CoreGraph {
                     check_kind(k)?;
                 }
                 check_data(&data)?;
-                let m = entry(&nodes, txn, &id).ok_or_else(|| node_missing(&id))?;
+                let m = entry(&nodes, cx.txn, &id).ok_or_else(|| node_missing(&id))?;
+                check_unlocked(&m, cx.txn, cx.actor, &id)?;
+                cx.touch(&id);
                 if let Some(k) = kind {
-                    m.insert(txn, "kind", k);
+                    set(&m, cx.txn, "kind", k);
                 }
                 if let Some(d) = data {
-                    merge_data(&m, txn, d);
+                    merge_data(&m, cx.txn, d);
                 }
                 Ok(json!({ "id": id }))
             }
             Event::MoveNode { id, x, y } => {
                 check_coord("x", x)?;
                 check_coord("y", y)?;
-                let m = entry(&nodes, txn, &id).ok_or_else(|| node_missing(&id))?;
-                m.insert(txn, "x", x);
-                m.insert(txn, "y", y);
+                let m = entry(&nodes, cx.txn, &id).ok_or_else(|| node_missing(&id))?;
+                check_unlocked(&m, cx.txn, cx.actor, &id)?;
+                cx.touch(&id);
+                set(&m, cx.txn, "x", x);
+                set(&m, cx.txn, "y", y);
                 Ok(json!({ "id": id }))
             }
             Event::ResizeNode { id, w, h } => {
                 check_size(w, h)?;
-                let m = entry(&nodes, txn, &id).ok_or_else(|| node_missing(&id))?;
-                m.insert(txn, "w", w);
-                m.insert(txn, "h", h);
+                let m = entry(&nodes, cx.txn, &id).ok_or_else(|| node_missing(&id))?;
+                check_unlocked(&m, cx.txn, cx.actor, &id)?;
+                cx.touch(&id);
+                set(&m, cx.txn, "w", w);
+                set(&m, cx.txn, "h", h);
                 Ok(json!({ "id": id }))
             }
             Event::DeleteNode { id } => {
-                if !nodes.contains_key(txn, &id) {
-                    return Err(node_missing(&id));
-                }
-                let touching: Vec<String> = edges
-                    .iter(txn)
-                    .filter_map(|(eid, v)| {
-                        let Out::YMap(e) = v else { return None };
-                        let ends = |k: &str| e.get(txn, k).map(|v| json(&v)) == Some(json!(id));
-                        (ends("from") || ends("to")).then(|| eid.to_string())
-                    })
-                    .collect();
-                for eid in &touching {
-                    edges.remove(txn, eid);
-                }
-                nodes.remove(txn, &id);
+                let m = entry(&nodes, cx.txn, &id).ok_or_else(|| node_missing(&id))?;
+                check_unlocked(&m, cx.txn, cx.actor, &id)?;
+                let touching = delete_node(cx, &id);
                 Ok(json!({ "id": id, "edges_deleted": touching }))
             }
             Event::AddEdge {
@@ -335,28 +541,24 @@ impl Module for CoreGraph {
                 }
                 check_data(&data)?;
                 for end in [&from, &to] {
-                    if !nodes.contains_key(txn, end) {
+                    if !nodes.contains_key(cx.txn, end) {
                         return Err(node_missing(end));
                     }
                 }
-                if edges.contains_key(txn, &id) {
+                if edges.contains_key(cx.txn, &id) {
                     return Err(EventError::conflict(
                         "edge_exists",
                         format!("an edge `{id}` exists already"),
                     ));
                 }
-                let data = Value::Object(data.unwrap_or_default());
-                let prelim: MapPrelim = MapPrelim::from_iter([
-                    ("id", In::Any(id.clone().into())),
-                    ("from", In::Any(from.into())),
-                    ("to", In::Any(to.into())),
-                    (
-                        "kind",
-                        In::Any(kind.unwrap_or_else(|| "edge".into()).into()),
-                    ),
-                    ("data", In::Any(any(&data))),
-                ]);
-                edges.insert(txn, id.as_str(), prelim);
+                insert_edge(
+                    cx.txn,
+                    &id,
+                    &from,
+                    &to,
+                    kind.as_deref().unwrap_or("edge"),
+                    &data.unwrap_or_default(),
+                );
                 Ok(json!({ "id": id }))
             }
             Event::UpdateEdge { id, kind, data } => {
@@ -364,17 +566,17 @@ impl Module for CoreGraph {
                     check_kind(k)?;
                 }
                 check_data(&data)?;
-                let m = entry(&edges, txn, &id).ok_or_else(|| edge_missing(&id))?;
+                let m = entry(&edges, cx.txn, &id).ok_or_else(|| edge_missing(&id))?;
                 if let Some(k) = kind {
-                    m.insert(txn, "kind", k);
+                    set(&m, cx.txn, "kind", k);
                 }
                 if let Some(d) = data {
-                    merge_data(&m, txn, d);
+                    merge_data(&m, cx.txn, d);
                 }
                 Ok(json!({ "id": id }))
             }
             Event::DeleteEdge { id } => {
-                if edges.remove(txn, &id).is_none() {
+                if edges.remove(cx.txn, &id).is_none() {
                     return Err(edge_missing(&id));
                 }
                 Ok(json!({ "id": id }))
@@ -391,10 +593,14 @@ mod tests {
 
     use crate::gateway::module::{Actor, EventError, Modules};
 
-    fn run(m: &Modules, doc: &Doc, ev: Value) -> Result<Value, EventError> {
+    fn run_as(m: &Modules, doc: &Doc, actor: &Actor, ev: Value) -> Result<Value, EventError> {
         let parsed = m.parse(ev)?;
         let mut txn = doc.transact_mut();
-        m.run("p", &Actor::User("u".into()), &mut txn, parsed)
+        m.run("p", actor, &mut txn, parsed).0
+    }
+
+    fn run(m: &Modules, doc: &Doc, ev: Value) -> Result<Value, EventError> {
+        run_as(m, doc, &Actor::user("u", "U", vec![]), ev)
     }
 
     fn roots(doc: &Doc) -> (Value, Value) {
@@ -421,7 +627,7 @@ mod tests {
 
     #[test]
     fn nodes_and_edges_through_their_events() {
-        let m = Modules::builtin();
+        let m = crate::gateway::modules::builtin();
         let doc = Doc::new();
         let a = run(&m, &doc, json!({"type": "core-graph:add-node", "id": "a", "kind": "note", "x": 1, "y": 2, "data": {"text": "hi"}})).expect("add a");
         assert_eq!(a, json!({"id": "a"}));
@@ -480,8 +686,130 @@ mod tests {
     }
 
     #[test]
+    fn data_keys_merge_and_old_documents_keep_working() {
+        use yrs::{Map, WriteTxn};
+        let m = crate::gateway::modules::builtin();
+        let doc = Doc::new();
+        // A node as documents written before `data` became a map hold it: one plain value.
+        {
+            let mut txn = doc.transact_mut();
+            let nodes = txn.get_or_insert_map("nodes");
+            let prelim: yrs::MapPrelim = yrs::MapPrelim::from_iter([
+                ("id", yrs::In::Any("old".into())),
+                ("kind", yrs::In::Any("note".into())),
+                ("x", yrs::In::Any(0.0.into())),
+                ("y", yrs::In::Any(0.0.into())),
+                ("w", yrs::In::Any(10.0.into())),
+                ("h", yrs::In::Any(10.0.into())),
+                ("data", yrs::In::Any(super::any(&json!({"a": 1, "b": 2})))),
+            ]);
+            nodes.insert(&mut txn, "old", prelim);
+        }
+        run(
+            &m,
+            &doc,
+            json!({"type": "core-graph:update-node", "id": "old", "data": {"b": null, "c": 3}}),
+        )
+        .expect("update an old node");
+        let (nodes, _) = roots(&doc);
+        assert_eq!(nodes["old"]["data"], json!({"a": 1, "c": 3}));
+
+        // Two replicas change different keys of one node's data at once: both stay.
+        let a = Doc::with_client_id(1);
+        let b = Doc::with_client_id(2);
+        run(&m, &a, json!({"type": "core-graph:add-node", "id": "n", "kind": "k", "x": 0, "y": 0, "data": {"fill": "#fff"}}))
+            .expect("add");
+        let sync = |from: &Doc, to: &Doc| {
+            use yrs::ReadTxn;
+            use yrs::updates::decoder::Decode;
+            let u = from
+                .transact()
+                .encode_state_as_update_v1(&to.transact().state_vector());
+            to.transact_mut()
+                .apply_update(yrs::Update::decode_v1(&u).expect("update"))
+                .expect("apply");
+        };
+        sync(&a, &b);
+        run(
+            &m,
+            &a,
+            json!({"type": "core-graph:update-node", "id": "n", "data": {"fill": "#000"}}),
+        )
+        .expect("a");
+        run(
+            &m,
+            &b,
+            json!({"type": "core-graph:update-node", "id": "n", "data": {"border": "#f00"}}),
+        )
+        .expect("b");
+        sync(&a, &b);
+        sync(&b, &a);
+        let (nodes, _) = roots(&a);
+        assert_eq!(
+            nodes["n"]["data"],
+            json!({"fill": "#000", "border": "#f00"})
+        );
+        assert_eq!(roots(&a), roots(&b));
+    }
+
+    #[test]
+    fn a_locked_node_changes_only_by_its_locker_or_an_admin() {
+        use yrs::{Map, WriteTxn};
+        let m = crate::gateway::modules::builtin();
+        let doc = Doc::new();
+        run(
+            &m,
+            &doc,
+            json!({"type": "core-graph:add-node", "id": "a", "kind": "n", "x": 0, "y": 0}),
+        )
+        .expect("add");
+        {
+            let mut txn = doc.transact_mut();
+            let nodes = txn.get_or_insert_map("nodes");
+            let a = super::entry(&nodes, &txn, "a").expect("a");
+            a.insert(&mut txn, "locked_by", "ada");
+            a.insert(&mut txn, "locked_by_name", "Ada");
+        }
+        let bob = Actor::user("bob", "Bob", vec!["core-graph:nodes:write"]);
+        let ada = Actor::user("ada", "Ada", vec!["core-graph:nodes:write"]);
+        let admin = Actor::user(
+            "carol",
+            "Carol",
+            vec!["core-graph:nodes:write", super::OVERRIDE_LOCKS],
+        );
+        for ev in [
+            json!({"type": "core-graph:move-node", "id": "a", "x": 5, "y": 5}),
+            json!({"type": "core-graph:resize-node", "id": "a", "w": 5, "h": 5}),
+            json!({"type": "core-graph:update-node", "id": "a", "data": {"k": 1}}),
+            json!({"type": "core-graph:delete-node", "id": "a"}),
+        ] {
+            assert_eq!(code(run_as(&m, &doc, &bob, ev.clone())), "locked", "{ev}");
+        }
+        assert_eq!(roots(&doc).0["a"]["x"].as_f64(), Some(0.0));
+        run_as(
+            &m,
+            &doc,
+            &ada,
+            json!({"type": "core-graph:move-node", "id": "a", "x": 5, "y": 5}),
+        )
+        .expect("the locker moves it");
+        run_as(
+            &m,
+            &doc,
+            &admin,
+            json!({"type": "core-graph:move-node", "id": "a", "x": 6, "y": 6}),
+        )
+        .expect("an admin moves it");
+        assert_eq!(roots(&doc).0["a"]["x"].as_f64(), Some(6.0));
+        let txn = doc.transact();
+        assert!(m.may_change(&txn, &bob, "a").is_err());
+        assert!(m.may_change(&txn, &ada, "a").is_ok());
+        assert!(m.may_change(&txn, &Actor::System, "a").is_ok());
+    }
+
+    #[test]
     fn bad_events_are_refused_before_anything_is_written() {
-        let m = Modules::builtin();
+        let m = crate::gateway::modules::builtin();
         let doc = Doc::new();
         run(
             &m,

@@ -14,10 +14,11 @@ pub struct Gateway;
 /// The schema version `meta.schema` records.
 pub const SCHEMA: i64 = 1;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", deny_unknown_fields)]
 pub enum Event {
-    /// Written once, when the project's document is created.
+    /// Written once, when the project's document is created. Sent by the gateway only
+    /// (`forbidden_event` for anyone else).
     #[serde(rename = "gateway:init")]
     Init {},
 }
@@ -53,6 +54,7 @@ const ROOTS: &[RootDef] = &[RootDef {
     name: "meta",
     kind: RootKind::Map,
     client_writable: false,
+    undoable: false,
 }];
 
 impl Module for Gateway {

@@ -1,7 +1,22 @@
-//! The modules that ship with the gateway.
+//! The modules that ship with the gateway, and [`builtin`], the set a server runs.
 
 pub mod core_graph;
 pub mod gateway;
+pub mod whiteboard;
+
+use super::module::Modules;
+
+/// The built-in modules in dependency order: `gateway`, `core-graph`, `whiteboard`. Built
+/// once where the app is wired; the gateway runs them and the permission catalogue lists
+/// what they declare.
+pub fn builtin() -> Modules {
+    let mut m = Modules::default();
+    // The built-in set is known to be consistent (checked by a unit test).
+    let _ = m.add(gateway::Gateway);
+    let _ = m.add(core_graph::CoreGraph);
+    let _ = m.add(whiteboard::Whiteboard);
+    m
+}
 
 use yrs::{Any, Out};
 

@@ -4,6 +4,14 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod chromium;
+pub mod peers;
+pub mod team;
+pub mod yjs;
+
+pub use self::browser::{Browser, signed_up};
+
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
