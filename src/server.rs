@@ -154,16 +154,19 @@ async fn start_all(
             source,
         })?;
     let metrics = Metrics::new()?;
+    let state = AppState::new(status.clone(), metrics, db.clone(), cfg)?;
+    let boards = Arc::new(crate::app::boards::BoardService::new(
+        state.auth.clone(),
+        state.orgs.clone(),
+        state.gateways.clone(),
+    ));
     let shell = demiurge_web::Shell {
         instance_name: cfg.server.name.clone(),
         boot_id: format!("{:08x}", rand::random::<u32>()),
         status: status.subscribe(),
+        boards: boards.clone(),
     };
-    let app = App::start(
-        app_listener,
-        AppState::new(status.clone(), metrics, db.clone(), cfg)?,
-        shell,
-    )?;
+    let app = App::start(app_listener, state, shell, boards)?;
     let app_addr = app.addr();
     running.app = Some(app);
     status.set(

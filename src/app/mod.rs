@@ -3,6 +3,7 @@
 //! listens on an internal loopback address for the requests the edge proxies.
 
 pub mod api;
+pub mod boards;
 pub mod client;
 pub mod error;
 pub mod metrics;
@@ -130,6 +131,7 @@ pub struct App {
     workers: workers::Workers,
     in_flight: Arc<AtomicUsize>,
     gateways: crate::gateway::GatewayRegistry,
+    boards: Arc<boards::BoardService>,
 }
 
 /// Counts a request while it is being answered.
@@ -150,10 +152,12 @@ impl Drop for InFlight {
 
 impl App {
     /// Starts serving on `listener` (already bound, so the address is known before start).
+    /// `boards` serves the board pages of `ui` (the app stops its feeds first when stopping).
     pub fn start(
         listener: TcpListener,
         state: AppState,
         ui: demiurge_web::Shell,
+        boards: Arc<boards::BoardService>,
     ) -> Result<App, AppError> {
         let addr = listener.local_addr().map_err(|source| AppError::Listen {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -194,6 +198,15 @@ impl App {
                     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
                     let metrics = metrics.clone();
                     let counted = InFlight::new(&counter);
+                    // A cookie rides along on a cross-site WebSocket open: the LiveView socket
+                    // (which reads it to open boards) takes only our own pages' Origin.
+                    if req.path() == demiurge_web::WS_PATH
+                        && let Err(err) = session::check_origin(req.request(), false)
+                    {
+                        return futures::future::Either::Left(futures::future::ready(Ok(
+                            req.error_response(err)
+                        )));
+                    }
                     if asks_for_container(&req, &containers) {
                         // A client that reused an app connection for a container host (an
                         // HTTP/2 client coalescing connections, say) is told to open another,
@@ -238,6 +251,7 @@ impl App {
             workers,
             in_flight,
             gateways,
+            boards,
         })
     }
 
@@ -249,6 +263,7 @@ impl App {
     /// Closes every collaboration connection (1001) after making every project durable; the
     /// first step of stopping, while clients can still be told.
     pub async fn stop_gateways(&self) {
+        self.boards.close();
         self.gateways.shutdown().await;
     }
 
@@ -260,6 +275,7 @@ impl App {
     /// connection.
     pub async fn stop(self) {
         // Gateways first: clients are told (1001), every project is durable and snapshotted.
+        self.boards.close();
         self.gateways.shutdown().await;
         let deadline = Instant::now() + std::time::Duration::from_secs(3);
         while self.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {

@@ -30,7 +30,7 @@ pub use self::mailbox::{Delivery, Outlet};
 pub use self::module::{
     Actor, EventError, Module, Modules, ParsedEvent, RootDef, RootKind, UserActor,
 };
-pub use self::project::{ClientUser, EventOutcome};
+pub use self::project::{ClientUser, EventOutcome, colour_of};
 use self::project::{Cmd, JoinError, Out, Project, Shared};
 use self::writer::Writer;
 pub use crate::config::GatewayConfig as Settings;

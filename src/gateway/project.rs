@@ -1320,7 +1320,7 @@ fn stamp_user(json: &str, user: &ClientUser) -> Arc<str> {
 }
 
 /// A stable, readable colour for a user.
-fn colour_of(user_id: &str) -> String {
+pub fn colour_of(user_id: &str) -> String {
     const PALETTE: [&str; 10] = [
         "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990",
         "#9a6324", "#800000",

@@ -892,6 +892,24 @@ impl Orgs {
         Ok(p)
     }
 
+    /// A project checked for `action`, with its organization (which someone who is only a
+    /// member of the project may not see on its own).
+    pub async fn project_in_org(
+        &self,
+        user: &User,
+        id: &str,
+        action: &str,
+        verb: &'static str,
+    ) -> Result<(Project, Org), OrgsError> {
+        let p = self.project_for(user, id, action, verb).await?;
+        let org = self
+            .db
+            .org(&p.org_id)
+            .await?
+            .ok_or(OrgsError::NotFound("project"))?;
+        Ok((p, org))
+    }
+
     pub async fn rename_project(
         &self,
         user: &User,

@@ -247,3 +247,282 @@ async fn board_events_undo_and_locks_sqlite() {
 async fn board_events_undo_and_locks_postgres() {
     board_events_undo_and_locks(true).await;
 }
+
+/// Log-in details for the browser scripts (every team member's password is the same).
+fn login(name: &str) -> Value {
+    json!({"login": name, "password": "correct horse battery"})
+}
+
+/// Two people on one board in Chromium: A types a note, B sees it and drags it, A connects
+/// it to a shape, B deletes the shape and the connector goes, per-user undo, a lock B cannot
+/// get past; a stock Yjs client and the document agree with what the pages show.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_people_on_one_board_in_chromium() {
+    use std::time::Duration;
+    let server = Server::start_with(options(None, &[]));
+    let t = team(&server).await;
+    let shots = crate::harness::chromium::artifacts_dir("ui-board");
+    let args = json!({"pid": t.pid, "a": login("owner"), "b": login("editor")}).to_string();
+    let base = format!("http://localhost:{}", server.http.port());
+    let mut s = crate::harness::chromium::Script::start(
+        "ui_board.mjs",
+        &["people", &base, &shots.display().to_string(), &args],
+    );
+    let p = s.expect("PHASE", Duration::from_secs(120));
+    let (note, shape) = (p["note"].as_str().unwrap(), p["shape"].as_str().unwrap());
+    let d = t.document(&t.owner).await;
+    let edges = d["roots"]["edges"].as_object().expect("edges");
+    assert_eq!(edges.len(), 1, "{d}");
+    let e = edges.values().next().unwrap();
+    assert_eq!(
+        (e["from"].as_str(), e["to"].as_str()),
+        (Some(note), Some(shape))
+    );
+    assert_eq!(d["roots"]["texts"][note], "Hello from A");
+    assert_eq!(d["roots"]["texts"][shape], "Shape of A");
+    // A stock Yjs client sees the same board.
+    let seen = yclient(&[
+        "watch",
+        &t.base,
+        &t.t_editor,
+        &format!(
+            "Object.keys(d.edges).length === 1 && d.texts['{note}'] === 'Hello from A' && d.nodes['{shape}']"
+        ),
+    ]);
+    assert_eq!(seen["doc"]["nodes"][note]["kind"], "note");
+    s.send("go");
+    s.expect("PHASE", Duration::from_secs(60));
+    let seen = yclient(&[
+        "watch",
+        &t.base,
+        &t.t_viewer,
+        "Object.keys(d.nodes).length === 1 && Object.keys(d.edges).length === 0",
+    ]);
+    assert!(seen["doc"]["nodes"][note].is_object(), "{seen}");
+    s.send("go");
+    let r = s.expect("RESULT", Duration::from_secs(150));
+    assert_eq!(r["errors"], json!([]), "page errors: {r}");
+    assert!(r["a_sees_move"].as_f64().unwrap() > 150.0, "{r}");
+    assert_eq!(r["edge_from"], note);
+    assert_eq!(
+        r["after_delete"],
+        json!({"nodes": 1, "edges": 0, "text": "Hello from A"})
+    );
+    // A's undo took back A's colour only: B's move and B's card stay.
+    let u = &r["undo"];
+    assert_eq!(u["fill"], Value::Null, "{r}");
+    assert_eq!(u["x"], u["moved_x"], "B's move stays: {r}");
+    assert_eq!(u["b_card_kept"], true, "{r}");
+    assert_eq!(r["redo_fill"], "#ffc9c9");
+    let l = &r["lock"];
+    assert_eq!(
+        (l["still_there"].as_bool(), l["x_unchanged"].as_bool()),
+        (Some(true), Some(true)),
+        "{r}"
+    );
+    assert_eq!(
+        (l["api_status"].as_u64(), l["api_code"].as_str()),
+        (Some(403), Some("locked")),
+        "{r}"
+    );
+    assert!(
+        l["toast"].as_str().unwrap_or_default().contains("locked"),
+        "B is told why: {r}"
+    );
+    let c = &r["cursors"];
+    let editor = t.editor_id.as_str();
+    let owner = t.owner_id.as_str();
+    assert_eq!(
+        (c["a_sees"].as_str(), c["b_sees"].as_str()),
+        (Some(editor), Some(owner)),
+        "{r}"
+    );
+    assert_eq!(
+        (
+            c["a_sees_selection_of"].as_str(),
+            c["b_sees_selection_of"].as_str()
+        ),
+        (Some(editor), Some(owner))
+    );
+    assert_eq!(c["a_cursor_name"], "editor");
+    for f in ["board-a.png", "board-b.png"] {
+        assert!(shots.join(f).is_file(), "screenshot {f} kept");
+    }
+}
+
+/// Files and the clipboard in Chromium: three cards aligned, framed, one dragged out of its
+/// frame and back in, duplicated; copied on one board and pasted on another project's; the
+/// board exported as PNG, SVG, a board file and JSON Canvas from the page's menu, and both
+/// files imported back from the file picker.
+#[tokio::test(flavor = "multi_thread")]
+async fn board_files_and_clipboard_in_chromium() {
+    use std::time::Duration;
+    let server = Server::start_with(options(None, &[]));
+    let t = team(&server).await;
+    let (_, p2) = t
+        .owner
+        .post(
+            &format!("/api/v1/orgs/{}/projects", t.org),
+            json!({"name": "Other"}),
+        )
+        .await;
+    let pid2 = p2["id"].as_str().unwrap();
+    let shots = crate::harness::chromium::artifacts_dir("ui-board-files");
+    let downloads = shots.join("downloads");
+    let _ = std::fs::remove_dir_all(&downloads);
+    std::fs::create_dir_all(&downloads).unwrap();
+    let args = json!({"pid": t.pid, "pid2": pid2, "a": login("owner"), "downloads": downloads})
+        .to_string();
+    let base = format!("http://localhost:{}", server.http.port());
+    let mut s = crate::harness::chromium::Script::start(
+        "ui_board.mjs",
+        &["files", &base, &shots.display().to_string(), &args],
+    );
+    let r = s.expect("RESULT", Duration::from_secs(200));
+    assert_eq!(r["errors"], json!([]), "page errors: {r}");
+    assert_eq!(
+        r["aligned_y"].as_array().map(Vec::len),
+        Some(1),
+        "one top edge: {r}"
+    );
+    assert_eq!(
+        (
+            r["dragged_out"].as_bool(),
+            r["dropped_in"].as_bool(),
+            r["duplicated"].as_bool()
+        ),
+        (Some(true), Some(true), Some(true))
+    );
+    assert_eq!(r["clipboard_format"], "demiurge-board");
+    assert_eq!(r["pasted"], json!(["One", "Two"]), "{r}");
+    assert_eq!(r["pasted_ids_new"], true);
+    // The downloaded files are what they say.
+    let path = |f: &str| std::path::PathBuf::from(r["files"][f].as_str().unwrap());
+    let png = std::fs::read(path("png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(path("svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    for text in ["One", "Two", "Three", "Frame"] {
+        assert!(svg.contains(&format!(">{text}<")), "the SVG shows {text}");
+    }
+    let board: Value = serde_json::from_slice(&std::fs::read(path("json")).unwrap()).unwrap();
+    assert_eq!(
+        (board["format"].as_str(), board["version"].as_u64()),
+        (Some("demiurge-board"), Some(1))
+    );
+    assert_eq!(board["cards"].as_array().map(Vec::len), Some(5), "{board}");
+    let canvas: Value = serde_json::from_slice(&std::fs::read(path("canvas")).unwrap()).unwrap();
+    let nodes = canvas["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 5);
+    for n in nodes {
+        for k in ["id", "type", "x", "y", "width", "height"] {
+            assert!(n.get(k).is_some(), "JSON Canvas node without {k}: {n}");
+        }
+    }
+    assert_eq!(canvas["edges"], json!([]));
+    assert_eq!(r["imported"], 10, "both files came back as new cards: {r}");
+    assert_eq!(r["imported_texts"], 2);
+    // The same exports from a script, and an import of a bad file.
+    let res = t
+        .owner
+        .http
+        .get(format!(
+            "{}/api/v1/projects/{}/export?format=canvas&ids=nope",
+            t.owner.base, t.pid
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let (st, e) = t
+        .owner
+        .get(&format!("/api/v1/projects/{}/export?format=gif", t.pid))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{e}");
+    let (st, e) = t
+        .owner
+        .get(&format!(
+            "/api/v1/projects/{}/export?format=svg&view=nope",
+            t.pid
+        ))
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("view_not_found"))
+    );
+    let res = t
+        .owner
+        .http
+        .post(format!("{}/api/v1/projects/{}/import", t.owner.base, t.pid))
+        .header("Origin", &t.owner.origin)
+        .body("{\"hello\": 1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let e: Value = res.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_board_file");
+    let res = t
+        .viewer
+        .http
+        .post(format!("{}/api/v1/projects/{}/import", t.owner.base, t.pid))
+        .header("Origin", &t.viewer.origin)
+        .body(board.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "a viewer imports nothing"
+    );
+    assert!(shots.join("board-files.png").is_file());
+}
+
+/// A viewer in Chromium sees every change live and can change nothing; a restart of the
+/// server while both pages are open: both come back by themselves and keep working.
+#[tokio::test(flavor = "multi_thread")]
+async fn board_viewers_and_restarts_in_chromium() {
+    use std::time::Duration;
+    let mut server = Server::start_with(options(None, &[]));
+    let t = team(&server).await;
+    let shots = crate::harness::chromium::artifacts_dir("ui-board-live");
+    let args = json!({"pid": t.pid, "a": login("owner"), "v": login("viewer")}).to_string();
+    let base = format!("http://localhost:{}", server.http.port());
+    let mut s = crate::harness::chromium::Script::start(
+        "ui_board.mjs",
+        &["live", &base, &shots.display().to_string(), &args],
+    );
+    s.expect("DOWN", Duration::from_secs(120));
+    server.restart();
+    s.send("restarted");
+    let r = s.expect("RESULT", Duration::from_secs(120));
+    assert_eq!(r["errors"], json!([]), "page errors: {r}");
+    assert_eq!(r["viewer_can_edit"], "false");
+    assert_eq!(
+        r["viewer_tools"],
+        json!(["select", "hand"]),
+        "no editing tools for a viewer"
+    );
+    assert_eq!(r["viewer_sees"], true);
+    assert_eq!(r["viewer_changed_nothing"], true, "{r}");
+    assert_eq!(r["viewer_api"], 403);
+    assert_eq!(r["after_restart"], true);
+    let d = t.document(&t.owner).await;
+    let texts: Vec<&str> = d["roots"]["texts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        texts.contains(&"After the restart") && texts.contains(&"Seen by the viewer"),
+        "{d}"
+    );
+}

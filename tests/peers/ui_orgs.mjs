@@ -83,7 +83,10 @@ try {
   await owner.fill('#project-name', 'Apollo')
   await owner.click('#project-create')
   await owner.waitForSelector('li.project[data-name="Apollo"]')
+  // A project opens as its board; its settings are a click away.
   await owner.click('li.project[data-name="Apollo"] a')
+  await owner.waitForSelector('#board[data-ready="true"]')
+  await owner.click('#board-settings')
   await owner.waitForSelector('#project-member-submit')
   const projectUrl = bare(owner.url())
   await owner.fill('#project-member', 'uimember')

@@ -7,26 +7,33 @@
 
 mod adapter;
 mod assets;
+pub mod board;
 mod shell;
 pub mod status;
 mod ui;
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use dioxus_liveview::LiveViewPool;
 use tokio::sync::watch;
+
+pub use board::{Boards, Visitor};
 
 pub use status::{SubsystemState, SubsystemView};
 
 /// Where the browser opens the LiveView WebSocket.
 pub const WS_PATH: &str = "/ui/ws";
 
-/// What the UI shows: the instance, this boot, and a live feed of subsystem status.
+/// What the UI shows: the instance, this boot, a live feed of subsystem status, and the
+/// projects' boards.
 #[derive(Clone)]
 pub struct Shell {
     pub instance_name: String,
     /// Changes at every server start; the page shows it, so a reconnect is visible.
     pub boot_id: String,
     pub status: watch::Receiver<Vec<SubsystemView>>,
+    pub boards: Arc<dyn Boards>,
 }
 
 impl PartialEq for Shell {
@@ -34,6 +41,7 @@ impl PartialEq for Shell {
         self.instance_name == other.instance_name
             && self.boot_id == other.boot_id
             && self.status.same_channel(&other.status)
+            && Arc::ptr_eq(&self.boards, &other.boards)
     }
 }
 
@@ -80,12 +88,25 @@ async fn socket(
     body: web::Payload,
     state: web::Data<UiState>,
 ) -> actix_web::Result<HttpResponse> {
+    let header = |name: actix_web::http::header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let visitor = Visitor {
+        cookie: header(actix_web::http::header::COOKIE),
+        origin: header(actix_web::http::header::ORIGIN),
+    };
     let (resp, session, msgs) = actix_ws::handle(&req, body)?;
     let socket = adapter::actix_socket(session, msgs);
     let pool = state.pool.clone();
-    let shell = state.shell.clone();
+    let root = shell::Root {
+        shell: state.shell.clone(),
+        visitor,
+    };
     actix_web::rt::spawn(async move {
-        if let Err(e) = pool.launch_with_props(socket, shell::app, shell).await {
+        if let Err(e) = pool.launch_with_props(socket, shell::app, root).await {
             tracing::debug!(error = ?e, "liveview session ended");
         }
     });

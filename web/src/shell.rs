@@ -5,6 +5,8 @@ use dioxus::prelude::*;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::board::BoardPage;
+use crate::board::page::BoardsRef;
 use crate::ui::orgs::{AcceptInvite, OrgDashboard, OrgList, OrgSettings, ProjectSettings};
 use crate::ui::settings::Settings;
 use crate::ui::signin::{Forgot, SignIn, SignUp};
@@ -22,6 +24,7 @@ pub fn page_html(instance_name: &str) -> String {
 <link rel="stylesheet" href="{css}">
 <script src="{js}"></script>
 <script src="{app_js}"></script>
+<script src="{board_js}"></script>
 </head>
 <body>
 <div id="main"></div>
@@ -33,6 +36,7 @@ pub fn page_html(instance_name: &str) -> String {
         css = assets::versioned_url("app.css"),
         js = assets::versioned_url("reconnect.js"),
         app_js = assets::versioned_url("demiurge.js"),
+        board_js = assets::versioned_url("board.js"),
         glue = dioxus_liveview::interpreter_glue(WS_PATH),
     )
 }
@@ -58,9 +62,17 @@ struct Here {
     query: String,
 }
 
+/// What a LiveView session starts with: the shell, and who opened the page.
+#[derive(Clone)]
+pub struct Root {
+    pub shell: Shell,
+    pub visitor: crate::Visitor,
+}
+
 /// Root component: the header (instance, boot, who is signed in) and the page for the
 /// browser's path. Each page is a full load, so the path is read once.
-pub fn app(shell: Shell) -> Element {
+pub fn app(root: Root) -> Element {
+    let Root { shell, visitor } = root;
     let here = use_resource(|| async {
         document::eval("return dmg.here();")
             .join::<Here>()
@@ -109,7 +121,19 @@ pub fn app(shell: Shell) -> Element {
         (["orgs"], _) => rsx! { OrgList {} },
         (["orgs", id], _) => rsx! { OrgDashboard { id: id.to_string() } },
         (["orgs", id, "settings"], _) => rsx! { OrgSettings { id: id.to_string() } },
-        (["projects", id], _) => rsx! { ProjectSettings { id: id.to_string() } },
+        (["projects", id], _) => {
+            return rsx! {
+                Header { shell: shell.clone(), user: user.clone(), loaded, on_sign_out }
+                main { class: "full",
+                    BoardPage {
+                        id: id.to_string(),
+                        boards: BoardsRef(shell.boards.clone()),
+                        visitor: visitor.clone(),
+                    }
+                }
+            };
+        }
+        (["projects", id, "settings"], _) => rsx! { ProjectSettings { id: id.to_string() } },
         _ => {
             rsx! { section { class: "card", h2 { "Not found" } p { "There is no page here. " a { href: "/", "Home" } } } }
         }

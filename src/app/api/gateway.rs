@@ -93,7 +93,7 @@ pub async fn stop(
 }
 
 /// A project the caller can see, and whether they hold `permission` on it.
-async fn project_with(
+pub(crate) async fn project_with(
     state: &AppState,
     who: &Authenticated,
     id: &str,
@@ -169,7 +169,11 @@ pub async fn event(
 }
 
 /// The caller as an event's actor in the project: with every permission they hold there.
-async fn actor_in(state: &AppState, who: &Authenticated, p: &Project) -> Result<Actor, ApiError> {
+pub(crate) async fn actor_in(
+    state: &AppState,
+    who: &Authenticated,
+    p: &Project,
+) -> Result<Actor, ApiError> {
     let holds = state
         .orgs
         .my_permissions(

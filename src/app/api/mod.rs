@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 pub mod auth;
+pub mod board;
 pub mod collab;
 pub mod gateway;
 pub mod orgs;
@@ -70,6 +71,8 @@ use super::error::{ApiError, ErrorBody};
         gateway::event,
         gateway::undo,
         gateway::redo,
+        board::export,
+        board::import,
         gateway::document,
         gateway::history,
         gateway::create_point,
@@ -108,6 +111,7 @@ use super::error::{ApiError, ErrorBody};
     ),
     components(schemas(
         ErrorBody,
+        board::ExportFormat,
         Health,
         Readiness,
         Status,
@@ -222,7 +226,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(signin::routes)
         .configure(orgs::routes)
         .configure(collab::routes)
-        .configure(gateway::routes);
+        .configure(gateway::routes)
+        .configure(board::routes);
 }
 
 #[derive(Debug, Serialize, ToSchema)]

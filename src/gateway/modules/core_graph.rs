@@ -324,8 +324,30 @@ pub(crate) fn check_unlocked<T: ReadTxn>(
     }
     Err(EventError::Forbidden {
         code: "locked",
-        message: format!("`{id}` is locked by {name}; only they or a project admin can change it"),
+        message: format!(
+            "{} is locked by {name}; only they or a project admin can change it",
+            label_of(node, txn, id)
+        ),
     })
+}
+
+/// How a message names a node: the first words of its text, or its kind.
+pub(crate) fn label_of<T: ReadTxn>(node: &MapRef, txn: &T, id: &str) -> String {
+    use yrs::GetString;
+    let text = match txn.get_map(TEXTS).and_then(|t| t.get(txn, id)) {
+        Some(Out::YText(t)) => t.get_string(txn),
+        _ => String::new(),
+    };
+    let first = text.lines().next().unwrap_or("").trim();
+    if first.is_empty() {
+        let kind = str_of(node, txn, "kind").unwrap_or_else(|| "card".into());
+        return format!("this {kind}");
+    }
+    let mut short: String = first.chars().take(40).collect();
+    if short.chars().count() < first.chars().count() {
+        short.push('…');
+    }
+    format!("“{short}”")
 }
 
 /// What a new node holds.

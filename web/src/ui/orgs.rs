@@ -609,7 +609,7 @@ pub fn ProjectSettings(id: String) -> Element {
                 )
                 .await;
                 if act(r, "Renamed.") {
-                    go(&format!("/projects/{id}"));
+                    go(&format!("/projects/{id}/settings"));
                 }
             });
         }
@@ -653,7 +653,7 @@ pub fn ProjectSettings(id: String) -> Element {
     rsx! {
         section { class: "card", id: "project", "data-project": "{id}",
             h2 { id: "project-title", "{s(&p, \"name\")}" }
-            p { a { href: "/orgs/{org_id}", "Back to the organization" } }
+            p { a { href: "/projects/{id}", id: "open-board", "Open the board" } " · " a { href: "/orgs/{org_id}", "Back to the organization" } }
             p { class: "muted", id: "my-project-permissions", "You may: {can.join(\", \")}" }
             Notice { text: error(), error: true }
             Notice { text: notice(), error: false }

@@ -7,6 +7,7 @@
 //! frame moves what is inside it. See [`doc`] for where everything lives in the document.
 
 pub mod doc;
+pub mod formats;
 pub mod text;
 
 use serde::Deserialize;
@@ -199,7 +200,7 @@ pub struct NewCard {
 }
 
 /// One card of a `whiteboard:insert`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InsertCard {
     /// The card's name inside this event (edges and `parent` refer to it); the card gets a
@@ -226,7 +227,7 @@ pub struct InsertCard {
 }
 
 /// One connector of a `whiteboard:insert`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InsertEdge {
     #[serde(rename = "ref", default)]
