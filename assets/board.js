@@ -147,6 +147,7 @@
     var port = el.querySelector("#board-viewport");
     var world = el.querySelector("#board-world");
     var overlay = el.querySelector("#board-overlay");
+    var grid = el.querySelector("#board-grid");
     var listeners = [];
     function on(target, type, fn, opts) {
       target.addEventListener(type, fn, opts);
@@ -190,10 +191,13 @@
     function cardEl(id) {
       return world.querySelector('[data-node-id="' + CSS.escape(id) + '"]');
     }
+    // Where the server drew a card (its style's --x, --y, --w, --h: as it shows, collapsed
+    // or not).
     function rectOf(e) {
+      var st = e.style;
       return {
-        x: parseFloat(e.getAttribute("data-x")), y: parseFloat(e.getAttribute("data-y")),
-        w: parseFloat(e.getAttribute("data-w")), h: parseFloat(e.getAttribute("data-h")),
+        x: parseFloat(st.getPropertyValue("--x")), y: parseFloat(st.getPropertyValue("--y")),
+        w: parseFloat(st.getPropertyValue("--w")), h: parseFloat(st.getPropertyValue("--h")),
       };
     }
     function rect(id) {
@@ -226,21 +230,41 @@
     // ---- camera ----------------------------------------------------------------------
 
     var reportTimer = null, lastReport = 0, saveTimer = null;
+    // The viewport's and the minimap's boxes, kept (asking the browser every frame would
+    // make it lay the page out every frame).
+    var portBox = port.getBoundingClientRect();
+    var miniBox = null;
+    var boxes0 = new ResizeObserver(function () {
+      portBox = port.getBoundingClientRect();
+      var mm = el.querySelector("#minimap");
+      miniBox = mm ? mm.getBoundingClientRect() : null;
+      applyCamera();
+    });
+    boxes0.observe(port);
     function screenToWorld(sx, sy) {
-      var r = port.getBoundingClientRect();
+      var r = portBox;
       return [(sx - r.left - b.cam.x) / b.cam.z, (sy - r.top - b.cam.y) / b.cam.z];
     }
     function viewRect() {
-      var r = port.getBoundingClientRect();
+      var r = portBox;
       return { x: -b.cam.x / b.cam.z, y: -b.cam.y / b.cam.z, w: r.width / b.cam.z, h: r.height / b.cam.z };
     }
     function applyCamera() {
       world.style.transform = "translate(" + b.cam.x + "px," + b.cam.y + "px) scale(" + b.cam.z + ")";
       world.style.setProperty("--zoom", b.cam.z);
-      var g = GRID * b.cam.z;
-      port.style.backgroundSize = g + "px " + g + "px";
-      port.style.backgroundPosition = b.cam.x + "px " + b.cam.y + "px";
-      port.style.setProperty("--dot", Math.max(0.6, Math.min(1.6, b.cam.z)) + "px");
+      // The dots: a layer one cell larger than the screen, moved by less than a cell (so a
+      // pan only moves it), its cells a multiple of the grid no smaller than 12 px.
+      var cell = GRID * b.cam.z;
+      while (cell < 12) cell *= 2;
+      if (grid) {
+        if (grid.__cell !== cell) {
+          grid.__cell = cell;
+          grid.style.backgroundSize = cell + "px " + cell + "px";
+          grid.style.setProperty("--dot", Math.max(0.6, Math.min(1.6, b.cam.z * 1.2)) + "px");
+        }
+        var ox = ((b.cam.x % cell) + cell) % cell - cell, oy = ((b.cam.y % cell) + cell) % cell - cell;
+        grid.style.transform = "translate(" + ox + "px," + oy + "px)";
+      }
       drawMiniView();
       var now = performance.now();
       clearTimeout(reportTimer);
@@ -253,25 +277,26 @@
     function report() {
       lastReport = performance.now();
       var v = viewRect();
-      tell({ t: "viewport", x: v.x, y: v.y, w: v.w, h: v.h });
+      tell({ t: "viewport", x: v.x, y: v.y, w: v.w, h: v.h, z: b.cam.z });
     }
     function zoomAt(sx, sy, z) {
       z = Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, z));
-      var r = port.getBoundingClientRect(), px = sx - r.left, py = sy - r.top;
+      var r = portBox, px = sx - r.left, py = sy - r.top;
       b.cam.x = px - (px - b.cam.x) * (z / b.cam.z);
       b.cam.y = py - (py - b.cam.y) * (z / b.cam.z);
       b.cam.z = z;
       applyCamera();
     }
     function zoomCentre(f) {
-      var r = port.getBoundingClientRect();
+      var r = portBox;
       zoomAt(r.left + r.width / 2, r.top + r.height / 2, b.cam.z * f);
     }
-    function fitTo(box, maxZoom) {
-      var r = port.getBoundingClientRect();
+    function fitTo(box, maxZoom, minZoom, margin) {
+      var r = portBox;
       if (!box || !r.width) return;
-      var z = Math.min(r.width / (box.w + 80), r.height / (box.h + 80), maxZoom || 1);
-      z = Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, z));
+      var m = margin === undefined ? 80 : margin;
+      var z = Math.min(r.width / (box.w + m), r.height / (box.h + m), maxZoom || 1);
+      z = Math.max(minZoom || MIN_ZOOM, Math.min(MAX_ZOOM, z));
       b.cam.z = z;
       b.cam.x = r.width / 2 - (box.x + box.w / 2) * z;
       b.cam.y = r.height / 2 - (box.y + box.h / 2) * z;
@@ -293,7 +318,7 @@
       if (!mm || !miniView) return;
       var vb = (mm.getAttribute("data-viewbox") || "").split(" ").map(parseFloat);
       if (vb.length !== 4 || !vb.every(isFinite)) { miniView.hidden = true; return; }
-      var box = mm.getBoundingClientRect();
+      var box = miniBox || (miniBox = mm.getBoundingClientRect());
       var s = Math.min(box.width / vb[2], box.height / vb[3]);
       var ox = (box.width - vb[2] * s) / 2, oy = (box.height - vb[3] * s) / 2;
       var v = viewRect();
@@ -507,7 +532,8 @@
       });
       if (b.following !== null) {
         var f = b.peers.find(function (p) { return String(p.client) === String(b.following); });
-        if (f && f.viewport) fitTo(f.viewport, MAX_ZOOM);
+        // Their screen, exactly: what they see is what this page shows.
+        if (f && f.viewport) fitTo(f.viewport, MAX_ZOOM, MIN_ZOOM, 0);
       }
     }
 
@@ -516,7 +542,16 @@
     function override(id, r) {
       b.overrides.set(id, { x: r.x, y: r.y, w: r.w, h: r.h, settle: 0 });
       var e = cardEl(id);
-      if (e) place(e, r);
+      if (e) placeCard(e, r);
+    }
+    // A card's own rectangle while a gesture holds it (writing only what changed, so the
+    // page's watch on card styles sees no change it did not make).
+    function placeCard(e, r) {
+      var st = e.style, v;
+      if (st.left !== (v = r.x + "px")) st.left = v;
+      if (st.top !== (v = r.y + "px")) st.top = v;
+      if (st.width !== (v = r.w + "px")) st.width = v;
+      if (st.height !== (v = r.h + "px")) st.height = v;
     }
     function settle(ids) {
       var until = performance.now() + 1500;
@@ -1253,8 +1288,8 @@
       var e = cardEl(id);
       if (!e || lockedByOther(id)) return;
       var kind = e.getAttribute("data-kind");
-      if (kind === "frame") return;
       var r = rect(id);
+      if (kind === "frame") { editTitle(id, e, r); return; }
       var area = document.createElement("textarea");
       area.className = "text-editor kind-" + kind;
       area.setAttribute("aria-label", "Card text");
@@ -1279,6 +1314,41 @@
       area.focus();
       area.setSelectionRange(area.value.length, area.value.length);
       drawSelection();
+    }
+    // A frame's title, in a field over it: Enter or leaving it saves, Escape does not.
+    function editTitle(id, e, r) {
+      var t = e.querySelector(".frame-title");
+      var input = document.createElement("input");
+      input.className = "title-editor";
+      input.setAttribute("aria-label", "Frame title");
+      input.maxLength = 200;
+      input.value = t ? t.textContent : "";
+      var was = input.value;
+      input.style.left = r.x + "px";
+      input.style.top = r.y + "px";
+      input.style.width = Math.max(80, r.w) + "px";
+      overlay.appendChild(input);
+      e.classList.add("editing");
+      var done = false;
+      var finish = function (save) {
+        if (done) return;
+        done = true;
+        e.classList.remove("editing");
+        input.remove();
+        if (b.editor && b.editor.area === input) b.editor = null;
+        var v = input.value.trim();
+        if (save && v && v !== was) quiet(send({ type: "whiteboard:style", cards: [id], style: { title: v } }));
+      };
+      input.addEventListener("keydown", function (k) {
+        if (k.key === "Enter") { k.preventDefault(); finish(true); port.focus(); }
+        else if (k.key === "Escape") { k.preventDefault(); finish(false); port.focus(); }
+        k.stopPropagation();
+      });
+      input.addEventListener("blur", function () { finish(true); });
+      input.addEventListener("pointerdown", function (p) { p.stopPropagation(); });
+      b.editor = { id: id, area: input, title: true };
+      input.focus();
+      input.select();
     }
     function pump(ed) {
       if (ed.inflight || ed.area.value === ed.shadow) return;
@@ -1322,6 +1392,7 @@
     function stopEditing() {
       var ed = b.editor;
       if (!ed) return;
+      if (ed.title) { ed.area.blur(); b.editor = null; return; }
       b.editor = null;
       pump(ed);
       var e = cardEl(ed.id);
@@ -1343,14 +1414,14 @@
         b.edgeSel.forEach(function (id) { if (!world.querySelector('[data-edge-id="' + CSS.escape(id) + '"]')) { b.edgeSel.delete(id); gone = true; } });
         if (gone) selectionChanged();
         if (b.overrides.size) {
-          b.overrides.forEach(function (o, id) { var e = cardEl(id); if (e) place(e, o); });
+          b.overrides.forEach(function (o, id) { var e = cardEl(id); if (e) placeCard(e, o); });
           checkSettled();
         }
         if (b.hiddenEdges.size) {
           hideEdgesOf(Array.from(b.overrides.keys()));
           drawEdgePreviews();
         }
-        if (b.editor) {
+        if (b.editor && !b.editor.title) {
           var r = rect(b.editor.id);
           if (r) place(b.editor.area, r); else stopEditing();
         }
@@ -1362,7 +1433,7 @@
     // What the server draws (not the overlay, which this file draws itself).
     var observer = new MutationObserver(scheduleRedraw);
     world.querySelectorAll(".frames-layer, .cards-layer, .edges-layer").forEach(function (layer) {
-      observer.observe(layer, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-x", "data-y", "data-w", "data-h", "data-parent", "data-locked-by", "hidden", "d"] });
+      observer.observe(layer, { subtree: true, childList: true, attributes: true, attributeFilter: ["style", "data-parent", "data-locked-by", "hidden", "d"] });
     });
     var miniObserver = new MutationObserver(function () { drawMiniView(); });
     miniObserver.observe(el, { attributes: true, attributeFilter: ["data-bounds"] });
@@ -1382,7 +1453,7 @@
       var s = Math.min(box.width / vb[2], box.height / vb[3]);
       var ox = (box.width - vb[2] * s) / 2, oy = (box.height - vb[3] * s) / 2;
       var wx = vb[0] + (ev.clientX - box.left - ox) / s, wy = vb[1] + (ev.clientY - box.top - oy) / s;
-      var r = port.getBoundingClientRect();
+      var r = portBox;
       b.cam.x = r.width / 2 - wx * b.cam.z;
       b.cam.y = r.height / 2 - wy * b.cam.z;
       stopFollowing();
@@ -1414,7 +1485,8 @@
     on(document, "cut", function (ev) { onCopy(ev, true); });
     on(document, "paste", onPaste);
     on(document, "pointerdown", function (ev) { if (menu && !menu.contains(ev.target)) closeMenu(); }, true);
-    on(window, "resize", function () { applyCamera(); });
+    on(window, "resize", function () { portBox = port.getBoundingClientRect(); miniBox = null; applyCamera(); });
+    on(window, "scroll", function () { portBox = port.getBoundingClientRect(); miniBox = null; }, true);
     // Browsers zoom the whole page on ctrl+wheel and pinch; the board zooms instead.
     on(el, "gesturestart", function (ev) { ev.preventDefault(); });
 
@@ -1426,10 +1498,10 @@
       applyCamera();
     } else {
       var bb = boardBounds();
-      if (bb) fitTo(bb, 1);
+      // A big board opens readable (no smaller than 20 %), around its middle.
+      if (bb) fitTo(bb, 1, 0.2);
       else {
-        var pr = port.getBoundingClientRect();
-        b.cam = { x: pr.width / 2, y: pr.height / 2, z: 1 };
+        b.cam = { x: portBox.width / 2, y: portBox.height / 2, z: 1 };
         applyCamera();
       }
       // The board's content may arrive after the first draw: fit it once it is ready
@@ -1438,7 +1510,7 @@
         if (el.getAttribute("data-ready") !== "true") return;
         waitReady.disconnect();
         var nb = boardBounds();
-        if (nb && !bb) fitTo(nb, 1);
+        if (nb && !bb) fitTo(nb, 1, 0.2);
       });
       if (el.getAttribute("data-ready") !== "true") waitReady.observe(el, { attributes: true, attributeFilter: ["data-ready"] });
     }
@@ -1449,6 +1521,7 @@
       listeners.forEach(function (l) { l[0].removeEventListener(l[1], l[2], l[3]); });
       observer.disconnect();
       miniObserver.disconnect();
+      boxes0.disconnect();
       closeMenu();
       if (b.editor) b.editor.area.remove();
     };

@@ -4,6 +4,17 @@
 (function () {
   "use strict";
 
+  // The LiveView runtime writes the address back as `path?#` (its history keeps a query and
+  // a hash even when they are empty): keep addresses clean, as they can be bookmarked.
+  function clean(url) {
+    if (typeof url !== "string") return url;
+    return url.replace(/\?#$/, "").replace(/\?$/, "").replace(/#$/, "");
+  }
+  ["replaceState", "pushState"].forEach(function (name) {
+    var native = history[name].bind(history);
+    history[name] = function (state, title, url) { return native(state, title, clean(url)); };
+  });
+
   // LiveView handles events asynchronously, so it cannot stop a form from navigating.
   // Forms inside the app never post by themselves; their submit goes to the component only.
   document.addEventListener("submit", function (e) {

@@ -526,3 +526,34 @@ async fn board_viewers_and_restarts_in_chromium() {
         "{d}"
     );
 }
+
+/// The rest of the board's controls in Chromium: the context menu, resizing by a handle, a
+/// connector restyled and labelled from the panel, the help dialog, a frame's title, following
+/// someone, and the history panel (save a version, restore it: the other page sees it).
+#[tokio::test(flavor = "multi_thread")]
+async fn board_controls_follow_and_history_in_chromium() {
+    use std::time::Duration;
+    let server = Server::start_with(options(None, &[]));
+    let t = team(&server).await;
+    let shots = crate::harness::chromium::artifacts_dir("ui-board-more");
+    let args = json!({"pid": t.pid, "a": login("owner"), "b": login("editor"), "a_id": t.owner_id})
+        .to_string();
+    let base = format!("http://localhost:{}", server.http.port());
+    let mut s = crate::harness::chromium::Script::start(
+        "ui_board.mjs",
+        &["more", &base, &shots.display().to_string(), &args],
+    );
+    let r = s.expect("RESULT", Duration::from_secs(200));
+    assert_eq!(r["errors"], json!([]), "page errors: {r}");
+    assert_eq!(r["clean_url"], true, "no stray ?# in the address: {r}");
+    assert!(r["resized"].as_f64().unwrap() > 50.0, "{r}");
+    assert_eq!(r["edge_style"], json!({"route": "step", "label": "next"}));
+    assert!(r["help_rows"].as_u64().unwrap() >= 15, "{r}");
+    assert_eq!(r["frame_title"], "Roadmap");
+    assert_eq!(r["follow"]["following"], true, "{r}");
+    assert_eq!(r["restored"], true);
+    assert!(
+        r["history_by"].as_str().unwrap().starts_with("owner"),
+        "who saved it: {r}"
+    );
+}

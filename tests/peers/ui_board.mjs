@@ -230,7 +230,7 @@ try {
     const [tx, ty] = await centre(card(A, 'Three'))
     await drag(A, [tx, ty], [tx + 80, ty + 330])
     const three = await idOf(A, 'Three')
-    await until(A, (id) => document.querySelector(`[data-node-id="${id}"]`).dataset.parent === '', three)
+    await until(A, (id) => !document.querySelector(`[data-node-id="${id}"]`).dataset.parent, three)
     result.dragged_out = true
     const [t2x, t2y] = await centre(card(A, 'Three'))
     await drag(A, [t2x, t2y], [t2x - 80, t2y - 330])
@@ -280,6 +280,87 @@ try {
     result.imported = Object.keys(d3.nodes).length - before
     result.imported_texts = Object.values(d3.texts).filter((t) => t === 'Three').length
     await shot(A, 'board-files')
+  } else if (mode === 'more') {
+    const { pid } = args
+    const A = await person(args.a, 'A'); const B = await person(args.b, 'B')
+    await open(A, pid); await open(B, pid)
+    result.clean_url = !A.url().includes('?') && !A.url().includes('#')
+    // A sticky note from the context menu, then resized by its corner handle.
+    await A.mouse.click(400, 320, { button: 'right' })
+    await A.click('.context-menu button:has-text("New sticky note")')
+    await typeIn(A, 'From the menu')
+    const note = await idOf(A, 'From the menu')
+    await select(A, 'From the menu')
+    const w0 = (await doc(A, pid)).nodes[note].w
+    const corner = A.locator('.sel-handle[data-handle="se"]')
+    await corner.waitFor()
+    const [cx, cy] = await centre(corner)
+    await drag(A, [cx, cy], [cx + 120, cy + 60])
+    await until(A, ([id, w]) => parseFloat(document.querySelector(`[data-node-id="${id}"]`).dataset.w) > w + 50, [note, w0])
+    result.resized = (await doc(A, pid)).nodes[note].w - w0
+    // A second note, connected through the API; the connector restyled from the panel.
+    await A.mouse.dblclick(900, 560)
+    await typeIn(A, 'Second')
+    const second = await idOf(A, 'Second')
+    await ok(A, pid, { type: 'whiteboard:connect', from: note, to: second })
+    await until(A, () => document.querySelector('[data-edge-id]') !== null)
+    const edge = await A.getAttribute('[data-edge-id]', 'data-edge-id')
+    await A.keyboard.press('Escape')
+    const hit = await A.evaluate((id) => {
+      const p = document.querySelector(`[data-edge-id="${id}"] .edge-line`)
+      const at = p.getPointAtLength(p.getTotalLength() / 2)
+      const m = p.getScreenCTM()
+      return [at.x * m.a + m.e, at.y * m.d + m.f]
+    }, edge)
+    await A.mouse.click(hit[0], hit[1])
+    await A.waitForSelector('#style-panel button:has-text("step")')
+    await A.click('#style-panel button:has-text("step")')
+    await A.fill('#style-panel .edge-label-input', 'next')
+    await A.press('#style-panel .edge-label-input', 'Enter')
+    await until(B, (id) => { const g = document.querySelector(`[data-edge-id="${id}"]`); return g && g.dataset.route === 'step' && g.textContent.includes('next') }, edge)
+    const e = (await doc(A, pid)).edges[edge]
+    result.edge_style = { route: e.data.route, label: e.data.label }
+    // The help dialog, with `?`.
+    await A.locator('#board-viewport').focus()
+    await A.keyboard.press('Shift+Slash')
+    await A.waitForSelector('#help-dialog')
+    result.help_rows = await A.$$eval('#help-dialog tr', (l) => l.length)
+    await A.click('#help-dialog [aria-label="Close"]')
+    await A.waitForSelector('#help-dialog', { state: 'detached' })
+    // A frame, its title typed over it.
+    await tool(A, 'frame')
+    await A.mouse.click(560, 700)
+    const frame = await A.getAttribute('[data-kind="frame"]', 'data-node-id')
+    const title = A.locator(`[data-node-id="${frame}"] .frame-title`)
+    const [tx, ty] = await centre(title)
+    await A.mouse.dblclick(tx, ty)
+    await A.waitForSelector('input.title-editor')
+    await A.keyboard.press('Control+a')
+    await A.keyboard.type('Roadmap')
+    await A.keyboard.press('Enter')
+    await until(B, (id) => document.querySelector(`[data-node-id="${id}"] .frame-title`).textContent === 'Roadmap', frame)
+    result.frame_title = (await doc(A, pid)).nodes[frame].data.title
+    // B follows A: A zooms in twice; B's view follows.
+    await B.click(`[data-follow][data-user="${args.a_id}"]`)
+    await A.click('[data-action="zoom-in"]')
+    await A.click('[data-action="zoom-in"]')
+    await until(B, (z) => Math.abs(window.dmgBoard.state().camera.z - z) / z < 0.05, (await A.evaluate(() => window.dmgBoard.state().camera.z)))
+    result.follow = { a: await A.evaluate(() => window.dmgBoard.state().camera), b: await B.evaluate(() => window.dmgBoard.state().camera), following: (await B.evaluate(() => window.dmgBoard.state())).following !== null }
+    // History: A saves a version, deletes the second note, and restores the version.
+    await A.click('#history-button')
+    await A.waitForSelector('#history-name')
+    await A.fill('#history-name', 'Before the cut')
+    await A.click('#history-save')
+    await A.waitForSelector('.history-point:has-text("Before the cut")')
+    await select(A, 'Second')
+    await A.keyboard.press('Delete')
+    await until(B, (id) => !document.querySelector(`[data-node-id="${id}"]`), second)
+    await A.click('.history-point:has-text("Before the cut") .restore')
+    await A.click('.history-point:has-text("Before the cut") .restore-confirm')
+    await until(B, (id) => !!document.querySelector(`[data-node-id="${id}"]`), second)
+    result.restored = true
+    result.history_by = await A.textContent('.history-point:has-text("Before the cut") .muted')
+    await shot(A, 'board-more')
   } else if (mode === 'live') {
     const { pid } = args
     const A = await person(args.a, 'A'); const V = await person(args.v, 'V')

@@ -281,6 +281,10 @@ impl Replica {
 
     /// Applies the document updates in a frame (awareness and the rest are not the feed's).
     fn apply(&mut self, frame: &[u8]) {
+        // One message a frame: presence (awareness) is the pages' business, not the feed's.
+        if frame.first() == Some(&yrs::sync::protocol::MSG_AWARENESS) {
+            return;
+        }
         let mut decoder = DecoderV1::from(frame);
         for msg in MessageReader::new(&mut decoder).flatten() {
             let update = match msg {
@@ -432,10 +436,112 @@ impl Replica {
         next.live = true;
         next.deleted = false;
         next.version = prev.version + 1;
+        next.prepare();
         Some(next)
     }
 }
 
 fn to_value(a: &yrs::Any) -> Value {
     serde_json::to_value(a).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::module::Actor;
+    use serde_json::json;
+    use yrs::updates::encoder::Encode;
+
+    /// A project's document as the gateway holds it, and the frames its changes make.
+    struct Source {
+        doc: Doc,
+        modules: crate::gateway::Modules,
+    }
+
+    impl Source {
+        fn new() -> Self {
+            let modules = crate::gateway::modules::builtin();
+            let doc = Doc::new();
+            modules.init("p", &mut doc.transact_mut());
+            Self { doc, modules }
+        }
+        /// Runs an event; the update frame it makes.
+        fn event(&self, ev: serde_json::Value) -> Vec<u8> {
+            let sv = self.doc.transact().state_vector();
+            let parsed = self.modules.parse(ev).expect("parse");
+            {
+                let mut txn = self.doc.transact_mut();
+                self.modules
+                    .run("p", &Actor::System, &mut txn, parsed)
+                    .0
+                    .expect("run");
+            }
+            let u = self.doc.transact().encode_state_as_update_v1(&sv);
+            Message::Sync(SyncMessage::Update(u)).encode_v1()
+        }
+        fn whole(&self) -> Vec<u8> {
+            let u = self
+                .doc
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default());
+            Message::Sync(SyncMessage::SyncStep2(u)).encode_v1()
+        }
+    }
+
+    #[test]
+    fn a_change_replaces_only_the_cards_it_touched() {
+        let src = Source::new();
+        for i in 0..3 {
+            src.event(json!({"type": "whiteboard:add-card", "id": format!("c{i}"), "kind": "note", "x": i * 300, "y": 0}));
+        }
+        let mut replica = Replica::new();
+        assert!(
+            replica.publish(&BoardDoc::default()).is_none(),
+            "nothing before the sync"
+        );
+        replica.apply(&src.whole());
+        let first = replica
+            .publish(&BoardDoc::default())
+            .expect("a first board");
+        assert!(first.ready && first.live);
+        assert_eq!(first.cards.len(), 3);
+        assert_eq!(first.views.first().map(|v| v.id.as_str()), Some("main"));
+
+        replica.apply(
+            &src.event(
+                json!({"type": "whiteboard:move", "moves": [{"id": "c1", "x": 50, "y": 60}]}),
+            ),
+        );
+        let second = replica.publish(&first).expect("a new version");
+        assert_eq!(second.version, first.version + 1);
+        assert_eq!(second.cards["c1"].home.x, 50.0);
+        assert!(
+            Arc::ptr_eq(&second.cards["c0"].0, &first.cards["c0"].0),
+            "c0 is the same value"
+        );
+        assert!(!Arc::ptr_eq(&second.cards["c1"].0, &first.cards["c1"].0));
+
+        // Text, layout (z), a connector and a deletion each reach just their card.
+        replica.apply(&src.event(json!({"type": "whiteboard:edit-text", "id": "c2", "base": "", "at": 0, "insert": "hi"})));
+        replica
+            .apply(&src.event(json!({"type": "whiteboard:order", "cards": ["c0"], "to": "front"})));
+        replica.apply(
+            &src.event(json!({"type": "whiteboard:connect", "id": "e", "from": "c0", "to": "c2"})),
+        );
+        let third = replica.publish(&second).expect("a new version");
+        assert_eq!(third.cards["c2"].text, "hi");
+        assert!(third.cards["c0"].place("main").z > third.cards["c2"].place("main").z);
+        assert!(
+            Arc::ptr_eq(&third.cards["c1"].0, &second.cards["c1"].0),
+            "c1 untouched"
+        );
+        assert_eq!(third.edges["e"].from, "c0");
+        replica.apply(&src.event(json!({"type": "whiteboard:delete", "cards": ["c2"]})));
+        let fourth = replica.publish(&third).expect("a new version");
+        assert!(!fourth.cards.contains_key("c2") && !fourth.edges.contains_key("e"));
+        assert!(
+            replica.publish(&fourth).is_none(),
+            "nothing new, no new version"
+        );
+    }
 }

@@ -331,6 +331,11 @@ impl OpenBoard {
 
     /// Takes in the awareness of a frame; whether the others changed.
     fn read(&mut self, frame: &[u8]) -> bool {
+        // The gateway sends one message a frame: document changes (0) are the feed's, not
+        // this client's, and are not even decoded.
+        if frame.first() == Some(&yrs::sync::protocol::MSG_SYNC) {
+            return false;
+        }
         let mut decoder = DecoderV1::from(frame);
         let mut changed = false;
         for msg in MessageReader::new(&mut decoder).flatten() {

@@ -374,6 +374,33 @@ pub struct BoardDoc {
     pub edges: HashMap<String, Shared<Edge>>,
     /// Grows with every change (a page compares it to know what it has drawn).
     pub version: u64,
+    /// Each view, ready to draw ([`BoardDoc::prepare`]).
+    pub drawings: HashMap<String, Arc<Drawing>>,
+}
+
+/// A card as one view draws it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    pub card: Shared<Card>,
+    pub rect: Rect,
+    pub parent: Option<Arc<str>>,
+    pub collapsed: bool,
+}
+
+/// One view of the board, ready to draw: computed once per version of the board for every
+/// page that shows it.
+#[derive(Debug, Default)]
+pub struct Drawing {
+    /// Cards in drawing order: the frames first (outer before inner, then by z), then the
+    /// other cards by z.
+    pub order: Vec<Placed>,
+    /// How many of `order` are frames.
+    pub frames: usize,
+    /// Connectors whose two cards exist, with the cards' rectangles, by id.
+    pub edges: Vec<(Shared<Edge>, Rect, Rect)>,
+    pub bounds: Option<Rect>,
+    /// Every card as one SVG path (`M x y h w v h h -w Z` each), for the minimap.
+    pub minimap: Arc<str>,
 }
 
 /// Two boards are the same when they are the same version (every change makes a new one).
@@ -473,41 +500,53 @@ impl BoardDoc {
             cards,
             edges,
             version: 1,
+            drawings: HashMap::new(),
         }
     }
 
-    /// The cards in view `view` in drawing order: frames first (outer before inner, then by
-    /// z), then the other cards by z.
-    pub fn drawing_order(&self, view: &str) -> Vec<(&Shared<Card>, Placement<'_>)> {
-        let mut all: Vec<(&Shared<Card>, Placement<'_>)> =
-            self.cards.values().map(|c| (c, c.place(view))).collect();
-        let depth = |c: &Card| -> usize {
+    /// View `view`, ready to draw (prepared, or computed now).
+    pub fn drawing(&self, view: &str) -> Arc<Drawing> {
+        match self.drawings.get(view) {
+            Some(d) => d.clone(),
+            None => Arc::new(self.draw(view)),
+        }
+    }
+
+    /// Prepares every view's drawing (the feed does it once per version).
+    pub fn prepare(&mut self) {
+        let views: Vec<String> = self.views.iter().map(|v| v.id.clone()).collect();
+        self.drawings = views
+            .into_iter()
+            .map(|v| {
+                let d = Arc::new(self.draw(&v));
+                (v, d)
+            })
+            .collect();
+    }
+
+    fn draw(&self, view: &str) -> Drawing {
+        let placed: HashMap<&str, (Placement<'_>, &Shared<Card>)> = self
+            .cards
+            .values()
+            .map(|c| (c.id.as_str(), (c.place(view), c)))
+            .collect();
+        let depth = |id: &str| -> usize {
             let mut d = 0;
-            let mut at = c.place(view).parent.map(str::to_string);
+            let mut at = placed.get(id).and_then(|(p, _)| p.parent);
             while let Some(p) = at {
                 d += 1;
                 if d > 32 {
                     break;
                 }
-                at = self
-                    .cards
-                    .get(&p)
-                    .and_then(|c| c.place(view).parent.map(str::to_string));
+                at = placed.get(p).and_then(|(q, _)| q.parent);
             }
             d
         };
-        let mut keyed: Vec<(bool, usize, f64, &str, usize)> = all
+        let mut keyed: Vec<(bool, usize, f64, &str)> = placed
             .iter()
-            .enumerate()
-            .map(|(i, (c, p))| {
+            .map(|(id, (p, c))| {
                 let frame = c.kind == CardKind::Frame;
-                (
-                    !frame,
-                    if frame { depth(c) } else { 0 },
-                    p.z,
-                    c.id.as_str(),
-                    i,
-                )
+                (!frame, if frame { depth(id) } else { 0 }, p.z, *id)
             })
             .collect();
         keyed.sort_by(|a, b| {
@@ -516,15 +555,42 @@ impl BoardDoc {
                 .then(a.2.total_cmp(&b.2))
                 .then(a.3.cmp(b.3))
         });
-        let order: Vec<usize> = keyed.into_iter().map(|k| k.4).collect();
-        let mut taken: Vec<Option<(&Shared<Card>, Placement<'_>)>> =
-            all.drain(..).map(Some).collect();
-        order.into_iter().filter_map(|i| taken[i].take()).collect()
-    }
-
-    /// The rectangle around every card in `view`.
-    pub fn bounds(&self, view: &str) -> Option<Rect> {
-        Rect::around(self.cards.values().map(|c| c.place(view).rect))
+        let frames = keyed.iter().take_while(|k| !k.0).count();
+        let mut minimap = String::with_capacity(keyed.len() * 28);
+        let order: Vec<Placed> = keyed
+            .iter()
+            .filter_map(|(_, _, _, id)| {
+                let (p, c) = placed.get(id)?;
+                let r = p.rect;
+                minimap.push_str(&format!(
+                    "M{:.0} {:.0}h{:.0}v{:.0}h{:.0}Z",
+                    r.x, r.y, r.w, r.h, -r.w
+                ));
+                Some(Placed {
+                    card: (*c).clone(),
+                    rect: r,
+                    parent: p.parent.map(Arc::from),
+                    collapsed: p.collapsed,
+                })
+            })
+            .collect();
+        let mut edges: Vec<(Shared<Edge>, Rect, Rect)> = self
+            .edges
+            .values()
+            .filter_map(|e| {
+                let a = placed.get(e.from.as_str())?.0.rect;
+                let b = placed.get(e.to.as_str())?.0.rect;
+                Some((e.clone(), a, b))
+            })
+            .collect();
+        edges.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Drawing {
+            bounds: Rect::around(order.iter().map(|p| p.rect)),
+            frames,
+            order,
+            edges,
+            minimap: Arc::from(minimap),
+        }
     }
 }
 
@@ -564,11 +630,11 @@ mod tests {
         assert_eq!(b.edges.len(), 1, "a broken edge is skipped");
         assert_eq!(b.edges["e"].style.route, "step");
         assert_eq!(b.edges["e"].style.end, "arrow");
-        let order: Vec<&str> = b
-            .drawing_order("main")
-            .iter()
-            .map(|(c, _)| c.id.as_str())
-            .collect();
+        let d = b.drawing("main");
+        let order: Vec<&str> = d.order.iter().map(|p| p.card.id.as_str()).collect();
+        assert_eq!(d.frames, 2);
+        assert_eq!(d.edges.len(), 1);
+        assert_eq!(d.minimap.matches('M').count(), 4);
         assert_eq!(
             order,
             vec!["f", "g", "x", "n"],
@@ -578,7 +644,7 @@ mod tests {
             b.views.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
             vec!["main", "v2"]
         );
-        let bounds = b.bounds("main").unwrap();
+        let bounds = d.bounds.unwrap();
         assert_eq!((bounds.x, bounds.w), (0.0, 500.0));
     }
 }

@@ -43,8 +43,15 @@ impl PartialEq for Session {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "t", rename_all = "lowercase")]
 enum FromIsland {
-    /// The part of the board on screen (world coordinates).
-    Viewport { x: f64, y: f64, w: f64, h: f64 },
+    /// The part of the board on screen (world coordinates), and the zoom.
+    Viewport {
+        x: f64,
+        y: f64,
+        w: f64,
+        h: f64,
+        #[serde(default = "one")]
+        z: f64,
+    },
     /// This person's pointer and selection, for the others.
     Presence {
         #[serde(default)]
@@ -66,6 +73,10 @@ enum FromIsland {
     },
     /// A panel to open or close.
     Panel { name: String },
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// The island's bootstrap: one long-lived channel for the board (each `eval` lives as long as
@@ -113,9 +124,13 @@ pub fn BoardPage(id: String, boards: BoardsRef, visitor: Visitor) -> Element {
 #[derive(Clone, Copy, PartialEq)]
 struct Camera {
     viewport: Rect,
+    zoom: f64,
     /// The island has said where it is looking (until then nothing is drawn).
     known: bool,
 }
+
+/// Below this zoom cards are drawn without their text (it could not be read).
+const FAR_ZOOM: f64 = 0.3;
 
 #[component]
 fn BoardView(session: Session) -> Element {
@@ -130,6 +145,7 @@ fn BoardView(session: Session) -> Element {
             w: 4000.0,
             h: 3000.0,
         },
+        zoom: 1.0,
         known: false,
     });
     let mut selection = use_signal(|| (Vec::<String>::new(), Vec::<String>::new()));
@@ -207,11 +223,16 @@ fn BoardView(session: Session) -> Element {
                         Err(_) => break,
                     };
                     match msg {
-                        FromIsland::Viewport { x, y, w, h } => {
+                        FromIsland::Viewport { x, y, w, h, z } => {
                             let r = Rect { x, y, w, h };
-                            if [x, y, w, h].iter().all(|v| v.is_finite()) && w > 0.0 && h > 0.0 {
+                            if [x, y, w, h, z].iter().all(|v| v.is_finite())
+                                && w > 0.0
+                                && h > 0.0
+                                && z > 0.0
+                            {
                                 camera.set(Camera {
                                     viewport: r,
+                                    zoom: z,
                                     known: true,
                                 });
                                 presence.viewport = Some(r);
@@ -246,46 +267,44 @@ fn BoardView(session: Session) -> Element {
     let cam = camera();
     let can = s.can;
     let near = cam.viewport.grown(0.5);
-    let order = d.drawing_order(&view);
+    // Far out, text cannot be read: cards are drawn as their shapes alone.
+    let far = cam.zoom < FAR_ZOOM;
+    let drawing = d.drawing(&view);
     let mut frames = Vec::new();
     let mut cards = Vec::new();
     {
         let mut seen = seen.borrow_mut();
-        for (c, p) in &order {
+        for (i, p) in drawing.order.iter().enumerate() {
             let visible = cam.known && p.rect.intersects(&near);
             if visible {
-                seen.insert(c.id.clone());
-            } else if !seen.contains(&c.id) {
+                if !seen.contains(&p.card.id) {
+                    seen.insert(p.card.id.clone());
+                }
+            } else if !seen.contains(&p.card.id) {
                 continue;
             }
-            let item = (
-                (*c).clone(),
-                p.rect,
-                p.parent.map(str::to_string),
-                p.collapsed,
-                !visible,
-            );
-            if c.kind == CardKind::Frame {
+            let item = (p.clone(), !visible);
+            if i < drawing.frames {
                 frames.push(item);
             } else {
                 cards.push(item);
             }
         }
     }
-    let rect_of = |id: &str| d.cards.get(id).map(|c| c.place(&view).rect);
-    let mut edges: Vec<(Shared<Edge>, Rect, Rect, bool)> = d
-        .edges
-        .values()
-        .filter_map(|e| {
-            let (a, b) = (rect_of(&e.from)?, rect_of(&e.to)?);
-            let span = Rect::around([a, b])?;
-            let visible = cam.known && span.intersects(&near);
-            let drawn = seen.borrow().contains(&e.from) || seen.borrow().contains(&e.to);
-            (visible || drawn).then(|| (e.clone(), a, b, !visible))
-        })
-        .collect();
-    edges.sort_by(|x, y| x.0.id.cmp(&y.0.id));
-    let bounds = d.bounds(&view);
+    let edges: Vec<(Shared<Edge>, Rect, Rect, bool)> = {
+        let seen = seen.borrow();
+        drawing
+            .edges
+            .iter()
+            .filter_map(|(e, a, b)| {
+                let span = Rect::around([*a, *b])?;
+                let visible = cam.known && span.intersects(&near);
+                let drawn = seen.contains(&e.from) || seen.contains(&e.to);
+                (visible || drawn).then(|| (e.clone(), *a, *b, !visible))
+            })
+            .collect()
+    };
+    let bounds = drawing.bounds;
     let bounds_attr = bounds
         .map(|b| format!("{:.0},{:.0},{:.0},{:.0}", b.x, b.y, b.w, b.h))
         .unwrap_or_default();
@@ -321,15 +340,16 @@ fn BoardView(session: Session) -> Element {
             Tools { can_edit: can.edit }
             div { class: "board-viewport", id: "board-viewport", tabindex: "0",
                 "aria-label": "Board canvas",
+                div { class: "board-grid", id: "board-grid" }
                 div { class: "board-world", id: "board-world",
                     div { class: "frames-layer",
-                        for (c, r, parent, collapsed, hidden) in frames {
-                            CardView { key: "{c.id}", card: c, rect: r, parent, collapsed, hidden }
+                        for (p, hidden) in frames {
+                            CardView { key: "{p.card.id}", card: p.card, rect: p.rect, parent: p.parent, collapsed: p.collapsed, hidden, far }
                         }
                     }
                     div { class: "cards-layer",
-                        for (c, r, parent, collapsed, hidden) in cards {
-                            CardView { key: "{c.id}", card: c, rect: r, parent, collapsed, hidden }
+                        for (p, hidden) in cards {
+                            CardView { key: "{p.card.id}", card: p.card, rect: p.rect, parent: p.parent, collapsed: p.collapsed, hidden, far }
                         }
                     }
                     // Connectors over the cards (a label is never hidden under one).
@@ -349,7 +369,7 @@ fn BoardView(session: Session) -> Element {
                     }
                 }
             }
-            Minimap { doc: Shared(d.clone()), view: view.clone() }
+            Minimap { path: drawing.minimap.clone(), bounds }
             if can.edit && (!sel_cards.is_empty() || !sel_edges.is_empty()) {
                 StylePanel { doc: Shared(d.clone()), cards: sel_cards.clone(), edges: sel_edges.clone() }
             }
@@ -505,9 +525,10 @@ fn Tools(can_edit: bool) -> Element {
 fn CardView(
     card: Shared<Card>,
     rect: Rect,
-    parent: Option<String>,
+    parent: Option<Arc<str>>,
     collapsed: bool,
     hidden: bool,
+    far: bool,
 ) -> Element {
     let c = &*card;
     let st = &c.style;
@@ -516,39 +537,40 @@ fn CardView(
     } else {
         rect.h
     };
-    let kind = c.kind.as_str().to_string();
+    let kind = c.kind.as_str();
     let class = format!(
-        "board-card kind-{}{}{}",
+        "board-card kind-{}{}{}{}",
         match c.kind {
             CardKind::Other(_) => "other",
-            _ => c.kind.as_str(),
+            _ => kind,
         },
         if c.locked.is_some() { " locked" } else { "" },
         if collapsed { " collapsed" } else { "" },
+        if far { " far" } else { "" },
     );
     let pos = format!(
-        "--x:{:.1}px;--y:{:.1}px;--w:{:.1}px;--h:{:.1}px;--fill:{};--border:{};--color:{};--opacity:{};--font:{}px",
-        rect.x, rect.y, rect.w, h, st.fill, st.border, st.color, st.opacity, st.font_size
+        "--x:{}px;--y:{}px;--w:{}px;--h:{h}px;--fill:{};--border:{};--color:{};--opacity:{};--font:{}px",
+        rect.x, rect.y, rect.w, st.fill, st.border, st.color, st.opacity, st.font_size
     );
-    let locked_name = c
-        .locked
-        .as_ref()
-        .map(|l| l.name.clone())
-        .unwrap_or_default();
-    let locked_by = c.locked.as_ref().map(|l| l.by.clone()).unwrap_or_default();
-    let text = if collapsed {
-        c.headline().to_string()
-    } else {
-        c.text.clone()
-    };
+    let locked_by = c.locked.as_ref().map(|l| l.by.as_str());
+    let locked_name = c.locked.as_ref().map(|l| l.name.as_str());
+    if far {
+        // A shape alone: one element, nothing to read.
+        return rsx! {
+            div { class: "{class}", hidden, "data-node-id": "{c.id}", "data-kind": kind,
+                "data-parent": parent.as_deref(), "data-locked-by": locked_by, style: "{pos}",
+            }
+        };
+    }
+    let text = if collapsed { c.headline() } else { &c.text };
     rsx! {
         div { class: "{class}", hidden,
             "data-node-id": "{c.id}",
-            "data-kind": "{kind}",
+            "data-kind": kind,
             "data-x": "{rect.x}", "data-y": "{rect.y}", "data-w": "{rect.w}", "data-h": "{rect.h}",
-            "data-parent": parent.clone().unwrap_or_default(),
-            "data-locked": "{locked_name}",
-            "data-locked-by": "{locked_by}",
+            "data-parent": parent.as_deref(),
+            "data-locked": locked_name,
+            "data-locked-by": locked_by,
             style: "{pos}",
             match c.kind {
                 CardKind::Frame => rsx! {
@@ -568,8 +590,8 @@ fn CardView(
                     div { class: "text", "{text}" }
                 },
             }
-            if c.locked.is_some() {
-                span { class: "lock-badge", title: "Locked by {locked_name}", "aria-label": "Locked by {locked_name}",
+            if let Some(name) = locked_name {
+                span { class: "lock-badge", title: "Locked by {name}", "aria-label": "Locked by {name}",
                     svg { "viewBox": "0 0 24 24", path { d: "M7 11V8a5 5 0 0 1 10 0v3M5 11h14v10H5z" } }
                 }
             }
@@ -610,23 +632,14 @@ fn EdgeView(edge: Shared<Edge>, a: Rect, b: Rect, hidden: bool) -> Element {
     }
 }
 
-/// The whole board, small: one path of every card, and (drawn by the island) where the
-/// screen is.
+/// The whole board, small: one path of every card (made once per version of the board),
+/// and (drawn by the island) where the screen is.
 #[component]
-fn Minimap(doc: Shared<BoardDoc>, view: String) -> Element {
-    let bounds = doc.bounds(&view);
+fn Minimap(path: Arc<str>, bounds: Option<Rect>) -> Element {
     let Some(b) = bounds else {
         return rsx! { div { class: "minimap", id: "minimap", div { class: "minimap-view", id: "minimap-view" } } };
     };
     let b = b.grown(0.1);
-    let mut d = String::with_capacity(doc.cards.len() * 28);
-    for c in doc.cards.values() {
-        let r = c.place(&view).rect;
-        d.push_str(&format!(
-            "M{:.0} {:.0}h{:.0}v{:.0}h{:.0}Z",
-            r.x, r.y, r.w, r.h, -r.w
-        ));
-    }
     let vb = format!(
         "{:.0} {:.0} {:.0} {:.0}",
         b.x,
@@ -637,7 +650,7 @@ fn Minimap(doc: Shared<BoardDoc>, view: String) -> Element {
     rsx! {
         div { class: "minimap", id: "minimap", "data-viewbox": "{vb}",
             svg { "viewBox": "{vb}", "preserveAspectRatio": "xMidYMid meet",
-                path { d: "{d}" }
+                path { d: "{path}" }
             }
             div { class: "minimap-view", id: "minimap-view" }
         }

@@ -102,10 +102,12 @@ fn text_block(
 /// The SVG of view `view`: every card, or only `only` (and the connectors between them).
 pub fn render(doc: &BoardDoc, view: &str, only: Option<&[String]>) -> String {
     let keep = |id: &str| only.is_none_or(|ids| ids.iter().any(|i| i == id));
-    let cards: Vec<_> = doc
-        .drawing_order(view)
-        .into_iter()
-        .filter(|(c, _)| keep(&c.id))
+    let drawing = doc.drawing(view);
+    let cards: Vec<_> = drawing
+        .order
+        .iter()
+        .filter(|p| keep(&p.card.id))
+        .map(|p| (&p.card, p))
         .collect();
     let bounds = Rect::around(cards.iter().map(|(_, p)| p.rect)).unwrap_or(Rect {
         x: 0.0,
@@ -151,17 +153,14 @@ pub fn render(doc: &BoardDoc, view: &str, only: Option<&[String]>) -> String {
             esc(&c.style.title)
         );
     }
-    let placed = |id: &str| cards.iter().find(|(c, _)| c.id == id).map(|(_, p)| p.rect);
-    let mut edges: Vec<_> = doc.edges.values().collect();
-    edges.sort_by(|a, b| a.id.cmp(&b.id));
-    for e in edges {
-        let (Some(a), Some(b)) = (placed(&e.from), placed(&e.to)) else {
+    for (e, a, b) in &drawing.edges {
+        if !keep(&e.from) || !keep(&e.to) {
             continue;
-        };
+        }
         let s = &e.style;
         let d = edge(
-            &a,
-            &b,
+            a,
+            b,
             &s.route,
             s.width,
             s.start == "arrow",

@@ -1,0 +1,262 @@
+// Board benchmark in Debian's Chromium (playwright-core from tests/peers) against a release
+// build: what people feel on big boards, and what open boards cost the server.
+//
+//   node bench/board.mjs PATH_TO_DEMIURGE
+//
+// Prints, with the goals of issue 12 and tldraw's own CI baselines beside them:
+//   - frames per second while panning and while dragging a card on a 1,000-card board,
+//   - A's drop to B's screen: p50 and p99 over 200 moves with 20 other pages of the board open,
+//   - server memory per open board page (1,000 cards) and server CPU for one move with 50
+//     pages open,
+//   - opening a 5,000-card board: first paint of the visible cards.
+// BENCH_MOVES=n changes the 200; BENCH_ONLY=fps|latency|memory|open runs one part.
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const require = createRequire(path.join(here, '..', 'tests', 'peers', 'package.json'))
+const { chromium } = require('playwright-core')
+
+const [binary] = process.argv.slice(2)
+if (!binary) { console.error('usage: node bench/board.mjs PATH_TO_DEMIURGE'); process.exit(2) }
+const MOVES = Number(process.env.BENCH_MOVES || 200)
+const ONLY = process.env.BENCH_ONLY || ''
+const runs = (part) => !ONLY || ONLY === part
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const freePort = () => new Promise((r) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)) }) })
+const cpuSeconds = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100
+}
+const rssMiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))] }
+const fmt = (n, d = 1) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d))
+
+// ---- the server and the boards -------------------------------------------------------------
+const port = await freePort()
+const data = mkdtempSync(path.join(tmpdir(), 'demiurge-board-bench-'))
+const server = spawn(binary, ['serve'], {
+  env: {
+    PATH: process.env.PATH,
+    DEMIURGE_SERVER__DATA_DIR: data,
+    DEMIURGE_EDGE__HTTP: `127.0.0.1:${port}`,
+    DEMIURGE_EDGE__HTTPS: '',
+    DEMIURGE_DNS__LISTEN: '',
+    DEMIURGE_VPN__LISTEN: '',
+    DEMIURGE_LOG__LEVEL: 'warn',
+    DEMIURGE_AUTH__LOGIN_RATE: '1000000/1s',
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('DEMIURGE_'))),
+  },
+  stdio: 'ignore',
+})
+const base = `http://localhost:${port}`
+for (let i = 0; ; i++) {
+  try { if ((await fetch(base + '/readyz')).ok) break } catch {}
+  if (i > 300) throw new Error('the server did not start')
+  await sleep(100)
+}
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', '--disable-renderer-backgrounding',
+    '--disable-background-timer-throttling', '--disable-backgrounding-occluded-windows'],
+})
+const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+const signup = await ctx.request.post(base + '/api/v1/auth/signup', { headers: { Origin: base }, data: { username: 'bench', email: 'bench@example.test', password: 'benchmark password' } })
+if (signup.status() !== 201) throw new Error(`signup: ${signup.status()}`)
+const token = (await (await ctx.request.post(base + '/api/v1/me/tokens', { headers: { Origin: base }, data: { name: 'bench' } })).json()).token
+const org = (await (await ctx.request.get(base + '/api/v1/orgs')).json())[0].id
+const call = async (method, p, body) => {
+  const r = await fetch(base + p, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: body && JSON.stringify(body) })
+  const j = await r.json().catch(() => null)
+  if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${JSON.stringify(j)}`)
+  return j
+}
+// A project with `n` sticky notes in a grid (and a connector between neighbours in a row).
+async function board(name, n, cols) {
+  const id = (await call('POST', `/api/v1/orgs/${org}/projects`, { name })).id
+  for (let start = 0; start < n; start += 1000) {
+    const cards = []; const edges = []
+    for (let i = start; i < Math.min(n, start + 1000); i++) {
+      cards.push({ ref: `c${i}`, kind: 'note', x: (i % cols) * 240, y: Math.floor(i / cols) * 170, w: 200, h: 130, text: `Card ${i}\nsome words on it` })
+      if (i % cols && i > start) edges.push({ from: `c${i - 1}`, to: `c${i}` })
+    }
+    await call('POST', `/api/v1/projects/${id}/events`, { type: 'whiteboard:insert', cards, edges })
+  }
+  return id
+}
+async function open(pid, c = ctx) {
+  const page = await c.newPage()
+  const t0 = Date.now()
+  await page.goto(`${base}/projects/${pid}`)
+  await page.waitForSelector('#board[data-ready="true"]', { timeout: 60000 })
+  await page.waitForFunction(() => document.querySelectorAll('[data-node-id]:not([hidden])').length > 0, null, { timeout: 60000 })
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))))
+  return { page, ms: Date.now() - t0 }
+}
+async function fit(page) {
+  await page.click('[data-action="zoom-fit"]')
+  await page.waitForTimeout(800)
+}
+// Frames the page draws while `gesture` runs, per second.
+async function fps(page, gesture) {
+  await page.evaluate(() => {
+    window.__frames = 0
+    window.__run = true
+    const tick = () => { if (!window.__run) return; window.__frames++; requestAnimationFrame(tick) }
+    requestAnimationFrame(tick)
+  })
+  const t0 = Date.now()
+  await gesture()
+  const secs = (Date.now() - t0) / 1000
+  const frames = await page.evaluate(() => { window.__run = false; return window.__frames })
+  return frames / secs
+}
+// A pointer held down and moved for `secs` seconds, 60 moves a second.
+async function sweep(page, from, secs, dx, dy, button = 'left') {
+  await page.mouse.move(from[0], from[1])
+  await page.mouse.down({ button })
+  const t0 = Date.now()
+  let i = 0
+  while (Date.now() - t0 < secs * 1000) {
+    const t = (Date.now() - t0) / (secs * 1000)
+    const k = Math.sin(t * Math.PI * 2)
+    await page.mouse.move(from[0] + dx * k, from[1] + dy * k)
+    i++
+    await sleep(Math.max(0, t0 + i * 16.7 - Date.now()))
+  }
+  await page.mouse.up({ button })
+}
+
+const out = {}
+const serverPid = server.pid
+try {
+  if (runs('fps') || runs('memory') || runs('latency')) {
+    const big = await board('Thousand', 1000, 40)
+    if (runs('fps')) {
+      const { page } = await open(big)
+      await fit(page)
+      out.mounted = await page.evaluate(() => document.querySelectorAll('[data-node-id]:not([hidden])').length)
+      out.pan = await fps(page, () => sweep(page, [640, 450], 4, 300, 120, 'middle'))
+      // Zoomed in to 100 %, a card in the middle of the screen is dragged about.
+      await page.click('[data-action="zoom-100"]')
+      await page.waitForTimeout(800)
+      const card = await page.evaluate(() => {
+        const vp = document.querySelector('#board-viewport').getBoundingClientRect()
+        const c = [...document.querySelectorAll('[data-node-id]:not([hidden])')].find((e) => { const r = e.getBoundingClientRect(); return r.left > vp.left + 200 && r.top > vp.top + 150 && r.right < vp.right - 300 && r.bottom < vp.bottom - 150 })
+        const r = c.getBoundingClientRect()
+        return [r.left + r.width / 2, r.top + r.height / 2]
+      })
+      out.drag = await fps(page, () => sweep(page, card, 4, 220, 90))
+      await page.close()
+    }
+    if (runs('memory')) {
+      const pages = []
+      await sleep(1500)
+      const rss0 = rssMiB(serverPid)
+      for (let i = 0; i < 20; i++) {
+        const { page } = await open(big)
+        await fit(page)
+        pages.push(page)
+      }
+      await sleep(3000)
+      out.memory_per_page = (rssMiB(serverPid) - rss0) / 20
+      out.cards_drawn = await pages[0].evaluate(() => document.querySelectorAll('[data-node-id]:not([hidden])').length)
+      for (const p of pages) await p.close()
+    }
+  }
+  if (runs('latency')) {
+    const small = await board('Latency', 100, 10)
+    const a = await open(small)
+    const bctx = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    await bctx.request.post(base + '/api/v1/auth/login', { headers: { Origin: base }, data: { login: 'bench', password: 'benchmark password' } })
+    const b = await open(small, bctx)
+    const others = []
+    for (let i = 0; i < 20; i++) others.push((await open(small, bctx)).page)
+    const A = a.page, B = b.page
+    await B.evaluate(() => {
+      window.__seen = {}
+      new MutationObserver((ms) => {
+        for (const m of ms) {
+          const e = m.target
+          if (e.dataset && e.dataset.nodeId) window.__seen[e.dataset.nodeId + ':' + e.dataset.x] = performance.timeOrigin + performance.now()
+        }
+      }).observe(document.querySelector('#board-world'), { attributes: true, subtree: true, attributeFilter: ['data-x'] })
+    })
+    await A.evaluate(() => {
+      document.addEventListener('pointerup', () => { window.__up = performance.timeOrigin + performance.now() }, true)
+    })
+    const lat = []
+    for (let i = 0; i < MOVES; i++) {
+      const [id, x0, z] = await A.evaluate((i) => {
+        const cs = [...document.querySelectorAll('[data-node-id]:not([hidden])')]
+        const c = cs[i % cs.length]
+        return [c.dataset.nodeId, parseFloat(c.dataset.x), window.dmgBoard.state().camera.z]
+      }, i)
+      const box = await A.locator(`[data-node-id="${id}"]`).boundingBox()
+      const from = [box.x + box.width / 2, box.y + 20]
+      const dx = (i % 2 ? -1 : 1) * 48
+      await A.mouse.move(from[0], from[1])
+      await A.mouse.down()
+      await A.mouse.move(from[0] + dx / 2, from[1], { steps: 2 })
+      await A.mouse.move(from[0] + dx, from[1], { steps: 2 })
+      await A.mouse.up()
+      const expected = x0 + dx / z
+      const t = await B.waitForFunction(([id, x]) => {
+        const key = Object.keys(window.__seen).find((k) => k.startsWith(id + ':') && Math.abs(parseFloat(k.split(':')[1]) - x) < 0.01)
+        return key ? window.__seen[key] : false
+      }, [id, expected], { timeout: 10000, polling: 5 }).then((h) => h.jsonValue()).catch(() => null)
+      const up = await A.evaluate(() => window.__up)
+      if (t && up) lat.push(t - up)
+      await B.evaluate(() => { window.__seen = {} })
+    }
+    out.latency = { n: lat.length, p50: pct(lat, 50), p99: pct(lat, 99), max: Math.max(...lat) }
+    // Server CPU for one move with 50 pages open (30 more).
+    for (let i = 0; i < 28; i++) others.push((await open(small, bctx)).page)
+    await sleep(2000)
+    const ids = Object.keys((await call('GET', `/api/v1/projects/${small}/document`)).roots.nodes)
+    const cpu0 = cpuSeconds(serverPid)
+    const n = 100
+    for (let i = 0; i < n; i++) {
+      await call('POST', `/api/v1/projects/${small}/events`, { type: 'whiteboard:move', moves: [{ id: ids[i % ids.length], x: (i % 7) * 30, y: (i % 5) * 30 }] })
+      await sleep(100)
+    }
+    await sleep(1000)
+    out.cpu_per_move_ms = (cpuSeconds(serverPid) - cpu0) / n * 1000
+    out.open_pages = others.length + 2
+    for (const p of others) await p.close()
+  }
+  if (runs('open')) {
+    const huge = await board('FiveThousand', 5000, 80)
+    // The first visit computes the board once (its feed loads the project); then a person's.
+    const first = await open(huge)
+    await first.page.close()
+    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    await fresh.request.post(base + '/api/v1/auth/login', { headers: { Origin: base }, data: { login: 'bench', password: 'benchmark password' } })
+    const again = await open(huge, fresh)
+    out.open_5000 = { first_ms: first.ms, ms: again.ms, mounted: await again.page.evaluate(() => document.querySelectorAll('[data-node-id]').length) }
+    // Panning across the big board at 100 %.
+    out.pan_5000 = await fps(again.page, () => sweep(again.page, [640, 450], 3, 400, 200, 'middle'))
+  }
+} finally {
+  await browser.close()
+  server.kill('SIGTERM')
+}
+
+console.log('\nBoard benchmark (Chromium 156 headless, software rendering; release build)\n')
+console.log('| measure | Demiurge | goal | tldraw CI baseline |')
+console.log('|---|---|---|---|')
+if (out.pan !== undefined) console.log(`| pan, 1,000 cards (${out.mounted} on screen) | ${fmt(out.pan)} fps | ≥ 50 | 38 |`)
+if (out.drag !== undefined) console.log(`| drag a card, 1,000-card board | ${fmt(out.drag)} fps | ≥ 55 | 54 |`)
+if (out.latency) console.log(`| A's drop → B's screen, ${out.latency.n} moves, 20 more pages open | p50 ${fmt(out.latency.p50)} ms, p99 ${fmt(out.latency.p99)} ms (max ${fmt(out.latency.max)}) | p99 ≤ 100 ms | - |`)
+if (out.memory_per_page !== undefined) console.log(`| server memory per open page, 1,000 cards (${out.cards_drawn} drawn) | ${fmt(out.memory_per_page, 2)} MiB | ≤ 2 MB | - |`)
+if (out.cpu_per_move_ms !== undefined) console.log(`| server CPU per move, ${out.open_pages} pages open | ${fmt(out.cpu_per_move_ms, 2)} ms | - | - |`)
+if (out.open_5000) console.log(`| open a 5,000-card board (${out.open_5000.mounted} cards mounted) | ${out.open_5000.ms} ms (first visit ${out.open_5000.first_ms} ms) | ≤ 1,000 ms | - |`)
+if (out.pan_5000 !== undefined) console.log(`| pan, 5,000-card board at 100 % | ${fmt(out.pan_5000)} fps | smooth | - |`)
+console.log('\n' + JSON.stringify(out))
