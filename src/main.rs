@@ -2,6 +2,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// LiveView renders allocate many small short-lived values; mimalloc's per-thread free lists
+/// cost a fraction of glibc's (see the board bench's CPU per move in the whiteboard notes).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // One TLS crypto provider for the whole process (pingora, rustls, ACME all use ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
