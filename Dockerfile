@@ -23,8 +23,9 @@ RUN touch src/main.rs src/lib.rs web/src/lib.rs \
  && strip target/release/demiurge
 
 FROM debian:bookworm-slim
+# fonts-liberation: the text of boards exported as PNG.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates tini \
+ && apt-get install -y --no-install-recommends ca-certificates tini fonts-liberation \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin demiurge \
  && mkdir -p /data && chown demiurge /data

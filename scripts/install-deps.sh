@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Demiurge needs on a fresh Debian 12 machine that has Rust.
 # Idempotent: skips what is already there. Run as root (or with sudo available).
-#   scripts/install-deps.sh          build deps only (cmake)
+#   scripts/install-deps.sh          build deps only (cmake; fonts for PNG exports of boards)
 #   scripts/install-deps.sh --test   build deps + every test peer
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -11,10 +11,10 @@ want_test=0
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-apt_pkgs=(cmake pkg-config)
+apt_pkgs=(cmake pkg-config fonts-liberation)
 if [ "$want_test" = 1 ]; then
   apt_pkgs+=(bind9-dnsutils wireguard-tools wireguard-go iproute2 iputils-ping curl
-             chromium fonts-liberation procps pdns-server pdns-backend-bind)
+             chromium procps pdns-server pdns-backend-bind)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
