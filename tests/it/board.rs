@@ -513,6 +513,11 @@ async fn board_viewers_and_restarts_in_chromium() {
     assert_eq!(r["viewer_sees"], true);
     assert_eq!(r["viewer_changed_nothing"], true, "{r}");
     assert_eq!(r["viewer_api"], 403);
+    assert_eq!(
+        r["saw_reconnecting"],
+        json!([true, true]),
+        "both pages said they were reconnecting: {r}"
+    );
     assert_eq!(r["after_restart"], true);
     let d = t.document(&t.owner).await;
     let texts: Vec<&str> = d["roots"]["texts"]

@@ -386,11 +386,20 @@ try {
     result.viewer_api = viaApi.status
     await shot(V, 'viewer')
     // The server restarts; both pages come back by themselves and keep working.
-    for (const page of [A, V]) await page.evaluate(() => { window.__before_restart = true })
+    // Whether a page showed "reconnecting" is kept in its session storage: the page may
+    // reload as soon as the server is back, before a poll could see it.
+    for (const page of [A, V]) {
+      await page.evaluate(() => {
+        window.__before_restart = true
+        new MutationObserver(() => {
+          if (document.documentElement.dataset.live === 'reconnecting') sessionStorage.setItem('saw_reconnecting', '1')
+        }).observe(document.documentElement, { attributes: true, attributeFilter: ['data-live'] })
+      })
+    }
     say('DOWN', {})
-    await until(A, () => document.documentElement.dataset.live === 'reconnecting', null, 20000)
     await nextLine()
     for (const page of [A, V]) await reloaded(page)
+    result.saw_reconnecting = await Promise.all([A, V].map((p) => p.evaluate(() => sessionStorage.getItem('saw_reconnecting') === '1')))
     await A.mouse.dblclick(800, 300)
     await typeIn(A, 'After the restart')
     await until(V, () => [...document.querySelectorAll('[data-node-id]')].some((c) => c.textContent.includes('After the restart')), null, 15000)
