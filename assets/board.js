@@ -251,7 +251,11 @@
     }
     function applyCamera() {
       world.style.transform = "translate(" + b.cam.x + "px," + b.cam.y + "px) scale(" + b.cam.z + ")";
-      world.style.setProperty("--zoom", b.cam.z);
+      // Only when it changes: every card's style depends on it, a pan must not touch it.
+      if (world.__zoom !== b.cam.z) {
+        world.__zoom = b.cam.z;
+        world.style.setProperty("--zoom", b.cam.z);
+      }
       // The dots: a layer one cell larger than the screen, moved by less than a cell (so a
       // pan only moves it), its cells a multiple of the grid no smaller than 12 px.
       var cell = GRID * b.cam.z;

@@ -75,6 +75,11 @@ impl Feeds {
         self.closing.send_replace(true);
     }
 
+    /// True once [`Self::close`] was called (pages' presence clients stop joining too).
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
     /// Leaves the map if nobody watches `tx` (under the lock, so nobody subscribes meanwhile).
     fn retire(&self, project: &str, tx: &Arc<Board>) -> bool {
         let mut map = lock(&self.map);

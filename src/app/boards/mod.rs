@@ -99,6 +99,9 @@ impl BoardService {
         visitor: Visitor,
         project_id: String,
     ) -> Result<BoardSession, OpenError> {
+        if *self.feeds.closing().borrow() {
+            return Err(OpenError::Unavailable("the server is stopping".into()));
+        }
         let token = session_token(visitor.cookie.as_deref()).ok_or(OpenError::SignedOut)?;
         let user = match self.auth.authenticate(&token).await {
             Ok((_, u)) => u,
@@ -297,8 +300,11 @@ impl OpenBoard {
     /// Joins the project again after it went away (waits while the server is stopping).
     async fn rejoin(&self, ended: &watch::Sender<Option<Ended>>) -> Option<Connection> {
         let mut wait = Duration::from_millis(100);
+        let closing = self.service.feeds.closing();
         loop {
-            if ended.is_closed() {
+            // The page went, or the server is stopping (joining would start the gateway
+            // again).
+            if ended.is_closed() || *closing.borrow() {
                 return None;
             }
             let holds = self

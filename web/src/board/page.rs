@@ -136,7 +136,9 @@ const FAR_ZOOM: f64 = 0.3;
 fn BoardView(session: Session) -> Element {
     let s = session.0.clone();
     let mut doc = use_signal(|| s.doc.borrow().clone());
-    let mut peers = use_signal(|| s.peers.borrow().clone());
+    // Who is on the board (for the avatars). Cursors and selections go to the island
+    // alone: a pointer moving elsewhere never re-renders this board.
+    let mut people = use_signal(|| people_of(&s.peers.borrow(), &s.me.user_id));
     let mut ended = use_signal(|| s.ended.borrow().clone());
     let mut camera = use_signal(|| Camera {
         viewport: Rect {
@@ -151,6 +153,27 @@ fn BoardView(session: Session) -> Element {
     let mut selection = use_signal(|| (Vec::<String>::new(), Vec::<String>::new()));
     let mut editing = use_signal(|| Option::<String>::None);
     let mut panel = use_signal(String::new);
+    let mut margin = use_signal(|| 0.0_f64);
+    // The minimap follows the board at most once a second (on a big board it is a long
+    // path, sent to the page whole).
+    let mut minimap = use_signal(|| {
+        let d = s.doc.borrow().drawing(MAIN);
+        (d.minimap.clone(), d.bounds)
+    });
+    use_future(move || async move {
+        let mut shown = 0u64;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let d = doc.peek().clone();
+            if d.version != shown {
+                shown = d.version;
+                let drawing = d.drawing(MAIN);
+                if drawing.minimap != minimap.peek().0 || drawing.bounds != minimap.peek().1 {
+                    minimap.set((drawing.minimap.clone(), drawing.bounds));
+                }
+            }
+        }
+    });
     // Cards drawn once stay drawn (hidden when far away): mounting a card again costs more.
     let seen = use_hook(|| Rc::new(RefCell::new(HashSet::<String>::new())));
     let view = MAIN.to_string();
@@ -183,11 +206,15 @@ fn BoardView(session: Session) -> Element {
         let s = s.clone();
         use_future(move || {
             let mut rx = s.peers.clone();
+            let me = s.me.user_id.clone();
             async move {
                 while rx.changed().await.is_ok() {
                     let now = rx.borrow_and_update().clone();
                     let _ = island.send(json!({"t": "peers", "peers": &*now}));
-                    peers.set(now);
+                    let who = people_of(&now, &me);
+                    if *people.peek() != who {
+                        people.set(who);
+                    }
                 }
             }
         });
@@ -230,11 +257,19 @@ fn BoardView(session: Session) -> Element {
                                 && h > 0.0
                                 && z > 0.0
                             {
+                                let first = !camera.peek().known;
                                 camera.set(Camera {
                                     viewport: r,
                                     zoom: z,
                                     known: true,
                                 });
+                                if first {
+                                    spawn(async move {
+                                        tokio::time::sleep(std::time::Duration::from_millis(400))
+                                            .await;
+                                        margin.set(0.5);
+                                    });
+                                }
                                 presence.viewport = Some(r);
                                 let _ = s.presence.try_send(presence.clone());
                             }
@@ -266,7 +301,9 @@ fn BoardView(session: Session) -> Element {
     let d = doc.read().clone();
     let cam = camera();
     let can = s.can;
-    let near = cam.viewport.grown(0.5);
+    // Cards a little way off are drawn too (hidden), so a pan finds them there; the first
+    // drawing is of the screen alone, so it comes sooner.
+    let near = cam.viewport.grown(margin());
     // Far out, text cannot be read: cards are drawn as their shapes alone.
     let far = cam.zoom < FAR_ZOOM;
     let drawing = d.drawing(&view);
@@ -310,7 +347,6 @@ fn BoardView(session: Session) -> Element {
         .unwrap_or_default();
     let ready = d.ready && cam.known;
     let (sel_cards, sel_edges) = selection();
-    let others: Vec<Peer> = peers.read().iter().cloned().collect();
     let ended_now = ended();
 
     rsx! {
@@ -324,7 +360,7 @@ fn BoardView(session: Session) -> Element {
             "data-bounds": "{bounds_attr}",
             "data-ready": if ready { "true" } else { "false" },
             "data-live": if d.live { "true" } else { "false" },
-            TopBar { session: session.clone(), peers: others.clone(), live: d.live }
+            TopBar { session: session.clone(), people: people(), live: d.live }
             if let Some(why) = ended_now {
                 div { class: "board-ended", role: "alert",
                     match why {
@@ -344,12 +380,26 @@ fn BoardView(session: Session) -> Element {
                 div { class: "board-world", id: "board-world",
                     div { class: "frames-layer",
                         for (p, hidden) in frames {
-                            CardView { key: "{p.card.id}", card: p.card, rect: p.rect, parent: p.parent, collapsed: p.collapsed, hidden, far }
+                            CardView { key: "{p.card.id}", card: p.card, rect: p.rect, parent: p.parent, collapsed: p.collapsed, hidden }
                         }
                     }
                     div { class: "cards-layer",
-                        for (p, hidden) in cards {
-                            CardView { key: "{p.card.id}", card: p.card, rect: p.rect, parent: p.parent, collapsed: p.collapsed, hidden, far }
+                        if far {
+                            for (p, hidden) in cards {
+                                // A shape alone, one element with nothing to read: far out a
+                                // card costs the session a few hundred bytes, not kilobytes.
+                                div { key: "{p.card.id}", class: "board-card far kind-{kind_class(&p.card.kind)}", hidden,
+                                    "data-node-id": "{p.card.id}",
+                                    "data-kind": p.card.kind.as_str(),
+                                    "data-parent": p.parent.as_deref(),
+                                    "data-locked-by": p.card.locked.as_ref().map(|l| l.by.as_str()),
+                                    style: "--x:{p.rect.x}px;--y:{p.rect.y}px;--w:{p.rect.w}px;--h:{p.rect.h}px;--fill:{p.card.style.fill};--border:{p.card.style.border}",
+                                }
+                            }
+                        } else {
+                            for (p, hidden) in cards {
+                                CardView { key: "{p.card.id}", card: p.card, rect: p.rect, parent: p.parent, collapsed: p.collapsed, hidden }
+                            }
                         }
                     }
                     // Connectors over the cards (a label is never hidden under one).
@@ -369,7 +419,7 @@ fn BoardView(session: Session) -> Element {
                     }
                 }
             }
-            Minimap { path: drawing.minimap.clone(), bounds }
+            Minimap { path: minimap.read().0.clone(), bounds: minimap.read().1 }
             if can.edit && (!sel_cards.is_empty() || !sel_edges.is_empty()) {
                 StylePanel { doc: Shared(d.clone()), cards: sel_cards.clone(), edges: sel_edges.clone() }
             }
@@ -384,16 +434,35 @@ fn BoardView(session: Session) -> Element {
     }
 }
 
-#[component]
-fn TopBar(session: Session, peers: Vec<Peer>, live: bool) -> Element {
-    let s = &session.0;
-    // One avatar per person (several pages of one person count once).
-    let mut people: Vec<&Peer> = Vec::new();
-    for p in &peers {
-        if p.user_id != s.me.user_id && !people.iter().any(|q| q.user_id == p.user_id) {
-            people.push(p);
+/// Someone else on the board, as their avatar shows them.
+#[derive(Debug, Clone, PartialEq)]
+struct Person {
+    /// The page to follow when the avatar is clicked (their first one).
+    client: u64,
+    user_id: String,
+    name: String,
+    color: String,
+}
+
+/// One avatar per other person (several pages of one person count once).
+fn people_of(peers: &[Peer], me: &str) -> Vec<Person> {
+    let mut out: Vec<Person> = Vec::new();
+    for p in peers {
+        if p.user_id != me && !out.iter().any(|q| q.user_id == p.user_id) {
+            out.push(Person {
+                client: p.client,
+                user_id: p.user_id.clone(),
+                name: p.name.clone(),
+                color: p.color.clone(),
+            });
         }
     }
+    out
+}
+
+#[component]
+fn TopBar(session: Session, people: Vec<Person>, live: bool) -> Element {
+    let s = &session.0;
     let initials = |n: &str| -> String {
         let mut out: String = n
             .split_whitespace()
@@ -521,6 +590,14 @@ fn Tools(can_edit: bool) -> Element {
     }
 }
 
+/// The CSS class suffix of a card's kind (kinds of other modules share one look).
+fn kind_class(kind: &CardKind) -> &str {
+    match kind {
+        CardKind::Other(_) => "other",
+        k => k.as_str(),
+    }
+}
+
 #[component]
 fn CardView(
     card: Shared<Card>,
@@ -528,7 +605,6 @@ fn CardView(
     parent: Option<Arc<str>>,
     collapsed: bool,
     hidden: bool,
-    far: bool,
 ) -> Element {
     let c = &*card;
     let st = &c.style;
@@ -539,14 +615,10 @@ fn CardView(
     };
     let kind = c.kind.as_str();
     let class = format!(
-        "board-card kind-{}{}{}{}",
-        match c.kind {
-            CardKind::Other(_) => "other",
-            _ => kind,
-        },
+        "board-card kind-{}{}{}",
+        kind_class(&c.kind),
         if c.locked.is_some() { " locked" } else { "" },
         if collapsed { " collapsed" } else { "" },
-        if far { " far" } else { "" },
     );
     let pos = format!(
         "--x:{}px;--y:{}px;--w:{}px;--h:{h}px;--fill:{};--border:{};--color:{};--opacity:{};--font:{}px",
@@ -554,14 +626,6 @@ fn CardView(
     );
     let locked_by = c.locked.as_ref().map(|l| l.by.as_str());
     let locked_name = c.locked.as_ref().map(|l| l.name.as_str());
-    if far {
-        // A shape alone: one element, nothing to read.
-        return rsx! {
-            div { class: "{class}", hidden, "data-node-id": "{c.id}", "data-kind": kind,
-                "data-parent": parent.as_deref(), "data-locked-by": locked_by, style: "{pos}",
-            }
-        };
-    }
     let text = if collapsed { c.headline() } else { &c.text };
     rsx! {
         div { class: "{class}", hidden,
