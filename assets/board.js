@@ -656,8 +656,19 @@
       });
       drawEdgePreviews();
       drawSelection();
+      paced(g, sendMove);
+    }
+    // Sends while a gesture goes on: at most one event per MOVE_EVERY, and the last position
+    // once the pointer rests (so the others see where it is held, not only where it is dropped).
+    function paced(g, sendNow) {
       var now = performance.now();
-      if (now - g.last >= MOVE_EVERY) { g.last = now; sendMove(g, false); }
+      clearTimeout(g.timer);
+      if (now - g.last >= MOVE_EVERY) { g.last = now; sendNow(g, false); return; }
+      g.timer = setTimeout(function () {
+        if (b.gesture !== g) return;
+        g.last = performance.now();
+        sendNow(g, false);
+      }, MOVE_EVERY - (now - g.last));
     }
 
     function sendMove(g, drop) {
@@ -702,8 +713,7 @@
       override(g.id, g.r);
       drawEdgePreviews();
       drawSelection();
-      var now = performance.now();
-      if (now - g.last >= MOVE_EVERY) { g.last = now; sendResize(g, false); }
+      paced(g, sendResize);
     }
     function sendResize(g, drop) {
       var r = g.r;
@@ -907,6 +917,7 @@
       }
       b.gesture = null;
       el.classList.remove("panning");
+      clearTimeout(g.timer);
       if (g.kind === "drag") endDrag(g);
       else if (g.kind === "resize") sendResize(g, true).then(function () { settle([g.id]); });
       else if (g.kind === "connect") endConnect(g);
