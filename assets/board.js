@@ -306,6 +306,25 @@
       b.cam.y = r.height / 2 - (box.y + box.h / 2) * z;
       applyCamera();
     }
+    // A card picked in the layers view: selected, and brought on screen if it is off it (the
+    // zoom stays; the card need not be drawn yet, its rectangle comes with the row).
+    function showCard(id, row) {
+      var r = (row.getAttribute("data-rect") || "").split(",").map(parseFloat);
+      if (r.length === 4 && r.every(isFinite)) {
+        var v = viewRect();
+        if (r[0] < v.x || r[1] < v.y || r[0] + r[2] > v.x + v.w || r[1] + r[3] > v.y + v.h) {
+          stopFollowing();
+          if (r[2] * b.cam.z > portBox.width * 0.9 || r[3] * b.cam.z > portBox.height * 0.9) {
+            fitTo({ x: r[0], y: r[1], w: r[2], h: r[3] }, b.cam.z);
+          } else {
+            b.cam.x = portBox.width / 2 - (r[0] + r[2] / 2) * b.cam.z;
+            b.cam.y = portBox.height / 2 - (r[1] + r[3] / 2) * b.cam.z;
+            applyCamera();
+          }
+        }
+      }
+      select([id]);
+    }
     function boardBounds() {
       var s = (el.getAttribute("data-bounds") || "").split(",").map(parseFloat);
       return s.length === 4 && s.every(isFinite) ? { x: s[0], y: s[1], w: s[2], h: s[3] } : null;
@@ -1131,7 +1150,9 @@
       else if (name === "snap") toggleSnap();
       else if (name === "panel") tell({ t: "panel", name: arg });
       else if (name === "import") pickFile();
+      else if (name === "layer") showCard(arg, source);
       else if (!canEdit) return;
+      else if (name === "layer-lock") quiet(send({ type: "whiteboard:lock", cards: [arg], locked: source.getAttribute("data-locked") !== "true" }));
       else if (name === "delete") removeSelection();
       else if (name === "duplicate") duplicate();
       else if (name === "group") group();
@@ -1255,6 +1276,7 @@
       var lower = k.length === 1 ? k.toLowerCase() : k;
       if (tools[lower] && (canEdit || lower === "v" || lower === "h")) { setTool(tools[lower]); return; }
       if (lower === "g") toggleSnap();
+      else if (lower === "l") tell({ t: "panel", name: "layers" });
     }
     function onKeyUp(ev) {
       if (ev.key === " ") { b.space = false; el.classList.remove("space"); }

@@ -561,4 +561,17 @@ async fn board_controls_follow_and_history_in_chromium() {
         r["history_by"].as_str().unwrap().starts_with("owner"),
         "who saved it: {r}"
     );
+    // The layers view lists every card (the frame by its title), finds the far one by name,
+    // selects it, brings it on screen (checked in the page) and locks it.
+    let rows: Vec<&str> = r["layer_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(rows.len() >= 4, "{r}");
+    assert!(rows.iter().any(|t| t.contains("Roadmap")), "{r}");
+    assert!(rows.iter().any(|t| t.contains("Faraway idea")), "{r}");
+    assert_eq!(r["layer_selected"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(r["layer_locked_by"], json!(t.owner_id), "{r}");
 }

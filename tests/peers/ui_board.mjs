@@ -361,6 +361,24 @@ try {
     result.restored = true
     result.history_by = await A.textContent('.history-point:has-text("Before the cut") .muted')
     await shot(A, 'board-more')
+    await A.click('#history-button')
+    // Layers: a card far off the screen is found by name, shown and selected from its row,
+    // and locked from there.
+    const farOff = (await ok(A, pid, { type: 'whiteboard:add-card', view: 'main', kind: 'note', x: 6000, y: 5000, text: 'Faraway idea' })).result.id
+    await A.locator('#board-viewport').focus()
+    await A.keyboard.press('l')
+    await A.waitForSelector('#layers-panel')
+    await until(A, () => document.querySelectorAll('#layers-panel [data-layer]').length >= 4)
+    result.layer_rows = await A.$$eval('#layers-panel [data-layer]', (l) => l.map((e) => e.textContent))
+    await A.fill('#layers-filter', 'farawa')
+    await until(A, () => document.querySelectorAll('#layers-panel [data-layer]').length === 1)
+    await A.click(`#layers-panel [data-layer="${farOff}"]`)
+    await until(A, (id) => { const e = document.querySelector(`[data-node-id="${id}"]`); if (!e || e.hidden) return false; const r = e.getBoundingClientRect(), v = document.querySelector('#board-viewport').getBoundingClientRect(); return r.left >= v.left && r.right <= v.right && r.top >= v.top && r.bottom <= v.bottom }, farOff)
+    result.layer_selected = await A.evaluate(() => window.dmgBoard.state().selection)
+    await A.click(`#layers-panel .layer-row:has([data-layer="${farOff}"]) .layer-lock`)
+    await until(A, (id) => document.querySelector(`#layers-panel .layer-row:has([data-layer="${id}"]) .layer-lock.locked`) !== null, farOff)
+    result.layer_locked_by = (await doc(A, pid)).nodes[farOff].locked_by
+    await shot(A, 'board-layers')
   } else if (mode === 'live') {
     const { pid } = args
     const A = await person(args.a, 'A'); const V = await person(args.v, 'V')

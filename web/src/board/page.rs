@@ -7,7 +7,7 @@
 //! `[data-cursor-user]` and selection outlines `[data-selected-by]`.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::geometry::{SHAPES, dash_array, shape_outline};
-use super::model::{BoardDoc, Card, CardKind, Edge, MAIN, Rect, Shared};
+use super::model::{BoardDoc, Card, CardKind, Edge, MAIN, Placed, Rect, Shared};
 use super::{BoardSession, Boards, Ended, OpenError, Peer, Presence, Visitor};
 use crate::ui::{self, Notice, short_time};
 
@@ -426,6 +426,9 @@ fn BoardView(session: Session) -> Element {
             if panel() == "history" {
                 HistoryPanel { project: s.project_id.clone(), can_save: can.save_points, can_restore: can.restore }
             }
+            if panel() == "layers" {
+                LayersPanel { doc: Shared(d.clone()), selected: sel_cards.clone(), can_edit: can.edit }
+            }
             if panel() == "help" {
                 HelpDialog {}
             }
@@ -497,6 +500,7 @@ fn TopBar(session: Session, people: Vec<Person>, live: bool) -> Element {
                     button { class: "icon", "data-action": "undo", title: "Undo (Ctrl+Z)", "aria-label": "Undo", Icon { name: "undo" } }
                     button { class: "icon", "data-action": "redo", title: "Redo (Ctrl+Shift+Z)", "aria-label": "Redo", Icon { name: "redo" } }
                 }
+                button { class: "secondary small", "data-action": "panel", "data-arg": "layers", id: "layers-button", title: "Layers (L)", "Layers" }
                 button { class: "secondary small", "data-action": "panel", "data-arg": "history", id: "history-button", "History" }
                 details { class: "menu", id: "export-menu",
                     summary { class: "button secondary small", "Export" }
@@ -843,6 +847,106 @@ fn StylePanel(doc: Shared<BoardDoc>, cards: Vec<String>, edges: Vec<String>) -> 
     }
 }
 
+/// The most rows the layers view lists at once (a filter finds the others).
+const LAYER_ROWS: usize = 300;
+
+/// The layers view: every card of the board, top first, each frame followed by what is in it,
+/// with its lock; a row selects its card and brings it on screen (the island does that). On a
+/// big board the first rows are listed and a filter finds the others.
+#[component]
+fn LayersPanel(doc: Shared<BoardDoc>, selected: Vec<String>, can_edit: bool) -> Element {
+    let mut filter = use_signal(String::new);
+    let drawing = doc.drawing(MAIN);
+    let wanted = filter().trim().to_lowercase();
+    let present: HashSet<&str> = drawing.order.iter().map(|p| &*p.card.id).collect();
+    let mut children: HashMap<&str, Vec<&Placed>> = HashMap::new();
+    let mut roots: Vec<&Placed> = Vec::new();
+    // Drawing order is bottom first, frames under cards: reversed, it is the stacking from
+    // the top, and each frame's children keep that order under it.
+    for p in drawing.order.iter().rev() {
+        match p.parent.as_deref() {
+            Some(f) if present.contains(f) => children.entry(f).or_default().push(p),
+            _ => roots.push(p),
+        }
+    }
+    let mut rows: Vec<(&Placed, usize)> = Vec::new();
+    let mut total = 0usize;
+    let mut stack: Vec<(&Placed, usize)> = roots.iter().rev().map(|p| (*p, 0)).collect();
+    while let Some((p, depth)) = stack.pop() {
+        let matches = wanted.is_empty()
+            || layer_name(&p.card).to_lowercase().contains(&wanted)
+            || layer_kind(&p.card).to_lowercase().contains(&wanted);
+        if matches {
+            total += 1;
+            if rows.len() < LAYER_ROWS {
+                // Filtered, the rows stand alone (their frames may not match).
+                rows.push((p, if wanted.is_empty() { depth } else { 0 }));
+            }
+        }
+        if let Some(kids) = children.get(&*p.card.id) {
+            stack.extend(kids.iter().rev().map(|k| (*k, depth + 1)));
+        }
+    }
+    let more = total.saturating_sub(rows.len());
+    rsx! {
+        aside { class: "board-panel layers-panel", id: "layers-panel", "aria-label": "Layers",
+            div { class: "panel-head",
+                h3 { "Layers" }
+                button { class: "icon", "data-action": "panel", "data-arg": "layers", title: "Close", "aria-label": "Close layers", "×" }
+            }
+            input { r#type: "search", id: "layers-filter", placeholder: "Find a card", "aria-label": "Find a card",
+                value: "{filter}", oninput: move |e| filter.set(e.value()) }
+            if rows.is_empty() {
+                p { class: "muted", if wanted.is_empty() { "No cards yet." } else { "No card matches." } }
+            }
+            ul { class: "layers", role: "list",
+                for (p, depth) in rows {
+                    li { key: "{p.card.id}", class: if selected.iter().any(|s| **s == *p.card.id) { "layer-row selected" } else { "layer-row" },
+                        style: "--depth: {depth}",
+                        button { class: "layer", "data-action": "layer", "data-arg": "{p.card.id}", "data-layer": "{p.card.id}",
+                            "data-rect": "{p.rect.x},{p.rect.y},{p.rect.w},{p.rect.h}",
+                            title: "Select and show",
+                            span { class: "layer-kind", "{layer_kind(&p.card)}" }
+                            span { class: "layer-name", "{layer_name(&p.card)}" }
+                        }
+                        if let Some(l) = &p.card.locked {
+                            button { class: "icon layer-lock locked", "data-action": "layer-lock", "data-arg": "{p.card.id}", "data-locked": "true",
+                                disabled: !can_edit, title: "Locked by {l.name}", "aria-label": "Unlock (locked by {l.name})",
+                                svg { "viewBox": "0 0 24 24", path { d: "M7 11V8a5 5 0 0 1 10 0v3M5 11h14v10H5z" } }
+                            }
+                        } else if can_edit {
+                            button { class: "icon layer-lock", "data-action": "layer-lock", "data-arg": "{p.card.id}", "data-locked": "false",
+                                title: "Lock", "aria-label": "Lock",
+                                svg { "viewBox": "0 0 24 24", path { d: "M7 11V8a5 5 0 0 1 9.9-1M5 11h14v10H5z" } }
+                            }
+                        }
+                    }
+                }
+            }
+            if more > 0 {
+                p { class: "muted", id: "layers-more", "{more} more: type to find them." }
+            }
+        }
+    }
+}
+
+/// What a card is called in the layers view: its first line (a frame: its title).
+fn layer_name(card: &Card) -> &str {
+    let name = card.headline().trim();
+    if name.is_empty() { "(empty)" } else { name }
+}
+
+/// What kind of card a row is.
+fn layer_kind(card: &Card) -> &str {
+    match &card.kind {
+        CardKind::Note => "Note",
+        CardKind::Text => "Text",
+        CardKind::Shape => "Shape",
+        CardKind::Frame => "Frame",
+        CardKind::Other(k) => k,
+    }
+}
+
 #[component]
 fn HistoryPanel(project: String, can_save: bool, can_restore: bool) -> Element {
     let mut points = ui::use_get(format!("/api/v1/projects/{project}/history"));
@@ -990,6 +1094,10 @@ fn HelpDialog() -> Element {
         ("Ctrl+Shift+] / [", "Bring to front / send to back"),
         ("Ctrl+G", "Group into a frame"),
         ("Ctrl+L", "Lock / unlock"),
+        (
+            "L",
+            "Layers: every card, top first, frames with what is in them",
+        ),
         ("G", "Snap to grid"),
         ("Esc", "Clear the selection, stop editing"),
         ("?", "This help"),
