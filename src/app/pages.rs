@@ -38,7 +38,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
+        // Not `no-referrer`: with it a browser sends `Origin: null` with the page's form,
+        // which the Origin check refuses. `same-origin` keeps the link's token from other
+        // sites and lets the form name its origin.
+        .insert_header(("Referrer-Policy", "same-origin"))
         .insert_header(("X-Frame-Options", "DENY"))
         .body(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\

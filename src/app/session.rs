@@ -62,9 +62,16 @@ pub fn check_origin(req: &HttpRequest, required: bool) -> Result<(), ApiError> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let claimed = header("origin")
-        .filter(|o| o != "null")
-        .or_else(|| header("referer"));
+    let origin = header("origin");
+    // An opaque origin (a sandboxed frame, a page that withholds its referrer, a file) is
+    // nobody we know: refused, not passed over for the Referer.
+    if origin.as_deref() == Some("null") {
+        return Err(ApiError::Forbidden {
+            code: "origin_mismatch",
+            message: "the request comes from an opaque origin (Origin: null)".into(),
+        });
+    }
+    let claimed = origin.or_else(|| header("referer"));
     let Some(claimed) = claimed else {
         return if required {
             Err(ApiError::Forbidden {

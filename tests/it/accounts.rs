@@ -228,6 +228,18 @@ async fn cookie_requests_from_another_origin_are_refused() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "origin_required");
+    // An opaque origin is refused even with our own page as the Referer.
+    let r = raw
+        .post(server.url("/api/v1/auth/logout"))
+        .header("Cookie", &token)
+        .header("Origin", "null")
+        .header("Referer", server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "origin_mismatch");
     // Reads need no Origin, and the session survived the refused requests.
     let r = raw
         .get(server.url("/api/v1/me"))

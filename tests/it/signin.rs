@@ -273,6 +273,67 @@ async fn email_links_postgres() {
     email_links(Backend::Postgres).await;
 }
 
+/// Emailed links in Chromium, clicked as a person would: a sign-in link asked for on the
+/// sign-in page, and a password reset from the "forgot" page. The link page's own headers
+/// decide what Origin the browser sends with its form (with `Referrer-Policy: no-referrer`
+/// Chromium sent `Origin: null`, and every link failed).
+#[tokio::test(flavor = "multi_thread")]
+async fn email_links_in_chromium() {
+    let sink = MailSink::start();
+    let server = start(
+        Backend::Sqlite,
+        Options::default().env("DEMIURGE_MAIL__URL", &sink.url()),
+    )
+    .await;
+    let a = Browser::new(&server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED
+    );
+    // Links name the server as `localhost` (its domain) when no public URL is set.
+    let base = format!("http://localhost:{}", server.http.port());
+    let base = base.as_str();
+    let shots = crate::harness::chromium::artifacts_dir("ui-links");
+    let mut s = crate::harness::chromium::Script::start(
+        "ui_links.mjs",
+        &[base, &shots.display().to_string(), "alice@example.test"],
+    );
+    for n in 1..=2 {
+        s.expect("SENT", Duration::from_secs(60));
+        let mail = sink.wait_mail("alice@example.test", n).await;
+        let mails = sink.mails_to("alice@example.test");
+        let last = mails.last().unwrap_or(&mail);
+        s.send(&link_in(last, &format!("{base}/auth/link?token=")));
+    }
+    let r = s.expect("RESULT", Duration::from_secs(60));
+    assert_eq!(r["errors"], json!([]), "page errors: {r}");
+    assert_eq!(r["signed_in_at"], "/", "{r}");
+    assert_eq!(r["me"]["username"], "Alice", "{r}");
+    assert_eq!(
+        r["me"]["email_verified"], true,
+        "the link proved the address: {r}"
+    );
+    assert_eq!(r["reset_signed_in"], true, "{r}");
+    // The browser named our origin itself (never `null`).
+    assert_eq!(r["origins"], json!([base, base]), "{r}");
+    // The new password works, the old one does not.
+    let b = Browser::new(&server);
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": alice()["password"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
+
 /// Links stop working when they expire; requests for links are rate limited.
 async fn email_link_expiry_and_rate_limit(backend: Backend) {
     let sink = MailSink::start();

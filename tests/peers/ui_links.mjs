@@ -1,0 +1,74 @@
+// Emailed links in Debian's Chromium, used as a person would: ask for a sign-in link on the
+// sign-in page, open the link the test reads from the mail sink, press the button; then the
+// same for a password reset from the "forgot" page, choosing a new password.
+// Usage: node ui_links.mjs <base-url> <screenshot-dir> <email>. Prints SENT {} when a mail
+// should be on its way and reads the link (one line) from stdin; ends with RESULT or FAIL.
+import { chromium } from 'playwright-core'
+import readline from 'node:readline'
+
+const [, , base, shots, email] = process.argv
+setTimeout(() => { console.log('FAIL {"error":"watchdog: 120 s"}'); process.exit(2) }, 120000).unref()
+const say = (tag, obj) => console.log(`${tag} ${JSON.stringify(obj)}`)
+const rl = readline.createInterface({ input: process.stdin })
+const lines = []
+let waiter = null
+rl.on('line', (l) => { if (waiter) { const w = waiter; waiter = null; w(l) } else lines.push(l) })
+const nextLine = () => new Promise((res) => { if (lines.length) res(lines.shift()); else waiter = res })
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+})
+const result = { errors: [] }
+let page
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 800 } })
+  page = await ctx.newPage()
+  page.on('pageerror', (e) => result.errors.push(String(e)))
+  // Every POST the link page makes, with the Origin the browser itself set.
+  const origins = []
+  page.on('request', (r) => { if (r.method() === 'POST' && r.url().includes('/auth/link')) origins.push(r.allHeaders().then((h) => h.origin ?? null)) })
+
+  // A sign-in link, asked for on the sign-in page.
+  await page.goto(base + '/signin')
+  await page.waitForSelector('#link-email')
+  await page.fill('#link-email', email)
+  await page.click('#link-submit')
+  await page.waitForSelector('text=a sign-in link is on its way')
+  say('SENT', { purpose: 'sign_in' })
+  const link = await nextLine()
+  await page.goto(link)
+  await page.screenshot({ path: `${shots}/link-sign-in.png` })
+  await page.click('button[type=submit]')
+  await page.waitForSelector('text=Sign out', { timeout: 15000 })
+  result.signed_in_at = new URL(page.url()).pathname
+  result.me = await page.evaluate(async () => (await fetch('/api/v1/me')).json())
+
+  // Signed out, a password reset from the "forgot" page.
+  await page.click('text=Sign out')
+  await page.waitForSelector('text=Sign in')
+  await page.goto(base + '/forgot')
+  await page.waitForSelector('#forgot-submit')
+  await page.fill('#forgot #email', email)
+  await page.click('#forgot-submit')
+  await page.waitForSelector('#forgot .notice', { timeout: 10000 })
+  say('SENT', { purpose: 'reset_password' })
+  const reset = await nextLine()
+  await page.goto(reset)
+  await page.fill('input[name=new_password]', 'a brand new passphrase')
+  await page.screenshot({ path: `${shots}/link-reset.png` })
+  await page.click('button[type=submit]')
+  await page.waitForSelector('text=Sign out', { timeout: 15000 })
+  result.reset_signed_in = true
+  result.origins = await Promise.all(origins)
+  say('RESULT', result)
+} catch (e) {
+  if (page) await page.screenshot({ path: `${shots}/link-failed.png` }).catch(() => {})
+  result.error = String(e && e.stack || e)
+  result.page = page ? await page.content().catch(() => '') : ''
+  say('FAIL', result)
+} finally {
+  await browser.close()
+}
