@@ -27,7 +27,14 @@ pub struct HistoryPoint {
     pub seq: i64,
     pub automatic: bool,
     pub created_by: Option<String>,
+    /// Stored in UTC; answered as RFC 3339 with its `Z`.
+    #[serde(serialize_with = "as_utc")]
+    #[schema(value_type = chrono::DateTime<chrono::Utc>)]
     pub created_at: NaiveDateTime,
+}
+
+fn as_utc<S: serde::Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&at.and_utc(), s)
 }
 
 /// Rows per INSERT statement on PostgreSQL (at most 65535 bound values; 4 per row).

@@ -885,3 +885,97 @@ async fn session_cookie_is_secure_over_https() {
         "{cookie}"
     );
 }
+
+/// Every `…_at` string in `v` (at any depth): each must be RFC 3339 with its offset, in UTC.
+fn timestamps_in(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let at = format!("{path}.{k}");
+                match x {
+                    Value::String(s) if k.ends_with("_at") => out.push((at, s.clone())),
+                    _ => timestamps_in(x, &at, out),
+                }
+            }
+        }
+        Value::Array(xs) => {
+            for (i, x) in xs.iter().enumerate() {
+                timestamps_in(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Timestamps in answers are RFC 3339 date-times in UTC (`…Z`), so a browser in any time zone
+/// reads them right: accounts, sessions, tokens, organizations, members, invitations,
+/// projects and history points.
+async fn timestamps_are_rfc3339_utc(server: Server) {
+    let t = crate::harness::team::team(&server).await;
+    let (org, pid) = (&t.org, &t.pid);
+    let (st, _) = t
+        .owner
+        .post("/api/v1/me/tokens", json!({"name": "ci"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _) = t
+        .owner
+        .post(
+            &format!("/api/v1/orgs/{org}/invitations"),
+            json!({"email": "carol@example.test", "role": "org:member"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _) = t
+        .owner
+        .post(
+            &format!("/api/v1/projects/{pid}/history"),
+            json!({"name": "v1"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let mut seen = Vec::new();
+    for path in [
+        "/api/v1/me".to_string(),
+        "/api/v1/me/sessions".into(),
+        "/api/v1/me/tokens".into(),
+        "/api/v1/orgs".into(),
+        format!("/api/v1/orgs/{org}/members"),
+        format!("/api/v1/orgs/{org}/invitations"),
+        format!("/api/v1/orgs/{org}/projects"),
+        format!("/api/v1/projects/{pid}"),
+        format!("/api/v1/projects/{pid}/members"),
+        format!("/api/v1/projects/{pid}/history"),
+    ] {
+        let (st, body) = t.owner.get(&path).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {body}");
+        timestamps_in(&body, &path, &mut seen);
+    }
+    let fields: std::collections::BTreeSet<&str> = seen
+        .iter()
+        .filter_map(|(at, _)| at.rsplit('.').next())
+        .collect();
+    for f in ["created_at", "last_seen_at", "expires_at"] {
+        assert!(fields.contains(f), "no {f} among {fields:?}");
+    }
+    for (at, s) in &seen {
+        let parsed = chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap_or_else(|e| panic!("{at} = {s:?} is not RFC 3339: {e}"));
+        assert_eq!(parsed.offset().local_minus_utc(), 0, "{at} = {s:?}");
+        assert!(s.ends_with('Z'), "{at} = {s:?} names UTC as Z");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_are_rfc3339_utc_sqlite() {
+    timestamps_are_rfc3339_utc(Server::start_with(Options::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_are_rfc3339_utc_postgres() {
+    let url = crate::harness::fresh_pg_database().await;
+    timestamps_are_rfc3339_utc(Server::start_with(
+        Options::default().env("DEMIURGE_DATABASE__URL", &url),
+    ))
+    .await;
+}

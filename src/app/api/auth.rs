@@ -1,7 +1,7 @@
 //! `/api/v1/auth/*` (sign-up, sign-in, sign-out) and `/api/v1/me/*` (the signed-in user).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -63,7 +63,7 @@ pub struct UserView {
     has_password: bool,
     /// The instance administrator (the first account).
     is_admin: bool,
-    created_at: NaiveDateTime,
+    created_at: DateTime<Utc>,
 }
 
 impl From<&User> for UserView {
@@ -76,7 +76,7 @@ impl From<&User> for UserView {
             email_verified: u.email_verified,
             has_password: u.password_hash.is_some(),
             is_admin: u.is_admin,
-            created_at: u.created_at,
+            created_at: u.created_at.and_utc(),
         }
     }
 }
@@ -84,9 +84,9 @@ impl From<&User> for UserView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
     id: String,
-    created_at: NaiveDateTime,
-    last_seen_at: NaiveDateTime,
-    expires_at: NaiveDateTime,
+    created_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
     user_agent: String,
     ip: String,
     /// The session of this request.
@@ -97,9 +97,9 @@ impl SessionView {
     fn of(s: &Session, current: &str) -> Self {
         Self {
             id: s.id.clone(),
-            created_at: s.created_at,
-            last_seen_at: s.last_seen_at,
-            expires_at: s.expires_at,
+            created_at: s.created_at.and_utc(),
+            last_seen_at: s.last_seen_at.and_utc(),
+            expires_at: s.expires_at.and_utc(),
             user_agent: s.user_agent.clone(),
             ip: s.ip.clone(),
             current: s.id == current,
@@ -418,9 +418,9 @@ pub struct CreateTokenRequest {
 pub struct TokenView {
     id: String,
     name: String,
-    created_at: NaiveDateTime,
-    expires_at: Option<NaiveDateTime>,
-    last_used_at: Option<NaiveDateTime>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
 }
 
 impl From<&ApiToken> for TokenView {
@@ -428,9 +428,9 @@ impl From<&ApiToken> for TokenView {
         Self {
             id: t.id.clone(),
             name: t.name.clone(),
-            created_at: t.created_at,
-            expires_at: t.expires_at,
-            last_used_at: t.last_used_at,
+            created_at: t.created_at.and_utc(),
+            expires_at: t.expires_at.map(|at| at.and_utc()),
+            last_used_at: t.last_used_at.map(|at| at.and_utc()),
         }
     }
 }

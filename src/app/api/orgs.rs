@@ -3,7 +3,7 @@
 //! organization the caller does not belong to answers 404.
 
 use actix_web::{HttpResponse, web};
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -143,7 +143,7 @@ pub struct OrgView {
     name: String,
     /// The account's own organization, made at sign-up.
     personal: bool,
-    created_at: NaiveDateTime,
+    created_at: DateTime<Utc>,
     /// My role: `org:owner`, `org:admin`, `org:member` or a custom role id.
     role: String,
 }
@@ -155,7 +155,7 @@ impl OrgView {
             slug: o.slug,
             name: o.name,
             personal: o.personal,
-            created_at: o.created_at,
+            created_at: o.created_at.and_utc(),
             role,
         }
     }
@@ -295,11 +295,12 @@ pub struct MemberView {
     initials: String,
     email: String,
     role: String,
-    created_at: NaiveDateTime,
+    created_at: DateTime<Utc>,
 }
 
 impl MemberView {
     fn of(role: String, created_at: NaiveDateTime, u: &User) -> Self {
+        let created_at = created_at.and_utc();
         Self {
             user_id: u.id.clone(),
             username: u.username.clone(),
@@ -422,8 +423,8 @@ pub struct InvitationView {
     id: String,
     email: String,
     role: String,
-    created_at: NaiveDateTime,
-    expires_at: NaiveDateTime,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
 }
 
 impl From<&Invitation> for InvitationView {
@@ -432,8 +433,8 @@ impl From<&Invitation> for InvitationView {
             id: i.id.clone(),
             email: i.email.clone(),
             role: i.role.clone(),
-            created_at: i.created_at,
-            expires_at: i.expires_at,
+            created_at: i.created_at.and_utc(),
+            expires_at: i.expires_at.and_utc(),
         }
     }
 }
@@ -642,7 +643,7 @@ pub struct ProjectView {
     org_id: String,
     name: String,
     created_by: Option<String>,
-    created_at: NaiveDateTime,
+    created_at: DateTime<Utc>,
 }
 
 impl From<Project> for ProjectView {
@@ -652,7 +653,7 @@ impl From<Project> for ProjectView {
             org_id: p.org_id,
             name: p.name,
             created_by: p.created_by,
-            created_at: p.created_at,
+            created_at: p.created_at.and_utc(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `/api/v1/me/...` endpoints that manage them.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -406,8 +406,8 @@ pub struct IdentityView {
     /// What the provider calls the person.
     display: String,
     email: Option<String>,
-    created_at: NaiveDateTime,
-    last_login_at: Option<NaiveDateTime>,
+    created_at: DateTime<Utc>,
+    last_login_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Identity> for IdentityView {
@@ -417,8 +417,8 @@ impl From<&Identity> for IdentityView {
             provider: i.provider.clone(),
             display: i.display.clone(),
             email: i.email.clone(),
-            created_at: i.created_at,
-            last_login_at: i.last_login_at,
+            created_at: i.created_at.and_utc(),
+            last_login_at: i.last_login_at.map(|at| at.and_utc()),
         }
     }
 }
@@ -499,8 +499,8 @@ fn parse_credential<T: for<'de> Deserialize<'de>>(v: &serde_json::Value) -> Resu
 pub struct PasskeyView {
     id: String,
     name: String,
-    created_at: NaiveDateTime,
-    last_used_at: Option<NaiveDateTime>,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
 }
 
 impl From<&PasskeyRow> for PasskeyView {
@@ -508,8 +508,8 @@ impl From<&PasskeyRow> for PasskeyView {
         Self {
             id: p.id.clone(),
             name: p.name.clone(),
-            created_at: p.created_at,
-            last_used_at: p.last_used_at,
+            created_at: p.created_at.and_utc(),
+            last_used_at: p.last_used_at.map(|at| at.and_utc()),
         }
     }
 }
