@@ -401,6 +401,31 @@ pub struct Drawing {
     pub bounds: Option<Rect>,
     /// Every card as one SVG path (`M x y h w v h h -w Z` each), for the minimap.
     pub minimap: Arc<str>,
+    /// The connectors as one path per colour, for a board seen from far out (made the first
+    /// time a page asks, once for every page).
+    pub far_edges: std::sync::OnceLock<Vec<(String, String)>>,
+}
+
+impl Drawing {
+    /// Every connector's line (no heads, no labels: too small to see far out), one SVG path
+    /// per colour, colours in the order they first appear.
+    pub fn far_edges(&self) -> &[(String, String)] {
+        self.far_edges.get_or_init(|| {
+            let mut out: Vec<(String, String)> = Vec::new();
+            for (e, a, b) in &self.edges {
+                let s = &e.style;
+                let g = super::geometry::edge(a, b, &s.route, s.width, false, false);
+                match out.iter_mut().find(|(c, _)| *c == s.color) {
+                    Some((_, d)) => {
+                        d.push(' ');
+                        d.push_str(&g.d);
+                    }
+                    None => out.push((s.color.clone(), g.d.to_string())),
+                }
+            }
+            out
+        })
+    }
 }
 
 /// Two boards are the same when they are the same version (every change makes a new one).
@@ -590,6 +615,7 @@ impl BoardDoc {
             order,
             edges,
             minimap: Arc::from(minimap),
+            far_edges: std::sync::OnceLock::new(),
         }
     }
 }
@@ -646,5 +672,27 @@ mod tests {
         );
         let bounds = d.bounds.unwrap();
         assert_eq!((bounds.x, bounds.w), (0.0, 500.0));
+    }
+
+    #[test]
+    fn far_out_connectors_are_one_path_per_colour() {
+        let node =
+            |id: &str, x: f64| json!({"id": id, "kind": "note", "x": x, "y": 0, "w": 100, "h": 50});
+        let roots = json!({
+            "nodes": {"a": node("a", 0.0), "b": node("b", 300.0), "c": node("c", 600.0)},
+            "edges": {
+                "e1": {"id": "e1", "from": "a", "to": "b", "data": {"color": "#ff0000"}},
+                "e2": {"id": "e2", "from": "b", "to": "c", "data": {"color": "#ff0000"}},
+                "e3": {"id": "e3", "from": "a", "to": "c", "data": {"color": "#0000ff"}},
+                "gone": {"id": "gone", "from": "a", "to": "nobody"}
+            }
+        });
+        let d = BoardDoc::from_roots(&roots).drawing("main");
+        let far = d.far_edges();
+        let colours: Vec<&str> = far.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(colours, vec!["#ff0000", "#0000ff"], "{far:?}");
+        assert_eq!(far[0].1.matches('M').count(), 2, "two connectors in red");
+        assert_eq!(far[1].1.matches('M').count(), 1);
+        assert!(std::ptr::eq(far, d.far_edges()), "made once");
     }
 }

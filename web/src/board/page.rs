@@ -328,7 +328,9 @@ fn BoardView(session: Session) -> Element {
             }
         }
     }
-    let edges: Vec<(Shared<Edge>, Rect, Rect, bool)> = {
+    let edges: Vec<(Shared<Edge>, Rect, Rect, bool)> = if far {
+        Vec::new()
+    } else {
         let seen = seen.borrow();
         drawing
             .edges
@@ -404,8 +406,16 @@ fn BoardView(session: Session) -> Element {
                     }
                     // Connectors over the cards (a label is never hidden under one).
                     svg { class: "edges-layer", id: "edges-layer",
-                        for (e, a, b, hidden) in edges {
-                            EdgeView { key: "{e.id}", edge: e, a, b, hidden }
+                        if far {
+                            // Far out, every connector as one path per colour: a few
+                            // kilobytes a page instead of an element tree per connector.
+                            for (color, d) in drawing.far_edges() {
+                                path { key: "{color}", class: "far-edges", d: "{d}", stroke: "{color}" }
+                            }
+                        } else {
+                            for (e, a, b, hidden) in edges {
+                                EdgeView { key: "{e.id}", edge: e, a, b, hidden }
+                            }
                         }
                     }
                     div { class: "board-overlay", id: "board-overlay" }
