@@ -274,7 +274,9 @@
       clearTimeout(reportTimer);
       if (now - lastReport > 150) report(); else reportTimer = setTimeout(report, 100);
       clearTimeout(saveTimer);
+      var seenIn = view;
       saveTimer = setTimeout(function () {
+        if (seenIn !== view) return;
         try { localStorage.setItem("dmg.camera." + pid + "." + view, JSON.stringify(b.cam)); } catch (e) { /* private mode */ }
       }, 400);
     }
@@ -305,6 +307,22 @@
       b.cam.x = r.width / 2 - (box.x + box.w / 2) * z;
       b.cam.y = r.height / 2 - (box.y + box.h / 2) * z;
       applyCamera();
+    }
+    function closeViews() {
+      var m = el.querySelector("#views-menu");
+      if (m) m.open = false;
+    }
+    // A new view, named in the views menu: made, then shown.
+    function addView() {
+      var input = el.querySelector("#new-view-name");
+      var name = input ? input.value.trim() : "";
+      if (!name) { toast("Name the view first"); if (input) input.focus(); return; }
+      var id = newId();
+      send({ type: "whiteboard:add-view", id: id, name: name.slice(0, 100) }).then(function () {
+        if (input) input.value = "";
+        closeViews();
+        tell({ t: "view", id: id });
+      }).catch(function () {});
     }
     // A card picked in the layers view: selected, and brought on screen if it is off it (the
     // zoom stays; the card need not be drawn yet, its rectangle comes with the row).
@@ -1151,6 +1169,12 @@
       else if (name === "panel") tell({ t: "panel", name: arg });
       else if (name === "import") pickFile();
       else if (name === "layer") showCard(arg, source);
+      else if (name === "view") { closeViews(); tell({ t: "view", id: arg }); }
+      else if (name === "add-view") addView();
+      else if (name === "delete-view") {
+        closeViews();
+        send({ type: "whiteboard:delete-view", id: arg }).then(function () { tell({ t: "view", id: "main" }); toast("View deleted"); }).catch(function () {});
+      }
       else if (!canEdit) return;
       else if (name === "layer-lock") quiet(send({ type: "whiteboard:lock", cards: [arg], locked: source.getAttribute("data-locked") !== "true" }));
       else if (name === "delete") removeSelection();
@@ -1226,6 +1250,7 @@
     }
     function onKeyDown(ev) {
       if (menu && ev.key === "Escape") { closeMenu(); return; }
+      if (ev.target && ev.target.id === "new-view-name" && ev.key === "Enter") { ev.preventDefault(); addView(); return; }
       if (typing(ev.target)) return;
       if (!el.contains(document.activeElement) && document.activeElement !== document.body) return;
       var mod = ev.ctrlKey || ev.metaKey, k = ev.key;
@@ -1526,6 +1551,25 @@
     on(window, "scroll", function () { portBox = port.getBoundingClientRect(); miniBox = null; }, true);
     // Browsers zoom the whole page on ctrl+wheel and pinch; the board zooms instead.
     on(el, "gesturestart", function (ev) { ev.preventDefault(); });
+
+    // Another view shown (the page re-renders with its id): its own camera, or all of it.
+    new MutationObserver(function () {
+      var next = el.getAttribute("data-view") || "main";
+      if (next === view) return;
+      view = next;
+      clearSelection();
+      stopFollowing();
+      var cam = null;
+      try { cam = JSON.parse(localStorage.getItem("dmg.camera." + pid + "." + view) || "null"); } catch (e) { cam = null; }
+      if (cam && isFinite(cam.x) && isFinite(cam.y) && isFinite(cam.z) && cam.z > 0) {
+        b.cam = { x: cam.x, y: cam.y, z: Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, cam.z)) };
+        applyCamera();
+      } else {
+        var vb = boardBounds();
+        if (vb) fitTo(vb, 1, 0.2); else applyCamera();
+      }
+      drawPeers();
+    }).observe(el, { attributes: true, attributeFilter: ["data-view"] });
 
     // Where to look first: where this person looked last, or the whole board.
     var saved = null;

@@ -574,4 +574,16 @@ async fn board_controls_follow_and_history_in_chromium() {
     assert!(rows.iter().any(|t| t.contains("Faraway idea")), "{r}");
     assert_eq!(r["layer_selected"].as_array().map(Vec::len), Some(1), "{r}");
     assert_eq!(r["layer_locked_by"], json!(t.owner_id), "{r}");
+    // A second view: made from the menu, a card moved in it alone, deleted again.
+    assert_eq!(r["view_name"], "Sketch", "{r}");
+    let m = &r["view_moved"];
+    assert_eq!(
+        m["main_before"], m["main_after"],
+        "the main view kept it: {r}"
+    );
+    assert!(
+        m["in_view"].as_f64().unwrap_or(f64::MIN) > m["main_before"].as_f64().unwrap() + 100.0,
+        "moved in the second view: {r}"
+    );
+    assert_eq!(r["view_deleted"], true, "{r}");
 }

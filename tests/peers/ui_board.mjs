@@ -379,6 +379,40 @@ try {
     await until(A, (id) => document.querySelector(`#layers-panel .layer-row:has([data-layer="${id}"]) .layer-lock.locked`) !== null, farOff)
     result.layer_locked_by = (await doc(A, pid)).nodes[farOff].locked_by
     await shot(A, 'board-layers')
+    await A.keyboard.press('Escape')
+    // Views: A makes a second view, moves a card there, and back in the main view the card
+    // is where it was.
+    const mainX = (await doc(A, pid)).nodes[note].x
+    await A.click('#views-menu summary')
+    await A.fill('#new-view-name', 'Sketch')
+    await A.press('#new-view-name', 'Enter')
+    await until(A, () => document.querySelector('#board').dataset.view !== 'main')
+    const viewId = await A.getAttribute('#board', 'data-view')
+    result.view_name = (await doc(A, pid)).views[viewId].name
+    // Found from the layers view (the new view shows the whole board, the note is small).
+    await A.fill('#layers-filter', 'From the menu')
+    await A.click(`#layers-panel [data-layer="${note}"]`)
+    await until(A, (id) => { const e = document.querySelector(`[data-node-id="${id}"]`); if (!e || e.hidden) return false; const r = e.getBoundingClientRect(), v = document.querySelector('#board-viewport').getBoundingClientRect(); return r.top >= v.top && r.bottom <= v.bottom && r.left >= v.left && r.right <= v.right }, note)
+    await A.keyboard.press('Escape')
+    const [nx, ny] = await centre(A.locator(`[data-node-id="${note}"]`))
+    await drag(A, [nx, ny], [nx + 150, ny + 40])
+    const moved = async () => { const d = await doc(A, pid); return d.views[viewId] && d.views[viewId].cards && d.views[viewId].cards[note] }
+    for (let i = 0; i < 50 && !(await moved()); i++) await A.waitForTimeout(100)
+    const inView = await moved()
+    const after = await doc(A, pid)
+    result.view_moved = { main_before: mainX, main_after: after.nodes[note].x, in_view: inView ? inView.x : null }
+    await A.click('#views-menu summary')
+    await A.click('#views-menu [data-view-id="main"]')
+    await until(A, () => document.querySelector('#board').dataset.view === 'main')
+    await until(A, ([id, x]) => { const e = document.querySelector(`[data-node-id="${id}"]`); return e && parseFloat(e.dataset.x) === x }, [note, mainX])
+    // And deleted again (from the view itself).
+    await A.click('#views-menu summary')
+    await A.click(`#views-menu [data-view-id="${viewId}"]`)
+    await until(A, (v) => document.querySelector('#board').dataset.view === v, viewId)
+    await A.click('#views-menu summary')
+    await A.click('#delete-view')
+    await until(A, () => document.querySelector('#board').dataset.view === 'main')
+    result.view_deleted = !(await doc(A, pid)).views[viewId]
   } else if (mode === 'live') {
     const { pid } = args
     const A = await person(args.a, 'A'); const V = await person(args.v, 'V')

@@ -197,6 +197,7 @@ fn abilities(holds: &[&str]) -> Abilities {
         save_points: has("gateway:history:create"),
         restore: has("gateway:history:restore"),
         settings: has("project:project:update") || has("project:members:manage"),
+        views: has(crate::gateway::modules::whiteboard::VIEWS_MANAGE),
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Abilities {
     pub restore: bool,
     /// Open the project's settings.
     pub settings: bool,
+    /// Add, rename and delete views.
+    pub views: bool,
 }
 
 /// Someone else on the board (from the project's awareness).

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::geometry::{SHAPES, dash_array, shape_outline};
-use super::model::{BoardDoc, Card, CardKind, Edge, MAIN, Placed, Rect, Shared};
+use super::model::{BoardDoc, Card, CardKind, Edge, MAIN, Placed, Rect, Shared, ViewInfo};
 use super::{BoardSession, Boards, Ended, OpenError, Peer, Presence, Visitor};
 use crate::ui::{self, Notice, short_time};
 
@@ -73,6 +73,8 @@ enum FromIsland {
     },
     /// A panel to open or close.
     Panel { name: String },
+    /// Show another view of the board.
+    View { id: String },
 }
 
 fn one() -> f64 {
@@ -176,7 +178,8 @@ fn BoardView(session: Session) -> Element {
     });
     // Cards drawn once stay drawn (hidden when far away): mounting a card again costs more.
     let seen = use_hook(|| Rc::new(RefCell::new(HashSet::<String>::new())));
-    let view = MAIN.to_string();
+    // The view shown (the island switches it; a view that is gone falls back to the main).
+    let mut current = use_signal(|| MAIN.to_string());
     let island = use_hook(|| document::eval(BOOT));
 
     {
@@ -288,6 +291,15 @@ fn BoardView(session: Session) -> Element {
                             }
                             editing.set(id);
                         }
+                        FromIsland::View { id } => {
+                            if *current.peek() != id {
+                                presence.view = id.clone();
+                                presence.selection.clear();
+                                let _ = s.presence.try_send(presence.clone());
+                                selection.set((Vec::new(), Vec::new()));
+                                current.set(id);
+                            }
+                        }
                         FromIsland::Panel { name } => {
                             let open = panel.peek().clone();
                             panel.set(if open == name { String::new() } else { name });
@@ -299,6 +311,14 @@ fn BoardView(session: Session) -> Element {
     }
 
     let d = doc.read().clone();
+    let view = {
+        let v = current();
+        if d.views.iter().any(|x| x.id == v) {
+            v
+        } else {
+            MAIN.to_string()
+        }
+    };
     let cam = camera();
     let can = s.can;
     // Cards a little way off are drawn too (hidden), so a pan finds them there; the first
@@ -362,7 +382,7 @@ fn BoardView(session: Session) -> Element {
             "data-bounds": "{bounds_attr}",
             "data-ready": if ready { "true" } else { "false" },
             "data-live": if d.live { "true" } else { "false" },
-            TopBar { session: session.clone(), people: people(), live: d.live }
+            TopBar { session: session.clone(), people: people(), live: d.live, views: d.views.clone(), view: view.clone() }
             if let Some(why) = ended_now {
                 div { class: "board-ended", role: "alert",
                     match why {
@@ -437,7 +457,7 @@ fn BoardView(session: Session) -> Element {
                 HistoryPanel { project: s.project_id.clone(), can_save: can.save_points, can_restore: can.restore }
             }
             if panel() == "layers" {
-                LayersPanel { doc: Shared(d.clone()), selected: sel_cards.clone(), can_edit: can.edit }
+                LayersPanel { doc: Shared(d.clone()), view: view.clone(), selected: sel_cards.clone(), can_edit: can.edit }
             }
             if panel() == "help" {
                 HelpDialog {}
@@ -474,7 +494,18 @@ fn people_of(peers: &[Peer], me: &str) -> Vec<Person> {
 }
 
 #[component]
-fn TopBar(session: Session, people: Vec<Person>, live: bool) -> Element {
+fn TopBar(
+    session: Session,
+    people: Vec<Person>,
+    live: bool,
+    views: Vec<ViewInfo>,
+    view: String,
+) -> Element {
+    let view_name = views
+        .iter()
+        .find(|v| v.id == view)
+        .map(|v| v.name.clone())
+        .unwrap_or_else(|| "Main".into());
     let s = &session.0;
     let initials = |n: &str| -> String {
         let mut out: String = n
@@ -494,6 +525,24 @@ fn TopBar(session: Session, people: Vec<Person>, live: bool) -> Element {
             span { class: "muted board-org", "{s.org_name}" }
             if !live {
                 span { class: "pill starting", id: "board-reconnecting", "Reconnecting…" }
+            }
+            details { class: "menu views-menu", id: "views-menu",
+                summary { class: "button secondary small", title: "Views of this board", "aria-label": "View: {view_name}", "{view_name} ▾" }
+                div { class: "menu-items",
+                    for v in views.iter() {
+                        button { key: "{v.id}", "data-action": "view", "data-arg": "{v.id}", "data-view-id": "{v.id}",
+                            "aria-current": if v.id == view { "true" } else { "false" }, "{v.name}" }
+                    }
+                    if s.can.views {
+                        div { class: "new-view",
+                            input { id: "new-view-name", placeholder: "New view", "aria-label": "Name of a new view", maxlength: "100" }
+                            button { id: "add-view", "data-action": "add-view", "Add" }
+                        }
+                        if view != MAIN {
+                            button { class: "danger", id: "delete-view", "data-action": "delete-view", "data-arg": "{view}", "Delete this view" }
+                        }
+                    }
+                }
             }
             div { class: "board-people", id: "board-people",
                 for p in people {
@@ -864,9 +913,14 @@ const LAYER_ROWS: usize = 300;
 /// with its lock; a row selects its card and brings it on screen (the island does that). On a
 /// big board the first rows are listed and a filter finds the others.
 #[component]
-fn LayersPanel(doc: Shared<BoardDoc>, selected: Vec<String>, can_edit: bool) -> Element {
+fn LayersPanel(
+    doc: Shared<BoardDoc>,
+    view: String,
+    selected: Vec<String>,
+    can_edit: bool,
+) -> Element {
     let mut filter = use_signal(String::new);
-    let drawing = doc.drawing(MAIN);
+    let drawing = doc.drawing(&view);
     let wanted = filter().trim().to_lowercase();
     let present: HashSet<&str> = drawing.order.iter().map(|p| &*p.card.id).collect();
     let mut children: HashMap<&str, Vec<&Placed>> = HashMap::new();
