@@ -7,9 +7,11 @@
 //! selections, viewports) is awareness: the page's session is a collaboration client of the
 //! project, so stock Yjs clients see it too.
 
+mod cards;
 pub mod geometry;
 pub mod model;
 pub(crate) mod page;
+mod panels;
 pub mod svg;
 
 use std::sync::Arc;
