@@ -10,9 +10,9 @@
 //     pages open,
 //   - opening a 5,000-card board: first paint of the visible cards.
 // BENCH_MOVES=n changes the 200; BENCH_ONLY=fps|latency|memory|open runs one part.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -27,6 +27,7 @@ if (!binary) { console.error('usage: node bench/board.mjs PATH_TO_DEMIURGE'); pr
 const MOVES = Number(process.env.BENCH_MOVES || 200)
 const ONLY = process.env.BENCH_ONLY || ''
 const OTHERS = Number(process.env.BENCH_OTHERS ?? 20)
+const NICE_OTHERS = (process.env.BENCH_OTHERS_NICE ?? '1') !== '0'
 const runs = (part) => !ONLY || ONLY === part
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const freePort = () => new Promise((r) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)) }) })
@@ -72,13 +73,29 @@ for (let i = 0; ; i++) {
   if (i > 300) throw new Error('the server did not start')
   await sleep(100)
 }
-const browser = await chromium.launch({
+const launchOptions = {
   executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', '--disable-renderer-backgrounding',
     '--disable-background-timer-throttling', '--disable-backgrounding-occluded-windows'],
-})
+}
+const browser = await chromium.launch(launchOptions)
+// Every process under `root` (a browser's renderers and helpers).
+const treeOf = (root) => {
+  const kids = new Map()
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1])
+      if (!kids.has(ppid)) kids.set(ppid, [])
+      kids.get(ppid).push(Number(pid))
+    } catch { /* gone meanwhile */ }
+  }
+  const out = []
+  const walk = (p) => { out.push(p); for (const k of kids.get(p) || []) walk(k) }
+  walk(root)
+  return out
+}
 const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } })
 const signup = await ctx.request.post(base + '/api/v1/auth/signup', { headers: { Origin: base }, data: { username: 'bench', email: 'bench@example.test', password: 'benchmark password' } })
 if (signup.status() !== 201) throw new Error(`signup: ${signup.status()}`)
@@ -217,8 +234,25 @@ try {
     const bctx = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     await bctx.request.post(base + '/api/v1/auth/login', { headers: { Origin: base }, data: { login: 'bench', password: 'benchmark password' } })
     const b = await open(small, bctx)
+    // The other pages stand for other people's machines: they keep their sockets and draw
+    // every change, in a browser of their own at the lowest CPU priority (BENCH_OTHERS_NICE=0:
+    // in the same browser, at the same priority, competing with A and B for the two cores).
     const others = []
-    for (let i = 0; i < OTHERS; i++) others.push((await open(small, bctx)).page)
+    let othersServer = null
+    if (NICE_OTHERS && OTHERS > 0) {
+      othersServer = await chromium.launchServer(launchOptions)
+      const ob = await chromium.connect(othersServer.wsEndpoint())
+      const octx = await ob.newContext({ viewport: { width: 1280, height: 800 } })
+      await octx.request.post(base + '/api/v1/auth/login', { headers: { Origin: base }, data: { login: 'bench', password: 'benchmark password' } })
+      for (let i = 0; i < OTHERS; i++) others.push((await open(small, octx)).page)
+      const tree = treeOf(othersServer.process().pid)
+      execFileSync('renice', ['-n', '19', '-p', ...tree.map(String)], { stdio: 'ignore' })
+      // With the kernel's autogroups, nice counts only inside a session: the browser's own
+      // session (its autogroup) is lowered too.
+      for (const pid of tree) { try { writeFileSync(`/proc/${pid}/autogroup`, '19') } catch { /* not ours, or no autogroups */ } }
+    } else {
+      for (let i = 0; i < OTHERS; i++) others.push((await open(small, bctx)).page)
+    }
     const A = a.page, B = b.page
     await B.evaluate(() => {
       window.__seen = {}
@@ -273,7 +307,7 @@ try {
     }
     // Where the two cores went meanwhile: the server, and the pages (all in this browser).
     const cpuShare = { server_s: cpuSeconds(serverPid) - cpuAt0[0], browser_s: browserCpuSeconds() - cpuAt0[1], wall_s: (Date.now() - cpuAt0[2]) / 1000 }
-    out.latency = { cpu: cpuShare, n: lat.length, missed, others: OTHERS, p50: pct(lat, 50), p90: pct(lat, 90), p95: pct(lat, 95), p99: pct(lat, 99), max: Math.max(...lat), from_last_move: { p50: pct(fromMove, 50), p99: pct(fromMove, 99) } }
+    out.latency = { cpu: cpuShare, n: lat.length, missed, others: OTHERS, others_niced: NICE_OTHERS, p50: pct(lat, 50), p90: pct(lat, 90), p95: pct(lat, 95), p99: pct(lat, 99), max: Math.max(...lat), from_last_move: { p50: pct(fromMove, 50), p99: pct(fromMove, 99) } }
     // Server CPU for one move: with no page open, then with 50.
     const movesCpu = async (project, n) => {
       const ids = Object.keys((await call('GET', `/api/v1/projects/${project}/document`)).roots.nodes)
@@ -300,6 +334,7 @@ try {
     out.cpu_per_move_ms = (cpuSeconds(serverPid) - cpu0) / n * 1000
     out.open_pages = others.length + 2
     for (const p of others) await p.close()
+    if (othersServer) await othersServer.close()
   }
   if (runs('open')) {
     const huge = await board('FiveThousand', 5000, 80)
@@ -332,7 +367,7 @@ console.log('| measure | Demiurge | goal | tldraw CI baseline |')
 console.log('|---|---|---|---|')
 if (out.pan !== undefined) console.log(`| pan, 1,000 cards (${out.mounted} on screen) | ${fmt(out.pan)} fps | ≥ 50 | 38 |`)
 if (out.drag !== undefined) console.log(`| drag a card, 1,000-card board | ${fmt(out.drag)} fps | ≥ 55 | 54 |`)
-if (out.latency) console.log(`| A's drop → B's screen, ${out.latency.n} moves, ${out.latency.others} more pages open | p50 ${fmt(out.latency.p50)} ms, p90 ${fmt(out.latency.p90)} ms, p99 ${fmt(out.latency.p99)} ms (max ${fmt(out.latency.max)}; from the last move p50 ${fmt(out.latency.from_last_move.p50)}, p99 ${fmt(out.latency.from_last_move.p99)}); CPU meanwhile: server ${fmt(out.latency.cpu.server_s)} s, Chromium ${fmt(out.latency.cpu.browser_s)} s in ${fmt(out.latency.cpu.wall_s)} s | p99 ≤ 100 ms | - |`)
+if (out.latency) console.log(`| A's drop → B's screen, ${out.latency.n} moves, ${out.latency.others} more pages open${out.latency.others_niced ? ' (a second browser, nice 19)' : ' (same browser)'} | p50 ${fmt(out.latency.p50)} ms, p90 ${fmt(out.latency.p90)} ms, p99 ${fmt(out.latency.p99)} ms (max ${fmt(out.latency.max)}; from the last move p50 ${fmt(out.latency.from_last_move.p50)}, p99 ${fmt(out.latency.from_last_move.p99)}); CPU meanwhile: server ${fmt(out.latency.cpu.server_s)} s, Chromium ${fmt(out.latency.cpu.browser_s)} s in ${fmt(out.latency.cpu.wall_s)} s | p99 ≤ 100 ms | - |`)
 if (out.memory_near !== undefined) console.log(`| server memory per open page, 1,000-card board at 100 % (${out.drawn_near} drawn) | ${fmt(out.memory_near, 2)} MiB | ≤ 2 MB | - |`)
 if (out.memory_far !== undefined) console.log(`| server memory per open page, all 1,000 cards drawn (fitted) | ${fmt(out.memory_far, 2)} MiB | ≤ 2 MB | - |`)
 if (out.cpu_per_move_ms !== undefined) console.log(`| server CPU per move, ${out.open_pages} pages open (no page: ${fmt(out.cpu_per_move_alone_ms, 2)} ms) | ${fmt(out.cpu_per_move_ms, 2)} ms | - | - |`)
