@@ -1171,6 +1171,11 @@
       else if (name === "layer") showCard(arg, source);
       else if (name === "view") { closeViews(); tell({ t: "view", id: arg }); }
       else if (name === "add-view") addView();
+      else if (name === "rename-view") {
+        var rn = el.querySelector("#rename-view-name"), newName = rn ? rn.value.trim() : "";
+        if (!newName) { toast("Name the view first"); return; }
+        send({ type: "whiteboard:rename-view", id: arg, name: newName.slice(0, 100) }).then(function () { closeViews(); toast("View renamed"); }).catch(function () {});
+      }
       else if (name === "delete-view") {
         closeViews();
         send({ type: "whiteboard:delete-view", id: arg }).then(function () { tell({ t: "view", id: "main" }); toast("View deleted"); }).catch(function () {});
@@ -1251,6 +1256,12 @@
     function onKeyDown(ev) {
       if (menu && ev.key === "Escape") { closeMenu(); return; }
       if (ev.target && ev.target.id === "new-view-name" && ev.key === "Enter") { ev.preventDefault(); addView(); return; }
+      if (ev.target && ev.target.id === "rename-view-name" && ev.key === "Enter") {
+        ev.preventDefault();
+        var rb = el.querySelector("#rename-view");
+        if (rb) action("rename-view", rb.getAttribute("data-arg"), rb);
+        return;
+      }
       if (typing(ev.target)) return;
       if (!el.contains(document.activeElement) && document.activeElement !== document.body) return;
       var mod = ev.ctrlKey || ev.metaKey, k = ev.key;

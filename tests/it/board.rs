@@ -574,8 +574,8 @@ async fn board_controls_follow_and_history_in_chromium() {
     assert!(rows.iter().any(|t| t.contains("Faraway idea")), "{r}");
     assert_eq!(r["layer_selected"].as_array().map(Vec::len), Some(1), "{r}");
     assert_eq!(r["layer_locked_by"], json!(t.owner_id), "{r}");
-    // A second view: made from the menu, a card moved in it alone, deleted again.
-    assert_eq!(r["view_name"], "Sketch", "{r}");
+    // A second view: made from the menu, renamed, a card moved in it alone, deleted again.
+    assert_eq!(r["view_name"], "Sketches", "made as Sketch, renamed: {r}");
     let m = &r["view_moved"];
     assert_eq!(
         m["main_before"], m["main_after"],

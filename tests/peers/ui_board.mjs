@@ -315,6 +315,8 @@ try {
     await A.mouse.click(hit[0], hit[1])
     await A.waitForSelector('#style-panel button:has-text("step")')
     await A.click('#style-panel button:has-text("step")')
+    // The step drawn before the label is typed (the panel re-renders with the new style).
+    await until(A, (id) => document.querySelector(`[data-edge-id="${id}"]`).dataset.route === 'step', edge)
     await A.fill('#style-panel .edge-label-input', 'next')
     await A.press('#style-panel .edge-label-input', 'Enter')
     await until(B, (id) => { const g = document.querySelector(`[data-edge-id="${id}"]`); return g && g.dataset.route === 'step' && g.textContent.includes('next') }, edge)
@@ -388,6 +390,11 @@ try {
     await A.press('#new-view-name', 'Enter')
     await until(A, () => document.querySelector('#board').dataset.view !== 'main')
     const viewId = await A.getAttribute('#board', 'data-view')
+    // Renamed from the same menu.
+    await A.click('#views-menu summary')
+    await A.fill('#rename-view-name', 'Sketches')
+    await A.press('#rename-view-name', 'Enter')
+    await until(A, () => document.querySelector('#views-menu summary').textContent.includes('Sketches'))
     result.view_name = (await doc(A, pid)).views[viewId].name
     // Found from the layers view (the new view shows the whole board, the note is small).
     await A.fill('#layers-filter', 'From the menu')

@@ -539,6 +539,10 @@ fn TopBar(
                             input { id: "new-view-name", placeholder: "New view", "aria-label": "Name of a new view", maxlength: "100" }
                             button { id: "add-view", "data-action": "add-view", "Add" }
                         }
+                        div { class: "new-view",
+                            input { id: "rename-view-name", value: "{view_name}", "aria-label": "Name of this view", maxlength: "100" }
+                            button { id: "rename-view", "data-action": "rename-view", "data-arg": "{view}", "Rename" }
+                        }
                         if view != MAIN {
                             button { class: "danger", id: "delete-view", "data-action": "delete-view", "data-arg": "{view}", "Delete this view" }
                         }
