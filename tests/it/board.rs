@@ -385,6 +385,16 @@ async fn board_files_and_clipboard_in_chromium() {
         Some(1),
         "one top edge: {r}"
     );
+    let gaps: Vec<f64> = r["distributed_gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(
+        gaps.len() == 2 && (gaps[0] - gaps[1]).abs() < 0.5,
+        "spaced evenly: {r}"
+    );
     assert_eq!(
         (
             r["dragged_out"].as_bool(),
@@ -586,4 +596,13 @@ async fn board_controls_follow_and_history_in_chromium() {
         "moved in the second view: {r}"
     );
     assert_eq!(r["view_deleted"], true, "{r}");
+    // Snapped to the 24 px grid.
+    assert_eq!(r["snapped"]["moved"], true, "{r}");
+    for axis in ["x", "y"] {
+        let v = r["snapped"][axis].as_f64().unwrap();
+        assert!(
+            (v / 24.0 - (v / 24.0).round()).abs() < 1e-9,
+            "{axis} = {v} on the grid: {r}"
+        );
+    }
 }

@@ -213,7 +213,7 @@ try {
     const A = await person(args.a, 'A')
     await open(A, pid)
     // Three cards, aligned; then grouped into a frame; one dragged out and back in.
-    for (const [x, y, t] of [[350, 300, 'One'], [600, 380, 'Two'], [850, 340, 'Three']]) {
+    for (const [x, y, t] of [[350, 300, 'One'], [540, 380, 'Two'], [850, 340, 'Three']]) {
       await A.mouse.dblclick(x, y)
       await typeIn(A, t)
     }
@@ -222,6 +222,14 @@ try {
     await until(A, () => { const ys = [...document.querySelectorAll('[data-node-id]')].map((c) => c.dataset.y); return new Set(ys).size === 1 })
     const d0 = await doc(A, pid)
     result.aligned_y = [...new Set(Object.values(d0.nodes).map((n) => n.y))]
+    // Spaced evenly across (the middle one was nearer the first).
+    await A.click('#style-panel button:has-text("Space across")')
+    const gaps = async () => {
+      const ns = Object.values((await doc(A, pid)).nodes).sort((a, b) => a.x - b.x)
+      return [ns[1].x - (ns[0].x + ns[0].w), ns[2].x - (ns[1].x + ns[1].w)]
+    }
+    for (let i = 0; i < 50; i++) { const [g1, g2] = await gaps(); if (Math.abs(g1 - g2) < 0.5) break; await A.waitForTimeout(100) }
+    result.distributed_gaps = await gaps()
     await A.locator('#board-viewport').focus()
     await A.keyboard.press('Control+g')
     await until(A, () => document.querySelector('[data-kind="frame"]') !== null)
@@ -420,6 +428,20 @@ try {
     await A.click('#delete-view')
     await until(A, () => document.querySelector('#board').dataset.view === 'main')
     result.view_deleted = !(await doc(A, pid)).views[viewId]
+    // Snap to the grid (G): a drag by an odd distance lands on the grid; G again turns it off.
+    await A.locator('#board-viewport').focus()
+    await A.keyboard.press('g')
+    await until(A, () => document.querySelector('[data-action="snap"]').getAttribute('aria-pressed') === 'true')
+    await A.fill('#layers-filter', 'Second')
+    await A.click(`#layers-panel [data-layer="${second}"]`)
+    await A.keyboard.press('Escape')
+    const [sx, sy] = await centre(A.locator(`[data-node-id="${second}"]`))
+    const before = (await doc(A, pid)).nodes[second]
+    await drag(A, [sx, sy], [sx + 37, sy + 23])
+    for (let i = 0; i < 50; i++) { const n = (await doc(A, pid)).nodes[second]; if (n.x !== before.x) break; await A.waitForTimeout(100) }
+    const snappedTo = (await doc(A, pid)).nodes[second]
+    result.snapped = { x: snappedTo.x, y: snappedTo.y, moved: snappedTo.x !== before.x }
+    await A.keyboard.press('g')
   } else if (mode === 'live') {
     const { pid } = args
     const A = await person(args.a, 'A'); const V = await person(args.v, 'V')
