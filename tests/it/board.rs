@@ -606,3 +606,41 @@ async fn board_controls_follow_and_history_in_chromium() {
         );
     }
 }
+
+/// The board on a phone in Chromium (390 px, touch only): one finger pans, two fingers pinch
+/// to zoom, a tap selects, and the page does not scroll sideways.
+#[tokio::test(flavor = "multi_thread")]
+async fn board_on_a_phone_in_chromium() {
+    use std::time::Duration;
+    let server = Server::start_with(options(None, &[]));
+    let t = team(&server).await;
+    let shots = crate::harness::chromium::artifacts_dir("ui-board-phone");
+    let args = json!({"pid": t.pid, "a": login("owner")}).to_string();
+    let base = format!("http://localhost:{}", server.http.port());
+    let mut s = crate::harness::chromium::Script::start(
+        "ui_board.mjs",
+        &["touch", &base, &shots.display().to_string(), &args],
+    );
+    let r = s.expect("RESULT", Duration::from_secs(120));
+    assert_eq!(r["errors"], json!([]), "page errors: {r}");
+    assert!(
+        r["page_width"].as_f64().unwrap() <= 390.0,
+        "no sideways scroll: {r}"
+    );
+    let (dx, dy) = (
+        r["pan"]["dx"].as_f64().unwrap(),
+        r["pan"]["dy"].as_f64().unwrap(),
+    );
+    assert!(
+        (dx + 80.0).abs() < 8.0 && (dy + 80.0).abs() < 8.0,
+        "one finger pans with it: {r}"
+    );
+    let (z0, z1) = (
+        r["pinch"]["before"].as_f64().unwrap(),
+        r["pinch"]["after"].as_f64().unwrap(),
+    );
+    assert!(z1 > z0 * 1.5, "two fingers apart zoom in: {r}");
+    let z2 = r["pinch"]["back"].as_f64().unwrap();
+    assert!(z2 < z1 / 1.5, "and together zoom out: {r}");
+    assert_eq!(r["tapped"], true);
+}

@@ -442,6 +442,51 @@ try {
     const snappedTo = (await doc(A, pid)).nodes[second]
     result.snapped = { x: snappedTo.x, y: snappedTo.y, moved: snappedTo.x !== before.x }
     await A.keyboard.press('g')
+  } else if (mode === 'touch') {
+    // A phone: 390 px wide, touch only. One finger on empty space pans, two fingers pinch,
+    // a tap selects; nothing scrolls sideways.
+    const { pid } = args
+    const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 2 })
+    const r = await ctx.request.post(base + '/api/v1/auth/login', { headers: { Origin: base }, data: { login: args.a.login, password: args.a.password } })
+    if (r.status() !== 200) throw new Error(`login: ${r.status()}`)
+    const P = await ctx.newPage()
+    pages.push(['phone', P])
+    P.on('pageerror', (e) => result.errors.push(`phone: ${e}`))
+    const made = await api(P, 'POST', `/api/v1/projects/${pid}/events`, { type: 'whiteboard:add-card', view: 'main', kind: 'note', x: 0, y: 0, w: 160, h: 120, text: 'On the phone' })
+    if (made.status !== 200) throw new Error(`add-card: ${made.status}`)
+    const id = made.body.result.id
+    await open(P, pid)
+    result.page_width = await P.evaluate(() => document.documentElement.scrollWidth)
+    const cdp = await ctx.newCDPSession(P)
+    const touch = (type, points) => cdp.send('Input.dispatchTouchEvent', { type, touchPoints: points.map(([x, y], i) => ({ x, y, id: i })) })
+    const cam = () => P.evaluate(() => window.dmgBoard.state().camera)
+    const box = await P.locator('#board-viewport').boundingBox()
+    // Empty space: near the bottom of the canvas, away from the card in the middle.
+    const ex = box.x + box.width / 2, ey = box.y + box.height - 120
+    const c0 = await cam()
+    await touch('touchStart', [[ex, ey]])
+    for (let i = 1; i <= 8; i++) await touch('touchMove', [[ex - i * 10, ey - i * 10]])
+    await touch('touchEnd', [])
+    const c1 = await cam()
+    result.pan = { dx: c1.x - c0.x, dy: c1.y - c0.y }
+    // Two fingers apart: zoom in around their middle.
+    const mx = box.x + box.width / 2, my = box.y + box.height / 2 + 150
+    await touch('touchStart', [[mx - 40, my], [mx + 40, my]])
+    for (let i = 1; i <= 8; i++) await touch('touchMove', [[mx - 40 - i * 10, my], [mx + 40 + i * 10, my]])
+    await touch('touchEnd', [])
+    const c2 = await cam()
+    // And together again: back out.
+    await touch('touchStart', [[mx - 120, my], [mx + 120, my]])
+    for (let i = 1; i <= 8; i++) await touch('touchMove', [[mx - 120 + i * 10, my], [mx + 120 - i * 10, my]])
+    await touch('touchEnd', [])
+    const c3 = await cam()
+    result.pinch = { before: c1.z, after: c2.z, back: c3.z }
+    // A tap on the card selects it.
+    const cb = await P.locator(`[data-node-id="${id}"]`).boundingBox()
+    await P.touchscreen.tap(cb.x + cb.width / 2, cb.y + Math.min(30, cb.height / 2))
+    await until(P, (id) => window.dmgBoard.state().selection.includes(id), id)
+    result.tapped = true
+    await shot(P, 'board-phone')
   } else if (mode === 'live') {
     const { pid } = args
     const A = await person(args.a, 'A'); const V = await person(args.v, 'V')
