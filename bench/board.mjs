@@ -46,6 +46,12 @@ const browserCpuSeconds = () => {
   }
   return sum
 }
+// The server's heap in use, when it counts it (built with `heap-stats`), else null.
+const heapMiB = async () => {
+  const text = await (await fetch(base + '/metrics')).text().catch(() => '')
+  const m = /^demiurge_heap_live_bytes (\d+)/m.exec(text)
+  return m ? Number(m[1]) / 1048576 : null
+}
 const rssMiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))] }
 const fmt = (n, d = 1) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d))
@@ -210,6 +216,8 @@ try {
         const rss0 = rssMiB(serverPid)
         // Per page: the slope from 5 pages open to 20 (what the first pages stir up in the
         // allocator, such as returning older free memory, cancels out).
+        // With a counted heap that is exact: the bytes in use, from none to 20 pages.
+        const heap0 = await heapMiB()
         let rss5 = 0
         for (let i = 0; i < 20; i++) {
           const { page } = await open(big, c)
@@ -219,12 +227,14 @@ try {
         }
         await sleep(3000)
         out[`memory_${label}`] = (rssMiB(serverPid) - rss5) / 15
+        if (heap0 !== null) out[`heap_${label}`] = ((await heapMiB()) - heap0) / 20
         out[`drawn_${label}`] = await pages[0].evaluate(() => document.querySelectorAll('[data-node-id]:not([hidden])').length)
         for (const p of pages) await p.close()
         await c.close()
         await sleep(3000)
         // What the server still holds once they are gone (memory its allocator keeps).
         out[`memory_${label}_after`] = (rssMiB(serverPid) - rss0) / 20
+        if (heap0 !== null) out[`heap_${label}_after`] = ((await heapMiB()) - heap0) / 20
       }
     }
   }
@@ -368,6 +378,8 @@ console.log('|---|---|---|---|')
 if (out.pan !== undefined) console.log(`| pan, 1,000 cards (${out.mounted} on screen) | ${fmt(out.pan)} fps | ≥ 50 | 38 |`)
 if (out.drag !== undefined) console.log(`| drag a card, 1,000-card board | ${fmt(out.drag)} fps | ≥ 55 | 54 |`)
 if (out.latency) console.log(`| A's drop → B's screen, ${out.latency.n} moves, ${out.latency.others} more pages open${out.latency.others_niced ? ' (a second browser, nice 19)' : ' (same browser)'} | p50 ${fmt(out.latency.p50)} ms, p90 ${fmt(out.latency.p90)} ms, p99 ${fmt(out.latency.p99)} ms (max ${fmt(out.latency.max)}; from the last move p50 ${fmt(out.latency.from_last_move.p50)}, p99 ${fmt(out.latency.from_last_move.p99)}); CPU meanwhile: server ${fmt(out.latency.cpu.server_s)} s, Chromium ${fmt(out.latency.cpu.browser_s)} s in ${fmt(out.latency.cpu.wall_s)} s | p99 ≤ 100 ms | - |`)
+if (out.heap_near !== undefined) console.log(`| server heap in use per open page, 1,000-card board at 100 % (${out.drawn_near} drawn) | ${fmt(out.heap_near, 2)} MiB | ≤ 2 MB | - |`)
+if (out.heap_far !== undefined) console.log(`| server heap in use per open page, all 1,000 cards drawn (fitted) | ${fmt(out.heap_far, 2)} MiB (${fmt(out.heap_far_after, 2)} left once closed) | ≤ 2 MB | - |`)
 if (out.memory_near !== undefined) console.log(`| server memory per open page, 1,000-card board at 100 % (${out.drawn_near} drawn) | ${fmt(out.memory_near, 2)} MiB | ≤ 2 MB | - |`)
 if (out.memory_far !== undefined) console.log(`| server memory per open page, all 1,000 cards drawn (fitted) | ${fmt(out.memory_far, 2)} MiB | ≤ 2 MB | - |`)
 if (out.cpu_per_move_ms !== undefined) console.log(`| server CPU per move, ${out.open_pages} pages open (no page: ${fmt(out.cpu_per_move_alone_ms, 2)} ms) | ${fmt(out.cpu_per_move_ms, 2)} ms | - | - |`)

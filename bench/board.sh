@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/demiurge-target}"
 scripts/install-deps.sh --test
-cargo build --release --bin demiurge
+cargo build --release --bin demiurge --features heap-stats
 exec node bench/board.mjs "$CARGO_TARGET_DIR/release/demiurge"

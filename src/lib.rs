@@ -13,6 +13,7 @@ pub mod dns;
 pub mod edge;
 pub mod fsutil;
 pub mod gateway;
+pub mod heap;
 pub mod mail;
 pub mod orgs;
 pub mod server;

@@ -2,10 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// LiveView renders allocate many small short-lived values; mimalloc's per-thread free lists
-/// cost a fraction of glibc's (see the board bench's CPU per move in the whiteboard notes).
+/// mimalloc (see `demiurge::heap`: why, and the `heap-stats` count).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: demiurge::heap::Allocator = demiurge::heap::Allocator;
 
 fn main() -> ExitCode {
     // One TLS crypto provider for the whole process (pingora, rustls, ACME all use ring).

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     subsystem_up: IntGaugeVec,
     resident_memory: IntGauge,
+    /// Registered only when the binary counts its heap (`heap-stats`).
+    heap_live: Option<IntGauge>,
 }
 
 impl Metrics {
@@ -67,12 +69,24 @@ impl Metrics {
             registry.register(c)?;
         }
         start_time.set(chrono::Utc::now().timestamp());
+        let heap_live = match crate::heap::live_bytes() {
+            Some(_) => {
+                let g = IntGauge::new(
+                    "heap_live_bytes",
+                    "Bytes in use on the heap (built with heap-stats)",
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                Some(g)
+            }
+            None => None,
+        };
         Ok(Self {
             registry,
             http_requests,
             http_duration,
             subsystem_up,
             resident_memory,
+            heap_live,
         })
     }
 
@@ -89,6 +103,9 @@ impl Metrics {
         }
         if let Some(rss) = resident_memory_bytes() {
             self.resident_memory.set(rss);
+        }
+        if let (Some(g), Some(n)) = (&self.heap_live, crate::heap::live_bytes()) {
+            g.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
