@@ -487,6 +487,7 @@ try {
     await until(P, (id) => window.dmgBoard.state().selection.includes(id), id)
     result.tapped = true
     await shot(P, 'board-phone')
+    result.tools_on_screen = await P.evaluate(() => { const r = document.querySelector('.board-tools').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight && r.left >= 0 && r.right <= window.innerWidth + 1 })
   } else if (mode === 'live') {
     const { pid } = args
     const A = await person(args.a, 'A'); const V = await person(args.v, 'V')
