@@ -643,5 +643,8 @@ async fn board_on_a_phone_in_chromium() {
     let z2 = r["pinch"]["back"].as_f64().unwrap();
     assert!(z2 < z1 / 1.5, "and together zoom out: {r}");
     assert_eq!(r["tapped"], true);
-    assert_eq!(r["tools_on_screen"], true, "the toolbar within the screen: {r}");
+    assert_eq!(
+        r["tools_on_screen"], true,
+        "the toolbar within the screen: {r}"
+    );
 }
