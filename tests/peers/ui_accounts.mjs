@@ -2,7 +2,7 @@
 // authenticator: sign up -> enrol TOTP -> add a passkey -> sign out -> sign in with password
 // and TOTP -> sign out -> sign in with the passkey alone. Screenshots of each page.
 // Usage: node ui_accounts.mjs <base-url> <screenshot-dir>. Prints RESULT {...} or FAIL {...}.
-import { chromium } from 'playwright-core'
+import { launchBrowser } from './browser.mjs'
 import crypto from 'node:crypto'
 
 const [, , base, shots] = process.argv
@@ -28,12 +28,7 @@ function totp(secret, stepOffset = 0) {
   return String(n % 1000000).padStart(6, '0')
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-})
+const browser = await launchBrowser()
 const result = { errors: [] }
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 800 } })

@@ -7,25 +7,15 @@
 //   live    {pid, a: {...}, v: {...}}               a viewer sees changes and changes
 //           nothing; survives a server restart (reads `restarted` on stdin after DOWN)
 // Prints RESULT {...} or FAIL {...}; screenshots go to <shots-dir>.
-import { chromium } from 'playwright-core'
-import readline from 'node:readline'
+import { launchBrowser, stdinLines } from './browser.mjs'
 
 const [mode, base, shots, argsJson] = process.argv.slice(2)
 const args = JSON.parse(argsJson)
 setTimeout(() => { console.log('FAIL {"error":"watchdog: 240 s"}'); process.exit(2) }, 240000).unref()
-const rl = readline.createInterface({ input: process.stdin })
-const lines = []
-let waiter = null
-rl.on('line', (l) => { if (waiter) { const w = waiter; waiter = null; w(l) } else lines.push(l) })
-const nextLine = () => new Promise((res) => { if (lines.length) res(lines.shift()); else waiter = res })
+const nextLine = stdinLines()
 const say = (tag, obj) => console.log(`${tag} ${JSON.stringify(obj)}`)
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-})
+const browser = await launchBrowser()
 const result = { errors: [] }
 const pages = []
 

@@ -3,24 +3,14 @@
 // same for a password reset from the "forgot" page, choosing a new password.
 // Usage: node ui_links.mjs <base-url> <screenshot-dir> <email>. Prints SENT {} when a mail
 // should be on its way and reads the link (one line) from stdin; ends with RESULT or FAIL.
-import { chromium } from 'playwright-core'
-import readline from 'node:readline'
+import { launchBrowser, stdinLines } from './browser.mjs'
 
 const [, , base, shots, email] = process.argv
 setTimeout(() => { console.log('FAIL {"error":"watchdog: 120 s"}'); process.exit(2) }, 120000).unref()
 const say = (tag, obj) => console.log(`${tag} ${JSON.stringify(obj)}`)
-const rl = readline.createInterface({ input: process.stdin })
-const lines = []
-let waiter = null
-rl.on('line', (l) => { if (waiter) { const w = waiter; waiter = null; w(l) } else lines.push(l) })
-const nextLine = () => new Promise((res) => { if (lines.length) res(lines.shift()); else waiter = res })
+const nextLine = stdinLines()
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-})
+const browser = await launchBrowser()
 const result = { errors: [] }
 let page
 try {

@@ -3,24 +3,14 @@
 // second person a project role, then changes roles; the second person's pages follow.
 // Usage: node ui_orgs.mjs <base-url> <screenshot-dir>. Talks over stdio: prints
 // `INVITE <email>` and reads back the invitation link; ends with RESULT {...} or FAIL {...}.
-import { chromium } from 'playwright-core'
-import readline from 'node:readline'
+import { launchBrowser, stdinLines } from './browser.mjs'
 
 const [, , base, shots] = process.argv
 setTimeout(() => { console.log('FAIL {"error":"watchdog: 120 s"}'); process.exit(2) }, 120000).unref()
-const rl = readline.createInterface({ input: process.stdin })
-const lines = []
-let waiter = null
-rl.on('line', (l) => { if (waiter) { const w = waiter; waiter = null; w(l) } else lines.push(l) })
-const nextLine = () => new Promise((res) => { if (lines.length) res(lines.shift()); else waiter = res })
+const nextLine = stdinLines()
 const say = (tag, obj) => console.log(`${tag} ${JSON.stringify(obj)}`)
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-})
+const browser = await launchBrowser()
 const result = { errors: [] }
 const pages = []
 async function personPage(name) {
@@ -144,6 +134,5 @@ try {
   process.exitCode = 1
 } finally {
   await browser.close()
-  rl.close()
 }
 process.exit(process.exitCode ?? 0)

@@ -1,25 +1,15 @@
 // Drives Debian's Chromium through playwright-core against a running Demiurge.
 // Usage: node ui_shell.mjs <base-url> <screenshot-dir>
 // Talks to the Rust test over stdio: prints PHASE lines, waits for "stopped" and "restarted".
-import { chromium } from 'playwright-core'
-import readline from 'node:readline'
+import { launchBrowser, stdinLines } from './browser.mjs'
 
 const [, , base, shots] = process.argv
 // Never outlive the test: give up after 90 s whatever happens.
 setTimeout(() => { console.log('FAIL {"error":"watchdog: 90 s"}'); process.exit(2) }, 90000).unref()
-const rl = readline.createInterface({ input: process.stdin })
-const lines = []
-let waiter = null
-rl.on('line', (l) => { if (waiter) { const w = waiter; waiter = null; w(l) } else lines.push(l) })
-const nextLine = () => new Promise((res) => { if (lines.length) res(lines.shift()); else waiter = res })
+const nextLine = stdinLines()
 const say = (tag, obj) => console.log(`${tag} ${JSON.stringify(obj)}`)
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-})
+const browser = await launchBrowser()
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 700 } })
   const errors = []
@@ -55,6 +45,5 @@ try {
   process.exitCode = 1
 } finally {
   await browser.close()
-  rl.close()
 }
 process.exit(process.exitCode ?? 0)
