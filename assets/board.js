@@ -1563,6 +1563,13 @@
     // Browsers zoom the whole page on ctrl+wheel and pinch; the board zooms instead.
     on(el, "gesturestart", function (ev) { ev.preventDefault(); });
 
+    // Where this person last looked in the view shown (null if never, or unreadable).
+    function savedCamera() {
+      var c = null;
+      try { c = JSON.parse(localStorage.getItem("dmg.camera." + pid + "." + view) || "null"); } catch (e) { c = null; }
+      if (!c || !isFinite(c.x) || !isFinite(c.y) || !isFinite(c.z) || c.z <= 0) return null;
+      return { x: c.x, y: c.y, z: Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, c.z)) };
+    }
     // Another view shown (the page re-renders with its id): its own camera, or all of it.
     new MutationObserver(function () {
       var next = el.getAttribute("data-view") || "main";
@@ -1570,10 +1577,9 @@
       view = next;
       clearSelection();
       stopFollowing();
-      var cam = null;
-      try { cam = JSON.parse(localStorage.getItem("dmg.camera." + pid + "." + view) || "null"); } catch (e) { cam = null; }
-      if (cam && isFinite(cam.x) && isFinite(cam.y) && isFinite(cam.z) && cam.z > 0) {
-        b.cam = { x: cam.x, y: cam.y, z: Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, cam.z)) };
+      var cam = savedCamera();
+      if (cam) {
+        b.cam = cam;
         applyCamera();
       } else {
         var vb = boardBounds();
@@ -1583,10 +1589,9 @@
     }).observe(el, { attributes: true, attributeFilter: ["data-view"] });
 
     // Where to look first: where this person looked last, or the whole board.
-    var saved = null;
-    try { saved = JSON.parse(localStorage.getItem("dmg.camera." + pid + "." + view) || "null"); } catch (e) { saved = null; }
-    if (saved && isFinite(saved.x) && isFinite(saved.y) && isFinite(saved.z) && saved.z > 0) {
-      b.cam = { x: saved.x, y: saved.y, z: Math.max(MIN_ZOOM, Math.min(MAX_ZOOM, saved.z)) };
+    var saved = savedCamera();
+    if (saved) {
+      b.cam = saved;
       applyCamera();
     } else {
       var bb = boardBounds();

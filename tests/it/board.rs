@@ -253,6 +253,20 @@ fn login(name: &str) -> Value {
     json!({"login": name, "password": "correct horse battery"})
 }
 
+/// `tests/peers/ui_board.mjs` in `mode` against `server`, with its screenshots in `shots`.
+fn board_script(
+    server: &Server,
+    mode: &str,
+    shots: &std::path::Path,
+    args: &str,
+) -> crate::harness::chromium::Script {
+    let base = format!("http://localhost:{}", server.http.port());
+    crate::harness::chromium::Script::start(
+        "ui_board.mjs",
+        &[mode, &base, &shots.display().to_string(), args],
+    )
+}
+
 /// Two people on one board in Chromium: A types a note, B sees it and drags it, A connects
 /// it to a shape, B deletes the shape and the connector goes, per-user undo, a lock B cannot
 /// get past; a stock Yjs client and the document agree with what the pages show.
@@ -263,11 +277,7 @@ async fn two_people_on_one_board_in_chromium() {
     let t = team(&server).await;
     let shots = crate::harness::chromium::artifacts_dir("ui-board");
     let args = json!({"pid": t.pid, "a": login("owner"), "b": login("editor")}).to_string();
-    let base = format!("http://localhost:{}", server.http.port());
-    let mut s = crate::harness::chromium::Script::start(
-        "ui_board.mjs",
-        &["people", &base, &shots.display().to_string(), &args],
-    );
+    let mut s = board_script(&server, "people", &shots, &args);
     let p = s.expect("PHASE", Duration::from_secs(120));
     let (note, shape) = (p["note"].as_str().unwrap(), p["shape"].as_str().unwrap());
     let d = t.document(&t.owner).await;
@@ -373,11 +383,7 @@ async fn board_files_and_clipboard_in_chromium() {
     std::fs::create_dir_all(&downloads).unwrap();
     let args = json!({"pid": t.pid, "pid2": pid2, "a": login("owner"), "downloads": downloads})
         .to_string();
-    let base = format!("http://localhost:{}", server.http.port());
-    let mut s = crate::harness::chromium::Script::start(
-        "ui_board.mjs",
-        &["files", &base, &shots.display().to_string(), &args],
-    );
+    let mut s = board_script(&server, "files", &shots, &args);
     let r = s.expect("RESULT", Duration::from_secs(200));
     assert_eq!(r["errors"], json!([]), "page errors: {r}");
     assert_eq!(
@@ -504,11 +510,7 @@ async fn board_viewers_and_restarts_in_chromium() {
     let t = team(&server).await;
     let shots = crate::harness::chromium::artifacts_dir("ui-board-live");
     let args = json!({"pid": t.pid, "a": login("owner"), "v": login("viewer")}).to_string();
-    let base = format!("http://localhost:{}", server.http.port());
-    let mut s = crate::harness::chromium::Script::start(
-        "ui_board.mjs",
-        &["live", &base, &shots.display().to_string(), &args],
-    );
+    let mut s = board_script(&server, "live", &shots, &args);
     s.expect("DOWN", Duration::from_secs(120));
     server.restart();
     s.send("restarted");
@@ -553,11 +555,7 @@ async fn board_controls_follow_and_history_in_chromium() {
     let shots = crate::harness::chromium::artifacts_dir("ui-board-more");
     let args = json!({"pid": t.pid, "a": login("owner"), "b": login("editor"), "a_id": t.owner_id})
         .to_string();
-    let base = format!("http://localhost:{}", server.http.port());
-    let mut s = crate::harness::chromium::Script::start(
-        "ui_board.mjs",
-        &["more", &base, &shots.display().to_string(), &args],
-    );
+    let mut s = board_script(&server, "more", &shots, &args);
     let r = s.expect("RESULT", Duration::from_secs(200));
     assert_eq!(r["errors"], json!([]), "page errors: {r}");
     assert_eq!(r["clean_url"], true, "no stray ?# in the address: {r}");
@@ -616,11 +614,7 @@ async fn board_on_a_phone_in_chromium() {
     let t = team(&server).await;
     let shots = crate::harness::chromium::artifacts_dir("ui-board-phone");
     let args = json!({"pid": t.pid, "a": login("owner")}).to_string();
-    let base = format!("http://localhost:{}", server.http.port());
-    let mut s = crate::harness::chromium::Script::start(
-        "ui_board.mjs",
-        &["touch", &base, &shots.display().to_string(), &args],
-    );
+    let mut s = board_script(&server, "touch", &shots, &args);
     let r = s.expect("RESULT", Duration::from_secs(120));
     assert_eq!(r["errors"], json!([]), "page errors: {r}");
     assert!(
