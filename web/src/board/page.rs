@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::cards::{CardView, EdgeView, Minimap, kind_class};
-use super::model::{Edge, MAIN, Rect, Shared, ViewInfo};
+use super::model::{BoardDoc, Edge, MAIN, Rect, Shared, ViewInfo};
 use super::panels::{HelpDialog, HistoryPanel, LayersPanel, StylePanel};
 use super::{BoardSession, Boards, Ended, OpenError, Peer, Presence, Visitor};
 use crate::ui;
@@ -157,6 +157,8 @@ fn BoardView(session: Session) -> Element {
     let mut editing = use_signal(|| Option::<String>::None);
     let mut panel = use_signal(String::new);
     let mut margin = use_signal(|| 0.0_f64);
+    // The view shown (the island switches it; a view that is gone falls back to the main).
+    let mut current = use_signal(|| MAIN.to_string());
     // The minimap follows the board at most once a second (on a big board it is a long
     // path, sent to the page whole).
     let mut minimap = use_signal(|| {
@@ -164,13 +166,14 @@ fn BoardView(session: Session) -> Element {
         (d.minimap.clone(), d.bounds)
     });
     use_future(move || async move {
-        let mut shown = 0u64;
+        let mut shown = (0u64, MAIN.to_string());
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             let d = doc.peek().clone();
-            if d.version != shown {
-                shown = d.version;
-                let drawing = d.drawing(MAIN);
+            let view = shown_view(&d, &current.peek());
+            if (d.version, &view) != (shown.0, &shown.1) {
+                let drawing = d.drawing(&view);
+                shown = (d.version, view);
                 if drawing.minimap != minimap.peek().0 || drawing.bounds != minimap.peek().1 {
                     minimap.set((drawing.minimap.clone(), drawing.bounds));
                 }
@@ -179,8 +182,6 @@ fn BoardView(session: Session) -> Element {
     });
     // Cards drawn once stay drawn (hidden when far away): mounting a card again costs more.
     let seen = use_hook(|| Rc::new(RefCell::new(HashSet::<String>::new())));
-    // The view shown (the island switches it; a view that is gone falls back to the main).
-    let mut current = use_signal(|| MAIN.to_string());
     let island = use_hook(|| document::eval(BOOT));
 
     {
@@ -312,14 +313,7 @@ fn BoardView(session: Session) -> Element {
     }
 
     let d = doc.read().clone();
-    let view = {
-        let v = current();
-        if d.views.iter().any(|x| x.id == v) {
-            v
-        } else {
-            MAIN.to_string()
-        }
-    };
+    let view = shown_view(&d, &current());
     let cam = camera();
     let can = s.can;
     // Cards a little way off are drawn too (hidden), so a pan finds them there; the first
@@ -465,6 +459,15 @@ fn BoardView(session: Session) -> Element {
             }
             div { class: "board-toast", id: "board-toast", role: "status", "aria-live": "polite" }
         }
+    }
+}
+
+/// The view a page shows: the one it asked for, or the main one once that is gone.
+fn shown_view(doc: &BoardDoc, wanted: &str) -> String {
+    if doc.views.iter().any(|v| v.id == wanted) {
+        wanted.to_string()
+    } else {
+        MAIN.to_string()
     }
 }
 
