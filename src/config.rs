@@ -220,6 +220,15 @@ pub struct AuthConfig {
     /// Sign-in attempts allowed per client address and per account: "10/1m" is a burst of 10,
     /// refilled over a minute.
     pub login_rate: Rate,
+    /// A sign-in waiting for its second step (TOTP, a recovery code or a passkey) ends after
+    /// this long; an account has at most a few such sign-ins at once.
+    #[serde(with = "humantime_serde")]
+    pub second_factor_window: std::time::Duration,
+    /// After 5 wrong second-factor codes in a row an account's second step is locked this
+    /// long, doubling with each further wrong code (up to 64 times this); a right code clears
+    /// the count. Counted per account, across every pending sign-in.
+    #[serde(with = "humantime_serde")]
+    pub second_factor_lockout: std::time::Duration,
     /// Sign-ups allowed per client address.
     pub signup_rate: Rate,
     /// Password changes allowed per account.
@@ -378,6 +387,8 @@ impl Default for AuthConfig {
             session_idle: std::time::Duration::from_secs(14 * 24 * 3600),
             session_lifetime: std::time::Duration::from_secs(30 * 24 * 3600),
             login_rate: Rate::new(10, 60),
+            second_factor_window: std::time::Duration::from_secs(5 * 60),
+            second_factor_lockout: std::time::Duration::from_secs(60),
             signup_rate: Rate::new(10, 3600),
             password_rate: Rate::new(5, 60),
             email_link_rate: Rate::new(5, 900),

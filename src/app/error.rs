@@ -32,8 +32,13 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
     PayloadTooLarge(String),
-    #[error("too many attempts; try again in {retry_after_secs} s")]
-    TooManyRequests { retry_after_secs: u64 },
+    /// 429 with `Retry-After`; `message` says what was refused.
+    #[error("{message}")]
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     NotReady(String),
     /// 421: this connection is not the one to ask for that host (its client should open another).
@@ -51,10 +56,10 @@ impl ApiError {
             | Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. }
             | Self::Conflict { code, .. }
-            | Self::Missing { code, .. } => code,
+            | Self::Missing { code, .. }
+            | Self::TooManyRequests { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::TooManyRequests { .. } => "rate_limited",
             Self::NotReady(_) => "not_ready",
             Self::Misdirected(_) => "misdirected_request",
             Self::Internal(_) => "internal",
@@ -87,7 +92,10 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         let mut resp = HttpResponse::build(self.status_code());
-        if let Self::TooManyRequests { retry_after_secs } = self {
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
             resp.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
         resp.insert_header(("Cache-Control", "no-store"))
@@ -198,6 +206,11 @@ impl From<crate::auth::AuthError> for ApiError {
             A::InvalidCode => Self::Unauthorized {
                 code: "invalid_code",
                 message,
+            },
+            A::SecondFactorLocked { retry_after_secs } => Self::TooManyRequests {
+                code: "second_factor_locked",
+                message,
+                retry_after_secs,
             },
             A::TotpAlreadyEnabled => Self::Conflict {
                 code: "totp_already_enabled",

@@ -68,7 +68,10 @@ pub fn error_page(e: &ApiError, title: &str) -> HttpResponse {
             escape(&public_message(e))
         ),
     );
-    if let ApiError::TooManyRequests { retry_after_secs } = e {
+    if let ApiError::TooManyRequests {
+        retry_after_secs, ..
+    } = e
+    {
         resp.headers_mut().insert(
             actix_web::http::header::RETRY_AFTER,
             actix_web::http::header::HeaderValue::from(*retry_after_secs),

@@ -43,8 +43,11 @@ impl Limit {
             .map_err(|not_until| {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 tracing::info!(limit = self.name, "rate limit reached");
+                let retry_after_secs = wait.as_secs().max(1);
                 ApiError::TooManyRequests {
-                    retry_after_secs: wait.as_secs().max(1),
+                    code: "rate_limited",
+                    message: format!("too many attempts; try again in {retry_after_secs} s"),
+                    retry_after_secs,
                 }
             })
     }

@@ -51,7 +51,7 @@ impl Auth {
         email: &str,
         purpose: LinkPurpose,
     ) -> Result<(), AuthError> {
-        let email_lower = email.trim().to_lowercase();
+        let email_lower = super::login_key(email);
         let Some(user) = self.db.user_by_email(&email_lower).await? else {
             tracing::info!(
                 purpose = purpose.as_str(),

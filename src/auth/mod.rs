@@ -5,6 +5,7 @@
 
 mod cache;
 mod email_link;
+pub mod lockout;
 pub mod passkeys;
 pub mod password;
 pub mod providers;
@@ -48,6 +49,10 @@ pub enum AuthError {
     SecondFactorRequired,
     #[error("wrong or already used code")]
     InvalidCode,
+    #[error(
+        "too many wrong codes for this account; try again in {retry_after_secs} s (or sign in with a passkey)"
+    )]
+    SecondFactorLocked { retry_after_secs: u64 },
     #[error("two-factor authentication is already on; turn it off first")]
     TotpAlreadyEnabled,
     #[error("start the enrolment first (POST /api/v1/me/totp)")]
@@ -148,6 +153,8 @@ pub struct Auth {
     /// Shown in authenticator apps.
     issuer: Arc<str>,
     cache: Arc<cache::CredentialCache>,
+    /// Wrong second-factor codes, counted per account.
+    lockouts: lockout::Lockouts,
 }
 
 fn now() -> NaiveDateTime {
@@ -170,6 +177,22 @@ pub struct CreatedToken {
 
 /// Writes of `last_seen_at` are skipped when the last one is this recent.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// The key an email address or a login is looked up by: trimmed, ASCII letters lowercased and
+/// nothing else. Unicode lowercasing would fold distinct addresses together (the Kelvin sign
+/// `K` lowercases to `k`), so a provider vouching for one could sign in to the other.
+pub fn login_key(s: &str) -> String {
+    s.trim().to_ascii_lowercase()
+}
+
+/// Sign-ins waiting for their second step, per account, at most.
+const MAX_PENDING: usize = 5;
+
+fn locked(l: lockout::Locked) -> AuthError {
+    AuthError::SecondFactorLocked {
+        retry_after_secs: l.retry_after.as_secs().max(1),
+    }
+}
 
 fn validate_username(u: &str) -> Result<(), AuthError> {
     let ok = (3..=32).contains(&u.len())
@@ -227,6 +250,7 @@ impl Auth {
             dummy_hash: Arc::default(),
             issuer: Arc::from(cfg.server.name.as_str()),
             cache: Arc::default(),
+            lockouts: lockout::Lockouts::new(cfg.auth.second_factor_lockout),
         })
     }
 
@@ -296,7 +320,7 @@ impl Auth {
             });
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let (username_lower, email_lower) = (username.to_lowercase(), email.to_lowercase());
+        let (username_lower, email_lower) = (login_key(username), login_key(email));
         let user = self
             .db
             .insert_user(&NewUser {
@@ -339,7 +363,7 @@ impl Auth {
         if password.len() > password::MAX_BYTES || login.len() > 254 {
             return Err(AuthError::InvalidCredentials);
         }
-        let user = self.db.user_by_login(&login.trim().to_lowercase()).await?;
+        let user = self.db.user_by_login(&login_key(login)).await?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let ok = match &stored {
             Some(h) => password::verify(password, h).await,
@@ -355,6 +379,20 @@ impl Auth {
             }
             _ => Err(AuthError::InvalidCredentials),
         }
+    }
+
+    /// What sign-in attempts with `login` are counted under: the account's id when one has
+    /// that username or email (so its username and its address share one limit), otherwise
+    /// the login as typed, folded.
+    pub async fn attempt_key(&self, login: &str) -> Result<String, AuthError> {
+        let key = login_key(login);
+        if key.len() > 254 {
+            return Ok(key);
+        }
+        Ok(match self.db.user_by_login(&key).await? {
+            Some(u) => format!("user:{}", u.id),
+            None => format!("login:{key}"),
+        })
     }
 
     /// Finishes a two-step sign-in: the pending session behind `token` plus a TOTP code or a
@@ -405,13 +443,19 @@ impl Auth {
     ) -> Result<Opened, AuthError> {
         let (token, token_hash) = tokens::new_token();
         let t = now();
+        let lifetime = if pending {
+            self.end_extra_pending(&user.id, t).await?;
+            self.config.second_factor_window
+        } else {
+            self.config.session_lifetime
+        };
         let session = Session {
             id: tokens::public_id(),
             token_hash,
             user_id: user.id.clone(),
             created_at: t,
             last_seen_at: t,
-            expires_at: add(t, self.config.session_lifetime),
+            expires_at: add(t, lifetime),
             user_agent: meta.user_agent.chars().take(300).collect(),
             ip: meta.ip.clone(),
             pending_second_factor: pending,
@@ -422,6 +466,25 @@ impl Auth {
             session,
             user,
         })
+    }
+
+    /// Makes room for one more sign-in waiting for its second step: ends the account's
+    /// expired ones, and the oldest beyond the newest `MAX_PENDING - 1`.
+    async fn end_extra_pending(&self, user_id: &str, t: NaiveDateTime) -> Result<(), AuthError> {
+        let pending: Vec<Session> = self
+            .db
+            .sessions_of(user_id)
+            .await?
+            .into_iter()
+            .filter(|s| s.pending_second_factor)
+            .collect();
+        // Newest first.
+        for (i, s) in pending.iter().enumerate() {
+            if s.expires_at <= t || i + 1 >= MAX_PENDING {
+                let _ = self.db.delete_session(user_id, &s.id).await;
+            }
+        }
+        Ok(())
     }
 
     /// The session and user behind a token, if the session is alive (absolute and idle expiry).
@@ -486,7 +549,7 @@ impl Auth {
     pub async fn reset_password(&self, login: &str, new_password: &str) -> Result<User, AuthError> {
         let user = self
             .db
-            .user_by_login(&login.trim().to_lowercase())
+            .user_by_login(&login_key(login))
             .await?
             .ok_or_else(|| AuthError::Invalid {
                 field: "user",
@@ -713,7 +776,27 @@ impl Auth {
     }
 
     /// A 6-digit TOTP code, or else a recovery code (used up by this).
+    /// Checks a TOTP or recovery code for `user`, counted against the account's lockout
+    /// (whichever sign-in or settings page it came from).
     async fn check_second_factor(&self, user: &User, code: &str) -> Result<(), AuthError> {
+        let attempt = self.lockouts.begin(&user.id).map_err(locked)?;
+        match self.check_code(user, code).await {
+            Ok(()) => {
+                attempt.succeeded();
+                Ok(())
+            }
+            Err(AuthError::InvalidCode) => match attempt.failed() {
+                Some(lock) => {
+                    tracing::warn!(user = %user.id, secs = lock.retry_after.as_secs(), "second factor locked after wrong codes");
+                    Err(locked(lock))
+                }
+                None => Err(AuthError::InvalidCode),
+            },
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn check_code(&self, user: &User, code: &str) -> Result<(), AuthError> {
         let row = self
             .db
             .totp_of(&user.id)

@@ -646,8 +646,10 @@ impl Auth {
         let email = profile.email.clone().ok_or_else(|| {
             AuthError::ProviderFailed(format!("{} did not share an email address", p.name))
         })?;
-        if let Some(user) = self.db.user_by_email(&email.trim().to_lowercase()).await? {
-            if profile.email_verified && self.config.link_by_verified_email {
+        if let Some(user) = self.db.user_by_email(&super::login_key(&email)).await? {
+            // Both sides must vouch for the address: the provider, and the account itself
+            // (an unverified local address may belong to someone who merely typed it).
+            if profile.email_verified && user.email_verified && self.config.link_by_verified_email {
                 self.insert_identity(&p.cfg.id, &user.id, profile).await?;
                 tracing::info!(user = %user.id, provider = %p.cfg.id, "provider account linked by verified email");
                 return Ok(user);

@@ -581,7 +581,7 @@ impl Orgs {
             id: tokens::public_id(),
             org_id: org.id.clone(),
             email: email.to_string(),
-            email_lower: email.to_lowercase(),
+            email_lower: crate::auth::login_key(email),
             role: role.to_string(),
             token_hash,
             invited_by: Some(user.id.clone()),
@@ -1022,7 +1022,7 @@ impl Orgs {
             return Ok(u);
         }
         self.db
-            .user_by_login(&who.to_lowercase())
+            .user_by_login(&crate::auth::login_key(who))
             .await?
             .ok_or(OrgsError::NotFound("user"))
     }

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Browser, Options, Server};
+use crate::harness::{Backend, Browser, Options, Server};
 
 pub(crate) fn alice() -> Value {
     json!({"username": "Alice", "email": "alice@example.test", "display_name": "Alice A.", "password": "correct horse battery"})
@@ -617,6 +617,39 @@ async fn rate_limits_trip_and_recover() {
         200,
         "recovered"
     );
+
+    // The account's limit is the account's, whatever names it: three wrong passwords for
+    // "bob" from one address spend it for "BOB@example.test" from another.
+    let (s, _) = Browser::new(&server)
+        .post(
+            "/api/v1/auth/signup",
+            json!({"username": "bob", "email": "bob@example.test", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let from = |ip: [u8; 4]| {
+        crate::harness::http_builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .no_proxy()
+            .build()
+            .unwrap()
+    };
+    let login = |client: reqwest::Client, login: &str| {
+        let req = client
+            .post(server.url("/api/v1/auth/login"))
+            .header("Origin", &a.origin)
+            .json(&json!({"login": login, "password": "wrong password!!"}));
+        async move { req.send().await.unwrap().status() }
+    };
+    let (one, two) = (from([127, 0, 0, 2]), from([127, 0, 0, 3]));
+    for _ in 0..3 {
+        assert_eq!(login(one.clone(), "bob").await, 401);
+    }
+    assert_eq!(
+        login(two, "BOB@example.test").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the email address is the same account as the username"
+    );
 }
 
 /// A wrong password costs about the same time whether or not the account exists.
@@ -838,6 +871,158 @@ async fn totp_flow(server: Server) {
         (s, r["second_factor_required"].as_bool()),
         (StatusCode::OK, Some(false))
     );
+}
+
+/// Signs Alice up with TOTP on; returns her TOTP secret and recovery codes.
+async fn alice_with_totp(server: &Server) -> (String, Vec<String>) {
+    let a = Browser::new(server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED
+    );
+    let (_, enrol) = a.post("/api/v1/me/totp", json!({})).await;
+    let secret = enrol["secret"].as_str().unwrap().to_string();
+    let (s, codes) = a
+        .post(
+            "/api/v1/me/totp/confirm",
+            json!({"code": totp_code(&secret, 0)}),
+        )
+        .await;
+    assert_eq!(s, 200, "{codes}");
+    let codes = codes["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    (secret, codes)
+}
+
+/// A browser with a password sign-in of Alice's waiting for its second step.
+async fn pending_alice(server: &Server) -> Browser {
+    let b = Browser::new(server);
+    let (s, r) = b
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "alice", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(
+        (s, r["second_factor_required"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    b
+}
+
+async fn wrong_codes(b: &Browser, n: usize) {
+    for _ in 0..n {
+        let (s, e, _) = second_step(b, "000000").await;
+        assert_eq!(
+            (s, e.as_deref()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_code"))
+        );
+    }
+}
+
+async fn second_step(b: &Browser, code: &str) -> (StatusCode, Option<String>, Option<u64>) {
+    let r = b
+        .http
+        .post(format!("{}/api/v1/auth/second-factor", b.base))
+        .header("Origin", &b.origin)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (status, body["error"].as_str().map(String::from), retry)
+}
+
+/// Wrong second-factor codes count per account, whichever sign-in they come through: five
+/// over three sign-ins lock the account, so neither the right code nor a recovery code passes
+/// (429 `second_factor_locked`, Retry-After) until the lock ends; a right code then clears
+/// the count. A sign-in waiting for its code ends after the window, and an account keeps at
+/// most five of them (the oldest ends).
+async fn second_factor_lockout(backend: Backend) {
+    let server = backend
+        .start(
+            Options::default()
+                .env("DEMIURGE_AUTH__SECOND_FACTOR_LOCKOUT", "2s")
+                .env("DEMIURGE_AUTH__SECOND_FACTOR_WINDOW", "4s")
+                .env("DEMIURGE_AUTH__LOGIN_RATE", "100/1m"),
+        )
+        .await;
+    let (_secret, codes) = alice_with_totp(&server).await;
+    let b1 = pending_alice(&server).await;
+    wrong_codes(&b1, 2).await;
+    let b2 = pending_alice(&server).await;
+    wrong_codes(&b2, 2).await;
+    let b3 = pending_alice(&server).await;
+    let (s, e, retry) = second_step(&b3, "111111").await;
+    assert_eq!(
+        (s, e.as_deref()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("second_factor_locked")),
+        "the fifth wrong code locks"
+    );
+    assert_eq!(retry, Some(2));
+    let (s, e, _) = second_step(&b3, &codes[0]).await;
+    assert_eq!(
+        (s, e.as_deref()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("second_factor_locked")),
+        "a recovery code waits too"
+    );
+    let b4 = pending_alice(&server).await;
+    let (s, e, _) = second_step(&b4, &codes[0]).await;
+    assert_eq!(
+        (s, e.as_deref()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("second_factor_locked")),
+        "a new sign-in brings no new guesses"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (s, e, _) = second_step(&b4, &codes[0]).await;
+    assert_eq!(
+        (s, e),
+        (StatusCode::OK, None),
+        "after the lock, the code passes"
+    );
+    let b5 = pending_alice(&server).await;
+    wrong_codes(&b5, 1).await;
+
+    // The window: a sign-in left waiting ends.
+    let late = pending_alice(&server).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
+    let (s, e, _) = second_step(&late, &codes[1]).await;
+    assert_eq!(
+        (s, e.as_deref()),
+        (StatusCode::UNAUTHORIZED, Some("not_authenticated"))
+    );
+
+    // At most five at once: the sixth ends the oldest.
+    let mut waiting = Vec::new();
+    for _ in 0..6 {
+        waiting.push(pending_alice(&server).await);
+    }
+    let (s, e, _) = second_step(&waiting[0], &codes[1]).await;
+    assert_eq!(
+        (s, e.as_deref()),
+        (StatusCode::UNAUTHORIZED, Some("not_authenticated"))
+    );
+    let (s, e, _) = second_step(&waiting[5], &codes[1]).await;
+    assert_eq!((s, e), (StatusCode::OK, None));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn second_factor_lockout_sqlite() {
+    second_factor_lockout(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn second_factor_lockout_postgres() {
+    second_factor_lockout(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,24 +10,10 @@ use serde_json::{Value, json};
 use crate::accounts::{alice, totp_code};
 use crate::harness::Browser;
 use crate::harness::peers::{MailSink, NodePeer, link_in};
-use crate::harness::{Options, Server, free_port, fresh_pg_database};
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
+use crate::harness::{Backend, Options, Server, free_port};
 
 async fn start(backend: Backend, opts: Options) -> Server {
-    let opts = match backend {
-        Backend::Sqlite => opts,
-        Backend::Postgres => opts.env("DEMIURGE_DATABASE__URL", &fresh_pg_database().await),
-    };
-    Server::start_with(Options {
-        dns: false,
-        vpn: false,
-        ..opts
-    })
+    backend.start(opts).await
 }
 
 fn token_of(link: &str) -> String {
@@ -405,6 +391,7 @@ async fn server_with_idp(
     backend: Backend,
     email_verified: bool,
     link_by_email: bool,
+    opts: Options,
 ) -> (Server, NodePeer) {
     let idp_port = free_port();
     let config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
@@ -420,8 +407,7 @@ async fn server_with_idp(
     let (_, path) = config.keep().unwrap();
     let server = start(
         backend,
-        Options::default()
-            .env("DEMIURGE_CONFIG", &path.display().to_string())
+        opts.env("DEMIURGE_CONFIG", &path.display().to_string())
             .env("DEMIURGE_AUTH__LOGIN_RATE", "100/1m"),
     )
     .await;
@@ -534,7 +520,7 @@ impl Agent {
 }
 
 async fn oidc_sign_in(backend: Backend) {
-    let (server, _idp) = server_with_idp(backend, true, false).await;
+    let (server, _idp) = server_with_idp(backend, true, false, Options::default()).await;
     let agent = Agent::new(&server);
     let (st, list) = agent.get("/api/v1/auth/providers").await;
     assert_eq!(st, StatusCode::OK);
@@ -700,12 +686,44 @@ async fn oidc_sign_in_postgres() {
 }
 
 /// With `link_by_verified_email`, a provider that vouches for an address signs in to the
-/// account that has it; one that does not vouch never does.
+/// account that has it, once that account has verified the address itself; one that does not
+/// vouch never does. Addresses are matched by ASCII case only: a look-alike that Unicode
+/// lowercasing folds into Erin's (`K`, the Kelvin sign, lowercases to `k`) is another address.
 #[tokio::test(flavor = "multi_thread")]
 async fn oidc_links_by_verified_email_only_when_configured() {
-    let (server, _idp) = server_with_idp(Backend::Sqlite, true, true).await;
+    let sink = MailSink::start();
+    let (server, _idp) = server_with_idp(
+        Backend::Sqlite,
+        true,
+        true,
+        Options::default().env("DEMIURGE_MAIL__URL", &sink.url()),
+    )
+    .await;
     let erin = Browser::new(&server);
     sign_up(&erin, "erin", "erin@example.test").await;
+    let agent = Agent::new(&server);
+    let back = agent
+        .sign_in_at_provider("/api/v1/auth/providers/test/start", "erin")
+        .await;
+    assert_eq!(
+        back.status(),
+        StatusCode::FORBIDDEN,
+        "Erin's own address is not verified: anyone could have typed it"
+    );
+    assert_eq!(agent.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+
+    // Erin verifies her address; now the provider's word links the accounts.
+    assert_eq!(
+        erin.post("/api/v1/me/email/verify", json!({})).await.0,
+        StatusCode::ACCEPTED
+    );
+    let mail = sink.wait_mail("erin@example.test", 1).await;
+    let link = link_in(&mail, "http");
+    let token = token_of(&link);
+    let (st, body) = Browser::new(&server)
+        .post("/api/v1/auth/email-link/redeem", json!({"token": token}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
     let agent = Agent::new(&server);
     let back = agent
         .sign_in_at_provider("/api/v1/auth/providers/test/start", "erin")
@@ -713,7 +731,35 @@ async fn oidc_links_by_verified_email_only_when_configured() {
     assert_eq!(back.status(), StatusCode::SEE_OTHER);
     assert_eq!(agent.get("/api/v1/me").await.1["username"], "erin");
 
-    let (server, _idp) = server_with_idp(Backend::Sqlite, false, true).await;
+    // Kate's address differs from the provider's `\u{212A}ate@example.test` in a letter that
+    // only Unicode folds: no link, whatever both sides vouch for.
+    let kate = Browser::new(&server);
+    sign_up(&kate, "kate", "kate@example.test").await;
+    assert_eq!(
+        kate.post("/api/v1/me/email/verify", json!({})).await.0,
+        StatusCode::ACCEPTED
+    );
+    let mail = sink.wait_mail("kate@example.test", 1).await;
+    let (st, _) = Browser::new(&server)
+        .post(
+            "/api/v1/auth/email-link/redeem",
+            json!({"token": token_of(&link_in(&mail, "http"))}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let agent = Agent::new(&server);
+    agent
+        .sign_in_at_provider("/api/v1/auth/providers/test/start", "\u{212A}ate")
+        .await;
+    let (st, me) = agent.get("/api/v1/me").await;
+    assert_eq!(st, StatusCode::OK, "{me}");
+    assert_ne!(
+        me["username"], "kate",
+        "a Unicode look-alike signed in to Kate's account"
+    );
+    assert_eq!(me["email"], "\u{212A}ate@example.test", "a new account of its own");
+
+    let (server, _idp) = server_with_idp(Backend::Sqlite, false, true, Options::default()).await;
     let erin = Browser::new(&server);
     sign_up(&erin, "erin", "erin@example.test").await;
     let back = Agent::new(&server)

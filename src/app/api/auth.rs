@@ -177,10 +177,8 @@ async fn login(
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
     state.limits.login_ip.check(&client_key(&req))?;
-    state
-        .limits
-        .login_account
-        .check(&body.login.trim().to_lowercase())?;
+    let account = state.auth.attempt_key(&body.login).await?;
+    state.limits.login_account.check(&account)?;
     let opened = state
         .auth
         .log_in(&body.login, &body.password, &session::client_meta(&req))

@@ -118,7 +118,7 @@ async fn email_link_request(
     body: web::Json<EmailLinkRequest>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
-    let email = body.email.trim().to_lowercase();
+    let email = crate::auth::login_key(&body.email);
     if email.is_empty() || email.len() > 254 || !email.contains('@') {
         return Err(AuthError::Invalid {
             field: "email",

@@ -412,6 +412,29 @@ pub fn pg_base_url() -> String {
     })
 }
 
+/// The two storage backends every storage test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// A server on this backend (a fresh PostgreSQL database for `Postgres`), without the DNS
+    /// server and the VPN.
+    pub async fn start(self, opts: Options) -> Server {
+        let opts = match self {
+            Backend::Sqlite => opts,
+            Backend::Postgres => opts.env("DEMIURGE_DATABASE__URL", &fresh_pg_database().await),
+        };
+        Server::start_with(Options {
+            dns: false,
+            vpn: false,
+            ..opts
+        })
+    }
+}
+
 /// A new, empty PostgreSQL database for one test; returns its URL.
 pub async fn fresh_pg_database() -> String {
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};

@@ -1,0 +1,1 @@
+-- The keys stay ASCII-folded; nothing to undo.
