@@ -218,8 +218,12 @@ impl App {
                             req.error_response(err)
                         )));
                     }
-                    futures::future::Either::Right(srv.call(req).map(move |res| {
+                    let https = ClientInfo::of(req.request()).scheme == "https";
+                    futures::future::Either::Right(srv.call(req).map(move |mut res| {
                         drop(counted);
+                        if let Ok(r) = &mut res {
+                            security_headers(r.headers_mut(), https);
+                        }
                         let status = match &res {
                             Ok(r) => r.status().as_u16(),
                             Err(e) => e.as_response_error().status_code().as_u16(),
@@ -282,6 +286,38 @@ impl App {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         self.workers.stop().await;
+    }
+}
+
+/// The headers every answer carries unless its handler chose its own: never framed, no
+/// sniffing, a Content-Security-Policy (the UI's on pages, nothing at all allowed on
+/// anything else: JSON, exports, errors), and HSTS when the request came over HTTPS.
+fn security_headers(h: &mut actix_web::http::header::HeaderMap, https: bool) {
+    use actix_web::http::header::{self, HeaderValue};
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let csp = if html {
+        demiurge_web::CONTENT_SECURITY_POLICY
+    } else {
+        "default-src 'none'; frame-ancestors 'none'; sandbox"
+    };
+    let defaults = [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CONTENT_SECURITY_POLICY, csp),
+    ];
+    for (name, value) in defaults {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if https && !h.contains_key(header::STRICT_TRANSPORT_SECURITY) {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
 }
 

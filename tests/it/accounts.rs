@@ -1069,6 +1069,52 @@ async fn session_cookie_is_secure_over_https() {
         cookie.contains("secure") && cookie.contains("httponly"),
         "{cookie}"
     );
+    assert!(
+        headers.contains("\nstrict-transport-security: max-age="),
+        "HSTS over HTTPS: {headers}"
+    );
+}
+
+/// Every answer is never framed and not sniffed; pages carry the UI's Content-Security-Policy
+/// (no inline script: the page's scripts all have a `src`), everything else one that allows
+/// nothing; no HSTS over plain HTTP. (The Chromium tests run every page under the policy and
+/// stop at any refusal.)
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_carries_the_security_headers() {
+    let server = Server::start_with(Options {
+        dns: false,
+        vpn: false,
+        ..Options::default()
+    });
+    let http = crate::harness::http_builder().no_proxy().build().unwrap();
+    let pages = ["/", "/signin", "/projects/nope", "/auth/link?token=nope"];
+    let others = ["/healthz", "/api/v1/me", "/api/v1/nope", "/assets/board.js"];
+    for path in pages.iter().chain(&others) {
+        let r = http.get(server.url(path)).send().await.unwrap();
+        let h = r.headers().clone();
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(get("x-frame-options"), "DENY", "{path}");
+        assert_eq!(get("x-content-type-options"), "nosniff", "{path}");
+        assert!(get("strict-transport-security").is_empty(), "{path}");
+        let csp = get("content-security-policy").to_string();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        if pages.contains(path) {
+            assert!(csp.starts_with("default-src 'self'"), "{path}: {csp}");
+            assert!(
+                !csp.contains("script-src 'self' 'unsafe-inline'"),
+                "{path}: {csp}"
+            );
+            let body = r.text().await.unwrap();
+            for tag in body.split("<script").skip(1) {
+                assert!(
+                    tag.starts_with(" src="),
+                    "{path}: inline script <script{tag}"
+                );
+            }
+        } else {
+            assert!(csp.starts_with("default-src 'none'"), "{path}: {csp}");
+        }
+    }
 }
 
 /// Every `…_at` string in `v` (at any depth): each must be RFC 3339 with its offset, in UTC.

@@ -757,7 +757,10 @@ async fn oidc_links_by_verified_email_only_when_configured() {
         me["username"], "kate",
         "a Unicode look-alike signed in to Kate's account"
     );
-    assert_eq!(me["email"], "\u{212A}ate@example.test", "a new account of its own");
+    assert_eq!(
+        me["email"], "\u{212A}ate@example.test",
+        "a new account of its own"
+    );
 
     let (server, _idp) = server_with_idp(Backend::Sqlite, false, true, Options::default()).await;
     let erin = Browser::new(&server);

@@ -25,6 +25,15 @@ pub use status::{SubsystemState, SubsystemView};
 /// Where the browser opens the LiveView WebSocket.
 pub const WS_PATH: &str = "/ui/ws";
 
+/// The Content-Security-Policy of every page of the UI: scripts and styles from our own
+/// origin only, no inline script, never framed. `'unsafe-eval'` because dioxus-liveview runs
+/// what the server asks of the page (`document::eval`) with `Function`; the code comes over
+/// our own socket, never from a page's content. Inline styles are the components' `style`
+/// attributes (card positions and sizes).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'unsafe-eval'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; \
+     object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
 /// What the UI shows: the instance, this boot, a live feed of subsystem status, and the
 /// projects' boards.
 #[derive(Clone)]
@@ -49,12 +58,14 @@ struct UiState {
     shell: Shell,
     pool: LiveViewPool,
     page: String,
+    glue: String,
 }
 
 /// Mounts the UI routes. Create once per process (it owns the LiveView thread pool).
 pub fn configure(shell: Shell) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     let state = web::Data::new(UiState {
         page: shell::page_html(&shell.instance_name),
+        glue: shell::glue_js(),
         shell,
         pool: LiveViewPool::new(),
     });
@@ -70,6 +81,7 @@ pub fn configure(shell: Shell) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
             .route("/projects/{tail:.*}", web::get().to(index))
             .route("/invite", web::get().to(index))
             .route(WS_PATH, web::get().to(socket))
+            .route(shell::GLUE_PATH, web::get().to(glue))
             .route("/assets/{path:.*}", web::get().to(assets::serve));
     }
 }
@@ -81,6 +93,14 @@ async fn index(state: web::Data<UiState>) -> HttpResponse {
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .insert_header(("Referrer-Policy", "same-origin"))
         .body(state.page.clone())
+}
+
+async fn glue(state: web::Data<UiState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(state.glue.clone())
 }
 
 async fn socket(

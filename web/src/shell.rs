@@ -28,7 +28,7 @@ pub fn page_html(instance_name: &str) -> String {
 </head>
 <body>
 <div id="main"></div>
-{glue}
+<script src="{glue}"></script>
 </body>
 </html>
 "#,
@@ -37,8 +37,23 @@ pub fn page_html(instance_name: &str) -> String {
         js = assets::versioned_url("reconnect.js"),
         app_js = assets::versioned_url("demiurge.js"),
         board_js = assets::versioned_url("board.js"),
-        glue = dioxus_liveview::interpreter_glue(WS_PATH),
+        glue = GLUE_PATH,
     )
+}
+
+/// Where the page loads the LiveView interpreter from.
+pub const GLUE_PATH: &str = "/ui/liveview.js";
+
+/// The LiveView interpreter with its socket address: dioxus-liveview's glue without its
+/// `<script>` tags, served as a script of its own, since the page's Content-Security-Policy
+/// allows no inline script.
+pub fn glue_js() -> String {
+    let html = dioxus_liveview::interpreter_glue(WS_PATH);
+    let t = html.trim();
+    t.strip_prefix("<script>")
+        .and_then(|t| t.strip_suffix("</script>"))
+        .unwrap_or(t)
+        .to_string()
 }
 
 fn escape_html(s: &str) -> String {
