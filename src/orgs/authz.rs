@@ -141,6 +141,33 @@ impl Compiler {
         }
     }
 
+    /// The built-in role's compiled set, if `key` names one.
+    pub fn builtin_set(&self, key: &str) -> Option<Arc<PermSet>> {
+        self.builtin.get(key).cloned()
+    }
+
+    /// The catalogue permissions that `set`, given as a role at `on`, would grant and that
+    /// the holder of `g` does not hold there: what giving it would escalate. A role given in
+    /// an organization reaches every project in it, so its project permissions count as
+    /// held only when held organization-wide.
+    pub fn beyond(&self, g: &Grants, set: &PermSet, on: Resource<'_>) -> Vec<&'static str> {
+        self.catalogue
+            .all()
+            .iter()
+            .filter(|d| set.allows(d.name))
+            .filter(|d| match on {
+                Resource::Org(org) => !g.orgs.get(org).is_some_and(|og| {
+                    og.owner || (d.level != Level::Owner && og.set.allows(d.name))
+                }),
+                Resource::Project { .. } => {
+                    d.scope == super::perms::Scope::Project
+                        && self.decide(g, d.name, on) != Decision::Allow
+                }
+            })
+            .map(|d| d.name)
+            .collect()
+    }
+
     /// Every catalogue permission of the resource's scope the user holds on it.
     pub fn permissions(&self, g: &Grants, on: Resource<'_>) -> Vec<&'static str> {
         let scope = match on {

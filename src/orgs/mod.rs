@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, Utc};
 
 use self::authz::{Compiler, Decision, GrantCache, Grants, Resource};
-use self::perms::{Builtin, Catalogue, PermissionDef, Scope, validate_pattern};
+use self::perms::{Builtin, Catalogue, PermSet, PermissionDef, Scope, validate_pattern};
 use crate::auth::tokens;
 use crate::db::accounts::User;
 use crate::db::orgs::{Invitation, MemberChange, Org, OrgMember, Project, ProjectMember, RoleRow};
@@ -45,6 +45,11 @@ pub enum OrgsError {
     ConfirmationMismatch,
     #[error("this invitation is not valid: it was already used, revoked, or has expired")]
     InvalidInvitation,
+    /// Giving (or editing, or taking away) a role that holds more than the actor does.
+    #[error("you may not give or change a role with permissions you do not hold yourself: {0}")]
+    Escalation(String),
+    #[error("you may not change your own role; leave, or ask another admin")]
+    OwnRole,
     #[error("{0}")]
     Internal(String),
 }
@@ -429,6 +434,51 @@ impl Orgs {
         })
     }
 
+    /// The permission patterns of a role key (built-in or this organization's custom role);
+    /// an unknown key holds nothing.
+    async fn role_set(&self, org_id: &str, role: &str) -> Result<Arc<PermSet>, OrgsError> {
+        if let Some(set) = self.compiler.builtin_set(role) {
+            return Ok(set);
+        }
+        let patterns: Vec<String> = match self.db.role(org_id, role).await? {
+            Some(r) => serde_json::from_str(&r.permissions).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok(Arc::new(PermSet::new(patterns.iter().map(String::as_str))))
+    }
+
+    /// Nobody gives, edits or takes away a role holding more than they hold themselves at
+    /// `on`: `set` must be within the actor's own permissions there.
+    async fn require_within(
+        &self,
+        user: &User,
+        set: &PermSet,
+        on: Resource<'_>,
+    ) -> Result<(), OrgsError> {
+        let g = self.grants(&user.id).await?;
+        let over = self.compiler.beyond(&g, set, on);
+        if over.is_empty() {
+            return Ok(());
+        }
+        let mut list = over.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+        if over.len() > 5 {
+            list.push_str(&format!(" and {} more", over.len() - 5));
+        }
+        Err(OrgsError::Escalation(list))
+    }
+
+    /// [`Self::require_within`] for a role key.
+    async fn require_role_within(
+        &self,
+        user: &User,
+        org_id: &str,
+        role: &str,
+        on: Resource<'_>,
+    ) -> Result<(), OrgsError> {
+        let set = self.role_set(org_id, role).await?;
+        self.require_within(user, &set, on).await
+    }
+
     /// Giving or taking the owner role needs ownership.
     async fn require_owner_for(
         &self,
@@ -465,6 +515,8 @@ impl Orgs {
         self.check_role(&org.id, role, Scope::Org).await?;
         self.require_owner_for(user, &org.id, None, Some(role))
             .await?;
+        self.require_role_within(user, &org.id, role, Resource::Org(&org.id))
+            .await?;
         let target = self.find_user(who).await?;
         let m = OrgMember {
             org_id: org.id.clone(),
@@ -487,6 +539,9 @@ impl Orgs {
         let org = self
             .org_for(user, org_id, "org:members:manage", "change roles")
             .await?;
+        if member == user.id {
+            return Err(OrgsError::OwnRole);
+        }
         self.check_role(&org.id, role, Scope::Org).await?;
         let current = self
             .db
@@ -495,6 +550,10 @@ impl Orgs {
             .ok_or(OrgsError::NotFound("member"))?;
         self.require_owner_for(user, &org.id, Some(&current.role), Some(role))
             .await?;
+        for r in [current.role.as_str(), role] {
+            self.require_role_within(user, &org.id, r, Resource::Org(&org.id))
+                .await?;
+        }
         let r = self
             .db
             .change_org_member(&org.id, member, Some(role))
@@ -520,6 +579,8 @@ impl Orgs {
                 .await?
                 .ok_or(OrgsError::NotFound("member"))?;
             self.require_owner_for(user, &org.id, Some(&current.role), None)
+                .await?;
+            self.require_role_within(user, &org.id, &current.role, Resource::Org(&org.id))
                 .await?;
             org
         } else {
@@ -564,6 +625,8 @@ impl Orgs {
             .await?;
         self.check_role(&org.id, role, Scope::Org).await?;
         self.require_owner_for(user, &org.id, None, Some(role))
+            .await?;
+        self.require_role_within(user, &org.id, role, Resource::Org(&org.id))
             .await?;
         let email = email.trim();
         if email.len() > 254
@@ -734,6 +797,9 @@ impl Orgs {
             .org_for(user, org_id, "org:roles:manage", "manage roles")
             .await?;
         let (name, description, permissions) = self.check_spec(spec)?;
+        let set = PermSet::new(spec.permissions.iter().map(String::as_str));
+        self.require_within(user, &set, Resource::Org(&org.id))
+            .await?;
         let row = RoleRow {
             id: uuid::Uuid::new_v4().to_string(),
             org_id: org.id.clone(),
@@ -769,6 +835,11 @@ impl Orgs {
             .await?
             .ok_or(OrgsError::NotFound("role"))?;
         let (name, description, permissions) = self.check_spec(spec)?;
+        let set = PermSet::new(spec.permissions.iter().map(String::as_str));
+        self.require_within(user, &set, Resource::Org(&org.id))
+            .await?;
+        self.require_role_within(user, &org.id, id, Resource::Org(&org.id))
+            .await?;
         let row = RoleRow {
             name_lower: name.to_lowercase(),
             name,
@@ -970,11 +1041,22 @@ impl Orgs {
             .await?;
         self.check_role(&p.org_id, role, Scope::Project).await?;
         let target = self.find_user(member).await?;
+        if target.id == user.id {
+            return Err(OrgsError::OwnRole);
+        }
         if self.db.org_member(&p.org_id, &target.id).await?.is_none() {
             return Err(OrgsError::Invalid {
                 field: "user",
                 message: "add them to the organization first".into(),
             });
+        }
+        let on = Resource::Project {
+            org: &p.org_id,
+            project: &p.id,
+        };
+        let current = self.project_role(&p.id, &target.id).await?;
+        for r in current.iter().map(String::as_str).chain([role]) {
+            self.require_role_within(user, &p.org_id, r, on).await?;
         }
         self.db
             .upsert_project_member(&ProjectMember {
@@ -998,8 +1080,17 @@ impl Orgs {
             self.project_for(user, id, "project:project:read", "leave")
                 .await?
         } else {
-            self.project_for(user, id, "project:members:manage", "manage members")
-                .await?
+            let p = self
+                .project_for(user, id, "project:members:manage", "manage members")
+                .await?;
+            if let Some(role) = self.project_role(&p.id, member).await? {
+                let on = Resource::Project {
+                    org: &p.org_id,
+                    project: &p.id,
+                };
+                self.require_role_within(user, &p.org_id, &role, on).await?;
+            }
+            p
         };
         self.db
             .delete_project_member(&p.id, member)
@@ -1010,6 +1101,21 @@ impl Orgs {
             })?;
         self.changed();
         Ok(())
+    }
+
+    /// The role a user holds in a project of their own (not through the organization).
+    async fn project_role(
+        &self,
+        project_id: &str,
+        user_id: &str,
+    ) -> Result<Option<String>, OrgsError> {
+        Ok(self
+            .db
+            .project_members(project_id)
+            .await?
+            .into_iter()
+            .find(|(m, _)| m.user_id == user_id)
+            .map(|(m, _)| m.role))
     }
 
     /// A user by id, username or email.

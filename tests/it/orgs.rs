@@ -237,7 +237,8 @@ async fn tenancy(backend: Backend) {
         .await;
     assert_eq!(members[0]["role"], "project:admin");
 
-    // Last-owner protection, then ownership transfer.
+    // Nobody changes their own role (an owner steps down by transferring ownership); the
+    // last owner cannot leave; then ownership transfer.
     let (st, body) = alice
         .call(
             "PATCH",
@@ -247,7 +248,7 @@ async fn tenancy(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::CONFLICT, Some("last_owner"))
+        (StatusCode::FORBIDDEN, Some("own_role"))
     );
     let (st, body) = alice
         .call(
@@ -620,6 +621,239 @@ async fn tenancy_sqlite() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tenancy_postgres() {
     tenancy(Backend::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// No escalation
+
+/// Nobody gives, invites into, edits or takes away a role holding more than they hold; nobody
+/// changes their own role. A "member manager" (a custom role that may manage members) cannot
+/// make anyone an admin, demote or remove an admin, or give the built-in member role (which
+/// holds more than theirs); it can give its own role. A "role editor" cannot write a role
+/// beyond its own. Admins give the admin role; only owners give the owner role.
+async fn no_escalation(backend: Backend) {
+    let (server, _) = start(backend, Options::default()).await;
+    let owner = person(&server, "owner").await;
+    let ann = person(&server, "ann").await;
+    let mgr = person(&server, "mgr").await;
+    let ed = person(&server, "edna").await;
+    let mia = person(&server, "mia").await;
+    let (_, org) = owner
+        .call("POST", "/api/v1/orgs", Some(json!({"name": "Wall"})))
+        .await;
+    let o = org["id"].as_str().unwrap().to_string();
+    let role = |name: &str, perms: Value| {
+        let (o, owner) = (o.clone(), &owner);
+        let body = json!({"name": name, "scope": "org", "permissions": perms});
+        async move {
+            let (st, r) = owner
+                .call("POST", &format!("/api/v1/orgs/{o}/roles"), Some(body))
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{r}");
+            r["id"].as_str().unwrap().to_string()
+        }
+    };
+    let manager = role(
+        "Member manager",
+        json!(["org:org:read", "org:members:read", "org:members:manage"]),
+    )
+    .await;
+    let editor = role(
+        "Role editor",
+        json!(["org:org:read", "org:roles:read", "org:roles:manage"]),
+    )
+    .await;
+    for (p, r) in [
+        (&ann, "org:admin"),
+        (&mgr, manager.as_str()),
+        (&ed, editor.as_str()),
+        (&mia, "org:member"),
+    ] {
+        let (st, body) = owner
+            .call(
+                "POST",
+                &format!("/api/v1/orgs/{o}/members"),
+                Some(json!({"user": p.id, "role": r})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+    }
+    let refused = |st: StatusCode, body: &Value, code: &str, what: &str| {
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some(code)),
+            "{what}: {body}"
+        );
+    };
+
+    let members = format!("/api/v1/orgs/{o}/members");
+    let (st, b) = mgr
+        .call(
+            "PATCH",
+            &format!("{members}/{}", mia.id),
+            Some(json!({"role": "org:admin"})),
+        )
+        .await;
+    refused(st, &b, "role_exceeds_yours", "make a member an admin");
+    let (st, b) = mgr
+        .call(
+            "PATCH",
+            &format!("{members}/{}", ann.id),
+            Some(json!({"role": manager})),
+        )
+        .await;
+    refused(st, &b, "role_exceeds_yours", "demote an admin");
+    let (st, b) = mgr
+        .call("DELETE", &format!("{members}/{}", ann.id), None)
+        .await;
+    refused(st, &b, "role_exceeds_yours", "remove an admin");
+    let (st, b) = mgr
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{o}/invitations"),
+            Some(json!({"email": "new@example.test", "role": "org:admin"})),
+        )
+        .await;
+    refused(st, &b, "role_exceeds_yours", "invite an admin");
+    let (st, b) = mgr
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{o}/invitations"),
+            Some(json!({"email": "new@example.test", "role": "org:member"})),
+        )
+        .await;
+    refused(
+        st,
+        &b,
+        "role_exceeds_yours",
+        "invite as a member, who may create projects",
+    );
+    let (st, b) = mgr
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{o}/invitations"),
+            Some(json!({"email": "new@example.test", "role": manager})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "their own role: {b}");
+    let (st, b) = mgr
+        .call(
+            "PATCH",
+            &format!("{members}/{}", mgr.id),
+            Some(json!({"role": "org:admin"})),
+        )
+        .await;
+    refused(st, &b, "own_role", "change their own role");
+
+    // Role editing stays within the editor's own permissions.
+    let roles = format!("/api/v1/orgs/{o}/roles");
+    let (st, b) = ed
+        .call(
+            "POST",
+            &roles,
+            Some(json!({"name": "Everything", "scope": "org", "permissions": ["*:*:*"]})),
+        )
+        .await;
+    refused(
+        st,
+        &b,
+        "role_exceeds_yours",
+        "write a role holding everything",
+    );
+    let (st, b) = ed
+        .call(
+            "PUT",
+            &format!("{roles}/{editor}"),
+            Some(json!({"name": "Role editor", "scope": "org", "permissions": ["org:org:read", "org:roles:read", "org:roles:manage", "org:members:manage"]})),
+        )
+        .await;
+    refused(st, &b, "role_exceeds_yours", "widen their own role");
+    let (st, b) = ed
+        .call(
+            "PUT",
+            &format!("{roles}/{manager}"),
+            Some(
+                json!({"name": "Member manager", "scope": "org", "permissions": ["org:org:read"]}),
+            ),
+        )
+        .await;
+    refused(
+        st,
+        &b,
+        "role_exceeds_yours",
+        "edit a role holding what they lack",
+    );
+    let (st, b) = ed
+        .call(
+            "POST",
+            &roles,
+            Some(json!({"name": "Reader", "scope": "org", "permissions": ["org:org:read", "org:roles:read"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "a role within theirs: {b}");
+
+    // Admins make admins; the owner role is the owners'.
+    let (st, b) = ann
+        .call(
+            "PATCH",
+            &format!("{members}/{}", mia.id),
+            Some(json!({"role": "org:admin"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
+    let (st, _) = ann
+        .call(
+            "PATCH",
+            &format!("{members}/{}", mia.id),
+            Some(json!({"role": "org:owner"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // In a project: a project admin gives roles there, but not to themselves.
+    let (_, p) = owner
+        .call(
+            "POST",
+            &format!("/api/v1/orgs/{o}/projects"),
+            Some(json!({"name": "Site"})),
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    let pm = format!("/api/v1/projects/{pid}/members");
+    let (st, b) = owner
+        .call(
+            "POST",
+            &pm,
+            Some(json!({"user": mgr.id, "role": "project:admin"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
+    let (st, b) = mgr
+        .call(
+            "POST",
+            &pm,
+            Some(json!({"user": ed.id, "role": "project:editor"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{b}");
+    let (st, b) = mgr
+        .call(
+            "POST",
+            &pm,
+            Some(json!({"user": mgr.id, "role": "project:viewer"})),
+        )
+        .await;
+    refused(st, &b, "own_role", "change their own project role");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_escalation_sqlite() {
+    no_escalation(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_escalation_postgres() {
+    no_escalation(Backend::Postgres).await;
 }
 
 // ---------------------------------------------------------------------------------------

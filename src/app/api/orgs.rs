@@ -96,6 +96,14 @@ impl From<OrgsError> for ApiError {
                 code: "forbidden",
                 message,
             },
+            OrgsError::Escalation(_) => Self::Forbidden {
+                code: "role_exceeds_yours",
+                message,
+            },
+            OrgsError::OwnRole => Self::Forbidden {
+                code: "own_role",
+                message,
+            },
             OrgsError::Invalid { .. } => Self::BadRequest {
                 code: "invalid_input",
                 message,
