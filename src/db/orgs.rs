@@ -608,7 +608,8 @@ impl Db {
     }
 
     /// Users who share an organization with `user_id` and whose username, name or email
-    /// starts with `prefix` (lowercase), plus the user with exactly that email.
+    /// starts with `prefix` (lowercase). Nobody else, not even by their exact address: the
+    /// search must not tell which addresses have accounts.
     pub async fn search_users(
         &self,
         user_id: &str,
@@ -629,7 +630,7 @@ impl Db {
                 .load(&mut conn)
                 .await?;
             let co_members = org_members::table.filter(org_members::org_id.eq_any(my_orgs)).select(org_members::user_id);
-            let mut found: Vec<User> = users::table
+            let found: Vec<User> = users::table
                 .filter(users::id.eq_any(co_members))
                 .filter(
                     users::username_lower
@@ -643,17 +644,6 @@ impl Db {
                 .select(User::as_select())
                 .load(&mut conn)
                 .await?;
-            let exact: Option<User> = users::table
-                .filter(users::email_lower.eq(prefix))
-                .select(User::as_select())
-                .first(&mut conn)
-                .await
-                .optional()?;
-            if let Some(u) = exact
-                && !found.iter().any(|f| f.id == u.id)
-            {
-                found.insert(0, u);
-            }
             Ok(found)
         })
     }

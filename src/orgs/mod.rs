@@ -68,6 +68,25 @@ fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }
 
+/// A member as the viewer may see them: their address only for those who manage members,
+/// and for themselves.
+#[derive(Debug, Clone)]
+pub struct Listed<M> {
+    pub member: M,
+    pub user: User,
+    pub email: Option<String>,
+}
+
+fn listed<M>(viewer: &User, rows: Vec<(M, User)>, manages: bool) -> Vec<Listed<M>> {
+    rows.into_iter()
+        .map(|(member, user)| Listed {
+            email: (manages || user.id == viewer.id).then(|| user.email.clone()),
+            member,
+            user,
+        })
+        .collect()
+}
+
 /// A role as shown to people: built-in or custom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleInfo {
@@ -405,11 +424,16 @@ impl Orgs {
         &self,
         user: &User,
         org_id: &str,
-    ) -> Result<Vec<(OrgMember, User)>, OrgsError> {
+    ) -> Result<Vec<Listed<OrgMember>>, OrgsError> {
         let org = self
             .org_for(user, org_id, "org:members:read", "list the members")
             .await?;
-        Ok(self.db.org_members(&org.id).await?)
+        let manages = self
+            .decide(&user.id, "org:members:manage", Resource::Org(&org.id))
+            .await?
+            == Decision::Allow;
+        let rows = self.db.org_members(&org.id).await?;
+        Ok(listed(user, rows, manages))
     }
 
     /// Checks a role key can be given at `scope` in this organization.
@@ -517,7 +541,7 @@ impl Orgs {
             .await?;
         self.require_role_within(user, &org.id, role, Resource::Org(&org.id))
             .await?;
-        let target = self.find_user(who).await?;
+        let target = self.find_acquaintance(user, who).await?;
         let m = OrgMember {
             org_id: org.id.clone(),
             user_id: target.id.clone(),
@@ -1021,11 +1045,17 @@ impl Orgs {
         &self,
         user: &User,
         id: &str,
-    ) -> Result<Vec<(ProjectMember, User)>, OrgsError> {
+    ) -> Result<Vec<Listed<ProjectMember>>, OrgsError> {
         let p = self
             .project_for(user, id, "project:members:read", "list the members")
             .await?;
-        Ok(self.db.project_members(&p.id).await?)
+        let on = Resource::Project {
+            org: &p.org_id,
+            project: &p.id,
+        };
+        let manages = self.decide(&user.id, "project:members:manage", on).await? == Decision::Allow;
+        let rows = self.db.project_members(&p.id).await?;
+        Ok(listed(user, rows, manages))
     }
 
     /// Adds or changes a project member; they must belong to the organization.
@@ -1040,15 +1070,19 @@ impl Orgs {
             .project_for(user, id, "project:members:manage", "manage members")
             .await?;
         self.check_role(&p.org_id, role, Scope::Project).await?;
-        let target = self.find_user(member).await?;
+        // Someone outside the organization answers like no one at all.
+        const MISS: OrgsError =
+            OrgsError::NotFound("member of this organization (add them to it first)");
+        let target = match self.find_user(member).await {
+            Ok(t) => t,
+            Err(OrgsError::NotFound(_)) => return Err(MISS),
+            Err(e) => return Err(e),
+        };
+        if self.db.org_member(&p.org_id, &target.id).await?.is_none() {
+            return Err(MISS);
+        }
         if target.id == user.id {
             return Err(OrgsError::OwnRole);
-        }
-        if self.db.org_member(&p.org_id, &target.id).await?.is_none() {
-            return Err(OrgsError::Invalid {
-                field: "user",
-                message: "add them to the organization first".into(),
-            });
         }
         let on = Resource::Project {
             org: &p.org_id,
@@ -1116,6 +1150,24 @@ impl Orgs {
             .into_iter()
             .find(|(m, _)| m.user_id == user_id)
             .map(|(m, _)| m.role))
+    }
+
+    /// Someone `user` may add directly: a person they already share an organization with
+    /// (or anyone, for the instance admin). Anyone else is invited by email, and a miss
+    /// answers exactly like a stranger, so adding cannot probe which accounts exist.
+    async fn find_acquaintance(&self, user: &User, who: &str) -> Result<User, OrgsError> {
+        const MISS: OrgsError =
+            OrgsError::NotFound("person you share an organization with (invite others by email)");
+        let target = match self.find_user(who).await {
+            Ok(t) => t,
+            Err(OrgsError::NotFound(_)) => return Err(MISS),
+            Err(e) => return Err(e),
+        };
+        if user.is_admin || target.id == user.id || self.db.share_org(&user.id, &target.id).await? {
+            Ok(target)
+        } else {
+            Err(MISS)
+        }
     }
 
     /// A user by id, username or email.

@@ -459,8 +459,23 @@ async fn tenancy(backend: Backend) {
         |p| p["name"] == "org:members:manage" && !p["description"].as_str().unwrap().is_empty()
     ));
 
+    // Bob shares no organization with Dan: adding him directly answers exactly as adding
+    // someone who does not exist (so adding cannot probe for accounts); Bob invites instead.
+    // The instance admin (Alice, the first account) may add anyone.
+    let add = |who: &str| {
+        let body = json!({"user": who, "role": "org:member"});
+        let path = format!("/api/v1/orgs/{org}/members");
+        let bob = &bob;
+        async move { bob.call("POST", &path, Some(body)).await }
+    };
+    let stranger = add("dan").await;
+    assert_eq!(stranger.0, StatusCode::NOT_FOUND);
+    assert_eq!(stranger, add("nobody-at-all").await);
+    assert_eq!(stranger, add("dan@example.test").await);
+    assert_eq!(stranger, add(&dan.id).await);
+
     // A removed member loses access at their next request (no stale permission cache).
-    let (st, _) = bob
+    let (st, _) = alice
         .call(
             "POST",
             &format!("/api/v1/orgs/{org}/members"),
@@ -504,16 +519,48 @@ async fn tenancy(backend: Backend) {
             .0,
         StatusCode::NOT_FOUND
     );
+    // Having left, Carol is a stranger to Bob again (she comes back by invitation, or the
+    // instance admin adds her).
+    let again = json!({"user": "carol", "role": rid});
     let (st, _) = bob
         .call(
             "POST",
             &format!("/api/v1/orgs/{org}/members"),
-            Some(json!({"user": "carol", "role": rid})),
+            Some(again.clone()),
         )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = alice
+        .call("POST", &format!("/api/v1/orgs/{org}/members"), Some(again))
         .await;
     assert_eq!(st, StatusCode::CREATED);
 
-    // People search stays inside shared organizations (plus an exact email).
+    // Addresses in member lists go only to those who manage members (and to each member
+    // for their own row).
+    let (_, seen) = carol
+        .call("GET", &format!("/api/v1/orgs/{org}/members"), None)
+        .await;
+    let rows = seen.as_array().unwrap();
+    assert!(rows.len() >= 2, "{seen}");
+    for m in rows {
+        assert_eq!(
+            m.get("email").is_some(),
+            m["user_id"] == carol.id.as_str(),
+            "{m}"
+        );
+    }
+    let (_, seen) = bob
+        .call("GET", &format!("/api/v1/orgs/{org}/members"), None)
+        .await;
+    assert!(
+        seen.as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["email"].is_string()),
+        "{seen}"
+    );
+
+    // People search stays inside shared organizations, even for an exact address.
     let (_, found) = carol.call("GET", "/api/v1/users?q=ali", None).await;
     assert_eq!(found[0]["username"], "alice");
     let outsider = person(&server, "otto").await;
@@ -522,7 +569,7 @@ async fn tenancy(backend: Backend) {
     let (_, found) = outsider
         .call("GET", "/api/v1/users?q=alice@example.test", None)
         .await;
-    assert_eq!(found[0]["username"], "alice");
+    assert_eq!(found, json!([]), "an exact address finds no stranger");
     assert_eq!(
         outsider
             .call("GET", &format!("/api/v1/users/{}", alice.id), None)

@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
 use crate::app::session::Authenticated;
 use crate::db::accounts::User;
-use crate::db::orgs::{Invitation, Org, OrgMember, Project, ProjectMember};
+use crate::db::orgs::{Invitation, Org, Project};
 use crate::orgs::authz::Resource;
 use crate::orgs::perms::{PermissionDef, Scope};
 use crate::orgs::{OrgsError, RoleInfo, RoleSpec};
@@ -301,20 +301,22 @@ pub struct MemberView {
     username: String,
     display_name: String,
     initials: String,
-    email: String,
+    /// Only to those who manage members (and to the member themselves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
     role: String,
     created_at: DateTime<Utc>,
 }
 
 impl MemberView {
-    fn of(role: String, created_at: NaiveDateTime, u: &User) -> Self {
+    fn of(role: String, created_at: NaiveDateTime, u: &User, email: Option<String>) -> Self {
         let created_at = created_at.and_utc();
         Self {
             user_id: u.id.clone(),
             username: u.username.clone(),
             initials: initials(&u.display_name),
             display_name: u.display_name.clone(),
-            email: u.email.clone(),
+            email,
             role,
             created_at,
         }
@@ -331,8 +333,8 @@ async fn list_members(
 ) -> Result<HttpResponse, ApiError> {
     let list = state.orgs.members(&who.user, &org).await?;
     Ok(private_json(
-        list.iter()
-            .map(|(m, u): &(OrgMember, User)| MemberView::of(m.role.clone(), m.created_at, u))
+        list.into_iter()
+            .map(|l| MemberView::of(l.member.role, l.member.created_at, &l.user, l.email))
             .collect::<Vec<_>>(),
     ))
 }
@@ -360,7 +362,8 @@ async fn add_member(
         .orgs
         .add_member(&who.user, &org, &body.user, &body.role)
         .await?;
-    Ok(HttpResponse::Created().json(MemberView::of(m.role, m.created_at, &u)))
+    let email = Some(u.email.clone());
+    Ok(HttpResponse::Created().json(MemberView::of(m.role, m.created_at, &u, email)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -788,8 +791,8 @@ async fn list_project_members(
 ) -> Result<HttpResponse, ApiError> {
     let list = state.orgs.project_members(&who.user, &id).await?;
     Ok(private_json(
-        list.iter()
-            .map(|(m, u): &(ProjectMember, User)| MemberView::of(m.role.clone(), m.created_at, u))
+        list.into_iter()
+            .map(|l| MemberView::of(l.member.role, l.member.created_at, &l.user, l.email))
             .collect::<Vec<_>>(),
     ))
 }
@@ -853,7 +856,7 @@ pub struct SearchQuery {
     q: String,
 }
 
-/// Find people I share an organization with (and the account with exactly this email).
+/// Find people I share an organization with, by the start of their username, name or email.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(SearchQuery),
     responses((status = 200, body = [UserProfile]), (status = 400, body = ErrorBody)))]
 async fn search_users(
