@@ -235,6 +235,8 @@ pub struct AuthConfig {
     pub password_rate: Rate,
     /// Email-link requests allowed per client address and per address asked for.
     pub email_link_rate: Rate,
+    /// Invitations allowed per inviting person and per organization.
+    pub invitation_rate: Rate,
     /// An emailed link (sign-in, password reset, verification) works once, for this long.
     #[serde(with = "humantime_serde")]
     pub email_link_lifetime: std::time::Duration,
@@ -393,6 +395,7 @@ impl Default for AuthConfig {
             password_rate: Rate::new(5, 60),
             email_link_rate: Rate::new(5, 900),
             email_link_lifetime: std::time::Duration::from_secs(15 * 60),
+            invitation_rate: Rate::new(20, 3600),
             link_by_verified_email: false,
             providers: Vec::new(),
         }

@@ -62,6 +62,8 @@ pub struct RateLimits {
     pub second_factor_account: Limit,
     pub email_link_ip: Limit,
     pub email_link_address: Limit,
+    pub invite_user: Limit,
+    pub invite_org: Limit,
 }
 
 impl RateLimits {
@@ -74,6 +76,8 @@ impl RateLimits {
             second_factor_account: Limit::new("second factor per account", cfg.login_rate),
             email_link_ip: Limit::new("email link per address", cfg.email_link_rate),
             email_link_address: Limit::new("email link per email", cfg.email_link_rate),
+            invite_user: Limit::new("invitations per person", cfg.invitation_rate),
+            invite_org: Limit::new("invitations per organization", cfg.invitation_rate),
         }
     }
 }

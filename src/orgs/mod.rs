@@ -50,6 +50,10 @@ pub enum OrgsError {
     Escalation(String),
     #[error("you may not change your own role; leave, or ask another admin")]
     OwnRole,
+    #[error(
+        "this invitation is for another email address; sign in with the account that has it, or ask for a new invitation"
+    )]
+    InvitationForAnother,
     #[error("{0}")]
     Internal(String),
 }
@@ -66,6 +70,18 @@ impl From<DbError> for OrgsError {
 
 fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
+}
+
+/// What an invitation link is for.
+#[derive(Debug, Clone)]
+pub struct InvitationPreview {
+    pub org_name: String,
+    /// Display name and username of who invited, if their account still exists.
+    pub inviter: Option<(String, String)>,
+    pub role: String,
+    /// The address it is bound to; `None` for an open link.
+    pub email: Option<String>,
+    pub expires_at: NaiveDateTime,
 }
 
 /// A member as the viewer may see them: their address only for those who manage members,
@@ -636,14 +652,16 @@ impl Orgs {
 
     // ---- invitations -----------------------------------------------------------------------
 
-    /// Invites an address by email; the link adds its holder with `role` once.
+    /// Invites an address by email (`Some`): the emailed link adds the account with that
+    /// address, once. With `None`, an open link on purpose: anyone signed in who holds it may
+    /// join once; it is returned here (shown once), never mailed.
     pub async fn invite(
         &self,
         user: &User,
         org_id: &str,
-        email: &str,
+        email: Option<&str>,
         role: &str,
-    ) -> Result<Invitation, OrgsError> {
+    ) -> Result<(Invitation, Option<String>), OrgsError> {
         let org = self
             .org_for(user, org_id, "org:members:manage", "invite members")
             .await?;
@@ -652,10 +670,11 @@ impl Orgs {
             .await?;
         self.require_role_within(user, &org.id, role, Resource::Org(&org.id))
             .await?;
-        let email = email.trim();
-        if email.len() > 254
-            || !email.contains('@')
-            || email.chars().any(|c| c.is_whitespace() || c.is_control())
+        let email = email.map(str::trim);
+        if let Some(email) = email
+            && (email.len() > 254
+                || !email.contains('@')
+                || email.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return Err(OrgsError::Invalid {
                 field: "email",
@@ -667,8 +686,8 @@ impl Orgs {
         let inv = Invitation {
             id: tokens::public_id(),
             org_id: org.id.clone(),
-            email: email.to_string(),
-            email_lower: crate::auth::login_key(email),
+            email: email.unwrap_or_default().to_string(),
+            email_lower: email.map(crate::auth::login_key).unwrap_or_default(),
             role: role.to_string(),
             token_hash,
             invited_by: Some(user.id.clone()),
@@ -679,18 +698,23 @@ impl Orgs {
         };
         self.db.insert_invitation(&inv).await?;
         let link = format!("{}invite?token={secret}", self.public_url);
+        let Some(email) = email else {
+            return Ok((inv, Some(link)));
+        };
+        // Nothing the inviter chose (their name, the organization's name) goes into the
+        // mail: it would let anyone who may invite send any words from this server. The
+        // link's page names both, once its holder has signed in.
         let body = format!(
-            "{inviter} invited you to the organization \"{org}\" on {instance}.\n\n\
-             Open this link to join (sign in or create an account first):\n\n{link}\n\n\
-             It works once, for 7 days.\n",
-            inviter = user.display_name,
-            org = org.name,
+            "Someone on {instance} invited this address to join an organization there.\n\n\
+             Open this link to see which organization and who invited you (sign in or create \
+             an account with this address first):\n\n{link}\n\n\
+             It works once, for 7 days. If you did not expect it, ignore this message.\n",
             instance = self.instance,
         );
         let mailer = self.mailer.clone();
         let mail = Mail {
             to: email.to_string(),
-            subject: format!("Join {} on {}", org.name, self.instance),
+            subject: format!("An invitation to {}", self.instance),
             body,
         };
         tokio::spawn(async move {
@@ -698,7 +722,7 @@ impl Orgs {
                 tracing::warn!(error = %e, "invitation not sent");
             }
         });
-        Ok(inv)
+        Ok((inv, None))
     }
 
     pub async fn invitations(
@@ -730,17 +754,51 @@ impl Orgs {
             })
     }
 
-    /// The signed-in user accepts an invitation (once); returns the organization.
-    pub async fn accept_invitation(&self, user: &User, secret: &str) -> Result<Org, OrgsError> {
+    /// The live invitation behind a link's secret.
+    async fn live_invitation(&self, secret: &str) -> Result<Invitation, OrgsError> {
         if secret.is_empty() || secret.len() > 128 {
             return Err(OrgsError::InvalidInvitation);
         }
-        let t = now();
-        let inv = self
-            .db
-            .invitation_by_hash(&tokens::hash(secret), t)
+        self.db
+            .invitation_by_hash(&tokens::hash(secret), now())
             .await?
-            .ok_or(OrgsError::InvalidInvitation)?;
+            .ok_or(OrgsError::InvalidInvitation)
+    }
+
+    /// What an invitation link is for, to its holder (signed in): the organization, who
+    /// invited, the role, and the address it is bound to (none for an open link).
+    pub async fn invitation_preview(&self, secret: &str) -> Result<InvitationPreview, OrgsError> {
+        let inv = self.live_invitation(secret).await?;
+        let org = self.load_org(&inv.org_id).await?;
+        let inviter = match &inv.invited_by {
+            Some(id) => self.db.user_by_id(id).await?,
+            None => None,
+        };
+        let role = match Builtin::from_key(&inv.role) {
+            Some(b) => b.name().to_string(),
+            None => self
+                .db
+                .role(&inv.org_id, &inv.role)
+                .await?
+                .map_or_else(|| inv.role.clone(), |r| r.name),
+        };
+        Ok(InvitationPreview {
+            org_name: org.name,
+            inviter: inviter.map(|u| (u.display_name, u.username)),
+            role,
+            email: (!inv.email.is_empty()).then_some(inv.email),
+            expires_at: inv.expires_at,
+        })
+    }
+
+    /// The signed-in user accepts an invitation (once); returns the organization. A link
+    /// bound to an address works only for the account with that address.
+    pub async fn accept_invitation(&self, user: &User, secret: &str) -> Result<Org, OrgsError> {
+        let t = now();
+        let inv = self.live_invitation(secret).await?;
+        if !inv.email_lower.is_empty() && inv.email_lower != crate::auth::login_key(&user.email) {
+            return Err(OrgsError::InvitationForAnother);
+        }
         if !self.db.accept_invitation(&inv.id, &user.id, t).await? {
             return Err(OrgsError::InvalidInvitation);
         }

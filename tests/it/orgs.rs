@@ -671,6 +671,181 @@ async fn tenancy_postgres() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Invitations
+
+/// An invitation by email works only for the account with that address (someone else who
+/// holds the link is refused and uses nothing); its mail carries nothing the inviter chose;
+/// its link's holder learns the organization, the inviter and the role. An open link is made
+/// on purpose, returned once, and works for anyone signed in, once. Invitations are limited
+/// per person and per organization.
+async fn invitations_are_bound_and_limited(backend: Backend) {
+    let sink = MailSink::start();
+    let (server, _) = start(
+        backend,
+        Options::default()
+            .env("DEMIURGE_MAIL__URL", &sink.url())
+            .env("DEMIURGE_AUTH__INVITATION_RATE", "5/1h"),
+    )
+    .await;
+    let admin = person(&server, "root").await;
+    let bob = person(&server, "bob").await;
+    let (_, org) = bob
+        .call(
+            "POST",
+            "/api/v1/orgs",
+            Some(json!({"name": "Initech Labs"})),
+        )
+        .await;
+    let o = org["id"].as_str().unwrap().to_string();
+    let invitations = format!("/api/v1/orgs/{o}/invitations");
+    let (st, inv) = bob
+        .call(
+            "POST",
+            &invitations,
+            Some(json!({"email": "Carol@Example.test", "role": "org:member"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{inv}");
+    assert_eq!(
+        (inv["open"].as_bool(), inv.get("link")),
+        (Some(false), None)
+    );
+    let mail = sink.wait_mail("Carol@Example.test", 1).await;
+    let text = mail["text"].as_str().unwrap();
+    assert!(!text.contains("Initech") && !text.contains("bob"), "{text}");
+    assert!(!mail["subject"].as_str().unwrap().contains("Initech"));
+    let token = link_in(&mail, "http://localhost:")
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+
+    let eve = person(&server, "eve").await;
+    let (st, p) = eve
+        .call(
+            "POST",
+            "/api/v1/invitations/preview",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    assert_eq!(
+        (
+            p["org_name"].as_str(),
+            p["inviter_username"].as_str(),
+            p["email"].as_str()
+        ),
+        (
+            Some("Initech Labs"),
+            Some("bob"),
+            Some("Carol@Example.test")
+        )
+    );
+    let (st, e) = eve
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (
+            StatusCode::FORBIDDEN,
+            Some("invitation_for_another_address")
+        )
+    );
+    let carol = person(&server, "carol").await;
+    let (st, joined) = carol
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "the refusal used nothing: {joined}");
+
+    // An open link, on purpose.
+    let (st, b) = bob
+        .call(
+            "POST",
+            &invitations,
+            Some(json!({"email": "x@example.test", "open": true, "role": "org:member"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    let (st, open) = bob
+        .call(
+            "POST",
+            &invitations,
+            Some(json!({"open": true, "role": "org:member"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{open}");
+    assert_eq!(open["open"], true);
+    let link = open["link"].as_str().unwrap();
+    let open_token = link.split("token=").nth(1).unwrap();
+    let (_, listed) = bob.call("GET", &invitations, None).await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i.get("link").is_none()),
+        "the link is shown once: {listed}"
+    );
+    let (st, _) = eve
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            Some(json!({"token": open_token})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = admin
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            Some(json!({"token": open_token})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "once");
+
+    // Five invitations an hour per person (and per organization): two used, three left.
+    for i in 0..3 {
+        let (st, b) = bob
+            .call(
+                "POST",
+                &invitations,
+                Some(json!({"email": format!("p{i}@example.test"), "role": "org:member"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+    }
+    let (st, b) = bob
+        .call(
+            "POST",
+            &invitations,
+            Some(json!({"email": "p9@example.test", "role": "org:member"})),
+        )
+        .await;
+    assert_eq!(
+        (st, b["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invitations_are_bound_and_limited_sqlite() {
+    invitations_are_bound_and_limited(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invitations_are_bound_and_limited_postgres() {
+    invitations_are_bound_and_limited(Backend::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------
 // No escalation
 
 /// Nobody gives, invites into, edits or takes away a role holding more than they hold; nobody

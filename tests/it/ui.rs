@@ -181,6 +181,17 @@ async fn organization_pages_work_in_chromium() {
     drop(stdin);
     assert!(node.wait().unwrap().success());
     assert_eq!(r["org_title"], "Acme UI");
+    // The page names the organization, the inviter and the address; the mail names neither
+    // the organization nor the inviter (text they chose).
+    let about = r["invite_about"].as_str().unwrap_or_default();
+    for part in ["@uiowner", "Acme UI", "uimember@example.test"] {
+        assert!(about.contains(part), "{part} in: {about}");
+    }
+    let text = mail["text"].as_str().unwrap_or_default();
+    assert!(
+        !text.contains("Acme UI") && !text.contains("uiowner"),
+        "{text}"
+    );
     assert!(
         r["gateway_status"]
             .as_str()

@@ -60,6 +60,7 @@ try {
   const member = await personPage('uimember')
   await member.goto(link)
   await member.waitForSelector('#invite-accept')
+  result.invite_about = (await member.textContent('#invite-about')).trim()
   await shot(member, 'invite')
   await member.click('#invite-accept')
   await member.waitForSelector('#org-title')

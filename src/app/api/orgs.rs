@@ -48,6 +48,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::delete().to(revoke_invitation),
         )
         .route(
+            "/api/v1/invitations/preview",
+            web::post().to(preview_invitation),
+        )
+        .route(
             "/api/v1/invitations/accept",
             web::post().to(accept_invitation),
         )
@@ -102,6 +106,10 @@ impl From<OrgsError> for ApiError {
             },
             OrgsError::OwnRole => Self::Forbidden {
                 code: "own_role",
+                message,
+            },
+            OrgsError::InvitationForAnother => Self::Forbidden {
+                code: "invitation_for_another_address",
                 message,
             },
             OrgsError::Invalid { .. } => Self::BadRequest {
@@ -432,20 +440,29 @@ async fn transfer(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationView {
     id: String,
-    email: String,
+    /// The address it is bound to; absent for an open link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    /// An open link: anyone signed in who holds it may join, once.
+    open: bool,
     role: String,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
+    /// The open link itself, in the answer that creates it only (it is not stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<String>,
 }
 
 impl From<&Invitation> for InvitationView {
     fn from(i: &Invitation) -> Self {
         Self {
             id: i.id.clone(),
-            email: i.email.clone(),
+            email: (!i.email.is_empty()).then(|| i.email.clone()),
+            open: i.email.is_empty(),
             role: i.role.clone(),
             created_at: i.created_at.and_utc(),
             expires_at: i.expires_at.and_utc(),
+            link: None,
         }
     }
 }
@@ -453,7 +470,13 @@ impl From<&Invitation> for InvitationView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invite {
-    email: String,
+    /// The address to invite: the mailed link works only for the account with it.
+    #[serde(default)]
+    email: Option<String>,
+    /// Instead of an address: make an open link (returned once, not mailed) that anyone
+    /// signed in may use once.
+    #[serde(default)]
+    open: bool,
     role: String,
 }
 
@@ -473,18 +496,36 @@ async fn list_invitations(
 
 /// Invite someone by email (a link, valid 7 days, used once).
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/invitations", tag = "orgs", params(("org" = String, Path)), request_body = Invite,
-    responses((status = 201, body = InvitationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = InvitationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "`rate_limited`: invitations per person and per organization", body = ErrorBody)))]
 async fn invite(
     state: web::Data<AppState>,
     who: Authenticated,
     org: web::Path<String>,
     body: web::Json<Invite>,
 ) -> Result<HttpResponse, ApiError> {
-    let inv = state
+    let email = match (body.email.as_deref(), body.open) {
+        (Some(e), false) => Some(e),
+        (None, true) => None,
+        _ => {
+            return Err(ApiError::BadRequest {
+                code: "invalid_input",
+                message: "give either `email` or `open: true`".into(),
+            });
+        }
+    };
+    state.limits.invite_user.check(&who.user.id)?;
+    state.limits.invite_org.check(org.as_str())?;
+    let (inv, link) = state
         .orgs
-        .invite(&who.user, &org, &body.email, &body.role)
+        .invite(&who.user, &org, email, &body.role)
         .await?;
-    Ok(HttpResponse::Created().json(InvitationView::from(&inv)))
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(InvitationView {
+            link,
+            ..InvitationView::from(&inv)
+        }))
 }
 
 /// Revoke a pending invitation.
@@ -508,9 +549,49 @@ pub struct AcceptInvitation {
     token: String,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationPreviewView {
+    /// The organization it joins.
+    org_name: String,
+    /// Who invited (display name and username), if their account still exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inviter_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inviter_username: Option<String>,
+    /// The role's name.
+    role: String,
+    /// The address it is bound to; absent for an open link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    expires_at: DateTime<Utc>,
+}
+
+/// What an invitation link is for (the organization, who invited, the role), for its
+/// signed-in holder; uses nothing.
+#[utoipa::path(post, path = "/api/v1/invitations/preview", tag = "orgs", request_body = AcceptInvitation,
+    responses((status = 200, body = InvitationPreviewView), (status = 400, description = "`invalid_invitation`", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+async fn preview_invitation(
+    state: web::Data<AppState>,
+    _who: Authenticated,
+    body: web::Json<AcceptInvitation>,
+) -> Result<HttpResponse, ApiError> {
+    let p = state.orgs.invitation_preview(&body.token).await?;
+    let (inviter_name, inviter_username) = p.inviter.unzip();
+    Ok(private_json(InvitationPreviewView {
+        org_name: p.org_name,
+        inviter_name,
+        inviter_username,
+        role: p.role,
+        email: p.email,
+        expires_at: p.expires_at.and_utc(),
+    }))
+}
+
 /// Accept an invitation as the signed-in user (once).
 #[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "orgs", request_body = AcceptInvitation,
-    responses((status = 200, body = OrgView), (status = 400, description = "`invalid_invitation`", body = ErrorBody)))]
+    responses((status = 200, body = OrgView), (status = 400, description = "`invalid_invitation`", body = ErrorBody),
+        (status = 403, description = "`invitation_for_another_address`", body = ErrorBody)))]
 async fn accept_invitation(
     state: web::Data<AppState>,
     who: Authenticated,

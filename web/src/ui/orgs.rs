@@ -736,14 +736,48 @@ pub fn AcceptInvite(query: String, signed_in: bool) -> Element {
             });
         }
     };
+    // What the link is for, named by the server (the mail names nothing the inviter chose).
+    // Asked again when the visitor turns out to be signed in.
+    let preview = use_resource(use_reactive!(|token, signed_in| async move {
+        if signed_in {
+            Some(post("/api/v1/invitations/preview", json!({"token": token})).await)
+        } else {
+            None
+        }
+    }));
+    let about = match &*preview.read() {
+        Some(Some(r)) if r.ok() => {
+            let by = match (s(&r.body, "inviter_name"), s(&r.body, "inviter_username")) {
+                (n, u) if !u.is_empty() => format!("{n} (@{u}) invited you"),
+                _ => "You were invited".to_string(),
+            };
+            let bound = match s(&r.body, "email") {
+                e if e.is_empty() => String::new(),
+                e => format!(" This invitation is for {e}."),
+            };
+            Ok(format!(
+                "{by} to join {} as {}.{bound}",
+                s(&r.body, "org_name"),
+                s(&r.body, "role")
+            ))
+        }
+        Some(Some(r)) => Err(r.message()),
+        // Still asking (or not signed in): no button before the page can say what it joins.
+        _ => Err(String::new()),
+    };
     let back = format!("/invite?token={token}");
     rsx! {
         section { class: "card auth", id: "invite",
             h2 { "Join an organization" }
             Notice { text: error(), error: true }
             if signed_in {
-                p { "You were invited to an organization. Accept to join it." }
-                button { id: "invite-accept", onclick: on_accept, "Accept the invitation" }
+                match about {
+                    Ok(text) => rsx! {
+                        p { id: "invite-about", "{text}" }
+                        button { id: "invite-accept", onclick: on_accept, "Accept the invitation" }
+                    },
+                    Err(e) => rsx! { Notice { text: e, error: true } },
+                }
             } else {
                 p { "Sign in or create an account first, then open this link again." }
                 a { class: "button", href: "/signin?return_to={super::signin::url_encode(&back)}", "Sign in" }
