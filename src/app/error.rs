@@ -30,6 +30,9 @@ pub enum ApiError {
     Missing { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 405 with `Allow`.
+    #[error("{message}")]
+    MethodNotAllowed { message: String, allow: String },
     #[error("{0}")]
     PayloadTooLarge(String),
     /// 429 with `Retry-After`; `message` says what was refused.
@@ -59,6 +62,7 @@ impl ApiError {
             | Self::Missing { code, .. }
             | Self::TooManyRequests { code, .. } => code,
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotReady(_) => "not_ready",
             Self::Misdirected(_) => "misdirected_request",
@@ -75,6 +79,7 @@ impl ResponseError for ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::Missing { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -92,6 +97,9 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         let mut resp = HttpResponse::build(self.status_code());
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            resp.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+        }
         if let Self::TooManyRequests {
             retry_after_secs, ..
         } = self

@@ -6,6 +6,7 @@ pub mod api;
 pub mod boards;
 pub mod client;
 pub mod error;
+pub mod methods;
 pub mod metrics;
 pub mod pages;
 pub mod ratelimit;
@@ -51,6 +52,8 @@ pub struct AppState {
     /// Hosts the app never answers for.
     containers: crate::edge::ContainerHosts,
     openapi: String,
+    /// What each path answers, for 405 and OPTIONS.
+    methods: methods::MethodTable,
 }
 
 /// Accounts and tenancy, wired together: the gateway's modules (whose permissions the
@@ -94,7 +97,11 @@ impl AppState {
             orgs,
             auth,
         } = Accounts::new(&db, cfg)?;
-        let openapi = api::openapi_document(&modules);
+        let doc = api::openapi_document(&modules);
+        let methods = methods::MethodTable::new(&doc, demiurge_web::get_paths(), &pages::PATHS);
+        let openapi = doc
+            .to_pretty_json()
+            .map_err(|e| crate::auth::AuthError::Internal(format!("openapi: {e}")))?;
         Ok(Self {
             limits: ratelimit::RateLimits::new(&cfg.auth),
             orgs,
@@ -112,6 +119,7 @@ impl AppState {
             started_at: Instant::now(),
             containers: crate::edge::ContainerHosts::new(&cfg.server.domain),
             openapi,
+            methods,
         })
     }
 }
@@ -192,9 +200,13 @@ impl App {
                         .limit(64 * 1024)
                         .error_handler(error::form_error),
                 )
-                .wrap_fn(move |req, srv| {
+                .wrap_fn(move |mut req, srv| {
                     let started = Instant::now();
                     let method = req.method().as_str().to_owned();
+                    // HEAD runs the GET; the HTTP layer drops the body (methods.rs).
+                    if req.method() == actix_web::http::Method::HEAD {
+                        req.head_mut().method = actix_web::http::Method::GET;
+                    }
                     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
                     let metrics = metrics.clone();
                     let counted = InFlight::new(&counter);
@@ -246,7 +258,7 @@ impl App {
                 .configure(api::routes)
                 .configure(pages::routes)
                 .configure(ui.clone())
-                .default_service(web::to(not_found))
+                .default_service(web::to(unrouted))
         };
         let workers = workers::Workers::start(workers::worker(factory), workers, listener)
             .map_err(|source| AppError::Listen { addr, source })?;
@@ -335,6 +347,25 @@ fn asks_for_container(
             .is_some_and(|h| containers.matches(h))
 }
 
-async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such route".into()))
+/// A request no route took: a known path asked with another method (405, or 204 for
+/// OPTIONS, with `Allow`), or no such path (404).
+pub(crate) async fn unrouted(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    match state.methods.allow(req.path()) {
+        Some(allow) if req.method() == actix_web::http::Method::OPTIONS => {
+            Ok(actix_web::HttpResponse::NoContent()
+                .insert_header((actix_web::http::header::ALLOW, allow))
+                .finish())
+        }
+        Some(allow) => Err(ApiError::MethodNotAllowed {
+            message: format!(
+                "{} is not answered here; this path answers {allow}",
+                req.method()
+            ),
+            allow,
+        }),
+        None => Err(ApiError::NotFound("no such route".into())),
+    }
 }

@@ -13,9 +13,15 @@ use super::error::ApiError;
 use super::session;
 use crate::auth::{LinkPurpose, Redeemed};
 
+/// The emailed links' page.
+const LINK_PAGE: &str = "/auth/link";
+
+/// The paths served here and their methods (for 405 and OPTIONS answers).
+pub const PATHS: [(&str, &[&str]); 1] = [(LINK_PAGE, &["GET", "POST"])];
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/link", web::get().to(link_page))
-        .route("/auth/link", web::post().to(link_submit));
+    cfg.route(LINK_PAGE, web::get().to(link_page))
+        .route(LINK_PAGE, web::post().to(link_submit));
 }
 
 fn escape(s: &str) -> String {

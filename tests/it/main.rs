@@ -6,6 +6,7 @@ mod accounts;
 mod board;
 mod collab;
 mod config_file;
+mod contract;
 mod dns;
 mod edge;
 mod lifecycle;

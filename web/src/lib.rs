@@ -25,6 +25,27 @@ pub use status::{SubsystemState, SubsystemView};
 /// Where the browser opens the LiveView WebSocket.
 pub const WS_PATH: &str = "/ui/ws";
 
+/// The pages of the UI (each the LiveView shell; the app picks the page from the path).
+const PAGES: [&str; 9] = [
+    "/",
+    "/signin",
+    "/signup",
+    "/forgot",
+    "/settings",
+    "/orgs",
+    "/orgs/{tail:.*}",
+    "/projects/{tail:.*}",
+    "/invite",
+];
+
+/// Every path the UI answers, all with GET only (the server's 405 and OPTIONS answers use
+/// this list, so it is the one [`configure`] mounts).
+pub fn get_paths() -> impl Iterator<Item = &'static str> {
+    PAGES
+        .into_iter()
+        .chain([WS_PATH, shell::GLUE_PATH, "/assets/{path:.*}"])
+}
+
 /// The Content-Security-Policy of every page of the UI: scripts and styles from our own
 /// origin only, no inline script, never framed. `'unsafe-eval'` because dioxus-liveview runs
 /// what the server asks of the page (`document::eval`) with `Function`; the code comes over
@@ -70,17 +91,11 @@ pub fn configure(shell: Shell) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
         pool: LiveViewPool::new(),
     });
     move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state)
-            .route("/", web::get().to(index))
-            .route("/signin", web::get().to(index))
-            .route("/signup", web::get().to(index))
-            .route("/forgot", web::get().to(index))
-            .route("/settings", web::get().to(index))
-            .route("/orgs", web::get().to(index))
-            .route("/orgs/{tail:.*}", web::get().to(index))
-            .route("/projects/{tail:.*}", web::get().to(index))
-            .route("/invite", web::get().to(index))
-            .route(WS_PATH, web::get().to(socket))
+        cfg.app_data(state);
+        for path in PAGES {
+            cfg.route(path, web::get().to(index));
+        }
+        cfg.route(WS_PATH, web::get().to(socket))
             .route(shell::GLUE_PATH, web::get().to(glue))
             .route("/assets/{path:.*}", web::get().to(assets::serve));
     }

@@ -25,7 +25,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/api/v1/projects/{id}/import")
                 .app_data(web::PayloadConfig::new(MAX_IMPORT))
-                .route(web::post().to(import)),
+                .route(web::post().to(import))
+                // Other methods get the app's own 405 (with every method in `Allow`).
+                .default_service(web::to(crate::app::unrouted)),
         );
 }
 

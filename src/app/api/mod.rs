@@ -171,7 +171,7 @@ pub struct ApiDoc;
 /// The OpenAPI document, rendered once.
 /// The API document: the handlers' own, with the modules' event types as the body of
 /// `POST /api/v1/projects/{id}/events` (`ModuleEvent`: one of each module's events).
-pub fn openapi_document(modules: &crate::gateway::Modules) -> String {
+pub fn openapi_document(modules: &crate::gateway::Modules) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::schema::{OneOfBuilder, Ref};
     use utoipa::openapi::{ContentBuilder, RefOr, request_body::RequestBodyBuilder};
     let mut doc = ApiDoc::openapi();
@@ -207,8 +207,7 @@ pub fn openapi_document(modules: &crate::gateway::Modules) -> String {
                 .build(),
         );
     }
-    doc.to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\":\"internal\",\"message\":\"{e}\"}}"))
+    doc
 }
 
 /// 200 with a JSON body that no cache may keep (it is about this user or this moment).

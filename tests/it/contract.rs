@@ -1,0 +1,161 @@
+//! The API as a contract: every path answers the methods its document declares, 405 with
+//! `Allow` for the others, OPTIONS with `Allow`, and HEAD wherever GET is.
+
+use std::io::{Read, Write};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::harness::{Options, Server};
+
+fn server() -> Server {
+    Server::start_with(Options {
+        dns: false,
+        vpn: false,
+        ..Options::default()
+    })
+}
+
+/// A concrete path for a template (`{id}` becomes `x`).
+fn concrete(template: &str) -> String {
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in template.chars() {
+        match c {
+            '{' => in_param = true,
+            '}' => {
+                in_param = false;
+                out.push('x');
+            }
+            c if !in_param => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// For every path of the OpenAPI document: a method it does not declare gets 405 with an
+/// `Allow` of exactly its methods (HEAD beside GET, and OPTIONS), and OPTIONS gets 204 with
+/// the same `Allow`. Unknown paths stay 404 whatever the method.
+#[tokio::test(flavor = "multi_thread")]
+async fn undeclared_methods_get_405_with_allow() {
+    let server = server();
+    let http = crate::harness::http_builder().no_proxy().build().unwrap();
+    let doc: Value = http
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() > 50, "{} paths", paths.len());
+    let all = ["get", "post", "put", "patch", "delete"];
+    for (template, item) in paths {
+        let declared: Vec<&str> = all
+            .iter()
+            .copied()
+            .filter(|m| item.get(*m).is_some())
+            .collect();
+        let mut allow: Vec<String> = Vec::new();
+        for m in ["get", "head", "post", "put", "patch", "delete"] {
+            if declared.contains(&m) || (m == "head" && declared.contains(&"get")) {
+                allow.push(m.to_uppercase());
+            }
+        }
+        allow.push("OPTIONS".into());
+        let allow = allow.join(", ");
+        let path = concrete(template);
+        let other = all.iter().find(|m| !declared.contains(m)).unwrap();
+        let r = http
+            .request(other.to_uppercase().parse().unwrap(), server.url(&path))
+            .header("Origin", format!("http://{}", server.http))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{other} {path} ({template})"
+        );
+        assert_eq!(r.headers()["allow"], allow.as_str(), "{other} {path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed");
+        let r = http
+            .request(Method::OPTIONS, server.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "OPTIONS {path}");
+        assert_eq!(r.headers()["allow"], allow.as_str(), "OPTIONS {path}");
+    }
+    for m in [Method::GET, Method::POST, Method::OPTIONS] {
+        let r = http
+            .request(m.clone(), server.url("/api/v1/no-such-thing"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{m}");
+    }
+    // The UI's pages and the emailed-link page are in the same table.
+    let r = http
+        .delete(server.url("/signin"))
+        .header("Origin", format!("http://{}", server.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "GET, HEAD, OPTIONS");
+    let r = http
+        .request(Method::OPTIONS, server.url("/auth/link"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["allow"], "GET, HEAD, POST, OPTIONS");
+}
+
+/// HEAD answers wherever GET does, with GET's status and headers and no body (read off a
+/// raw socket, so nothing after the headers could hide).
+#[tokio::test(flavor = "multi_thread")]
+async fn head_is_answered_wherever_get_is() {
+    let server = server();
+    let http = crate::harness::http_builder().no_proxy().build().unwrap();
+    for path in [
+        "/",
+        "/signin",
+        "/healthz",
+        "/api/v1/openapi.json",
+        "/api/v1/me",
+    ] {
+        let get = http.get(server.url(path)).send().await.unwrap();
+        let (status, ctype) = (get.status(), get.headers().get("content-type").cloned());
+        let addr = server.http;
+        let raw = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "HEAD {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        })
+        .await
+        .unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {}", status.as_u16())),
+            "HEAD {path}: {head}"
+        );
+        assert_eq!(body, "", "HEAD {path} sent a body");
+        if let Some(ct) = ctype {
+            assert!(
+                head.to_lowercase()
+                    .contains(&format!("content-type: {}", ct.to_str().unwrap())),
+                "HEAD {path}: {head}"
+            );
+        }
+    }
+}
