@@ -128,7 +128,7 @@ async fn start_all(
     status: &StatusBoard,
     running: &mut Running,
 ) -> Result<(), ServeError> {
-    std::fs::create_dir_all(&cfg.server.data_dir).map_err(|e| {
+    crate::fsutil::private_dir(&cfg.server.data_dir).map_err(|e| {
         ConfigError::Invalid(format!(
             "server.data_dir: cannot create {}: {e}",
             cfg.server.data_dir.display()

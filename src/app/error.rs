@@ -47,6 +47,9 @@ pub enum ApiError {
     /// 421: this connection is not the one to ask for that host (its client should open another).
     #[error("{0}")]
     Misdirected(String),
+    /// 421: a host name that is not this server's (DNS rebinding).
+    #[error("{0}")]
+    UnknownHost(String),
     /// The message is logged; the client sees a generic text.
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,6 +69,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotReady(_) => "not_ready",
             Self::Misdirected(_) => "misdirected_request",
+            Self::UnknownHost(_) => "unknown_host",
             Self::Internal(_) => "internal",
         }
     }
@@ -83,7 +87,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
+            Self::Misdirected(_) | Self::UnknownHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod boards;
 pub mod client;
 pub mod error;
+pub mod hosts;
 pub mod methods;
 pub mod metrics;
 pub mod pages;
@@ -54,6 +55,8 @@ pub struct AppState {
     openapi: String,
     /// What each path answers, for 405 and OPTIONS.
     methods: methods::MethodTable,
+    /// The names requests may use (DNS rebinding).
+    hosts: hosts::KnownHosts,
 }
 
 /// Accounts and tenancy, wired together: the gateway's modules (whose permissions the
@@ -120,6 +123,7 @@ impl AppState {
             containers: crate::edge::ContainerHosts::new(&cfg.server.domain),
             openapi,
             methods,
+            hosts: hosts::KnownHosts::new(&cfg.server.domain, cfg.public_url().as_deref()),
         })
     }
 }
@@ -186,6 +190,7 @@ impl App {
             let metrics = state.metrics.clone();
             let counter = counter.clone();
             let containers = state.containers.clone();
+            let hosts = state.hosts.clone();
             ActixApp::new()
                 .app_data(state.clone())
                 .app_data(
@@ -215,6 +220,21 @@ impl App {
                     if req.path() == demiurge_web::WS_PATH
                         && let Err(err) = session::check_origin(req.request(), false)
                     {
+                        return futures::future::Either::Left(futures::future::ready(Ok(
+                            req.error_response(err)
+                        )));
+                    }
+                    let host = req
+                        .headers()
+                        .get(actix_web::http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .or_else(|| req.uri().host())
+                        .unwrap_or_default();
+                    if !hosts.accepts(host) && !containers.matches(host) {
+                        let err = ApiError::UnknownHost(format!(
+                            "this server does not answer for `{}`; its names are set by [server] domain and public_url",
+                            host.chars().take(100).collect::<String>()
+                        ));
                         return futures::future::Either::Left(futures::future::ready(Ok(
                             req.error_response(err)
                         )));

@@ -820,10 +820,12 @@ mod tests {
             "//evil.example",
             "https://evil.example/",
             "/\\evil",
+            "/\t/evil.example",
+            "/\r\n/evil.example",
             "",
             "x",
         ] {
-            assert_eq!(safe_return_to(Some(bad)), "/", "{bad}");
+            assert_eq!(safe_return_to(Some(bad)), "/", "{bad:?}");
         }
         assert_eq!(safe_return_to(None), "/");
     }

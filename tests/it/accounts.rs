@@ -1075,6 +1075,54 @@ async fn session_cookie_is_secure_over_https() {
     );
 }
 
+/// A name that is not the server's (a DNS-rebinding page's) is refused before anything runs:
+/// 421 `unknown_host`. IP addresses, `localhost` and the configured names are answered; the
+/// data directory is the owner's alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_host_names_are_refused() {
+    let server = Server::start_with(Options {
+        dns: false,
+        vpn: false,
+        ..Options::default()
+            .env("DEMIURGE_SERVER__DOMAIN", "team.example")
+            .env("DEMIURGE_SERVER__PUBLIC_URL", "https://work.example/")
+    });
+    let http = crate::harness::http_builder().no_proxy().build().unwrap();
+    let port = server.http.port();
+    for (host, ok) in [
+        (format!("localhost:{port}"), true),
+        (format!("127.0.0.1:{port}"), true),
+        ("team.example".to_string(), true),
+        ("WORK.example".to_string(), true),
+        ("rebind.attacker.example".to_string(), false),
+        (format!("team.example.attacker.example:{port}"), false),
+    ] {
+        let r = http
+            .get(server.url("/api/v1/me"))
+            .header("Host", &host)
+            .send()
+            .await
+            .unwrap();
+        let st = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if ok {
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{host}: {body}");
+        } else {
+            assert_eq!(
+                (st, body["error"].as_str()),
+                (StatusCode::MISDIRECTED_REQUEST, Some("unknown_host")),
+                "{host}"
+            );
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&server.data_dir)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "data directory mode {mode:o}");
+}
+
 /// Every answer is never framed and not sniffed; pages carry the UI's Content-Security-Policy
 /// (no inline script: the page's scripts all have a `src`), everything else one that allows
 /// nothing; no HSTS over plain HTTP. (The Chromium tests run every page under the policy and

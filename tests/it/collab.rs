@@ -88,6 +88,31 @@ async fn collab(pg: bool) {
         StatusCode::NOT_FOUND
     );
     assert_eq!(status(url.clone()).await, StatusCode::UNAUTHORIZED);
+    // A session token never goes in a URL: refused even for someone who may read.
+    let r = http
+        .post(server.url("/api/v1/auth/signup"))
+        .header("Origin", format!("http://{}", server.http))
+        .json(&serde_json::json!({"username": "urlsession", "email": "urlsession@example.test", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("demiurge_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let r = http
+        .get(format!("{url}?token={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "session_token_in_url");
     assert_eq!(
         status(format!("{url}?token={}", t.t_editor)).await,
         StatusCode::BAD_REQUEST,

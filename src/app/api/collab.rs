@@ -31,8 +31,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct CollabQuery {
-    /// A personal access token or session token, for clients that cannot set headers
-    /// (otherwise `Authorization: Bearer` with a personal access token, or the session cookie).
+    /// A personal access token (`dmg_pat_...`), for clients that cannot set headers
+    /// (otherwise `Authorization: Bearer`, or the session cookie). Session tokens are refused
+    /// here (`session_token_in_url`).
     #[serde(default)]
     token: Option<String>,
 }
@@ -70,8 +71,15 @@ async fn who(
     state: &AppState,
     q: &CollabQuery,
 ) -> Result<(User, Credential), ApiError> {
-    // For clients that cannot set headers.
+    // For clients that cannot set headers: a personal access token only. A session token
+    // never goes in a URL (addresses end up in logs, histories and Referer headers).
     if let Some(t) = &q.token {
+        if !t.starts_with(crate::auth::TOKEN_PREFIX) {
+            return Err(ApiError::Unauthorized {
+                code: "session_token_in_url",
+                message: "only a personal access token may go in `?token=`; use the session cookie or `Authorization: Bearer`".into(),
+            });
+        }
         let cred = credential_of(t);
         let user = cred.authenticate(state).await?;
         return Ok((user, cred));

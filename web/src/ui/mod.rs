@@ -153,7 +153,14 @@ pub fn go(path: &str) {
 
 /// Only a path on this site.
 pub fn safe_path(p: &str) -> String {
-    if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') {
+    // Browsers drop tabs and newlines from addresses, so "/\t/evil.example" would become
+    // "//evil.example", another site: no control characters at all.
+    if p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.contains('\\')
+        && p.len() <= 512
+        && !p.chars().any(char::is_control)
+    {
         p.to_string()
     } else {
         "/".into()
@@ -211,4 +218,25 @@ pub fn short_time(v: &Value) -> String {
     v.as_str()
         .map(|s| s.chars().take(16).collect::<String>().replace('T', " "))
         .unwrap_or_else(|| "never".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_path;
+
+    #[test]
+    fn return_paths_stay_on_this_site() {
+        assert_eq!(safe_path("/orgs/x?tab=members"), "/orgs/x?tab=members");
+        for other in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "evil.example",
+        ] {
+            assert_eq!(safe_path(other), "/", "{other:?}");
+        }
+        assert_eq!(safe_path(&format!("/{}", "a".repeat(600))), "/");
+    }
 }
