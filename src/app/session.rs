@@ -13,7 +13,31 @@ use super::{ApiError, AppState};
 use crate::auth::ClientMeta;
 use crate::db::accounts::{ApiToken, Session, User};
 
+/// The session cookie's name over plain HTTP (development on loopback).
 pub const SESSION_COOKIE: &str = "demiurge_session";
+/// Its name over HTTPS: with the `__Host-` prefix a browser keeps it only when it is Secure,
+/// for path `/` and for this host alone, so no neighbouring host (a container's, say) can
+/// set or shadow it. Over HTTPS only this name is read.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-demiurge_session";
+
+/// The session cookie's name for a request over HTTPS (`https`) or plain HTTP.
+pub fn session_cookie_name(https: bool) -> &'static str {
+    if https {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+fn over_https(req: &HttpRequest) -> bool {
+    ClientInfo::of(req).scheme == "https"
+}
+
+/// The session token of the request's cookie (by the name for its scheme).
+pub fn presented_session(req: &HttpRequest) -> Option<String> {
+    req.cookie(session_cookie_name(over_https(req)))
+        .map(|c| c.value().to_string())
+}
 
 /// How a request proved who it is.
 pub enum Credential {
@@ -125,11 +149,12 @@ pub fn session_cookie(
     token: &str,
     max_age: std::time::Duration,
 ) -> Cookie<'static> {
-    Cookie::build(SESSION_COOKIE, token.to_string())
+    let https = over_https(req);
+    Cookie::build(session_cookie_name(https), token.to_string())
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(ClientInfo::of(req).scheme == "https")
+        .secure(https)
         .max_age(actix_web::cookie::time::Duration::seconds(
             i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
         ))
@@ -153,7 +178,7 @@ pub fn presented_credential(req: &HttpRequest) -> Option<String> {
             .or_else(|| v.strip_prefix("bearer "))
             .map(|t| t.trim().to_string());
     }
-    req.cookie(SESSION_COOKIE).map(|c| c.value().to_string())
+    presented_session(req)
 }
 
 impl FromRequest for Authenticated {
@@ -166,7 +191,7 @@ impl FromRequest for Authenticated {
             .headers()
             .get("authorization")
             .map(|v| v.to_str().map(str::to_string));
-        let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+        let cookie = presented_session(req);
         // Only cookies ride along on cross-site requests by themselves; bearer tokens need no
         // Origin check.
         let origin = if authorization.is_none() && cookie.is_some() && !is_safe_method(req) {

@@ -328,9 +328,14 @@ impl ServerApp for Door {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let peer = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+        // Read after the first bytes came (the TLS handshake, or the peeked request line):
+        // by then a VPN bridge has registered its tunnel peer.
+        let peer = || {
+            stream
+                .get_socket_digest()
+                .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied())
+                .map(crate::vpn::real_peer)
+        };
         if self.tls {
             let sni = stream
                 .get_ssl()
@@ -339,6 +344,7 @@ impl ServerApp for Door {
             if self.containers.matches(sni) || stream.selected_alpn_proto() == Some(ALPN::H2) {
                 return self.proxy(stream, shutdown).await;
             }
+            let peer = peer();
             self.handoff.hand(HandedConnection {
                 io: HandedIo::Tls(Box::new(stream)),
                 peer,
@@ -346,6 +352,7 @@ impl ServerApp for Door {
             return None;
         }
         let (host, socket) = Self::peek_host(&stream).await?;
+        let peer = peer();
         if host.as_deref().is_some_and(|h| self.containers.matches(h)) {
             drop(socket);
             return self.proxy(stream, shutdown).await;
@@ -514,7 +521,7 @@ impl ProxyHttp for Front {
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string());
+            .map(|a| crate::vpn::real_peer(*a).ip().to_string());
         if let Some(ip) = client_ip {
             let xff = match upstream
                 .headers

@@ -351,8 +351,14 @@ impl Engine {
             self.listeners.swap_remove(i);
             let (to_up_tx, to_up_rx) = mpsc::channel::<Bytes>(32);
             let (from_up_tx, from_up_rx) = mpsc::channel::<Bytes>(32);
+            let peer_ip = self
+                .sockets
+                .get::<tcp::Socket>(handle)
+                .remote_endpoint()
+                .map(|e| std::net::IpAddr::from(e.addr));
             tokio::spawn(bridge(
                 self.forward_to,
+                peer_ip,
                 to_up_rx,
                 from_up_tx,
                 self.notify.clone(),
@@ -476,9 +482,11 @@ fn ipv4_destination(pkt: &[u8]) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]))
 }
 
-/// Carries one tunnel TCP connection to and from `target`.
+/// Carries one tunnel TCP connection to and from `target`; while it lasts, the edge knows
+/// its local address as the tunnel peer `peer_ip` ([`super::tunnel_peer`]).
 async fn bridge(
     target: SocketAddr,
+    peer_ip: Option<std::net::IpAddr>,
     mut rx: mpsc::Receiver<Bytes>,
     tx: mpsc::Sender<Bytes>,
     notify: Arc<Notify>,
@@ -494,6 +502,10 @@ async fn bridge(
             }
         };
     let _ = stream.set_nodelay(true);
+    let _tunneled = match (stream.local_addr(), peer_ip) {
+        (Ok(local), Some(ip)) => Some(super::Tunneled::register(local, ip)),
+        _ => None,
+    };
     let (mut r, mut w) = stream.into_split();
     let up_notify = notify.clone();
     let up = async move {

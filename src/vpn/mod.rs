@@ -24,6 +24,54 @@ use crate::db::{Db, DbError};
 
 pub use engine::HTTP_PORT;
 
+/// Tunnel connections as the edge sees them: the VPN bridges each to the edge from a local
+/// (loopback) address, which says nothing of who is on the other end. While a bridge lasts,
+/// its local address maps to the peer's tunnel address, so the edge and the app see the
+/// peer (never a client on this machine, which may read operator data).
+static TUNNELED: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<SocketAddr, std::net::IpAddr>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The tunnel peer behind a connection from `local`, if the VPN opened it.
+pub fn tunnel_peer(local: SocketAddr) -> Option<std::net::IpAddr> {
+    TUNNELED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&local)
+        .copied()
+}
+
+/// The address to treat as a connection's client: the tunnel peer for a VPN bridge,
+/// otherwise `peer` itself.
+pub fn real_peer(peer: SocketAddr) -> SocketAddr {
+    match tunnel_peer(peer) {
+        Some(ip) => SocketAddr::new(ip, peer.port()),
+        None => peer,
+    }
+}
+
+/// One registered bridge; removed when dropped.
+struct Tunneled(SocketAddr);
+
+impl Tunneled {
+    fn register(local: SocketAddr, peer: std::net::IpAddr) -> Self {
+        TUNNELED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(local, peer);
+        Self(local)
+    }
+}
+
+impl Drop for Tunneled {
+    fn drop(&mut self) {
+        TUNNELED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.0);
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VpnError {
     #[error("vpn: cannot listen on {addr}: {source}")]

@@ -1063,12 +1063,39 @@ async fn session_cookie_is_secure_over_https() {
     );
     let cookie = headers
         .lines()
-        .find(|l| l.starts_with("set-cookie: demiurge_session="))
+        .find(|l| l.starts_with("set-cookie: __host-demiurge_session="))
         .unwrap_or_default();
     assert!(
-        cookie.contains("secure") && cookie.contains("httponly"),
-        "{cookie}"
+        cookie.contains("secure")
+            && cookie.contains("httponly")
+            && cookie.contains("path=/")
+            && !cookie.contains("domain="),
+        "a __Host- cookie: {headers}"
     );
+    // Over HTTPS only the __Host- name is read: a plain cookie (which a neighbouring host
+    // could have set) authenticates nothing.
+    let raw = String::from_utf8_lossy(&out.stdout).to_string();
+    let token = raw
+        .split("__Host-demiurge_session=")
+        .nth(1)
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let me = |name: &str| {
+        std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(server.data_dir.join("tls/self-signed.crt"))
+            .arg("--resolve")
+            .arg(format!("localhost:{port}:127.0.0.1"))
+            .args(["-H"])
+            .arg(format!("Cookie: {name}={token}"))
+            .arg(format!("https://localhost:{port}/api/v1/me"))
+            .output()
+            .unwrap()
+            .stdout
+    };
+    assert_eq!(me("__Host-demiurge_session"), b"200");
+    assert_eq!(me("demiurge_session"), b"401");
     assert!(
         headers.contains("\nstrict-transport-security: max-age="),
         "HSTS over HTTPS: {headers}"

@@ -135,11 +135,46 @@ async fn wireguard_client_reaches_the_app_through_the_tunnel() {
         .unwrap_or(0);
     assert!(ts > 0, "no handshake recorded: {handshakes}");
 
-    // A larger response arrives intact through the tunnel (the UI page, ~40 KB).
-    let direct = run_ok(&mut ns.exec(&["curl", "-s", "-m", "5", &server.url("/")])).stdout;
-    let tunneled = run_ok(&mut ns.exec(&["curl", "-s", "-m", "5", "http://10.88.0.1/"])).stdout;
+    // A larger response arrives intact through the tunnel (the LiveView script, ~40 KB).
+    let direct =
+        run_ok(&mut ns.exec(&["curl", "-s", "-m", "5", &server.url("/ui/liveview.js")])).stdout;
+    let tunneled =
+        run_ok(&mut ns.exec(&["curl", "-s", "-m", "5", "http://10.88.0.1/ui/liveview.js"])).stdout;
     assert!(direct.len() > 10_000);
     assert_eq!(direct, tunneled);
+
+    // A peer is not on the server's machine: no metrics, no subsystem details (paths,
+    // ports); a client on the machine gets both.
+    let tunneled = |path: &str| {
+        let out = run_ok(&mut ns.exec(&[
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://10.88.0.1{path}"),
+        ]));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let m = tunneled("/metrics");
+    assert!(m.ends_with("\n403") && m.contains("operators_only"), "{m}");
+    let st = tunneled("/api/v1/status");
+    let st: serde_json::Value = serde_json::from_str(st.rsplit_once('\n').unwrap().0).unwrap();
+    assert_eq!(st["request"]["ip"], "10.88.0.2", "{st}");
+    let subsystems = st["subsystems"].as_array().unwrap();
+    assert!(!subsystems.is_empty());
+    assert!(subsystems.iter().all(|s| s["detail"] == ""), "{st}");
+    let local = run_ok(&mut ns.exec(&["curl", "-s", "-m", "5", &server.url("/api/v1/status")]));
+    let local: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    assert!(
+        local["subsystems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["detail"] != ""),
+        "{local}"
+    );
 
     // The peer is listed, and the second peer gets the next address.
     let list = run_ok(&mut server.command(&["admin", "vpn", "list-peers"]));

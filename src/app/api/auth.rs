@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
-use crate::app::session::{self, Authenticated, SESSION_COOKIE};
+use crate::app::session::{self, Authenticated};
 use crate::auth::SignUp;
 use crate::db::accounts::{ApiToken, Session, User};
 
@@ -117,8 +117,8 @@ pub(crate) fn client_key(req: &HttpRequest) -> String {
 
 /// Revokes the session a request's cookie names, if any (a new sign-in replaces it).
 pub(crate) async fn revoke_presented(req: &HttpRequest, state: &AppState) {
-    if let Some(c) = req.cookie(SESSION_COOKIE)
-        && let Ok((s, _)) = state.auth.authenticate(c.value()).await
+    if let Some(c) = session::presented_session(req)
+        && let Ok((s, _)) = state.auth.authenticate(&c).await
     {
         let _ = state.auth.revoke(&s.user_id, &s.id).await;
     }
@@ -190,9 +190,7 @@ async fn login(
 /// The cookie of a sign-in waiting for its second step, after counting the attempt against
 /// the per-sign-in and per-address limits.
 pub(super) fn pending_token(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
-    let token = req
-        .cookie(SESSION_COOKIE)
-        .map(|c| c.value().to_string())
+    let token = session::presented_session(req)
         .ok_or_else(|| ApiError::from(crate::auth::AuthError::NotAuthenticated))?;
     state
         .limits

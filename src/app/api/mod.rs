@@ -17,6 +17,7 @@ mod wsio;
 use super::AppState;
 use super::client::ClientInfo;
 use super::error::{ApiError, ErrorBody};
+use super::session;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -244,7 +245,8 @@ pub struct SubsystemStatus {
     name: &'static str,
     /// `starting`, `running`, `off`, `stopping` or `failed`.
     state: &'static str,
-    /// What it listens on, or why it failed.
+    /// What it listens on, or why it failed; empty unless the caller is an operator (the
+    /// instance admin, or a client on the server's machine).
     detail: String,
 }
 
@@ -284,11 +286,15 @@ async fn healthz() -> HttpResponse {
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "Some subsystem is not up yet (`not_ready`)", body = ErrorBody)
     ))]
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn readyz(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.status.ready() {
+        let mut subsystems = subsystems(&state);
+        if !operator(&req).await {
+            hide_details(&mut subsystems);
+        }
         return Ok(private_json(Readiness {
             status: "ready",
-            subsystems: subsystems(&state),
+            subsystems,
         }));
     }
     let waiting: Vec<String> = subsystems(&state)
@@ -302,13 +308,39 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// Prometheus metrics in the text exposition format.
+/// Whether the request may see the server's internals (metrics, subsystem details: the
+/// database's path, the ports): a client on this machine, or the instance admin.
+async fn operator(req: &HttpRequest) -> bool {
+    if ClientInfo::of(req).ip.is_some_and(|ip| ip.is_loopback()) {
+        return true;
+    }
+    use actix_web::FromRequest;
+    session::Authenticated::extract(req)
+        .await
+        .is_ok_and(|who| who.user.is_admin)
+}
+
+/// Prometheus metrics in the text exposition format, for a client on this machine (a
+/// scraper beside the server) or the instance admin (a bearer token).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 403, description = "`operators_only`: not from this machine, and not the instance admin", body = ErrorBody)))]
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !operator(&req).await {
+        return Err(operators_only());
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&state.status))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(state.metrics.render(&state.status)))
+}
+
+fn operators_only() -> ApiError {
+    ApiError::Forbidden {
+        code: "operators_only",
+        message: "only the instance admin, or a client on the server's own machine, may read this"
+            .into(),
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -318,6 +350,8 @@ pub struct Status {
     version: &'static str,
     /// Seconds since the server started.
     uptime_seconds: u64,
+    /// Each subsystem's state; what it listens on or why it failed only for operators (the
+    /// instance admin, or a client on the server's machine).
     subsystems: Vec<SubsystemStatus>,
     /// This request as the server saw it through the edge (to check a proxy setup).
     request: ClientInfo,
@@ -328,13 +362,24 @@ pub struct Status {
     responses((status = 200, description = "Subsystem states", body = Status)))]
 async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let ready = state.status.ready();
+    let mut subsystems = subsystems(&state);
+    if !operator(&req).await {
+        hide_details(&mut subsystems);
+    }
     private_json(Status {
         status: if ready { "ready" } else { "not_ready" },
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started_at.elapsed().as_secs(),
-        subsystems: subsystems(&state),
+        subsystems,
         request: ClientInfo::of(&req),
     })
+}
+
+/// Keeps the states, drops what each subsystem listens on or failed with.
+fn hide_details(list: &mut [SubsystemStatus]) {
+    for s in list {
+        s.detail.clear();
+    }
 }
 
 /// This document.

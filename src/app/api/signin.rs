@@ -13,13 +13,23 @@ use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
 use crate::app::pages;
-use crate::app::session::{self, Authenticated, SESSION_COOKIE};
+use crate::app::session::{self, Authenticated};
 use crate::auth::providers::{Finished, Intent, ProviderInfo};
 use crate::auth::{AuthError, LinkPurpose, Redeemed};
 use crate::db::signin::{Identity, PasskeyRow};
 
 /// Holds a provider flow's handle in the browser between start and callback.
 pub const FLOW_COOKIE: &str = "demiurge_flow";
+/// Its name over HTTPS: `__Secure-` makes the browser keep it only when Secure.
+const SECURE_FLOW_COOKIE: &str = "__Secure-demiurge_flow";
+
+fn flow_cookie_name(req: &HttpRequest) -> &'static str {
+    if crate::app::ClientInfo::of(req).scheme == "https" {
+        SECURE_FLOW_COOKIE
+    } else {
+        FLOW_COOKIE
+    }
+}
 const FLOW_COOKIE_PATH: &str = "/api/v1/auth/providers/";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -263,7 +273,7 @@ pub struct StartQuery {
 }
 
 fn flow_cookie(req: &HttpRequest, value: &str, seconds: i64) -> actix_web::cookie::Cookie<'static> {
-    actix_web::cookie::Cookie::build(FLOW_COOKIE, value.to_string())
+    actix_web::cookie::Cookie::build(flow_cookie_name(req), value.to_string())
         .path(FLOW_COOKIE_PATH)
         .http_only(true)
         .same_site(actix_web::cookie::SameSite::Lax)
@@ -291,10 +301,7 @@ async fn provider_start(
     let intent = match query.intent.as_deref() {
         None | Some("sign_in") => Intent::SignIn,
         Some("link") => {
-            let token = req
-                .cookie(SESSION_COOKIE)
-                .map(|c| c.value().to_string())
-                .ok_or(AuthError::NotAuthenticated)?;
+            let token = session::presented_session(&req).ok_or(AuthError::NotAuthenticated)?;
             let (_, user) = state.auth.authenticate(&token).await?;
             Intent::Link { user_id: user.id }
         }
@@ -365,7 +372,9 @@ async fn provider_callback(
         let (Some(code), Some(flow_state)) = (&query.code, &query.state) else {
             return Err(AuthError::ProviderFailed("the provider sent no code".into()).into());
         };
-        let cookie = req.cookie(FLOW_COOKIE).map(|c| c.value().to_string());
+        let cookie = req
+            .cookie(flow_cookie_name(&req))
+            .map(|c| c.value().to_string());
         Ok(state
             .auth
             .provider_finish(

@@ -26,7 +26,7 @@ use yrs::updates::decoder::DecoderV1;
 use yrs::updates::encoder::Encode;
 
 use self::feed::Feeds;
-use crate::app::session::SESSION_COOKIE;
+use crate::app::session::session_cookie_name;
 use crate::auth::{Auth, AuthError};
 use crate::db::accounts::User;
 use crate::gateway::{ClientUser, Close, Connection, GatewayRegistry};
@@ -65,11 +65,14 @@ impl BoardService {
     }
 }
 
-fn session_token(cookie: Option<&str>) -> Option<String> {
+/// The session token in a page socket's `Cookie` header, by the cookie name for the scheme
+/// its page was loaded over (its `Origin`).
+fn session_token(cookie: Option<&str>, origin: Option<&str>) -> Option<String> {
+    let name = session_cookie_name(origin.is_some_and(|o| o.starts_with("https://")));
     cookie?
         .split(';')
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"').to_string())
 }
 
@@ -102,7 +105,8 @@ impl BoardService {
         if *self.feeds.closing().borrow() {
             return Err(OpenError::Unavailable("the server is stopping".into()));
         }
-        let token = session_token(visitor.cookie.as_deref()).ok_or(OpenError::SignedOut)?;
+        let token = session_token(visitor.cookie.as_deref(), visitor.origin.as_deref())
+            .ok_or(OpenError::SignedOut)?;
         let user = match self.auth.authenticate(&token).await {
             Ok((_, u)) => u,
             Err(AuthError::NotAuthenticated) => return Err(OpenError::SignedOut),
@@ -474,10 +478,16 @@ mod tests {
                 "{bad}"
             );
         }
+        let http = Some("http://localhost:8080");
+        let https = Some("https://team.example");
         assert_eq!(
-            session_token(Some("a=1; demiurge_session=tok; b=2")).as_deref(),
+            session_token(Some("a=1; demiurge_session=tok; b=2"), http).as_deref(),
             Some("tok")
         );
-        assert_eq!(session_token(Some("a=1")), None);
+        assert_eq!(session_token(Some("a=1"), http), None);
+        // Over HTTPS only the __Host- cookie counts (a neighbour could set the plain one).
+        let both = Some("demiurge_session=planted; __Host-demiurge_session=real");
+        assert_eq!(session_token(both, https).as_deref(), Some("real"));
+        assert_eq!(session_token(Some("demiurge_session=planted"), https), None);
     }
 }
