@@ -535,9 +535,12 @@ impl Auth {
     }
 
     /// Revokes one of the user's sessions (logout is revoking the current one).
+    /// Ends a session: the database first, then the cache (forgetting first would let a
+    /// request in between cache the row again).
     pub async fn revoke(&self, user_id: &str, session_id: &str) -> Result<(), AuthError> {
+        let deleted = self.db.delete_session(user_id, session_id).await;
         self.cache.forget_user(user_id);
-        match self.db.delete_session(user_id, session_id).await {
+        match deleted {
             Ok(()) => Ok(()),
             Err(DbError::NotFound) => Err(AuthError::NoSuchSession),
             Err(e) => Err(e.into()),
@@ -641,8 +644,9 @@ impl Auth {
     }
 
     pub async fn revoke_token(&self, user_id: &str, id: &str) -> Result<(), AuthError> {
+        let deleted = self.db.delete_api_token(user_id, id).await;
         self.cache.forget_user(user_id);
-        match self.db.delete_api_token(user_id, id).await {
+        match deleted {
             Ok(()) => Ok(()),
             Err(DbError::NotFound) => Err(AuthError::NoSuchToken),
             Err(e) => Err(e.into()),

@@ -485,6 +485,18 @@ impl ProxyHttp for Front {
 
     fn new_ctx(&self) -> Self::CTX {}
 
+    /// What an error log line says of the request: method, path and host, never the query
+    /// (it may carry a token).
+    fn request_summary(&self, session: &Session, _ctx: &()) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {}, Host: {}",
+            req.method,
+            req.uri.path(),
+            Self::host_with_port(session)
+        )
+    }
+
     async fn request_filter(&self, session: &mut Session, _ctx: &mut ()) -> pingora::Result<bool> {
         if self.containers.matches(&Self::host_with_port(session)) {
             let body = Bytes::from_static(NO_SUCH_SERVICE.as_bytes());
