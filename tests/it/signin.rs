@@ -458,8 +458,31 @@ impl Agent {
     /// and consent pages until the browser comes back to our server and leaves the callback.
     /// Returns the callback's response.
     async fn sign_in_at_provider(&self, path: &str, login: &str) -> reqwest::Response {
-        let mut url = format!("{}{path}", self.base);
-        let mut resp = self.http.get(&url).send().await.unwrap();
+        let url = format!("{}{path}", self.base);
+        let resp = self.http.get(&url).send().await.unwrap();
+        self.through_provider(url, resp, login).await
+    }
+
+    /// Links a provider account to the signed-in user: the settings page's form posts to
+    /// `path` (with our Origin, as the browser sends it), then the provider's pages.
+    async fn link_at_provider(&self, path: &str, login: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .header("Origin", &self.base)
+            .send()
+            .await
+            .unwrap();
+        self.through_provider(url, resp, login).await
+    }
+
+    async fn through_provider(
+        &self,
+        mut url: String,
+        mut resp: reqwest::Response,
+        login: &str,
+    ) -> reqwest::Response {
         for _ in 0..20 {
             if url.contains("/api/v1/auth/providers/test/callback") {
                 return resp;
@@ -626,9 +649,29 @@ async fn oidc_sign_in(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // Opening an address cannot start linking (any page could make the browser do that).
+    let (st, body) = dave_agent
+        .get("/api/v1/auth/providers/test/start?intent=link&return_to=/settings")
+        .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("link_needs_post"))
+    );
+    // Nor can another site's form (its Origin is not ours).
+    let r = dave_agent
+        .http
+        .post(format!(
+            "{}/api/v1/auth/providers/test/start",
+            dave_agent.base
+        ))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let back = dave_agent
-        .sign_in_at_provider(
-            "/api/v1/auth/providers/test/start?intent=link&return_to=/settings",
+        .link_at_provider(
+            "/api/v1/auth/providers/test/start?return_to=/settings",
             "dave-at-idp",
         )
         .await;
@@ -657,9 +700,18 @@ async fn oidc_sign_in(backend: Backend) {
     );
 
     // Linking requires a signed-in user.
-    let (st, body) = Agent::new(&server)
-        .get("/api/v1/auth/providers/test/start?intent=link")
-        .await;
+    let r = Agent::new(&server)
+        .http
+        .post(format!(
+            "{}/api/v1/auth/providers/test/start",
+            dave_agent.base
+        ))
+        .header("Origin", &dave_agent.base)
+        .send()
+        .await
+        .unwrap();
+    let st = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
     assert_eq!(
         (st, body["error"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("not_authenticated"))

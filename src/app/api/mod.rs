@@ -53,6 +53,7 @@ use super::session;
         signin::verify_my_email,
         signin::providers,
         signin::provider_start,
+        signin::provider_link_start,
         signin::provider_callback,
         signin::my_identities,
         signin::unlink_identity,

@@ -52,6 +52,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::get().to(provider_start),
     )
     .route(
+        "/api/v1/auth/providers/{id}/start",
+        web::post().to(provider_link_start),
+    )
+    .route(
         "/api/v1/auth/providers/{id}/callback",
         web::get().to(provider_callback),
     )
@@ -301,9 +305,12 @@ async fn provider_start(
     let intent = match query.intent.as_deref() {
         None | Some("sign_in") => Intent::SignIn,
         Some("link") => {
-            let token = session::presented_session(&req).ok_or(AuthError::NotAuthenticated)?;
-            let (_, user) = state.auth.authenticate(&token).await?;
-            Intent::Link { user_id: user.id }
+            // A GET can be made by any page (an image, a link): linking is started by POST.
+            return Err(ApiError::BadRequest {
+                code: "link_needs_post",
+                message: "start linking a provider with POST (the button on your settings page)"
+                    .into(),
+            });
         }
         Some(other) => {
             return Err(ApiError::BadRequest {
@@ -314,6 +321,42 @@ async fn provider_start(
                 ),
             });
         }
+    };
+    let started = state
+        .auth
+        .provider_start(&id, intent, query.return_to.as_deref())
+        .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", started.redirect))
+        .insert_header(("Cache-Control", "no-store"))
+        .cookie(flow_cookie(&req, &started.handle, 600))
+        .finish())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LinkQuery {
+    /// Where to go afterwards (a path on this site).
+    #[serde(default)]
+    return_to: Option<String>,
+}
+
+/// Start linking a provider account to the signed-in user: redirects the browser there.
+/// POST (a form on the settings page), so no other site can start it.
+#[utoipa::path(post, path = "/api/v1/auth/providers/{id}/start", tag = "auth",
+    params(("id" = String, Path), LinkQuery),
+    responses((status = 303, description = "To the provider"), (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 403, description = "`origin_mismatch`", body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+async fn provider_link_start(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+    query: web::Query<LinkQuery>,
+) -> Result<HttpResponse, ApiError> {
+    state.limits.login_ip.check(&client_key(&req))?;
+    let intent = Intent::Link {
+        user_id: who.user.id.clone(),
     };
     let started = state
         .auth

@@ -320,8 +320,10 @@ fn Identities() -> Element {
                 }
             }
             for p in available.iter() {
-                a { class: "button secondary", href: "/api/v1/auth/providers/{s(p, \"id\")}/start?intent=link&return_to=/settings",
-                    "Link {s(p, \"name\")}" }
+                // A form that posts: linking is never started by merely opening an address.
+                form { class: "inline", method: "post", action: "/api/v1/auth/providers/{s(p, \"id\")}/start?return_to=/settings",
+                    button { class: "secondary", r#type: "submit", "Link {s(p, \"name\")}" }
+                }
             }
         }
     }
