@@ -229,6 +229,10 @@ pub struct AuthConfig {
     /// the count. Counted per account, across every pending sign-in.
     #[serde(with = "humantime_serde")]
     pub second_factor_lockout: std::time::Duration,
+    /// A sensitive change (a new personal access token, passkey or provider link, turning
+    /// TOTP on) needs a sign-in, or a confirmation with the password or a code, this recent.
+    #[serde(with = "humantime_serde")]
+    pub reauthentication_window: std::time::Duration,
     /// Sign-ups allowed per client address.
     pub signup_rate: Rate,
     /// Password changes allowed per account.
@@ -391,6 +395,7 @@ impl Default for AuthConfig {
             login_rate: Rate::new(10, 60),
             second_factor_window: std::time::Duration::from_secs(5 * 60),
             second_factor_lockout: std::time::Duration::from_secs(60),
+            reauthentication_window: std::time::Duration::from_secs(10 * 60),
             signup_rate: Rate::new(10, 3600),
             password_rate: Rate::new(5, 60),
             email_link_rate: Rate::new(5, 900),

@@ -207,6 +207,14 @@ impl From<crate::auth::AuthError> for ApiError {
                 message,
             },
             A::NoSuchSession | A::NoSuchToken => Self::NotFound(message),
+            A::ReauthenticationRequired => Self::Forbidden {
+                code: "reauthentication_required",
+                message,
+            },
+            A::SessionRequired => Self::Forbidden {
+                code: "session_required",
+                message,
+            },
             A::TokenNameTaken => Self::Conflict {
                 code: "token_name_taken",
                 message,

@@ -55,6 +55,14 @@ pub struct Authenticated {
 
 impl Authenticated {
     /// The browser session, if the request came with one.
+    /// The session, when the request came with one (not a token).
+    pub fn session(&self) -> Option<&Session> {
+        match &self.credential {
+            Credential::Session(s) => Some(s),
+            Credential::Token(_) => None,
+        }
+    }
+
     pub fn session_id(&self) -> Option<&str> {
         match &self.credential {
             Credential::Session(s) => Some(&s.id),
@@ -179,6 +187,18 @@ pub fn presented_credential(req: &HttpRequest) -> Option<String> {
             .map(|t| t.trim().to_string());
     }
     presented_session(req)
+}
+
+impl Authenticated {
+    /// For a sensitive change: a browser session that signed in, or confirmed its user again,
+    /// within the reauthentication window (tokens never qualify).
+    pub fn require_recent(&self, auth: &crate::auth::Auth) -> Result<(), ApiError> {
+        match &self.credential {
+            Credential::Token(_) => Err(crate::auth::AuthError::SessionRequired.into()),
+            Credential::Session(s) if auth.recently_authenticated(s) => Ok(()),
+            Credential::Session(_) => Err(crate::auth::AuthError::ReauthenticationRequired.into()),
+        }
+    }
 }
 
 impl FromRequest for Authenticated {

@@ -180,6 +180,8 @@ impl Auth {
                 }
                 let ended = self.db.delete_other_sessions(&user.id, None).await?;
                 tracing::info!(user = %user.id, sessions_ended = ended, "password reset by email link");
+                self.end_tokens_after_reset(&user).await?;
+                self.tell_owner(&user, "your password was reset with an emailed link");
                 let second = self.totp_enabled(&user.id).await?;
                 Ok(Redeemed::Opened(
                     self.open_session(user, meta, second).await?,

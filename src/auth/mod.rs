@@ -61,6 +61,12 @@ pub enum AuthError {
     TotpNotEnabled,
     #[error("you already have a token with this name")]
     TokenNameTaken,
+    #[error(
+        "confirm it is you first: POST /api/v1/auth/reauthenticate with your password or a code (or sign in again)"
+    )]
+    ReauthenticationRequired,
+    #[error("this needs a signed-in browser session, not a personal access token")]
+    SessionRequired,
     #[error("this link is not valid: it was already used, has expired, or never existed")]
     InvalidLink,
     #[error("no sign-in provider `{0}`")]
@@ -155,6 +161,8 @@ pub struct Auth {
     cache: Arc<cache::CredentialCache>,
     /// Wrong second-factor codes, counted per account.
     lockouts: lockout::Lockouts,
+    /// When each session last proved its user again (password or code), by session id.
+    reauthenticated: Arc<std::sync::Mutex<std::collections::HashMap<String, NaiveDateTime>>>,
 }
 
 fn now() -> NaiveDateTime {
@@ -251,6 +259,7 @@ impl Auth {
             issuer: Arc::from(cfg.server.name.as_str()),
             cache: Arc::default(),
             lockouts: lockout::Lockouts::new(cfg.auth.second_factor_lockout),
+            reauthenticated: Arc::default(),
         })
     }
 
@@ -559,7 +568,18 @@ impl Auth {
                 message: format!("no account `{login}`"),
             })?;
         self.replace_password(&user, new_password, None).await?;
+        self.end_tokens_after_reset(&user).await?;
+        self.tell_owner(&user, "an administrator reset your password");
         Ok(user)
+    }
+
+    /// A reset means someone else may have had the account: its personal access tokens end
+    /// too (passkeys and provider links stay; the notice asks the owner to review them).
+    pub(crate) async fn end_tokens_after_reset(&self, user: &User) -> Result<(), AuthError> {
+        let n = self.db.delete_api_tokens_of(&user.id).await?;
+        self.cache.forget_user(&user.id);
+        tracing::info!(user = %user.id, tokens_ended = n, "password reset ended the tokens");
+        Ok(())
     }
 
     /// The signed-in user changes their password: the current one must be right. Every other
@@ -586,7 +606,9 @@ impl Auth {
             self.check_second_factor(user, code).await?;
         }
         self.replace_password(user, new_password, current_session)
-            .await
+            .await?;
+        self.tell_owner(user, "your password was changed");
+        Ok(())
     }
 
     async fn replace_password(
@@ -604,6 +626,87 @@ impl Auth {
         self.cache.forget_user(&user.id);
         tracing::info!(user = %user.id, sessions_ended = ended, "password changed");
         Ok(())
+    }
+
+    /// Whether `session` proved its user recently enough for a sensitive change (a new
+    /// token, passkey or provider link, TOTP on): signed in, or confirmed again with a
+    /// password or code, within `[auth] reauthentication_window`.
+    pub fn recently_authenticated(&self, session: &Session) -> bool {
+        let since = now()
+            - chrono::Duration::from_std(self.config.reauthentication_window)
+                .unwrap_or_else(|_| chrono::Duration::zero());
+        if session.created_at > since {
+            return true;
+        }
+        self.reauthenticated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&session.id)
+            .is_some_and(|t| *t > since)
+    }
+
+    /// Confirms the session's user again, with their password or a TOTP or recovery code
+    /// (counted against the same limits as signing in).
+    pub async fn reauthenticate(
+        &self,
+        session: &Session,
+        user: &User,
+        password: Option<&str>,
+        code: Option<&str>,
+    ) -> Result<(), AuthError> {
+        match (password, code) {
+            (Some(pw), None) => {
+                let ok = match &user.password_hash {
+                    Some(h) if pw.len() <= password::MAX_BYTES => password::verify(pw, h).await,
+                    _ => false,
+                };
+                if !ok {
+                    return Err(AuthError::InvalidCredentials);
+                }
+            }
+            (None, Some(code)) => self.check_second_factor(user, code).await?,
+            _ => {
+                return Err(AuthError::Invalid {
+                    field: "password",
+                    message: "give either `password` or `code`".into(),
+                });
+            }
+        }
+        let t = now();
+        let mut map = self
+            .reauthenticated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 10_000 {
+            let since = t - chrono::Duration::from_std(self.config.reauthentication_window)
+                .unwrap_or_else(|_| chrono::Duration::zero());
+            map.retain(|_, at| *at > since);
+        }
+        map.insert(session.id.clone(), t);
+        tracing::info!(user = %user.id, "reauthenticated");
+        Ok(())
+    }
+
+    /// Tells the account's owner, by mail, of a change to how their account is reached.
+    pub(crate) fn tell_owner(&self, user: &User, what: &str) {
+        let mail = crate::mail::Mail {
+            to: user.email.clone(),
+            subject: format!("Your {} account: {what}", self.issuer),
+            body: format!(
+                "Hello {name},\n\nOn your account at {instance}: {what}.\n\n\
+                 If this was you, nothing more is needed. If not, sign in, change your \
+                 password, and review your sessions, tokens, passkeys and linked accounts in \
+                 Settings.\n",
+                name = user.display_name,
+                instance = self.public_url,
+            ),
+        };
+        let mailer = self.mailer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mailer.send(&mail).await {
+                tracing::warn!(error = %e, "account notice not sent");
+            }
+        });
     }
 
     /// Creates a personal access token for `user_id`, optionally expiring.
@@ -633,7 +736,15 @@ impl Auth {
             last_used_at: None,
         };
         match self.db.insert_api_token(&record).await {
-            Ok(()) => Ok(CreatedToken { token, record }),
+            Ok(()) => {
+                if let Some(owner) = self.db.user_by_id(user_id).await? {
+                    self.tell_owner(
+                        &owner,
+                        &format!("a personal access token \"{name}\" was created"),
+                    );
+                }
+                Ok(CreatedToken { token, record })
+            }
             Err(DbError::Conflict(_)) => Err(AuthError::TokenNameTaken),
             Err(e) => Err(e.into()),
         }
@@ -748,6 +859,7 @@ impl Auth {
             .collect();
         self.db.enable_totp(&user.id, &hashes).await?;
         tracing::info!(user = %user.id, "two-factor authentication turned on");
+        self.tell_owner(user, "two-factor authentication (TOTP) was turned on");
         Ok(codes)
     }
 
@@ -759,6 +871,7 @@ impl Auth {
         self.check_second_factor(user, code).await?;
         self.db.disable_totp(&user.id).await?;
         tracing::info!(user = %user.id, "two-factor authentication turned off");
+        self.tell_owner(user, "two-factor authentication (TOTP) was turned off");
         Ok(())
     }
 

@@ -205,6 +205,7 @@ impl Auth {
             other => other.into(),
         })?;
         tracing::info!(user = %user.id, passkey = %row.id, "passkey registered");
+        self.tell_owner(user, &format!("a passkey \"{}\" was added", row.name));
         Ok(row)
     }
 

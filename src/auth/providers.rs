@@ -590,6 +590,9 @@ impl Auth {
                 None => {
                     self.insert_identity(id, &user_id, &profile).await?;
                     tracing::info!(user = %user_id, provider = id, "provider account linked");
+                    if let Some(owner) = self.db.user_by_id(&user_id).await? {
+                        self.tell_owner(&owner, &format!("a {} account was linked", p.name));
+                    }
                     Ok(Finished::Linked {
                         return_to: flow.return_to,
                     })

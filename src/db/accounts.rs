@@ -258,6 +258,15 @@ impl Db {
         one_row(n)
     }
 
+    /// Deletes every token of `user_id` (after a password reset); returns how many.
+    pub async fn delete_api_tokens_of(&self, user_id: &str) -> Result<usize, DbError> {
+        with_conn!(self, conn => {
+            Ok(diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(user_id)))
+                .execute(&mut conn)
+                .await?)
+        })
+    }
+
     pub async fn count_users(&self) -> Result<i64, DbError> {
         with_conn!(self, conn => Ok(users::table.count().get_result(&mut conn).await?))
     }

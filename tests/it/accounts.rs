@@ -873,6 +873,143 @@ async fn totp_flow(server: Server) {
     );
 }
 
+/// Sensitive changes need a recent sign-in: within the window a new session creates a
+/// token; after it, a token, TOTP, a passkey and a provider link are refused
+/// (`reauthentication_required`) until the password confirms the session again; a token
+/// never qualifies (`session_required`). The owner is mailed of each change, and a password
+/// reset by emailed link ends every personal access token.
+async fn sensitive_changes_need_a_recent_sign_in(backend: Backend) {
+    let sink = crate::harness::peers::MailSink::start();
+    let server = backend
+        .start(
+            Options::default()
+                .env("DEMIURGE_MAIL__URL", &sink.url())
+                .env("DEMIURGE_AUTH__REAUTHENTICATION_WINDOW", "2s"),
+        )
+        .await;
+    let a = Browser::new(&server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED
+    );
+    let (st, t) = a.post("/api/v1/me/tokens", json!({"name": "fresh"})).await;
+    assert_eq!(st, StatusCode::CREATED, "a new sign-in is recent: {t}");
+    let pat = t["token"].as_str().unwrap().to_string();
+    let notice = sink.wait_mail("alice@example.test", 1).await;
+    assert!(
+        notice["text"]
+            .as_str()
+            .unwrap()
+            .contains("personal access token \"fresh\""),
+        "{notice}"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    for (path, body) in [
+        ("/api/v1/me/tokens", json!({"name": "late"})),
+        ("/api/v1/me/totp", json!({})),
+        ("/api/v1/me/passkeys/register/start", json!({"name": "key"})),
+    ] {
+        let (st, e) = a.post(path, body).await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("reauthentication_required")),
+            "{path}"
+        );
+    }
+    let (st, e) = a
+        .post(
+            "/api/v1/auth/reauthenticate",
+            json!({"password": "wrong password!!"}),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+    );
+    let (st, _) = a
+        .post(
+            "/api/v1/auth/reauthenticate",
+            json!({"password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, t) = a
+        .post("/api/v1/me/tokens", json!({"name": "confirmed"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{t}");
+
+    // A token is never enough.
+    let r = crate::harness::http_builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(server.url("/api/v1/me/tokens"))
+        .header("Authorization", format!("Bearer {pat}"))
+        .json(&json!({"name": "from a token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "session_required");
+
+    // A password reset by email ends the tokens, and says so.
+    assert_eq!(bearer(&server, &pat, "/api/v1/me").await.0, StatusCode::OK);
+    let (st, _) = Browser::new(&server)
+        .post(
+            "/api/v1/auth/email-link",
+            json!({"email": "alice@example.test", "purpose": "reset_password"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    sink.wait_mail("alice@example.test", 3).await;
+    let link = sink
+        .mails_to("alice@example.test")
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(String::from))
+        .find_map(|t| {
+            t.split_whitespace()
+                .find(|w| w.contains("/auth/link?token="))
+                .map(String::from)
+        })
+        .expect("a reset link");
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let (st, body) = Browser::new(&server)
+        .post(
+            "/api/v1/auth/email-link/redeem",
+            json!({"token": token, "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(
+        bearer(&server, &pat, "/api/v1/me").await.0,
+        StatusCode::UNAUTHORIZED,
+        "the reset ended the token"
+    );
+    // Two token notices, the link, then the reset notice (sent after the answer).
+    sink.wait_mail("alice@example.test", 4).await;
+    let texts: Vec<String> = sink
+        .mails_to("alice@example.test")
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(String::from))
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("your password was reset")),
+        "{texts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sensitive_changes_need_a_recent_sign_in_sqlite() {
+    sensitive_changes_need_a_recent_sign_in(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sensitive_changes_need_a_recent_sign_in_postgres() {
+    sensitive_changes_need_a_recent_sign_in(Backend::Postgres).await;
+}
+
 /// Signs Alice up with TOTP on; returns her TOTP secret and recovery codes.
 async fn alice_with_totp(server: &Server) -> (String, Vec<String>) {
     let a = Browser::new(server);

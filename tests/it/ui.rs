@@ -90,7 +90,7 @@ async fn account_pages_work_in_chromium() {
     let server = Server::start_with(Options {
         dns: false,
         vpn: false,
-        ..Options::default()
+        ..Options::default().env("DEMIURGE_AUTH__REAUTHENTICATION_WINDOW", "8s")
     });
     let shots = artifacts_dir("ui-accounts");
     let out = Command::new("node")
@@ -123,6 +123,14 @@ async fn account_pages_work_in_chromium() {
     assert_eq!(r["after_totp"], "UI Tester");
     assert_eq!(r["after_passkey"], "UI Tester");
     assert!(
+        r["reauth_asked"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Confirm it is you"),
+        "{r}"
+    );
+    assert_eq!(r["token_after_reauth"], true, "{r}");
+    assert!(
         r["forgot"]
             .as_str()
             .unwrap()
@@ -138,6 +146,7 @@ async fn account_pages_work_in_chromium() {
         "signin",
         "second-factor",
         "settings-signed-in",
+        "reauth",
         "forgot",
     ] {
         assert!(

@@ -17,6 +17,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/auth/login", web::post().to(login))
         .route("/api/v1/auth/logout", web::post().to(logout))
         .route("/api/v1/auth/second-factor", web::post().to(second_factor))
+        .route(
+            "/api/v1/auth/reauthenticate",
+            web::post().to(reauthenticate),
+        )
         .route("/api/v1/me/totp", web::get().to(totp_status))
         .route("/api/v1/me/totp", web::post().to(totp_begin))
         .route("/api/v1/me/totp/confirm", web::post().to(totp_confirm))
@@ -445,6 +449,7 @@ pub struct CreatedTokenView {
         (status = 201, description = "Created; the secret is in `token`", body = CreatedTokenView),
         (status = 400, description = "`invalid_input`", body = ErrorBody),
         (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 403, description = "`reauthentication_required`, `session_required`", body = ErrorBody),
         (status = 409, description = "`token_name_taken`", body = ErrorBody)
     ))]
 async fn create_token(
@@ -452,6 +457,7 @@ async fn create_token(
     who: Authenticated,
     body: web::Json<CreateTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    who.require_recent(&state.auth)?;
     let days = body.expires_in_days;
     if days == Some(0) || days.is_some_and(|d| d > 3650) {
         return Err(ApiError::BadRequest {
@@ -544,14 +550,66 @@ async fn totp_status(
     }))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReauthRequest {
+    /// The account's password...
+    #[serde(default)]
+    #[schema(max_length = 1024)]
+    password: Option<String>,
+    /// ...or a TOTP or recovery code.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    code: Option<String>,
+}
+
+/// Confirm it is you (password, or a TOTP or recovery code): for the reauthentication
+/// window, this session may make sensitive changes (a token, a passkey, a provider link,
+/// turning TOTP on). A passkey-only account signs in again instead.
+#[utoipa::path(post, path = "/api/v1/auth/reauthenticate", tag = "auth", request_body = ReauthRequest,
+    responses(
+        (status = 204, description = "Confirmed"),
+        (status = 400, description = "`invalid_input`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`, `invalid_code`, `not_authenticated`", body = ErrorBody),
+        (status = 403, description = "`session_required`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, `second_factor_locked`", body = ErrorBody)
+    ))]
+async fn reauthenticate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: web::Json<ReauthRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(session) = who.session() else {
+        return Err(crate::auth::AuthError::SessionRequired.into());
+    };
+    state.limits.login_ip.check(&client_key(&req))?;
+    state
+        .limits
+        .login_account
+        .check(&format!("user:{}", who.user.id))?;
+    state
+        .auth
+        .reauthenticate(
+            session,
+            &who.user,
+            body.password.as_deref(),
+            body.code.as_deref(),
+        )
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// Start a TOTP enrolment: a new secret with its otpauth URL and QR code.
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "me",
     responses((status = 200, description = "Scan this, then confirm with a code", body = TotpEnrolmentView),
+              (status = 403, description = "`reauthentication_required`, `session_required`", body = ErrorBody),
               (status = 409, description = "`totp_already_enabled`", body = ErrorBody)))]
 async fn totp_begin(
     state: web::Data<AppState>,
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
+    who.require_recent(&state.auth)?;
     let e = state.auth.totp_begin(&who.user).await?;
     Ok(private_json(TotpEnrolmentView {
         secret: e.secret,

@@ -345,28 +345,39 @@ pub struct LinkQuery {
 #[utoipa::path(post, path = "/api/v1/auth/providers/{id}/start", tag = "auth",
     params(("id" = String, Path), LinkQuery),
     responses((status = 303, description = "To the provider"), (status = 401, description = "`not_authenticated`", body = ErrorBody),
-        (status = 403, description = "`origin_mismatch`", body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 403, description = "`origin_mismatch`, `reauthentication_required`, `session_required`", body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 async fn provider_link_start(
     req: HttpRequest,
     state: web::Data<AppState>,
-    who: Authenticated,
+    who: Result<Authenticated, ApiError>,
     id: web::Path<String>,
     query: web::Query<LinkQuery>,
-) -> Result<HttpResponse, ApiError> {
-    state.limits.login_ip.check(&client_key(&req))?;
-    let intent = Intent::Link {
-        user_id: who.user.id.clone(),
-    };
-    let started = state
-        .auth
-        .provider_start(&id, intent, query.return_to.as_deref())
-        .await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header(("Location", started.redirect))
-        .insert_header(("Cache-Control", "no-store"))
-        .cookie(flow_cookie(&req, &started.handle, 600))
-        .finish())
+) -> HttpResponse {
+    let started = async {
+        let who = who?;
+        who.require_recent(&state.auth)?;
+        state.limits.login_ip.check(&client_key(&req))?;
+        let intent = Intent::Link {
+            user_id: who.user.id.clone(),
+        };
+        Ok::<_, ApiError>(
+            state
+                .auth
+                .provider_start(&id, intent, query.return_to.as_deref())
+                .await?,
+        )
+    }
+    .await;
+    match started {
+        Ok(started) => HttpResponse::SeeOther()
+            .insert_header(("Location", started.redirect))
+            .insert_header(("Cache-Control", "no-store"))
+            .cookie(flow_cookie(&req, &started.handle, 600))
+            .finish(),
+        // The browser came here by a form: it gets a page (status and code as the API's).
+        Err(e) => pages::error_page(&e, "Linking did not start"),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -673,6 +684,7 @@ pub struct PasskeyName {
 #[utoipa::path(post, path = "/api/v1/me/passkeys/register/start", tag = "me", request_body = PasskeyName,
     responses(
         (status = 200, description = "Options for navigator.credentials.create()", body = PasskeyChallenge),
+        (status = 403, description = "`reauthentication_required`, `session_required`", body = ErrorBody),
         (status = 409, description = "`passkey_name_taken`", body = ErrorBody)
     ))]
 async fn passkey_register_start(
@@ -680,6 +692,7 @@ async fn passkey_register_start(
     who: Authenticated,
     body: web::Json<PasskeyName>,
 ) -> Result<HttpResponse, ApiError> {
+    who.require_recent(&state.auth)?;
     challenge(
         state
             .auth

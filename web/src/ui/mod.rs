@@ -112,30 +112,40 @@ pub async fn passkey(create: bool, options: &Value) -> PasskeyAnswer {
 
 /// A whole passkey ceremony: options from `start`, the authenticator, the answer to `finish`.
 /// `body` goes to `start`. Ok with `finish`'s reply, or the message to show.
+/// Runs a passkey ceremony: the server's start, the browser's authenticator, the server's
+/// finish. A refusal comes back as the server's answer (or, for the authenticator, one
+/// made here with status 0), so callers can read its code.
 pub async fn passkey_ceremony(
     create: bool,
     start: &str,
     body: Value,
     finish: &str,
-) -> Result<Reply, String> {
+) -> Result<Reply, Reply> {
     let started = post(start, body).await;
     if !started.ok() {
-        return Err(if started.status == 404 && !create {
-            "This account has no passkey here.".into()
-        } else {
-            started.message()
-        });
+        if started.status == 404 && !create {
+            return Err(local_refusal("This account has no passkey here."));
+        }
+        return Err(started);
     }
     let answer = passkey(create, &started.body["options"]).await;
     if !answer.ok {
-        return Err(answer.message);
+        return Err(local_refusal(&answer.message));
     }
     let r = post(
         finish,
         serde_json::json!({"ceremony": started.body["ceremony"], "credential": answer.credential}),
     )
     .await;
-    if r.ok() { Ok(r) } else { Err(r.message()) }
+    if r.ok() { Ok(r) } else { Err(r) }
+}
+
+fn local_refusal(message: &str) -> Reply {
+    Reply {
+        status: 0,
+        body: serde_json::json!({"error": "passkey", "message": message}),
+        retry_after: None,
+    }
 }
 
 /// A resource that GETs `path` from the API (restart it to load again).

@@ -19,8 +19,11 @@ fn s(v: &Value, k: &str) -> String {
 
 #[component]
 pub fn Settings(user: Value) -> Element {
+    // Set when a sensitive change was refused for want of a recent sign-in.
+    use_context_provider(|| Reauth(Signal::new(false)));
     rsx! {
         div { class: "settings", id: "settings",
+            ConfirmItsYou { has_password: user["has_password"] == true }
             Profile { user: user.clone() }
             Password { has_password: user["has_password"] == true }
             TwoFactor {}
@@ -28,6 +31,65 @@ pub fn Settings(user: Value) -> Element {
             Identities {}
             Sessions {}
             Tokens {}
+        }
+    }
+}
+
+/// Whether the server asked this page to confirm its user again.
+#[derive(Clone, Copy)]
+struct Reauth(Signal<bool>);
+
+/// The message for a refused change, asking for the confirmation box when that is why.
+fn refusal(r: &super::Reply) -> String {
+    if r.code() == "reauthentication_required" {
+        // Called from event handlers, not while rendering: read the context, no hook.
+        if let Some(Reauth(mut needed)) = try_consume_context::<Reauth>() {
+            needed.set(true);
+        }
+        return "Confirm it is you (above), then try again.".into();
+    }
+    r.message()
+}
+
+/// Shown when a change needs a recent sign-in: the password or a code confirms it.
+#[component]
+fn ConfirmItsYou(has_password: bool) -> Element {
+    let mut needed = use_context::<Reauth>().0;
+    let mut secret = use_signal(String::new);
+    let mut error = use_signal(String::new);
+    if !needed() {
+        return rsx! {};
+    }
+    let on_confirm = move |_| {
+        spawn(async move {
+            error.set(String::new());
+            let body = if has_password {
+                json!({"password": secret()})
+            } else {
+                json!({"code": secret()})
+            };
+            let r = post("/api/v1/auth/reauthenticate", body).await;
+            if r.ok() {
+                secret.set(String::new());
+                needed.set(false);
+            } else {
+                error.set(r.message());
+            }
+        });
+    };
+    rsx! {
+        section { class: "card", id: "reauth",
+            h2 { "Confirm it is you" }
+            p { "This change needs a recent sign-in. "
+                if has_password { "Enter your password to go on." } else { "Enter a code from your authenticator app, or sign in again." }
+            }
+            Notice { text: error(), error: true }
+            form { onsubmit: on_confirm,
+                input { id: "reauth-secret", r#type: if has_password { "password" } else { "text" },
+                    autocomplete: if has_password { "current-password" } else { "one-time-code" },
+                    value: "{secret}", oninput: move |e| secret.set(e.value()) }
+                button { id: "reauth-submit", r#type: "submit", "Confirm" }
+            }
         }
     }
 }
@@ -140,7 +202,7 @@ fn TwoFactor() -> Element {
             if r.ok() {
                 enrolment.set(Some(r.body));
             } else {
-                error.set(r.message());
+                error.set(refusal(&r));
             }
         });
     };
@@ -248,7 +310,7 @@ fn Passkeys() -> Element {
                     name.set(String::new());
                     keys.restart();
                 }
-                Err(m) => error.set(m),
+                Err(r) => error.set(refusal(&r)),
             }
         });
     };
@@ -383,7 +445,7 @@ fn Tokens() -> Element {
                 days.set(String::new());
                 tokens.restart();
             } else {
-                error.set(r.message());
+                error.set(refusal(&r));
             }
         });
     };

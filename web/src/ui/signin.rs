@@ -76,7 +76,7 @@ pub fn SignIn(query: String) -> Element {
                 .await
                 {
                     Ok(_) => done(),
-                    Err(m) => error.set(m),
+                    Err(r) => error.set(r.message()),
                 }
             });
         }
@@ -137,7 +137,7 @@ pub fn SignIn(query: String) -> Element {
                 .await
                 {
                     Ok(_) => done(),
-                    Err(m) => error.set(m),
+                    Err(r) => error.set(r.message()),
                 }
             });
         }
