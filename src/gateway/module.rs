@@ -169,8 +169,9 @@ pub trait Module: Send + Sync + 'static {
     fn roots(&self) -> &'static [RootDef];
     /// The permissions it declares (added to the catalogue the role editor lists).
     fn permissions(&self) -> &'static [PermissionDef];
-    /// The permission an event needs.
-    fn permission(&self, event: &Self::Event) -> &'static str;
+    /// The permission an event of this type (its `"<module>:<verb>"` tag) needs. Decided by
+    /// the type alone, so the API document lists it with each event.
+    fn permission(&self, event_type: &str) -> &'static str;
     /// Events only the gateway may send (lifecycle); users get `forbidden_event`.
     fn system_only(&self, _event: &Self::Event) -> bool {
         false
@@ -252,8 +253,9 @@ impl<M: Module> Erased for M {
         Module::permissions(self)
     }
     fn parse(&self, value: Value) -> Result<(&'static str, bool, Box<dyn StdAny + Send>), String> {
+        let permission = self.permission(value.get("type").and_then(Value::as_str).unwrap_or(""));
         let ev: M::Event = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        Ok((self.permission(&ev), self.system_only(&ev), Box::new(ev)))
+        Ok((permission, self.system_only(&ev), Box::new(ev)))
     }
     fn reduce(
         &self,
@@ -295,8 +297,52 @@ impl<M: Module> Erased for M {
             .collect();
         name.push_str("Event");
         <M::Event as utoipa::ToSchema>::schemas(out);
-        out.push((name.clone(), <M::Event as utoipa::PartialSchema>::schema()));
+        let schema = <M::Event as utoipa::PartialSchema>::schema();
+        // Each event's description says the permission it needs, from `permission` itself.
+        let schema = serde_json::to_value(&schema)
+            .ok()
+            .and_then(|mut v| {
+                name_permissions(&mut v, &|t| self.permission(t));
+                serde_json::from_value(v).ok()
+            })
+            .unwrap_or(schema);
+        out.push((name.clone(), schema));
         name
+    }
+}
+
+/// Adds "Needs `<permission>`." to the description of every event schema under `v` (an
+/// object whose `type` property is one tag).
+fn name_permissions(v: &mut Value, permission: &dyn Fn(&str) -> &'static str) {
+    match v {
+        Value::Object(m) => {
+            let tag = m
+                .get("properties")
+                .and_then(|p| p.get("type"))
+                .and_then(|t| t.get("enum"))
+                .and_then(|e| e.as_array())
+                .filter(|e| e.len() == 1)
+                .and_then(|e| e[0].as_str())
+                .map(str::to_string);
+            if let Some(tag) = tag {
+                let needs = format!("Needs `{}`.", permission(&tag));
+                let text = match m.get("description").and_then(Value::as_str) {
+                    Some(d) if !d.is_empty() => format!("{d}\n\n{needs}"),
+                    _ => needs,
+                };
+                m.insert("description".into(), Value::String(text));
+                return;
+            }
+            for x in m.values_mut() {
+                name_permissions(x, permission);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                name_permissions(x, permission);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -634,7 +680,7 @@ mod tests {
         fn permissions(&self) -> &'static [PermissionDef] {
             COUNTER_PERMS
         }
-        fn permission(&self, _: &CounterEvent) -> &'static str {
+        fn permission(&self, _: &str) -> &'static str {
             "counter:value:write"
         }
         fn reduce(&self, cx: &mut Cx<'_, '_>, e: CounterEvent) -> Result<Value, EventError> {
@@ -701,7 +747,7 @@ mod tests {
             fn permissions(&self) -> &'static [PermissionDef] {
                 &[]
             }
-            fn permission(&self, _: &CounterEvent) -> &'static str {
+            fn permission(&self, _: &str) -> &'static str {
                 "x:y:z"
             }
             fn reduce(&self, _: &mut Cx<'_, '_>, _: CounterEvent) -> Result<Value, EventError> {

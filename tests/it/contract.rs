@@ -159,3 +159,60 @@ async fn head_is_answered_wherever_get_is() {
         }
     }
 }
+
+/// Every (tag, description) of an event schema in `v`.
+fn events_in(v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(tag) = m
+                .get("properties")
+                .and_then(|p| p["type"]["enum"].as_array())
+                .and_then(|e| e.first())
+                .and_then(Value::as_str)
+            {
+                let d = m.get("description").and_then(Value::as_str).unwrap_or("");
+                out.push((tag.to_string(), d.to_string()));
+                return;
+            }
+            m.values().for_each(|x| events_in(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| events_in(x, out)),
+        _ => {}
+    }
+}
+
+/// The events body is every module's events, and each says the permission it needs: the
+/// permission the gateway itself checks (a view event needs `whiteboard:views:manage`, a
+/// card event `whiteboard:board:edit`, an edge `core-graph:edges:write`).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_names_its_permission() {
+    let server = server();
+    let doc: Value = crate::harness::http_builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    events_in(&doc["components"]["schemas"], &mut events);
+    assert!(events.len() > 20, "{events:?}");
+    for (tag, d) in &events {
+        assert!(d.contains("Needs `"), "{tag}: {d}");
+    }
+    let needs = |tag: &str| {
+        events
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| panic!("no {tag}"))
+    };
+    assert!(needs("whiteboard:add-view").contains("Needs `whiteboard:views:manage`."));
+    assert!(needs("whiteboard:add-card").contains("Needs `whiteboard:board:edit`."));
+    assert!(needs("core-graph:add-edge").contains("Needs `core-graph:edges:write`."));
+    assert!(needs("core-graph:add-node").contains("Needs `core-graph:nodes:write`."));
+}

@@ -443,9 +443,9 @@ impl Module for CoreGraph {
     fn permissions(&self) -> &'static [PermissionDef] {
         PERMISSIONS
     }
-    fn permission(&self, event: &Event) -> &'static str {
-        match event {
-            Event::AddEdge { .. } | Event::UpdateEdge { .. } | Event::DeleteEdge { .. } => {
+    fn permission(&self, event_type: &str) -> &'static str {
+        match event_type {
+            "core-graph:add-edge" | "core-graph:update-edge" | "core-graph:delete-edge" => {
                 "core-graph:edges:write"
             }
             _ => "core-graph:nodes:write",

@@ -69,7 +69,7 @@ impl Module for Gateway {
     fn permissions(&self) -> &'static [PermissionDef] {
         PERMISSIONS
     }
-    fn permission(&self, _event: &Event) -> &'static str {
+    fn permission(&self, _event_type: &str) -> &'static str {
         "gateway:gateway:manage"
     }
     fn system_only(&self, _event: &Event) -> bool {

@@ -1262,9 +1262,9 @@ impl Module for Whiteboard {
     fn permissions(&self) -> &'static [PermissionDef] {
         PERMISSIONS
     }
-    fn permission(&self, event: &Event) -> &'static str {
-        match event {
-            Event::AddView { .. } | Event::RenameView { .. } | Event::DeleteView { .. } => {
+    fn permission(&self, event_type: &str) -> &'static str {
+        match event_type {
+            "whiteboard:add-view" | "whiteboard:rename-view" | "whiteboard:delete-view" => {
                 VIEWS_MANAGE
             }
             _ => EDIT,
