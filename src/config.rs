@@ -233,6 +233,9 @@ pub struct AuthConfig {
     /// TOTP on) needs a sign-in, or a confirmation with the password or a code, this recent.
     #[serde(with = "humantime_serde")]
     pub reauthentication_window: std::time::Duration,
+    /// Password hashes (sign-ins, sign-ups, changes) run at once, each holding 19 MiB; four
+    /// times as many may wait, and past them a request gets 503. 0: two per core.
+    pub password_hashes_at_once: usize,
     /// Sign-ups allowed per client address.
     pub signup_rate: Rate,
     /// Password changes allowed per account.
@@ -396,6 +399,7 @@ impl Default for AuthConfig {
             second_factor_window: std::time::Duration::from_secs(5 * 60),
             second_factor_lockout: std::time::Duration::from_secs(60),
             reauthentication_window: std::time::Duration::from_secs(10 * 60),
+            password_hashes_at_once: 0,
             signup_rate: Rate::new(10, 3600),
             password_rate: Rate::new(5, 60),
             email_link_rate: Rate::new(5, 900),

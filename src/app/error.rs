@@ -44,6 +44,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     NotReady(String),
+    /// 503 with `Retry-After: 1`: a bounded resource (password hashing) is full.
+    #[error("{0}")]
+    Busy(String),
     /// 421: this connection is not the one to ask for that host (its client should open another).
     #[error("{0}")]
     Misdirected(String),
@@ -68,6 +71,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotReady(_) => "not_ready",
+            Self::Busy(_) => "busy",
             Self::Misdirected(_) => "misdirected_request",
             Self::UnknownHost(_) => "unknown_host",
             Self::Internal(_) => "internal",
@@ -86,7 +90,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Misdirected(_) | Self::UnknownHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,6 +105,9 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         let mut resp = HttpResponse::build(self.status_code());
+        if let Self::Busy(_) = self {
+            resp.insert_header(("Retry-After", "1"));
+        }
         if let Self::MethodNotAllowed { allow, .. } = self {
             resp.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
         }
@@ -274,6 +281,7 @@ impl From<crate::auth::AuthError> for ApiError {
                 message,
             },
             A::Unavailable(_) => Self::NotReady(message),
+            A::Busy => Self::Busy(message),
             A::Internal(detail) => Self::Internal(detail),
         }
     }

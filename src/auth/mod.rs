@@ -91,6 +91,8 @@ pub enum AuthError {
     PasskeyNameTaken,
     #[error("{0}")]
     Unavailable(String),
+    #[error("too many sign-ins at once; try again in a moment")]
+    Busy,
     #[error("{0}")]
     Internal(String),
 }
@@ -106,7 +108,10 @@ impl From<DbError> for AuthError {
 
 impl From<password::HashError> for AuthError {
     fn from(e: password::HashError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            password::HashError::Busy => Self::Busy,
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 
@@ -247,6 +252,9 @@ impl Auth {
     ) -> Result<Self, AuthError> {
         let public_url = cfg.link_base();
         let webauthn = passkeys::build(&public_url, &cfg.server.name)?;
+        if cfg.auth.password_hashes_at_once > 0 {
+            password::limit_concurrency(cfg.auth.password_hashes_at_once);
+        }
         Ok(Self {
             db,
             config: Arc::new(cfg.auth.clone()),
@@ -375,9 +383,9 @@ impl Auth {
         let user = self.db.user_by_login(&login_key(login)).await?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let ok = match &stored {
-            Some(h) => password::verify(password, h).await,
+            Some(h) => password::verify(password, h).await?,
             None => {
-                let _ = password::verify(password, self.dummy_hash().await).await;
+                let _ = password::verify(password, self.dummy_hash().await).await?;
                 false
             }
         };
@@ -594,7 +602,7 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let ok = match &user.password_hash {
             Some(h) if current_password.len() <= password::MAX_BYTES => {
-                password::verify(current_password, h).await
+                password::verify(current_password, h).await?
             }
             _ => false,
         };
@@ -657,7 +665,7 @@ impl Auth {
         match (password, code) {
             (Some(pw), None) => {
                 let ok = match &user.password_hash {
-                    Some(h) if pw.len() <= password::MAX_BYTES => password::verify(pw, h).await,
+                    Some(h) if pw.len() <= password::MAX_BYTES => password::verify(pw, h).await?,
                     _ => false,
                 };
                 if !ok {

@@ -32,31 +32,92 @@ pub fn policy_violation(password: &str, username: &str, email: &str) -> Option<S
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(String);
+pub enum HashError {
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+    /// More hashes are running and waiting than the server allows.
+    #[error("too many sign-ins at once; try again in a moment")]
+    Busy,
+}
+
+/// How many hashes may run at once, and wait: each holds 19 MiB while it runs, so a burst
+/// of sign-ins must not start them all. Set once by [`limit_concurrency`]; until then, two
+/// per core.
+struct Gate {
+    running: tokio::sync::Semaphore,
+    /// Hashes waiting for a turn, at most `max_waiting`.
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
+}
+
+static GATE: std::sync::OnceLock<Gate> = std::sync::OnceLock::new();
+
+fn gate() -> &'static Gate {
+    GATE.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Gate::new(cores * 2)
+    })
+}
+
+impl Gate {
+    fn new(at_once: usize) -> Self {
+        let at_once = at_once.max(1);
+        Self {
+            running: tokio::sync::Semaphore::new(at_once),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: at_once * 4,
+        }
+    }
+}
+
+/// Sets how many hashes run at once (a few times that may wait; past them, [`HashError::Busy`]).
+/// Has effect only before the first hash.
+pub fn limit_concurrency(at_once: usize) {
+    let _ = GATE.set(Gate::new(at_once));
+}
+
+/// Runs `work` on the blocking pool once the gate lets it.
+async fn gated<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, HashError> {
+    use std::sync::atomic::Ordering;
+    let g = gate();
+    let permit = match g.running.try_acquire() {
+        Ok(p) => p,
+        Err(_) => {
+            if g.waiting.fetch_add(1, Ordering::AcqRel) >= g.max_waiting {
+                g.waiting.fetch_sub(1, Ordering::AcqRel);
+                return Err(HashError::Busy);
+            }
+            let p = g.running.acquire().await;
+            g.waiting.fetch_sub(1, Ordering::AcqRel);
+            p.map_err(|e| HashError::Failed(e.to_string()))?
+        }
+    };
+    let out = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| HashError::Failed(e.to_string()));
+    drop(permit);
+    out
+}
 
 /// Hashes on the blocking pool (about 20 ms of CPU in release builds).
 pub async fn hash(password: &str) -> Result<String, HashError> {
     let pw = password.as_bytes().to_vec();
-    tokio::task::spawn_blocking(move || {
+    gated(move || {
         Argon2::default()
             .hash_password(&pw)
             .map(|h| h.to_string())
-            .map_err(|e| HashError(e.to_string()))
+            .map_err(|e| HashError::Failed(e.to_string()))
     })
-    .await
-    .map_err(|e| HashError(e.to_string()))?
+    .await?
 }
 
 /// Verifies on the blocking pool. A malformed stored hash verifies as false.
-pub async fn verify(password: &str, phc: &str) -> bool {
+pub async fn verify(password: &str, phc: &str) -> Result<bool, HashError> {
     let pw = password.as_bytes().to_vec();
     let phc = phc.to_string();
-    tokio::task::spawn_blocking(move || {
-        Argon2::default().verify_password(&pw, phc.as_str()).is_ok()
-    })
-    .await
-    .unwrap_or(false)
+    gated(move || Argon2::default().verify_password(&pw, phc.as_str()).is_ok()).await
 }
 
 /// A real hash of a random password, verified against when an account does not exist, so a
@@ -90,8 +151,8 @@ mod tests {
     async fn hash_is_argon2id_phc_and_verifies() {
         let h = hash("correct horse battery").await.unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(verify("correct horse battery", &h).await);
-        assert!(!verify("wrong horse battery", &h).await);
-        assert!(!verify("x", "not a phc string").await);
+        assert!(verify("correct horse battery", &h).await.unwrap());
+        assert!(!verify("wrong horse battery", &h).await.unwrap());
+        assert!(!verify("x", "not a phc string").await.unwrap());
     }
 }

@@ -652,6 +652,51 @@ async fn rate_limits_trip_and_recover() {
     );
 }
 
+/// Password hashing is bounded: with one hash at a time (and four waiting), a burst of 40
+/// sign-ins gets 503 `busy` with Retry-After for what does not fit, never a 5xx of another
+/// kind, and the server signs in as usual afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_sign_ins_is_refused_not_queued_without_bound() {
+    let server = Server::start_with(
+        Options::default()
+            .env("DEMIURGE_AUTH__PASSWORD_HASHES_AT_ONCE", "1")
+            .env("DEMIURGE_AUTH__LOGIN_RATE", "1000/1s"),
+    );
+    let a = Browser::new(&server);
+    assert_eq!(
+        a.post("/api/v1/auth/signup", alice()).await.0,
+        StatusCode::CREATED
+    );
+    let http = crate::harness::http_builder().no_proxy().build().unwrap();
+    let mut burst = Vec::new();
+    for _ in 0..40 {
+        let req = http
+            .post(server.url("/api/v1/auth/login"))
+            .header("Origin", &a.origin)
+            .json(&json!({"login": "alice", "password": "wrong password!!"}));
+        burst.push(tokio::spawn(async move {
+            let r = req.send().await.unwrap();
+            let retry = r.headers().get("retry-after").is_some();
+            let st = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (st, body["error"].as_str().map(String::from), retry)
+        }));
+    }
+    let (mut busy, mut refused) = (0, 0);
+    for b in burst {
+        match b.await.unwrap() {
+            (StatusCode::SERVICE_UNAVAILABLE, Some(code), true) if code == "busy" => busy += 1,
+            (StatusCode::UNAUTHORIZED, Some(code), _) if code == "invalid_credentials" => {
+                refused += 1
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(busy > 0 && refused >= 5, "busy {busy}, checked {refused}");
+    let right = json!({"login": "alice", "password": "correct horse battery"});
+    assert_eq!(a.post("/api/v1/auth/login", right).await.0, StatusCode::OK);
+}
+
 /// A wrong password costs about the same time whether or not the account exists.
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_logins_take_similar_time_for_missing_and_existing_accounts() {

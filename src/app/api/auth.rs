@@ -115,8 +115,43 @@ impl SessionView {
 pub(crate) fn client_key(req: &HttpRequest) -> String {
     crate::app::ClientInfo::of(req)
         .ip
-        .map(|ip| ip.to_string())
+        .map(rate_key)
         .unwrap_or_default()
+}
+
+/// What a client address is counted under: an IPv4 address itself, an IPv6 address by its
+/// /64 (one subscriber gets a whole /64, so per-address limits would let them rotate
+/// through 2^64 keys).
+pub(crate) fn rate_key(ip: std::net::IpAddr) -> String {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{net}/64")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_key;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a = rate_key("2001:db8:1:2::1".parse().unwrap());
+        let b = rate_key("2001:db8:1:2:ffff:0:0:9".parse().unwrap());
+        let c = rate_key("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(a, b, "one /64, one key");
+        assert_ne!(a, c);
+        assert_eq!(rate_key("203.0.113.7".parse().unwrap()), "203.0.113.7");
+        assert_eq!(
+            rate_key("::ffff:203.0.113.7".parse().unwrap()),
+            "203.0.113.7",
+            "a mapped IPv4 address is the IPv4 address"
+        );
+    }
 }
 
 /// Revokes the session a request's cookie names, if any (a new sign-in replaces it).
