@@ -51,6 +51,10 @@ pub struct ServerConfig {
     /// ("https://demiurge.example.com/"). Empty: derived from the edge listeners and `domain`.
     /// Set it when a proxy or port mapping sits in front.
     pub public_url: String,
+    /// Reverse proxies in front of this server ("10.0.0.0/8", "192.0.2.7/32"): a connection
+    /// from one of these has its `X-Forwarded-For` (the last address that is not a trusted
+    /// proxy), `X-Forwarded-Proto` and `X-Forwarded-Host` believed. Empty: no one's are.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +64,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             name: "Demiurge".into(),
             public_url: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -35,9 +35,28 @@ impl ClientInfo {
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
         };
+        let trusted = req.app_data::<TrustedProxies>();
         if let Some(direct) = req.conn_data::<Direct>() {
+            let peer = direct.peer.map(|a| a.ip());
+            if let (Some(p), Some(t)) = (peer, trusted)
+                && t.trusts(p)
+            {
+                // A proxy the operator named: its forwarding headers say who is behind it.
+                return Self {
+                    ip: t.client_behind(req, p),
+                    scheme: match header("x-forwarded-proto") {
+                        Some(v) if v.eq_ignore_ascii_case("https") => "https",
+                        Some(_) => "http",
+                        None if direct.tls => "https",
+                        None => "http",
+                    },
+                    host: header("x-forwarded-host")
+                        .or_else(|| header("host"))
+                        .map(str::to_string),
+                };
+            }
             return Self {
-                ip: direct.peer.map(|a| a.ip()),
+                ip: peer,
                 scheme: if direct.tls { "https" } else { "http" },
                 host: header("host").map(str::to_string),
             };
@@ -55,14 +74,12 @@ impl ClientInfo {
                 host: header("host").map(str::to_string),
             };
         }
-        let ip = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .next_back()
-            .or(peer);
+        // The edge appended its client last; if that is a trusted proxy, look behind it.
+        let ip = match (forwarded_for(req).next_back(), trusted) {
+            (Some(last), Some(t)) => t.client_behind(req, last),
+            (Some(last), None) => Some(last),
+            (None, _) => peer,
+        };
         let scheme = match header("x-forwarded-proto") {
             Some(p) if p.eq_ignore_ascii_case("https") => "https",
             _ => "http",
@@ -71,5 +88,46 @@ impl ClientInfo {
             .or_else(|| header("host"))
             .map(str::to_string);
         Self { ip, scheme, host }
+    }
+}
+
+/// The addresses of `X-Forwarded-For`, in order.
+fn forwarded_for(req: &HttpRequest) -> impl DoubleEndedIterator<Item = IpAddr> + '_ {
+    req.headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+}
+
+/// `[server] trusted_proxies`: reverse proxies whose forwarding headers are believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(std::sync::Arc<Vec<ipnet::IpNet>>);
+
+impl TrustedProxies {
+    pub fn new(nets: &[ipnet::IpNet]) -> Self {
+        Self(std::sync::Arc::new(nets.to_vec()))
+    }
+
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client behind `peer`: walking `X-Forwarded-For` from its end, the first address
+    /// that is not a trusted proxy (what a trusted proxy appended is true; what came before
+    /// it from the client may be forged). `peer` itself if it is not trusted.
+    fn client_behind(&self, req: &HttpRequest, peer: IpAddr) -> Option<IpAddr> {
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let mut last = peer;
+        for ip in forwarded_for(req).rev() {
+            if !self.trusts(ip) {
+                return Some(ip);
+            }
+            last = ip;
+        }
+        Some(last)
     }
 }

@@ -57,6 +57,8 @@ pub struct AppState {
     methods: methods::MethodTable,
     /// The names requests may use (DNS rebinding).
     hosts: hosts::KnownHosts,
+    /// `[server] trusted_proxies`.
+    proxies: client::TrustedProxies,
 }
 
 /// Accounts and tenancy, wired together: the gateway's modules (whose permissions the
@@ -124,6 +126,7 @@ impl AppState {
             openapi,
             methods,
             hosts: hosts::KnownHosts::new(&cfg.server.domain, cfg.public_url().as_deref()),
+            proxies: client::TrustedProxies::new(&cfg.server.trusted_proxies),
         })
     }
 }
@@ -191,8 +194,10 @@ impl App {
             let counter = counter.clone();
             let containers = state.containers.clone();
             let hosts = state.hosts.clone();
+            let proxies = state.proxies.clone();
             ActixApp::new()
                 .app_data(state.clone())
+                .app_data(proxies)
                 .app_data(
                     web::JsonConfig::default()
                         .limit(JSON_LIMIT)

@@ -369,3 +369,54 @@ async fn an_early_answer_survives_the_rest_of_the_body() {
         assert!(body.contains("payload_too_large"), "{body}");
     }
 }
+
+/// `[server] trusted_proxies`: a connection from a named proxy has its forwarding headers
+/// believed (the client is the last address that is not a trusted proxy, the scheme its
+/// `X-Forwarded-Proto`); without the setting the same headers are ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_headers_are_believed_only_from_trusted_proxies() {
+    let ask = |server: &Server, xff: &'static str| {
+        let req = client()
+            .get(server.url("/api/v1/status"))
+            .header("X-Forwarded-For", xff)
+            .header("X-Forwarded-Proto", "https");
+        async move {
+            let v: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+            (
+                v["request"]["ip"].as_str().unwrap_or_default().to_string(),
+                v["request"]["scheme"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    };
+    let plain = Server::start_with(Options {
+        dns: false,
+        vpn: false,
+        ..Options::default()
+    });
+    assert_eq!(
+        ask(&plain, "203.0.113.9").await,
+        ("127.0.0.1".to_string(), "http".to_string())
+    );
+    let behind = Server::start_with(Options {
+        dns: false,
+        vpn: false,
+        ..Options::default().env("DEMIURGE_SERVER__TRUSTED_PROXIES", "[\"127.0.0.0/8\"]")
+    });
+    assert_eq!(
+        ask(&behind, "203.0.113.9").await,
+        ("203.0.113.9".to_string(), "https".to_string())
+    );
+    assert_eq!(
+        ask(&behind, "198.51.100.1, 203.0.113.9").await.0,
+        "203.0.113.9",
+        "what came before the proxy's own entry may be forged"
+    );
+    assert_eq!(
+        ask(&behind, "203.0.113.9, 127.0.0.5").await.0,
+        "203.0.113.9",
+        "a chain of trusted proxies is walked through"
+    );
+}
