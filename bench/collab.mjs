@@ -59,6 +59,8 @@ async function startDemiurge () {
       DEMIURGE_LOG__LEVEL: 'warn',
       DEMIURGE_AUTH__LOGIN_RATE: '1000000/1s',
       DEMIURGE_GATEWAY__MAX_CLIENTS_PER_PROJECT: '100000',
+      // Every load client uses the one bench token.
+      DEMIURGE_GATEWAY__MAX_SOCKETS_PER_USER: '100000',
       // Settings to try (DEMIURGE_GATEWAY__BROADCAST_INTERVAL=0s, ...) pass through.
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('DEMIURGE_'))),
     },

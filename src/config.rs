@@ -82,8 +82,15 @@ pub struct GatewayConfig {
     pub project_idle_unload: std::time::Duration,
     /// Clients one project accepts; the next is closed with code 4429.
     pub max_clients_per_project: usize,
+    /// Collaboration sockets one user (one account, whatever token) may hold open at once,
+    /// over every project; the next is refused with 429 `too_many_sockets`.
+    pub max_sockets_per_user: usize,
     /// Frames a slow client may fall behind by before it is closed (1013).
     pub client_buffer: usize,
+    /// Largest a project's document may grow (bytes of stored updates since its snapshot
+    /// included); past it, writes are refused (a client is closed with 4413, an event gets
+    /// 409 `document_full`) and reading goes on.
+    pub max_document_bytes: i64,
     /// How often module ticks run in a loaded project.
     #[serde(with = "humantime_serde")]
     pub tick: std::time::Duration,
@@ -117,7 +124,9 @@ impl Default for GatewayConfig {
             idle_stop: std::time::Duration::from_secs(30 * 60),
             project_idle_unload: std::time::Duration::from_secs(5 * 60),
             max_clients_per_project: 500,
+            max_sockets_per_user: 64,
             client_buffer: 1024,
+            max_document_bytes: 256 * 1024 * 1024,
             tick: std::time::Duration::from_secs(1),
             keepalive: std::time::Duration::from_secs(30),
             broadcast_delay: std::time::Duration::ZERO,

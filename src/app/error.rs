@@ -308,6 +308,10 @@ impl From<crate::gateway::GatewayError> for ApiError {
                 message: e.to_string(),
             },
             G::RoomFull(_) | G::Unloading => Self::NotReady(e.to_string()),
+            G::DocumentFull(_) => Self::Conflict {
+                code: "document_full",
+                message: e.to_string(),
+            },
             G::Db(_) | G::Store(_) | G::Corrupt { .. } | G::LoadFailed(_) => {
                 Self::Internal(e.to_string())
             }

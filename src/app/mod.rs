@@ -59,6 +59,8 @@ pub struct AppState {
     hosts: hosts::KnownHosts,
     /// `[server] trusted_proxies`.
     proxies: client::TrustedProxies,
+    /// Open collaboration sockets per user (a cap).
+    pub(crate) sockets: api::collab::SocketCounts,
 }
 
 /// Accounts and tenancy, wired together: the gateway's modules (whose permissions the
@@ -127,6 +129,7 @@ impl AppState {
             methods,
             hosts: hosts::KnownHosts::new(&cfg.server.domain, cfg.public_url().as_deref()),
             proxies: client::TrustedProxies::new(&cfg.server.trusted_proxies),
+            sockets: api::collab::SocketCounts::default(),
         })
     }
 }

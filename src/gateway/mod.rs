@@ -57,6 +57,8 @@ pub enum GatewayError {
     Event(#[from] EventError),
     #[error("the project has {0} clients, its limit")]
     RoomFull(usize),
+    #[error("the project's document is at its size limit ({0} bytes)")]
+    DocumentFull(i64),
     #[error("the project is unloading; try again")]
     Unloading,
     #[error("the project could not be loaded: {0}")]
@@ -104,6 +106,10 @@ impl Close {
     pub const DELETED: Close = Close {
         code: 4404,
         reason: "the project was deleted",
+    };
+    pub const DOCUMENT_FULL: Close = Close {
+        code: 4413,
+        reason: "the project's document is at its size limit; it can be read, not grown",
     };
     pub const ROOM_FULL: Close = Close {
         code: 4429,

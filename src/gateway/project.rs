@@ -162,7 +162,20 @@ struct Member {
     out: Out,
     user: ClientUser,
     awareness: Vec<ClientID>,
+    /// Awareness updates this connection may still send now (refilled over time).
+    awareness_budget: f64,
+    awareness_at: Instant,
 }
+
+/// Awareness client ids one connection may speak for (a page has one; a few for tabs that
+/// share a socket).
+const AWARENESS_IDS: usize = 4;
+/// Largest awareness state (its JSON): a cursor, a name, a selection.
+const AWARENESS_STATE: usize = 16 * 1024;
+/// Awareness updates per second per connection, and the burst allowed; more are dropped
+/// (presence is lossy: the next one says where the cursor is).
+const AWARENESS_RATE: f64 = 30.0;
+const AWARENESS_BURST: f64 = 60.0;
 
 type EventReply = oneshot::Sender<Result<EventOutcome, GatewayError>>;
 type Inflight = BoxFuture<'static, (i64, Result<(), String>)>;
@@ -494,6 +507,8 @@ impl Project {
                         out,
                         user,
                         awareness: Vec::new(),
+                        awareness_budget: AWARENESS_BURST,
+                        awareness_at: Instant::now(),
                     },
                 );
                 self.count_clients();
@@ -504,6 +519,7 @@ impl Project {
                 if let Err(e) = self.frame(conn, &data).await {
                     let close = match e {
                         GatewayError::Forbidden(_) => Close::POLICY,
+                        GatewayError::DocumentFull(_) => Close::DOCUMENT_FULL,
                         _ => Close::INVALID,
                     };
                     tracing::debug!(project = %self.id, conn, error = %e, "client frame refused; closing it");
@@ -651,8 +667,18 @@ impl Project {
         frame
     }
 
+    /// Whether the document may take `more` bytes ([gateway] max_document_bytes).
+    fn room_for(&self, more: usize) -> Result<(), GatewayError> {
+        let max = self.settings.max_document_bytes;
+        if self.bytes.saturating_add(more as i64) > max {
+            return Err(GatewayError::DocumentFull(max));
+        }
+        Ok(())
+    }
+
     /// A direct Yjs update from a client: only roots modules declare client-writable.
     async fn client_update(&mut self, conn: u64, bytes: &[u8]) -> Result<(), GatewayError> {
+        self.room_for(bytes.len())?;
         let update = Update::decode_v1(bytes).map_err(malformed)?;
         let (delta, refused) = {
             let mut txn = self.awareness.doc().transact_mut();
@@ -725,6 +751,15 @@ impl Project {
         let Some(member) = self.members.get_mut(&conn) else {
             return Ok(());
         };
+        let now = Instant::now();
+        let refill = now.duration_since(member.awareness_at).as_secs_f64() * AWARENESS_RATE;
+        member.awareness_budget = (member.awareness_budget + refill).min(AWARENESS_BURST);
+        member.awareness_at = now;
+        if member.awareness_budget < 1.0 {
+            self.metrics.refused_writes.inc();
+            return Ok(());
+        }
+        member.awareness_budget -= 1.0;
         let mut clients = HashMap::new();
         for (id, mut entry) in update.clients {
             // A connection speaks for its own client ids only.
@@ -733,7 +768,25 @@ impl Project {
             if theirs {
                 continue;
             }
+            if entry.json.len() > AWARENESS_STATE {
+                return Err(GatewayError::Malformed(format!(
+                    "an awareness state is at most {AWARENESS_STATE} bytes"
+                )));
+            }
+            if !matches!(
+                serde_json::from_str::<Value>(&entry.json),
+                Ok(Value::Object(_) | Value::Null)
+            ) {
+                return Err(GatewayError::Malformed(
+                    "an awareness state is a JSON object (or null when leaving)".into(),
+                ));
+            }
             if !member.awareness.contains(&id) {
+                if member.awareness.len() >= AWARENESS_IDS {
+                    return Err(GatewayError::Malformed(format!(
+                        "one connection speaks for at most {AWARENESS_IDS} awareness clients"
+                    )));
+                }
                 member.awareness.push(id);
             }
             entry.json = stamp_user(&entry.json, &member.user);
@@ -1005,6 +1058,12 @@ impl Project {
         event: ParsedEvent,
         reply: oneshot::Sender<Result<EventOutcome, GatewayError>>,
     ) {
+        if !matches!(actor, Actor::System)
+            && let Err(full) = self.room_for(0)
+        {
+            let _ = reply.send(Err(full));
+            return;
+        }
         let kind = event.kind.clone();
         let timer = self.metrics.event_seconds.start_timer();
         let (result, delta) = run_event(

@@ -1100,3 +1100,232 @@ async fn read_until(
         apply_frame(doc, &f);
     }
 }
+
+/// Sends one client frame (binary, masked as a client must).
+async fn ws_send(s: &mut tokio::net::TcpStream, payload: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    let mut frame = vec![0x82];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let mask = [7u8, 1, 9, 3];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    // The server may close before taking it all; that is an answer too.
+    let _ = s.write_all(&frame).await;
+}
+
+/// The close code the server ends `s` with (frames before it are skipped).
+async fn ws_close_code(s: &mut tokio::net::TcpStream) -> Option<u16> {
+    while let Ok(Some((op, payload))) =
+        tokio::time::timeout(Duration::from_secs(10), ws_frame(s)).await
+    {
+        if op == 8 {
+            return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+        }
+    }
+    None
+}
+
+/// An awareness message for `states` (client id, JSON state).
+fn awareness(states: &[(u64, String)]) -> Vec<u8> {
+    use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+    use yrs::updates::encoder::Encode;
+    let clients = states
+        .iter()
+        .map(|(id, json)| {
+            (
+                yrs::block::ClientID::new(*id),
+                AwarenessUpdateEntry {
+                    clock: 1,
+                    json: json.as_str().into(),
+                },
+            )
+        })
+        .collect();
+    yrs::sync::Message::Awareness(AwarenessUpdate { clients }).encode_v1()
+}
+
+/// What one socket may cost the server is bounded: a reader that stalls is closed (1013)
+/// once 16 MiB wait for it, long before its 1024-frame allowance; awareness states over
+/// 16 KiB, that are not objects, or for more than four client ids close their sender (1007);
+/// a read-only socket's frames are limited to 64 KiB (1009). Meanwhile a client that reads
+/// gets every change.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_one_socket_may_cost_is_bounded() {
+    let server = Server::start_with(options(None, &[]));
+    let t = team(&server).await;
+    let addr = server.http.to_string();
+    let viewer = format!("/api/v1/projects/{}/collab?token={}", t.pid, t.t_viewer);
+    let editor = format!("/api/v1/projects/{}/collab?token={}", t.pid, t.t_editor);
+    let mut slow = ws_open(&addr, &viewer, Some(4096)).await;
+    let mut fast = ws_open(&addr, &viewer, None).await;
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reader = {
+        let got = got.clone();
+        tokio::spawn(async move {
+            while let Some((op, payload)) = ws_frame(&mut fast).await {
+                if op == 2 && payload.starts_with(&[0, 2]) {
+                    got.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                if op == 8 {
+                    break;
+                }
+            }
+        })
+    };
+    let blob = "x".repeat(60 * 1024);
+    let mut sent = 0;
+    while sent < 700 {
+        let ev = json!({"type": "core-graph:add-node", "id": format!("n{sent}"), "kind": "note",
+            "x": 0, "y": 0, "data": {"blob": blob}});
+        let (st, body) = t.event(&t.editor, ev).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        sent += 1;
+        if sent % 50 == 0
+            && metric(
+                &metrics(&server).await,
+                "demiurge_collab_clients_closed_total",
+            ) >= 1.0
+        {
+            break;
+        }
+    }
+    let mut frames = 0;
+    let mut close = None;
+    while let Ok(Some((op, payload))) =
+        tokio::time::timeout(Duration::from_secs(10), ws_frame(&mut slow)).await
+    {
+        if op == 8 {
+            close = Some(u16::from_be_bytes([payload[0], payload[1]]));
+            break;
+        }
+        frames += 1;
+    }
+    assert_eq!(
+        close,
+        Some(1013),
+        "closed as too slow after {frames} frames"
+    );
+    assert!(
+        frames < 500 && sent < 700,
+        "closed by bytes (16 MiB is about 270 such frames), not by the frame count: {frames} frames, {sent} sent"
+    );
+
+    // Awareness: too big, not an object, too many ids; a viewer's big frame.
+    let big_state = format!("{{\"cursor\":\"{}\"}}", "y".repeat(20 * 1024));
+    for (path, msg, want) in [
+        (&editor, awareness(&[(11, big_state.clone())]), 1007),
+        (&editor, awareness(&[(12, "[1,2]".into())]), 1007),
+        (
+            &editor,
+            awareness(
+                &(20..25)
+                    .map(|id| (id, "{}".to_string()))
+                    .collect::<Vec<_>>(),
+            ),
+            1007,
+        ),
+        (
+            &viewer,
+            awareness(&[(13, format!("{{\"x\":\"{}\"}}", "z".repeat(100 * 1024)))]),
+            1009,
+        ),
+    ] {
+        let mut s = ws_open(&addr, path, None).await;
+        ws_send(&mut s, &msg).await;
+        assert_eq!(ws_close_code(&mut s).await, Some(want), "{path}");
+    }
+    // A small state from a viewer is fine and reaches the others.
+    let mut ok = ws_open(&addr, &viewer, None).await;
+    ws_send(&mut ok, &awareness(&[(14, "{\"cursor\":[1,2]}".into())])).await;
+
+    // The reader got every change, and still does.
+    let (st, _) = t
+        .event(
+            &t.editor,
+            json!({"type": "core-graph:add-node", "id": "last", "kind": "note", "x": 0, "y": 0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.load(std::sync::atomic::Ordering::Relaxed) < sent + 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader fell behind"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reader.abort();
+}
+
+/// Sockets per user are capped (the 65th is 429 `too_many_sockets` before any upgrade), and
+/// a project's document stops growing at `[gateway] max_document_bytes`: events get 409
+/// `document_full`, a direct write closes its client with 4413, reading goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn sockets_per_user_and_document_size_are_capped() {
+    let server = Server::start_with(options(
+        None,
+        &[("DEMIURGE_GATEWAY__MAX_DOCUMENT_BYTES", "300000")],
+    ));
+    let t = team(&server).await;
+    let addr = server.http.to_string();
+    let viewer = format!("/api/v1/projects/{}/collab?token={}", t.pid, t.t_viewer);
+    let mut open = Vec::new();
+    for _ in 0..64 {
+        open.push(ws_open(&addr, &viewer, None).await);
+    }
+    let handshake = format!(
+        "GET {viewer} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    let (code, body) = ask(&mut raw(server.http), handshake.as_bytes());
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("too_many_sockets"), "{body}");
+    drop(open);
+
+    let blob = "x".repeat(60 * 1024);
+    let mut full = None;
+    for i in 0..10 {
+        let ev = json!({"type": "core-graph:add-node", "id": format!("b{i}"), "kind": "note",
+            "x": 0, "y": 0, "data": {"blob": blob}});
+        let (st, body) = t.event(&t.editor, ev).await;
+        if st != StatusCode::OK {
+            full = Some((st, body));
+            break;
+        }
+    }
+    let (st, body) = full.expect("the document filled up");
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("document_full"))
+    );
+    // A direct write of collaborative text is refused with its own close code.
+    let update = {
+        use yrs::updates::encoder::Encode;
+        use yrs::{Doc, Map, ReadTxn, StateVector, TextPrelim, Transact};
+        let doc = Doc::new();
+        let texts = doc.get_or_insert_map("texts");
+        let mut txn = doc.transact_mut();
+        texts.insert(&mut txn, "b0", TextPrelim::new("more"));
+        let u = txn.encode_state_as_update_v1(&StateVector::default());
+        yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(u)).encode_v1()
+    };
+    let editor = format!("/api/v1/projects/{}/collab?token={}", t.pid, t.t_editor);
+    let mut s = ws_open(&addr, &editor, None).await;
+    ws_send(&mut s, &update).await;
+    assert_eq!(ws_close_code(&mut s).await, Some(4413));
+    // Reading goes on.
+    let (st, _) = t
+        .editor
+        .get(&format!("/api/v1/projects/{}/document", t.pid))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+}

@@ -8,6 +8,8 @@
 //! connection never stop the others.
 
 use actix_http::ws::{CloseCode, CloseReason, Message};
+use std::collections::HashMap;
+
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -24,6 +26,8 @@ use crate::orgs::authz::Resource;
 
 /// Largest frame a client may send.
 const MAX_FRAME: usize = 8 * 1024 * 1024;
+/// Largest message from a read-only connection: it only sends awareness and state vectors.
+const READ_ONLY_MAX_FRAME: usize = 64 * 1024;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/projects/{id}/collab", web::get().to(collab));
@@ -152,6 +156,18 @@ async fn collab(
         holds,
         ..
     } = access(&state, &user.id, &project.org_id, &project.id).await;
+    // Counted from here to the socket's end (the guard moves into its task).
+    let per_user = state.gateways.settings().max_sockets_per_user;
+    let slot = state
+        .sockets
+        .take(&user.id, per_user)
+        .ok_or(ApiError::TooManyRequests {
+            code: "too_many_sockets",
+            message: format!(
+                "at most {per_user} collaboration connections at once; close some first"
+            ),
+            retry_after_secs: 5,
+        })?;
     // Known to this worker's fan-out before it joins: its first frames go out at once.
     let fanout = Fanout::here(
         state.gateways.settings().client_buffer,
@@ -189,7 +205,12 @@ async fn collab(
     };
     let state = state.into_inner();
     takeover.set(move |up| {
-        let (socket, control, msgs) = Socket::new(up, reg, MAX_FRAME);
+        let max = if writable {
+            MAX_FRAME
+        } else {
+            READ_ONLY_MAX_FRAME
+        };
+        let (socket, control, msgs) = Socket::new(up, reg, max);
         actix_web::rt::spawn(socket);
         actix_web::rt::spawn(async move {
             let connected = state.gateways.metrics().clients_connected.clone();
@@ -203,6 +224,7 @@ async fn collab(
             };
             open.serve(conn, control, msgs).await;
             connected.dec();
+            drop(slot);
         });
     });
     Ok(HttpResponse::from(handshake.finish().map_into_boxed_body()))
@@ -292,5 +314,49 @@ impl Open {
         };
         drop(conn);
         let _ = control.send(Message::Close(close));
+    }
+}
+
+/// Open collaboration sockets per user.
+#[derive(Default)]
+pub struct SocketCounts(std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>);
+
+/// One counted socket; the count drops with it.
+pub struct SocketSlot {
+    counts: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    user: String,
+}
+
+impl SocketCounts {
+    /// A slot for one more of `user`'s sockets, if they have fewer than `max`.
+    pub fn take(&self, user: &str, max: usize) -> Option<SocketSlot> {
+        let mut m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(user.to_string()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(SocketSlot {
+            counts: self.0.clone(),
+            user: user.to_string(),
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.user);
+            }
+        }
     }
 }

@@ -40,6 +40,9 @@ use crate::gateway::{Close, Delivery, Outlet};
 const ROUND: usize = 64;
 /// Buffer room kept between messages; a buffer grown past it for a big one is let go after.
 const KEEP: usize = 64 * 1024;
+/// Bytes a client may have waiting to be written to it before it is closed as too slow (its
+/// frame count is bounded too, by `[gateway]`): what a stalled reader costs the server.
+pub const MAX_BEHIND_BYTES: usize = 16 * 1024 * 1024;
 /// Decoded messages waiting for the handler before the socket stops being read.
 const INCOMING: usize = 16;
 /// How long a closing socket may take to flush its close frame before it is dropped.
@@ -258,7 +261,8 @@ impl Fanout {
         if st.closing || st.dead {
             return;
         }
-        if st.behind >= self.cap {
+        let too_many_bytes = !st.wbuf.is_empty() && st.wbuf.len() + frame.len() > MAX_BEHIND_BYTES;
+        if st.behind >= self.cap || too_many_bytes {
             drop(st);
             self.kicked.inc();
             close(w, Close::TOO_SLOW);
