@@ -38,7 +38,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct SignUpRequest {
     /// 3 to 32 letters, digits, `_`, `.` or `-`; unique regardless of case.
+    #[schema(
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    )]
     username: String,
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = "^[^@\\s]+@[^@\\s.][^@\\s]*$"
+    )]
     email: String,
     /// Defaults to the username.
     #[serde(default)]
@@ -335,6 +345,7 @@ async fn second_factor(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses(
         (status = 204, description = "Signed out"),
+        (status = 400, description = "`not_a_session`: a token signs nothing out (revoke it instead)", body = ErrorBody),
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
 async fn logout(
@@ -381,7 +392,9 @@ pub struct ChangePasswordRequest {
     responses(
         (status = 204, description = "Changed"),
         (status = 400, description = "`weak_password`", body = ErrorBody),
-        (status = 401, description = "`invalid_credentials` (wrong current password), `not_authenticated`", body = ErrorBody)
+        (status = 401, description = "`invalid_credentials` (wrong current password), `not_authenticated`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, `second_factor_locked`", body = ErrorBody),
+        (status = 503, description = "`busy`: too many password hashes at once", body = ErrorBody)
     ))]
 async fn change_password(
     state: web::Data<AppState>,
@@ -443,9 +456,11 @@ async fn revoke_session(
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     /// What the token is for; unique among my tokens.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
     /// Days until it expires; no value: it never expires.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<u32>,
 }
 

@@ -211,7 +211,55 @@ pub fn openapi_document(modules: &crate::gateway::Modules) -> utoipa::openapi::O
                 .build(),
         );
     }
+    document_extractor_errors(&mut doc);
     doc
+}
+
+/// Every operation that reads a body or parameters can answer 400 before its handler runs
+/// (the extractors: `invalid_json`, `invalid_body`, `invalid_query`, `invalid_path`,
+/// `unsupported_content_type`), and every one that takes a body 413 (`payload_too_large`):
+/// listed where the handler's own annotation does not.
+fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |text: &str| {
+        ResponseBuilder::new()
+            .description(text)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let params = item.parameters.as_ref().is_some_and(|p| !p.is_empty());
+        for op in [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let body = op.request_body.is_some();
+            let reads = body || params || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            if reads && !op.responses.responses.contains_key("400") {
+                op.responses.responses.insert(
+                    "400".into(),
+                    error("The request is malformed: `invalid_json`, `invalid_body`, `invalid_query`, `invalid_path`, `unsupported_content_type`, `invalid_input`").into(),
+                );
+            }
+            if body && !op.responses.responses.contains_key("413") {
+                op.responses.responses.insert(
+                    "413".into(),
+                    error("The body is too large: `payload_too_large`").into(),
+                );
+            }
+        }
+    }
 }
 
 /// 200 with a JSON body that no cache may keep (it is about this user or this moment).

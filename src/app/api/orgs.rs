@@ -181,9 +181,15 @@ impl OrgView {
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
     /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
     /// 2 to 40 lowercase letters, digits, `-`; made from the name when absent.
     #[serde(default)]
+    #[schema(
+        min_length = 2,
+        max_length = 40,
+        pattern = "^[a-z0-9][a-z0-9-]*[a-z0-9]$"
+    )]
     slug: Option<String>,
 }
 
@@ -191,8 +197,14 @@ pub struct CreateOrg {
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrg {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(
+        min_length = 2,
+        max_length = 40,
+        pattern = "^[a-z0-9][a-z0-9-]*[a-z0-9]$"
+    )]
     slug: Option<String>,
 }
 
@@ -754,6 +766,7 @@ impl From<Project> for ProjectView {
 #[serde(deny_unknown_fields)]
 pub struct ProjectName {
     /// 1 to 100 characters, unique in the organization regardless of case.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
 }
 
@@ -933,7 +946,8 @@ impl From<&User> for UserProfile {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    /// A prefix of a username, name or email; or a whole email address.
+    /// A prefix of a username, name or email.
+    #[param(min_length = 1, max_length = 100)]
     q: String,
 }
 
