@@ -55,6 +55,11 @@ async fn liveview_shell_shows_status_and_reconnects_after_restart() {
         0,
         "page errors: {p1}"
     );
+    assert_eq!(
+        p1["leaks"].as_array().map(Vec::len),
+        Some(0),
+        "internal details on the home page: {p1}"
+    );
     let boot1 = p1["boot"].as_str().unwrap().to_string();
 
     assert!(server.stop().is_some(), "server stops");

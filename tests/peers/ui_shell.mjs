@@ -17,12 +17,15 @@ try {
   await page.goto(base + '/')
   await page.waitForSelector('#subsystems tr[data-subsystem="vpn"][data-state="running"]', { timeout: 30000 })
   const rows = await page.$$eval('#subsystems tbody tr', (rs) => rs.map((r) => [r.dataset.subsystem, r.dataset.state]))
+  // Nothing internal on a page anyone may open: no database path, no listening address.
+  const text = await page.textContent('body')
+  const leaks = (text.match(/demiurge\.db|127\.0\.0\.1:\d+|\/tmp\/\S+/g) || [])
   const boot = await page.getAttribute('#boot-id', 'data-boot')
   const title = (await page.textContent('#instance-name')).trim()
   const overall = (await page.textContent('#overall')).trim()
   const live = await page.getAttribute('html', 'data-live')
   await page.screenshot({ path: `${shots}/shell.png`, fullPage: true })
-  say('PHASE1', { rows, boot, title, overall, live, errors })
+  say('PHASE1', { rows, boot, title, overall, live, errors, leaks })
 
   if ((await nextLine()) !== 'stopped') throw new Error('expected "stopped"')
   await page.waitForSelector('html[data-live="reconnecting"]', { timeout: 15000 })

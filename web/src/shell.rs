@@ -218,12 +218,13 @@ fn Status(shell: Shell, signed_in: bool) -> Element {
         section { class: "card",
             h2 { "Subsystems" }
             p { id: "overall", class: overall_class, "{overall_text}" }
+            // States only: what each listens on (ports, the database's path) is for operators,
+            // in /api/v1/status from the server's machine or as the instance admin.
             table { id: "subsystems",
                 thead {
                     tr {
                         th { "Subsystem" }
                         th { "State" }
-                        th { "Detail" }
                     }
                 }
                 tbody {
@@ -231,7 +232,6 @@ fn Status(shell: Shell, signed_in: bool) -> Element {
                         tr { key: "{s.name}", "data-subsystem": s.name, "data-state": s.state.as_str(),
                             td { class: "name", "{s.name}" }
                             td { span { class: "pill {s.state.as_str()}", "{s.state.as_str()}" } }
-                            td { class: "detail", "{s.detail}" }
                         }
                     }
                 }
