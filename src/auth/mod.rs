@@ -9,6 +9,7 @@ pub mod lockout;
 pub mod passkeys;
 pub mod password;
 pub mod providers;
+pub mod sealed;
 pub mod tokens;
 pub mod totp;
 
@@ -166,6 +167,8 @@ pub struct Auth {
     cache: Arc<cache::CredentialCache>,
     /// Wrong second-factor codes, counted per account.
     lockouts: lockout::Lockouts,
+    /// Seals TOTP secrets at rest (a key in the data directory).
+    sealer: Arc<sealed::Sealer>,
     /// When each session last proved its user again (password or code), by session id.
     reauthenticated: Arc<std::sync::Mutex<std::collections::HashMap<String, NaiveDateTime>>>,
 }
@@ -268,6 +271,10 @@ impl Auth {
             cache: Arc::default(),
             lockouts: lockout::Lockouts::new(cfg.auth.second_factor_lockout),
             reauthenticated: Arc::default(),
+            sealer: Arc::new(
+                sealed::Sealer::load_or_create(&cfg.server.data_dir)
+                    .map_err(|e| AuthError::Internal(e.to_string()))?,
+            ),
         })
     }
 
@@ -290,6 +297,27 @@ impl Auth {
     /// Does the one-time work (the dummy hash) ahead of the first sign-in.
     pub async fn warm_up(&self) {
         self.dummy_hash().await;
+        if let Err(e) = self.seal_old_totp_secrets().await {
+            tracing::warn!(error = %e, "older TOTP secrets not sealed yet");
+        }
+    }
+
+    /// Seals the TOTP secrets written before sealing existed (once; later starts find none).
+    async fn seal_old_totp_secrets(&self) -> Result<(), AuthError> {
+        let rows = self.db.unsealed_totp(sealed::PREFIX).await?;
+        for row in &rows {
+            let sealed = self
+                .sealer
+                .seal(&row.secret, &row.user_id)
+                .map_err(|e| AuthError::Internal(e.to_string()))?;
+            self.db
+                .reseal_totp(&row.user_id, &row.secret, &sealed)
+                .await?;
+        }
+        if !rows.is_empty() {
+            tracing::info!(count = rows.len(), "sealed older TOTP secrets");
+        }
+        Ok(())
     }
 
     /// Creates an account (the first one on an instance is its admin).
@@ -825,7 +853,10 @@ impl Auth {
         self.db
             .put_pending_totp(&crate::db::accounts::TotpRow {
                 user_id: user.id.clone(),
-                secret: secret.clone(),
+                secret: self
+                    .sealer
+                    .seal(&secret, &user.id)
+                    .map_err(|e| AuthError::Internal(e.to_string()))?,
                 enabled: false,
                 last_step: 0,
                 created_at: now(),
@@ -889,7 +920,11 @@ impl Auth {
         user: &User,
         code: &str,
     ) -> Result<(), AuthError> {
-        let t = totp::totp(&row.secret, &self.issuer, &user.username)
+        let secret = self
+            .sealer
+            .open(&row.secret, &user.id)
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let t = totp::totp(&secret, &self.issuer, &user.username)
             .ok_or_else(|| AuthError::Internal("stored TOTP secret is unreadable".into()))?;
         let step = totp::matching_step(&t, code).ok_or(AuthError::InvalidCode)?;
         let step = i64::try_from(step).map_err(|_| AuthError::InvalidCode)?;

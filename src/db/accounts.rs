@@ -97,6 +97,29 @@ impl Db {
         })
     }
 
+    /// TOTP rows whose secret is not sealed yet (written before sealing existed).
+    pub async fn unsealed_totp(&self, sealed_prefix: &str) -> Result<Vec<TotpRow>, DbError> {
+        let pattern = format!("{sealed_prefix}%");
+        with_conn!(self, conn => {
+            Ok(totp::table
+                .filter(totp::secret.not_like(&pattern))
+                .select(TotpRow::as_select())
+                .load(&mut conn)
+                .await?)
+        })
+    }
+
+    /// Replaces a TOTP row's stored secret (with its sealed form) if it is still `was`.
+    pub async fn reseal_totp(&self, user_id: &str, was: &str, sealed: &str) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            diesel::update(totp::table.find(user_id).filter(totp::secret.eq(was)))
+                .set(totp::secret.eq(sealed))
+                .execute(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
     pub async fn totp_of(&self, user_id: &str) -> Result<Option<TotpRow>, DbError> {
         with_conn!(self, conn => {
             Ok(totp::table.find(user_id).select(TotpRow::as_select()).first(&mut conn).await.optional()?)
