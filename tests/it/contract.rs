@@ -216,3 +216,49 @@ async fn every_event_names_its_permission() {
     assert!(needs("core-graph:add-edge").contains("Needs `core-graph:edges:write`."));
     assert!(needs("core-graph:add-node").contains("Needs `core-graph:nodes:write`."));
 }
+
+/// A body the document declares as an object must be one: serde would read a struct from a
+/// JSON array (its fields by position), which Schemathesis found accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_must_be_json_objects() {
+    let server = server();
+    let (b, _) = crate::harness::signed_up(&server, "arrays").await;
+    let (st, org) = b
+        .post("/api/v1/orgs", serde_json::json!({"name": "Arrays"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{org}");
+    let id = org["id"].as_str().unwrap();
+    for (method, path, body) in [
+        (Method::PATCH, format!("/api/v1/orgs/{id}"), "[null, null]"),
+        (
+            Method::POST,
+            "/api/v1/orgs".to_string(),
+            "[\"Named by position\"]",
+        ),
+        (
+            Method::POST,
+            "/api/v1/auth/login".to_string(),
+            "[\"arrays\", \"correct horse battery\"]",
+        ),
+        (Method::POST, "/api/v1/orgs".to_string(), "\"a string\""),
+    ] {
+        let r = b
+            .http
+            .request(method.clone(), server.url(&path))
+            .header("Origin", &b.origin)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let st = r.status();
+        let e: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_json")),
+            "{method} {path} {body}"
+        );
+    }
+    let (_, still) = b.get(&format!("/api/v1/orgs/{id}")).await;
+    assert_eq!(still["name"], "Arrays", "nothing changed");
+}

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::body::Json;
 use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
@@ -184,7 +185,7 @@ pub(crate) async fn revoke_presented(req: &HttpRequest, state: &AppState) {
 async fn signup(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<SignUpRequest>,
+    body: Json<SignUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
     state.limits.signup_ip.check(&client_key(&req))?;
@@ -222,7 +223,7 @@ async fn signup(
 async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
     state.limits.login_ip.check(&client_key(&req))?;
@@ -323,7 +324,7 @@ pub struct CodeRequest {
 async fn second_factor(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<CodeRequest>,
+    body: Json<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
     let token = pending_token(&req, &state)?;
@@ -399,7 +400,7 @@ pub struct ChangePasswordRequest {
 async fn change_password(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<ChangePasswordRequest>,
+    body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.limits.password_account.check(&who.user.id)?;
     state
@@ -505,7 +506,7 @@ pub struct CreatedTokenView {
 async fn create_token(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<CreateTokenRequest>,
+    body: Json<CreateTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     who.require_recent(&state.auth)?;
     let days = body.expires_in_days;
@@ -628,7 +629,7 @@ async fn reauthenticate(
     req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<ReauthRequest>,
+    body: Json<ReauthRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(session) = who.session() else {
         return Err(crate::auth::AuthError::SessionRequired.into());
@@ -676,7 +677,7 @@ async fn totp_begin(
 async fn totp_confirm(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<CodeRequest>,
+    body: Json<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.limits.second_factor_account.check(&who.user.id)?;
     let recovery_codes = state.auth.totp_confirm(&who.user, &body.code).await?;
@@ -691,7 +692,7 @@ async fn totp_confirm(
 async fn totp_disable(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<CodeRequest>,
+    body: Json<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.limits.second_factor_account.check(&who.user.id)?;
     state.auth.totp_disable(&who.user, &body.code).await?;

@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::body::Json;
 use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
@@ -138,7 +139,7 @@ pub async fn event(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<serde_json::Value>,
+    body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let p = state
         .orgs
@@ -295,7 +296,7 @@ pub async fn create_point(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<NewPoint>,
+    body: Json<NewPoint>,
 ) -> Result<HttpResponse, ApiError> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {

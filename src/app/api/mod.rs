@@ -8,6 +8,7 @@ use utoipa::{OpenApi, ToSchema};
 
 pub mod auth;
 pub mod board;
+pub mod body;
 pub mod collab;
 pub mod gateway;
 pub mod orgs;

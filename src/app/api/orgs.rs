@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::body::Json;
 use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
@@ -237,7 +238,7 @@ async fn list_orgs(
 async fn create_org(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<CreateOrg>,
+    body: Json<CreateOrg>,
 ) -> Result<HttpResponse, ApiError> {
     let org = state
         .orgs
@@ -265,7 +266,7 @@ async fn update_org(
     state: web::Data<AppState>,
     who: Authenticated,
     org: web::Path<String>,
-    body: web::Json<UpdateOrg>,
+    body: Json<UpdateOrg>,
 ) -> Result<HttpResponse, ApiError> {
     let o = state
         .orgs
@@ -283,7 +284,7 @@ async fn delete_org(
     state: web::Data<AppState>,
     who: Authenticated,
     org: web::Path<String>,
-    body: web::Json<Confirm>,
+    body: Json<Confirm>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .orgs
@@ -376,7 +377,7 @@ async fn add_member(
     state: web::Data<AppState>,
     who: Authenticated,
     org: web::Path<String>,
-    body: web::Json<AddMember>,
+    body: Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     let (m, u) = state
         .orgs
@@ -401,7 +402,7 @@ async fn set_member_role(
     state: web::Data<AppState>,
     who: Authenticated,
     path: web::Path<(String, String)>,
-    body: web::Json<RoleChange>,
+    body: Json<RoleChange>,
 ) -> Result<HttpResponse, ApiError> {
     let (org, user) = path.into_inner();
     state
@@ -440,7 +441,7 @@ async fn transfer(
     state: web::Data<AppState>,
     who: Authenticated,
     org: web::Path<String>,
-    body: web::Json<Transfer>,
+    body: Json<Transfer>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .orgs
@@ -514,7 +515,7 @@ async fn invite(
     state: web::Data<AppState>,
     who: Authenticated,
     org: web::Path<String>,
-    body: web::Json<Invite>,
+    body: Json<Invite>,
 ) -> Result<HttpResponse, ApiError> {
     let email = match (body.email.as_deref(), body.open) {
         (Some(e), false) => Some(e),
@@ -586,7 +587,7 @@ pub struct InvitationPreviewView {
 async fn preview_invitation(
     state: web::Data<AppState>,
     _who: Authenticated,
-    body: web::Json<AcceptInvitation>,
+    body: Json<AcceptInvitation>,
 ) -> Result<HttpResponse, ApiError> {
     let p = state.orgs.invitation_preview(&body.token).await?;
     let (inviter_name, inviter_username) = p.inviter.unzip();
@@ -607,7 +608,7 @@ async fn preview_invitation(
 async fn accept_invitation(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<AcceptInvitation>,
+    body: Json<AcceptInvitation>,
 ) -> Result<HttpResponse, ApiError> {
     let org = state.orgs.accept_invitation(&who.user, &body.token).await?;
     let (o, role) = state.orgs.org(&who.user, &org.id).await?;
@@ -692,7 +693,7 @@ async fn create_role(
     state: web::Data<AppState>,
     who: Authenticated,
     org: web::Path<String>,
-    body: web::Json<RoleBody>,
+    body: Json<RoleBody>,
 ) -> Result<HttpResponse, ApiError> {
     let r = state
         .orgs
@@ -709,7 +710,7 @@ async fn update_role(
     state: web::Data<AppState>,
     who: Authenticated,
     path: web::Path<(String, String)>,
-    body: web::Json<RoleBody>,
+    body: Json<RoleBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (org, id) = path.into_inner();
     let r = state
@@ -792,7 +793,7 @@ async fn create_project(
     state: web::Data<AppState>,
     who: Authenticated,
     org: web::Path<String>,
-    body: web::Json<ProjectName>,
+    body: Json<ProjectName>,
 ) -> Result<HttpResponse, ApiError> {
     let p = state
         .orgs
@@ -823,7 +824,7 @@ async fn rename_project(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<ProjectName>,
+    body: Json<ProjectName>,
 ) -> Result<HttpResponse, ApiError> {
     let p = state
         .orgs
@@ -839,7 +840,7 @@ async fn delete_project(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<Confirm>,
+    body: Json<Confirm>,
 ) -> Result<HttpResponse, ApiError> {
     let p = state
         .orgs
@@ -898,7 +899,7 @@ async fn set_project_member(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<AddMember>,
+    body: Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .orgs

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::auth::{
     UserView, client_key, pending_token, revoke_presented, signed_in, signed_in_redirect,
 };
+use super::body::Json;
 use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
@@ -129,7 +130,7 @@ fn send_detached(state: &AppState, email: String, purpose: LinkPurpose) {
 async fn email_link_request(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<EmailLinkRequest>,
+    body: Json<EmailLinkRequest>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
     let email = crate::auth::login_key(&body.email);
@@ -172,7 +173,7 @@ pub struct LinkCheck {
 async fn email_link_check(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LinkToken>,
+    body: Json<LinkToken>,
 ) -> Result<HttpResponse, ApiError> {
     state.limits.login_ip.check(&client_key(&req))?;
     let purpose = state.auth.email_link_purpose(&body.token).await?;
@@ -206,7 +207,7 @@ pub struct Verified {
 async fn email_link_redeem(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<RedeemRequest>,
+    body: Json<RedeemRequest>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
     state.limits.login_ip.check(&client_key(&req))?;
@@ -601,7 +602,7 @@ async fn passkey_start(
 async fn passkey_finish(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<PasskeyAnswer>,
+    body: Json<PasskeyAnswer>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
     state.limits.login_ip.check(&client_key(&req))?;
@@ -640,7 +641,7 @@ async fn second_factor_passkey_start(
 async fn second_factor_passkey_finish(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<PasskeyAnswer>,
+    body: Json<PasskeyAnswer>,
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
     let token = pending_token(&req, &state)?;
@@ -690,7 +691,7 @@ pub struct PasskeyName {
 async fn passkey_register_start(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<PasskeyName>,
+    body: Json<PasskeyName>,
 ) -> Result<HttpResponse, ApiError> {
     who.require_recent(&state.auth)?;
     challenge(
@@ -710,7 +711,7 @@ async fn passkey_register_start(
 async fn passkey_register_finish(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<PasskeyAnswer>,
+    body: Json<PasskeyAnswer>,
 ) -> Result<HttpResponse, ApiError> {
     let credential = parse_credential(&body.credential)?;
     let row = state
@@ -734,7 +735,7 @@ async fn rename_passkey(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<PasskeyName>,
+    body: Json<PasskeyName>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .auth
