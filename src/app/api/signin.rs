@@ -345,9 +345,12 @@ pub struct LinkQuery {
 /// POST (a form on the settings page), so no other site can start it.
 #[utoipa::path(post, path = "/api/v1/auth/providers/{id}/start", tag = "auth",
     params(("id" = String, Path), LinkQuery),
-    responses((status = 303, description = "To the provider"), (status = 401, description = "`not_authenticated`", body = ErrorBody),
-        (status = 403, description = "`origin_mismatch`, `reauthentication_required`, `session_required`", body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+    responses((status = 303, description = "To the provider"),
+        (status = 400, description = "A page: the request was malformed (`X-Demiurge-Error` has the code)", body = String, content_type = "text/html"),
+        (status = 401, description = "A page: `not_authenticated` (in `X-Demiurge-Error`)", body = String, content_type = "text/html"),
+        (status = 403, description = "A page: `origin_mismatch`, `reauthentication_required`, `session_required`", body = String, content_type = "text/html"),
+        (status = 404, description = "A page: no such provider", body = String, content_type = "text/html"),
+        (status = 429, description = "A page: `rate_limited`", body = String, content_type = "text/html")))]
 async fn provider_link_start(
     req: HttpRequest,
     state: web::Data<AppState>,
