@@ -19,7 +19,7 @@ try {
   const rows = await page.$$eval('#subsystems tbody tr', (rs) => rs.map((r) => [r.dataset.subsystem, r.dataset.state]))
   // Nothing internal on a page anyone may open: no database path, no listening address.
   const text = await page.textContent('body')
-  const leaks = (text.match(/demiurge\.db|127\.0\.0\.1:\d+|\/tmp\/\S+/g) || [])
+  const leaks = (text.match(/demiurge\.db|127\.0\.0\.1:\d+|\/tmp\/\S+|boot [0-9a-f]{6,}/g) || [])
   const boot = await page.getAttribute('#boot-id', 'data-boot')
   const title = (await page.textContent('#instance-name')).trim()
   const overall = (await page.textContent('#overall')).trim()

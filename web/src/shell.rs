@@ -84,7 +84,7 @@ pub struct Root {
     pub visitor: crate::Visitor,
 }
 
-/// Root component: the header (instance, boot, who is signed in) and the page for the
+/// Root component: the header (instance, who is signed in) and the page for the
 /// browser's path. Each page is a full load, so the path is read once.
 pub fn app(root: Root) -> Element {
     let Root { shell, visitor } = root;
@@ -169,7 +169,8 @@ fn Header(
     rsx! {
         header { class: "top",
             h1 { a { href: "/", id: "instance-name", "{shell.instance_name}" } }
-            span { class: "boot", id: "boot-id", "data-boot": "{shell.boot_id}", "boot {shell.boot_id}" }
+            // This start of the server, for the page's reconnect logic and tests; not shown.
+            span { id: "boot-id", hidden: true, "data-boot": "{shell.boot_id}" }
             nav { class: "account",
                 if let Some(u) = &user {
                     a { href: "/orgs", id: "orgs-link", "Organizations" }
