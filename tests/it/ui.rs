@@ -221,6 +221,12 @@ async fn organization_pages_work_in_chromium() {
         "{viewer}"
     );
     assert_eq!(r["viewer_can_rename"], false);
+    // People read sentences, not permission names.
+    let sentence = r["viewer_sentence"].as_str().unwrap_or_default();
+    assert!(
+        sentence.contains("read the project's content") && !sentence.contains("project:"),
+        "{sentence}"
+    );
     assert!(
         r["editor_permissions"]
             .as_str()

@@ -92,10 +92,11 @@ try {
   await member.goto(projectUrl)
   const permsLoaded = () => member.waitForFunction(() => {
     const e = document.querySelector('#my-project-permissions')
-    return e && e.textContent.includes('project:project:read')
+    return e && e.dataset.permissions.includes('project:project:read') && e.textContent.startsWith('You can')
   })
   await permsLoaded()
-  result.viewer_permissions = (await member.textContent('#my-project-permissions')).trim()
+  result.viewer_permissions = await member.getAttribute('#my-project-permissions', 'data-permissions')
+  result.viewer_sentence = (await member.textContent('#my-project-permissions')).trim()
   result.viewer_can_rename = (await member.$('#project-rename')) !== null
   await shot(member, 'project-as-viewer')
 
@@ -109,7 +110,7 @@ try {
   })
   await member.reload()
   await permsLoaded()
-  result.editor_permissions = (await member.textContent('#my-project-permissions')).trim()
+  result.editor_permissions = await member.getAttribute('#my-project-permissions', 'data-permissions')
   await owner.goto(orgUrl + '/settings')
   await owner.waitForSelector('select.member-role[data-username="uimember"]')
   await owner.selectOption('select.member-role[data-username="uimember"]', 'org:admin')

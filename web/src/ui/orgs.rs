@@ -18,6 +18,32 @@ fn list(r: &Option<super::Reply>) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// What a person may do, as a sentence from the catalogue's descriptions ("You can see the
+/// project, read the project's content and list the project's members.").
+fn sentences(can: &[String], catalogue: &[Value]) -> String {
+    let said: Vec<String> = can
+        .iter()
+        .map(|name| {
+            catalogue
+                .iter()
+                .find(|d| d["name"].as_str() == Some(name.as_str()))
+                .and_then(|d| d["description"].as_str())
+                .map(|d| {
+                    let mut c = d.chars();
+                    c.next()
+                        .map(|f| f.to_lowercase().chain(c).collect::<String>())
+                        .unwrap_or_default()
+                })
+                .unwrap_or_else(|| name.clone())
+        })
+        .collect();
+    match said.as_slice() {
+        [] => String::new(),
+        [one] => format!("You can {one}."),
+        [rest @ .., last] => format!("You can {}, and {last}.", rest.join(", ")),
+    }
+}
+
 fn perms(r: &Option<super::Reply>) -> Vec<String> {
     r.as_ref()
         .filter(|r| r.ok())
@@ -579,6 +605,7 @@ pub fn ProjectSettings(id: String) -> Element {
     let project = use_get(format!("/api/v1/projects/{id}"));
     let mut members = use_get(format!("/api/v1/projects/{id}/members"));
     let my = use_get(format!("/api/v1/projects/{id}/permissions/me"));
+    let catalogue = use_get("/api/v1/permissions".to_string());
     let error = use_signal(String::new);
     let notice = use_signal(String::new);
     let mut rename = use_signal(String::new);
@@ -597,6 +624,8 @@ pub fn ProjectSettings(id: String) -> Element {
     let can = perms(&my.read());
     let manage = can.iter().any(|x| x == "project:members:manage");
     let member_rows = list(&members.read());
+    let can_text = sentences(&can, &list(&catalogue.read()));
+    let can_raw = can.join(" ");
     let on_rename = {
         let id = id.clone();
         move |_| {
@@ -654,7 +683,8 @@ pub fn ProjectSettings(id: String) -> Element {
         section { class: "card", id: "project", "data-project": "{id}",
             h2 { id: "project-title", "{s(&p, \"name\")}" }
             p { a { href: "/projects/{id}", id: "open-board", "Open the board" } " · " a { href: "/orgs/{org_id}", "Back to the organization" } }
-            p { class: "muted", id: "my-project-permissions", "You may: {can.join(\", \")}" }
+            // Sentences for people; the permission names stay in the attribute for tools.
+            p { class: "muted", id: "my-project-permissions", "data-permissions": "{can_raw}", "{can_text}" }
             Notice { text: error(), error: true }
             Notice { text: notice(), error: false }
             if can.iter().any(|x| x == "project:project:update") {
