@@ -108,15 +108,16 @@ impl Attempt {
     /// A wrong code: counted, and the account locked once the free ones are spent.
     /// Returns the lock now in force, if any.
     pub fn failed(self) -> Option<Locked> {
-        let lock = self.lockouts.lock_for(self.failures() + 1);
         let now = Instant::now();
-        self.lockouts.with(|table| {
+        let lock = self.lockouts.with(|table| {
             let entry = table.entry(self.account.clone()).or_default();
             entry.failures = entry.failures.saturating_add(1);
             entry.last_failure = Some(now);
+            let lock = self.lockouts.lock_for(entry.failures);
             if !lock.is_zero() {
                 entry.locked_until = Some(now + lock);
             }
+            lock
         });
         (!lock.is_zero()).then_some(Locked { retry_after: lock })
     }
@@ -126,11 +127,6 @@ impl Attempt {
         self.lockouts.with(|table| {
             table.remove(&self.account);
         });
-    }
-
-    fn failures(&self) -> u32 {
-        self.lockouts
-            .with(|table| table.get(&self.account).map_or(0, |e| e.failures))
     }
 }
 

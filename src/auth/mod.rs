@@ -668,17 +668,15 @@ impl Auth {
     /// token, passkey or provider link, TOTP on): signed in, or confirmed again with a
     /// password or code, within `[auth] reauthentication_window`.
     pub fn recently_authenticated(&self, session: &Session) -> bool {
-        let since = now()
-            - chrono::Duration::from_std(self.config.reauthentication_window)
-                .unwrap_or_else(|_| chrono::Duration::zero());
-        if session.created_at > since {
-            return true;
-        }
-        self.reauthenticated
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&session.id)
-            .is_some_and(|t| *t > since)
+        let t = now();
+        let recent = |at: NaiveDateTime| add(at, self.config.reauthentication_window) > t;
+        recent(session.created_at)
+            || self
+                .reauthenticated
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&session.id)
+                .is_some_and(|at| recent(*at))
     }
 
     /// Confirms the session's user again, with their password or a TOTP or recovery code
@@ -714,9 +712,7 @@ impl Auth {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() > 10_000 {
-            let since = t - chrono::Duration::from_std(self.config.reauthentication_window)
-                .unwrap_or_else(|_| chrono::Duration::zero());
-            map.retain(|_, at| *at > since);
+            map.retain(|_, at| add(*at, self.config.reauthentication_window) > t);
         }
         map.insert(session.id.clone(), t);
         tracing::info!(user = %user.id, "reauthenticated");

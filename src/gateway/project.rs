@@ -773,14 +773,11 @@ impl Project {
                     "an awareness state is at most {AWARENESS_STATE} bytes"
                 )));
             }
-            if !matches!(
-                serde_json::from_str::<Value>(&entry.json),
-                Ok(Value::Object(_) | Value::Null)
-            ) {
+            let Some(stamped) = stamp_user(&entry.json, &member.user) else {
                 return Err(GatewayError::Malformed(
                     "an awareness state is a JSON object (or null when leaving)".into(),
                 ));
-            }
+            };
             if !member.awareness.contains(&id) {
                 if member.awareness.len() >= AWARENESS_IDS {
                     return Err(GatewayError::Malformed(format!(
@@ -789,7 +786,7 @@ impl Project {
                 }
                 member.awareness.push(id);
             }
-            entry.json = stamp_user(&entry.json, &member.user);
+            entry.json = stamped;
             clients.insert(id, entry);
         }
         if clients.is_empty() {
@@ -1360,10 +1357,13 @@ fn restore_root(
 
 /// Writes the authenticated user into an awareness state: `user.id` and `user.name` always
 /// come from the server (nobody shows up as someone else); a colour is kept or derived.
-fn stamp_user(json: &str, user: &ClientUser) -> Arc<str> {
-    let Ok(Value::Object(mut state)) = serde_json::from_str::<Value>(json) else {
-        // `null` (a client going away) and non-objects pass unchanged.
-        return Arc::from(json);
+/// `null` (a client leaving) passes; anything but an object or null is `None`.
+fn stamp_user(json: &str, user: &ClientUser) -> Option<Arc<str>> {
+    let mut state = match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(state)) => state,
+        // A client going away.
+        Ok(Value::Null) => return Some(Arc::from(json)),
+        _ => return None,
     };
     let mut u = match state.remove("user") {
         Some(Value::Object(u)) => u,
@@ -1375,7 +1375,7 @@ fn stamp_user(json: &str, user: &ClientUser) -> Arc<str> {
         u.insert("color".into(), Value::String(colour_of(&user.user_id)));
     }
     state.insert("user".into(), Value::Object(u));
-    Arc::from(Value::Object(state).to_string())
+    Some(Arc::from(Value::Object(state).to_string()))
 }
 
 /// A stable, readable colour for a user.
@@ -1445,14 +1445,16 @@ mod tests {
         let stamped = stamp_user(
             r##"{"user":{"id":"someone-else","name":"Mallory","color":"#123456"},"cursor":{"x":1}}"##,
             &user,
-        );
+        )
+        .unwrap();
         let v: Value = serde_json::from_str(&stamped).unwrap();
         assert_eq!(v["user"]["id"], "u1");
         assert_eq!(v["user"]["name"], "Ada");
         assert_eq!(v["user"]["color"], "#123456");
         assert_eq!(v["cursor"]["x"], 1);
-        let fresh: Value = serde_json::from_str(&stamp_user("{}", &user)).unwrap();
+        let fresh: Value = serde_json::from_str(&stamp_user("{}", &user).unwrap()).unwrap();
         assert_eq!(fresh["user"]["color"], colour_of("u1"));
-        assert_eq!(&*stamp_user("null", &user), "null");
+        assert_eq!(stamp_user("null", &user).as_deref(), Some("null"));
+        assert_eq!(stamp_user("[1,2]", &user), None, "not an object");
     }
 }

@@ -672,17 +672,7 @@ async fn a_socket_that_stops_reading_is_closed_not_waited_for() {
     })
     .await;
     // What the slow client was sent before it fell behind, then the reason it was closed.
-    let mut frames = 0;
-    let mut close = None;
-    while let Ok(Some((op, payload))) =
-        tokio::time::timeout(Duration::from_secs(10), ws_frame(&mut slow)).await
-    {
-        if op == 8 {
-            close = Some(u16::from_be_bytes([payload[0], payload[1]]));
-            break;
-        }
-        frames += 1;
-    }
+    let (frames, close) = ws_until_close(&mut slow).await;
     assert_eq!(
         close,
         Some(1013),
@@ -1123,16 +1113,20 @@ async fn ws_send(s: &mut tokio::net::TcpStream, payload: &[u8]) {
     let _ = s.write_all(&frame).await;
 }
 
-/// The close code the server ends `s` with (frames before it are skipped).
-async fn ws_close_code(s: &mut tokio::net::TcpStream) -> Option<u16> {
+/// Reads `s` until the server closes it: how many frames came first, and the close code
+/// (None if no close came within 10 s of the last frame).
+async fn ws_until_close(s: &mut tokio::net::TcpStream) -> (usize, Option<u16>) {
+    let mut frames = 0;
     while let Ok(Some((op, payload))) =
         tokio::time::timeout(Duration::from_secs(10), ws_frame(s)).await
     {
         if op == 8 {
-            return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            return (frames, code);
         }
+        frames += 1;
     }
-    None
+    (frames, None)
 }
 
 /// An awareness message for `states` (client id, JSON state).
@@ -1199,17 +1193,7 @@ async fn what_one_socket_may_cost_is_bounded() {
             break;
         }
     }
-    let mut frames = 0;
-    let mut close = None;
-    while let Ok(Some((op, payload))) =
-        tokio::time::timeout(Duration::from_secs(10), ws_frame(&mut slow)).await
-    {
-        if op == 8 {
-            close = Some(u16::from_be_bytes([payload[0], payload[1]]));
-            break;
-        }
-        frames += 1;
-    }
+    let (frames, close) = ws_until_close(&mut slow).await;
     assert_eq!(
         close,
         Some(1013),
@@ -1242,7 +1226,7 @@ async fn what_one_socket_may_cost_is_bounded() {
     ] {
         let mut s = ws_open(&addr, path, None).await;
         ws_send(&mut s, &msg).await;
-        assert_eq!(ws_close_code(&mut s).await, Some(want), "{path}");
+        assert_eq!(ws_until_close(&mut s).await.1, Some(want), "{path}");
     }
     // A small state from a viewer is fine and reaches the others.
     let mut ok = ws_open(&addr, &viewer, None).await;
@@ -1321,7 +1305,7 @@ async fn sockets_per_user_and_document_size_are_capped() {
     let editor = format!("/api/v1/projects/{}/collab?token={}", t.pid, t.t_editor);
     let mut s = ws_open(&addr, &editor, None).await;
     ws_send(&mut s, &update).await;
-    assert_eq!(ws_close_code(&mut s).await, Some(4413));
+    assert_eq!(ws_until_close(&mut s).await.1, Some(4413));
     // Reading goes on.
     let (st, _) = t
         .editor

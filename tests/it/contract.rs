@@ -16,6 +16,21 @@ fn server() -> Server {
     })
 }
 
+/// The server's OpenAPI document.
+async fn openapi(server: &Server) -> Value {
+    crate::harness::http_builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(server.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A concrete path for a template (`{id}` becomes `x`).
 fn concrete(template: &str) -> String {
     let mut out = String::new();
@@ -41,14 +56,7 @@ fn concrete(template: &str) -> String {
 async fn undeclared_methods_get_405_with_allow() {
     let server = server();
     let http = crate::harness::http_builder().no_proxy().build().unwrap();
-    let doc: Value = http
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = openapi(&server).await;
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() > 50, "{} paths", paths.len());
     let all = ["get", "post", "put", "patch", "delete"];
@@ -187,17 +195,7 @@ fn events_in(v: &Value, out: &mut Vec<(String, String)>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_event_names_its_permission() {
     let server = server();
-    let doc: Value = crate::harness::http_builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = openapi(&server).await;
     let mut events = Vec::new();
     events_in(&doc["components"]["schemas"], &mut events);
     assert!(events.len() > 20, "{events:?}");

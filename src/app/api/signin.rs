@@ -327,11 +327,16 @@ async fn provider_start(
         .auth
         .provider_start(&id, intent, query.return_to.as_deref())
         .await?;
-    Ok(HttpResponse::SeeOther()
+    Ok(to_provider(&req, started))
+}
+
+/// The browser's way to the provider: a redirect, with the flow's cookie.
+fn to_provider(req: &HttpRequest, started: crate::auth::providers::Started) -> HttpResponse {
+    HttpResponse::SeeOther()
         .insert_header(("Location", started.redirect))
         .insert_header(("Cache-Control", "no-store"))
-        .cookie(flow_cookie(&req, &started.handle, 600))
-        .finish())
+        .cookie(flow_cookie(req, &started.handle, 600))
+        .finish()
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -374,11 +379,7 @@ async fn provider_link_start(
     }
     .await;
     match started {
-        Ok(started) => HttpResponse::SeeOther()
-            .insert_header(("Location", started.redirect))
-            .insert_header(("Cache-Control", "no-store"))
-            .cookie(flow_cookie(&req, &started.handle, 600))
-            .finish(),
+        Ok(started) => to_provider(&req, started),
         // The browser came here by a form: it gets a page (status and code as the API's).
         Err(e) => pages::error_page(&e, "Linking did not start"),
     }
