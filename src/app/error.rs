@@ -303,6 +303,10 @@ impl From<crate::gateway::GatewayError> for ApiError {
                 code: "forbidden",
                 message,
             },
+            G::SystemOnly(_) => Self::Forbidden {
+                code: "forbidden_event",
+                message: e.to_string(),
+            },
             G::NoSuchPoint(_) => Self::Missing {
                 code: "history_point_not_found",
                 message: e.to_string(),

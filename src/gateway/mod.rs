@@ -30,12 +30,34 @@ pub use self::mailbox::{Delivery, Outlet};
 pub use self::module::{
     Actor, EventError, Module, Modules, ParsedEvent, RootDef, RootKind, UserActor,
 };
-pub use self::project::{ClientUser, EventOutcome, colour_of};
+use self::project::ClientUser;
 use self::project::{Cmd, JoinError, Out, Project, Shared};
+pub use self::project::{EventOutcome, colour_of};
 use self::writer::Writer;
 pub use crate::config::GatewayConfig as Settings;
 pub use crate::db::docs::HistoryPoint;
 use crate::db::{Db, DbError};
+use crate::orgs::{CONTENT_READ, CONTENT_WRITE, OrgAccess, ProjectAccess};
+
+/// Starting and stopping an organization's gateway by hand.
+pub const GATEWAY_MANAGE: &str = "gateway:gateway:manage";
+/// Listing a project's history points.
+pub const HISTORY_READ: &str = "gateway:history:read";
+/// Saving a history point.
+pub const HISTORY_CREATE: &str = "gateway:history:create";
+/// Restoring a project to a history point.
+pub const HISTORY_RESTORE: &str = "gateway:history:restore";
+
+/// `Ok` when the access holds `permission`; otherwise what to answer (`forbidden`).
+fn needs(may: bool, permission: &str, verb: &str) -> Result<(), GatewayError> {
+    if may {
+        Ok(())
+    } else {
+        Err(GatewayError::Forbidden(format!(
+            "you may not {verb} (it needs `{permission}`)"
+        )))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -53,6 +75,9 @@ pub enum GatewayError {
     Store(String),
     #[error("{0}")]
     Forbidden(String),
+    /// An event only the gateway itself sends (`forbidden_event`).
+    #[error("`{0}` is sent by the gateway only")]
+    SystemOnly(String),
     #[error(transparent)]
     Event(#[from] EventError),
     #[error("the project has {0} clients, its limit")]
@@ -388,14 +413,20 @@ impl Connection {
             .await;
     }
 
-    /// What the client may do now: change the document, and the permissions it holds.
-    pub async fn set_access(&self, writable: bool, holds: Vec<&'static str>) {
+    /// What the client may do now (decided again after a membership or role changed):
+    /// change the document, and the permissions it holds. Closed (4403) when it may no
+    /// longer read.
+    pub async fn set_access(&self, access: &ProjectAccess) {
+        if !access.may(CONTENT_READ) {
+            self.kick(Close::PERMISSION_LOST).await;
+            return;
+        }
         let _ = self
             .tx
             .send(Cmd::SetWritable {
                 conn: self.conn,
-                writable,
-                holds: Some(holds.into()),
+                writable: access.may(CONTENT_WRITE),
+                holds: Some(access.holds().clone()),
             })
             .await;
     }
@@ -475,8 +506,35 @@ impl GatewayRegistry {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Starts the organization's gateway by hand (it also starts on first use).
+    pub async fn start_for(&self, access: &OrgAccess) -> Result<GatewayStatus, GatewayError> {
+        needs(
+            access.may(GATEWAY_MANAGE),
+            GATEWAY_MANAGE,
+            "start this gateway",
+        )?;
+        self.start(access.org_id()).await;
+        Ok(self.status(access.org_id()))
+    }
+
+    /// Stops the organization's gateway by hand: every client is closed (1001), every
+    /// project made durable, snapshotted and unloaded before this returns.
+    pub async fn stop_for(&self, access: &OrgAccess) -> Result<GatewayStatus, GatewayError> {
+        needs(
+            access.may(GATEWAY_MANAGE),
+            GATEWAY_MANAGE,
+            "stop this gateway",
+        )?;
+        Ok(self.stop(access.org_id()).await)
+    }
+
+    /// The organization's gateway: stopped, running or stopping; its projects and clients.
+    pub fn status_for(&self, access: &OrgAccess) -> GatewayStatus {
+        self.status(access.org_id())
+    }
+
     /// The organization's gateway, started if it is not running (waits out a stop).
-    pub async fn start(&self, org_id: &str) -> Arc<Gateway> {
+    async fn start(&self, org_id: &str) -> Arc<Gateway> {
         loop {
             let waiting = {
                 let mut map = self.map();
@@ -538,7 +596,7 @@ impl GatewayRegistry {
 
     /// Stops the organization's gateway: every client is closed (1001), every project made
     /// durable, snapshotted and unloaded. Returns when all of that is done.
-    pub async fn stop(&self, org_id: &str) -> GatewayStatus {
+    async fn stop(&self, org_id: &str) -> GatewayStatus {
         self.stop_with(org_id, Close::GOING_AWAY).await;
         GatewayStatus::stopped()
     }
@@ -588,7 +646,7 @@ impl GatewayRegistry {
         }
     }
 
-    pub fn status(&self, org_id: &str) -> GatewayStatus {
+    fn status(&self, org_id: &str) -> GatewayStatus {
         match self.map().get(org_id) {
             Some(g) => g.status(),
             None => GatewayStatus::stopped(),
@@ -654,19 +712,21 @@ impl GatewayRegistry {
 
     /// Joins a client to a project (loading it first: nothing is answered before that); its
     /// frames wait in its own mailbox ([`Connection::recv`]).
-    pub async fn connect(
-        &self,
-        org_id: &str,
-        project_id: &str,
-        user: ClientUser,
-    ) -> Result<Connection, GatewayError> {
+    pub async fn connect(&self, access: &ProjectAccess) -> Result<Connection, GatewayError> {
+        let user = ClientUser::of(access)?;
         let mut rx = None;
         let mut conn = self
-            .join(org_id, project_id, user, next_client_id(), || {
-                let (out, outbox) = mailbox::mailbox(self.inner.settings.client_buffer);
-                rx = Some(outbox);
-                Out::Mailbox(out)
-            })
+            .join(
+                access.org_id(),
+                access.project_id(),
+                user,
+                next_client_id(),
+                || {
+                    let (out, outbox) = mailbox::mailbox(self.inner.settings.client_buffer);
+                    rx = Some(outbox);
+                    Out::Mailbox(out)
+                },
+            )
             .await?;
         conn.rx = rx;
         Ok(conn)
@@ -677,14 +737,15 @@ impl GatewayRegistry {
     /// first frames go out as soon as it is in).
     pub async fn connect_via(
         &self,
-        org_id: &str,
-        project_id: &str,
-        user: ClientUser,
+        access: &ProjectAccess,
         outlet: &Outlet,
         id: u64,
     ) -> Result<Connection, GatewayError> {
-        self.join(org_id, project_id, user, id, || Out::Outlet(outlet.clone()))
-            .await
+        let user = ClientUser::of(access)?;
+        self.join(access.org_id(), access.project_id(), user, id, || {
+            Out::Outlet(outlet.clone())
+        })
+        .await
     }
 
     /// A new client id, never given out before in this process.
@@ -733,20 +794,41 @@ impl GatewayRegistry {
         Err(GatewayError::Unloading)
     }
 
-    /// Parses an event (`{"type": "<module>:<verb>", ...}`) with its module.
-    pub fn parse_event(&self, value: serde_json::Value) -> Result<ParsedEvent, EventError> {
-        self.inner.modules.parse(value)
+    /// May the access send events of type `kind`? Decided by the type alone, before any
+    /// body is read: a refused sender learns nothing about what a valid event looks like.
+    pub fn may_send(&self, access: &ProjectAccess, kind: &str) -> Result<(), GatewayError> {
+        match self.inner.modules.gate_of(kind) {
+            Some(module::Gate::SystemOnly) => {
+                Err(GatewayError::SystemOnly(kind.chars().take(80).collect()))
+            }
+            Some(module::Gate::Needs(permission)) if !access.may(permission) => {
+                Err(GatewayError::Forbidden(format!(
+                    "`{}` needs `{permission}`",
+                    kind.chars().take(80).collect::<String>()
+                )))
+            }
+            // Unknown types are answered by the parse (`unknown_event`).
+            _ => Ok(()),
+        }
     }
 
-    /// Runs a parsed event in the project (permission already checked by the caller).
+    /// Runs an event (`{"type": "<module>:<verb>", ...}`) in the project: refused (403)
+    /// unless the access holds the permission its module declares for the type, then parsed
+    /// (400), then run. Events only the gateway sends are refused (`forbidden_event`).
     pub async fn event(
         &self,
-        org_id: &str,
-        project_id: &str,
-        actor: Actor,
-        event: ParsedEvent,
+        access: &ProjectAccess,
+        value: serde_json::Value,
     ) -> Result<EventOutcome, GatewayError> {
-        let h = self.project(org_id, project_id).await;
+        if let Some(kind) = value.get("type").and_then(serde_json::Value::as_str) {
+            self.may_send(access, kind)?;
+        }
+        let event = self.inner.modules.parse(value)?;
+        if event.system_only {
+            return Err(GatewayError::SystemOnly(event.kind));
+        }
+        let actor = actor_of(access);
+        let h = self.project(access.org_id(), access.project_id()).await;
         let (reply, answer) = oneshot::channel();
         if h.tx
             .send(Cmd::Event {
@@ -768,12 +850,16 @@ impl GatewayRegistry {
     /// change now, and `nothing_to_undo` / `nothing_to_redo` when there is none.
     pub async fn undo(
         &self,
-        org_id: &str,
-        project_id: &str,
-        actor: Actor,
+        access: &ProjectAccess,
         redo: bool,
     ) -> Result<EventOutcome, GatewayError> {
-        let h = self.project(org_id, project_id).await;
+        needs(
+            access.may(CONTENT_WRITE),
+            CONTENT_WRITE,
+            "change this project",
+        )?;
+        let actor = actor_of(access);
+        let h = self.project(access.org_id(), access.project_id()).await;
         let (reply, answer) = oneshot::channel();
         if h.tx.send(Cmd::Undo { actor, redo, reply }).await.is_err() {
             return Err(GatewayError::Unloading);
@@ -805,32 +891,47 @@ impl GatewayRegistry {
     /// Saves a named history point of the project as it is now.
     pub async fn create_point(
         &self,
-        org_id: &str,
-        project_id: &str,
+        access: &ProjectAccess,
         name: &str,
-        by: &str,
     ) -> Result<HistoryPoint, GatewayError> {
-        self.ask(org_id, project_id, |reply| Cmd::CreatePoint {
-            name: name.to_string(),
-            by: Some(by.to_string()),
-            reply,
+        needs(
+            access.may(HISTORY_CREATE),
+            HISTORY_CREATE,
+            "save history points here",
+        )?;
+        self.ask(access.org_id(), access.project_id(), |reply| {
+            Cmd::CreatePoint {
+                name: name.to_string(),
+                by: Some(access.user_id().to_string()),
+                reply,
+            }
         })
         .await
     }
 
     /// The project's history points, newest first.
-    pub async fn history(&self, project_id: &str) -> Result<Vec<HistoryPoint>, GatewayError> {
-        Ok(self.inner.db.history_points(project_id).await?)
+    pub async fn history(&self, access: &ProjectAccess) -> Result<Vec<HistoryPoint>, GatewayError> {
+        needs(
+            access.may(HISTORY_READ),
+            HISTORY_READ,
+            "see this project's history",
+        )?;
+        Ok(self.inner.db.history_points(access.project_id()).await?)
     }
 
     /// Makes the project look as it did at a history point, as a new change every client
     /// receives. Returns the change's log position (absent if nothing differed).
     pub async fn restore(
         &self,
-        org_id: &str,
-        project_id: &str,
+        access: &ProjectAccess,
         point_id: &str,
     ) -> Result<Option<i64>, GatewayError> {
+        needs(
+            access.may(HISTORY_RESTORE),
+            HISTORY_RESTORE,
+            "restore this project",
+        )?;
+        let (org_id, project_id) = (access.org_id(), access.project_id());
         let (_, state) = self
             .inner
             .db
@@ -847,11 +948,13 @@ impl GatewayRegistry {
     /// The project's module roots as JSON (`{"seq": n, "roots": {...}}`).
     pub async fn document(
         &self,
-        org_id: &str,
-        project_id: &str,
+        access: &ProjectAccess,
     ) -> Result<serde_json::Value, GatewayError> {
-        self.ask(org_id, project_id, |reply| Cmd::Document { reply })
-            .await
+        needs(access.may(CONTENT_READ), CONTENT_READ, "read this project")?;
+        self.ask(access.org_id(), access.project_id(), |reply| {
+            Cmd::Document { reply }
+        })
+        .await
     }
 
     /// The project was deleted: its clients are closed (4404) and it unloads without writing.
@@ -879,4 +982,13 @@ impl GatewayRegistry {
         }
         self.stop_with(org_id, Close::DELETED).await;
     }
+}
+
+/// The access's holder as an event's actor.
+fn actor_of(access: &ProjectAccess) -> Actor {
+    Actor::User(module::UserActor {
+        id: access.user_id().to_string(),
+        name: access.user_name().to_string(),
+        holds: access.holds().clone(),
+    })
 }

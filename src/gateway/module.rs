@@ -172,8 +172,9 @@ pub trait Module: Send + Sync + 'static {
     /// The permission an event of this type (its `"<module>:<verb>"` tag) needs. Decided by
     /// the type alone, so the API document lists it with each event.
     fn permission(&self, event_type: &str) -> &'static str;
-    /// Events only the gateway may send (lifecycle); users get `forbidden_event`.
-    fn system_only(&self, _event: &Self::Event) -> bool {
+    /// Events only the gateway may send (lifecycle), by type tag; users get
+    /// `forbidden_event`, whatever they hold.
+    fn system_only(&self, _event_type: &str) -> bool {
         false
     }
     /// Changes the document for one event. Validate before writing: a transaction cannot
@@ -198,6 +199,15 @@ pub trait Module: Send + Sync + 'static {
     ) -> Result<(), EventError> {
         Ok(())
     }
+}
+
+/// Who may send an event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Only the gateway itself.
+    SystemOnly,
+    /// Whoever holds this permission in the project.
+    Needs(&'static str),
 }
 
 /// An event parsed by its module, with the permission it needs.
@@ -225,6 +235,8 @@ trait Erased: Send + Sync {
     fn name(&self) -> &'static str;
     fn roots(&self) -> &'static [RootDef];
     fn permissions(&self) -> &'static [PermissionDef];
+    fn permission(&self, event_type: &str) -> &'static str;
+    fn system_only(&self, event_type: &str) -> bool;
     fn parse(&self, value: Value) -> Result<(&'static str, bool, Box<dyn StdAny + Send>), String>;
     fn reduce(
         &self,
@@ -252,10 +264,17 @@ impl<M: Module> Erased for M {
     fn permissions(&self) -> &'static [PermissionDef] {
         Module::permissions(self)
     }
+    fn permission(&self, event_type: &str) -> &'static str {
+        Module::permission(self, event_type)
+    }
+    fn system_only(&self, event_type: &str) -> bool {
+        Module::system_only(self, event_type)
+    }
     fn parse(&self, value: Value) -> Result<(&'static str, bool, Box<dyn StdAny + Send>), String> {
-        let permission = self.permission(value.get("type").and_then(Value::as_str).unwrap_or(""));
+        let tag = value.get("type").and_then(Value::as_str).unwrap_or("");
+        let (permission, system_only) = (self.permission(tag), Module::system_only(self, tag));
         let ev: M::Event = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        Ok((permission, self.system_only(&ev), Box::new(ev)))
+        Ok((permission, system_only, Box::new(ev)))
     }
     fn reduce(
         &self,
@@ -302,7 +321,13 @@ impl<M: Module> Erased for M {
         let schema = serde_json::to_value(&schema)
             .ok()
             .and_then(|mut v| {
-                name_permissions(&mut v, &|t| self.permission(t));
+                name_permissions(&mut v, &|t| {
+                    if Module::system_only(self, t) {
+                        None
+                    } else {
+                        Some(self.permission(t))
+                    }
+                });
                 serde_json::from_value(v).ok()
             })
             .unwrap_or(schema);
@@ -312,8 +337,8 @@ impl<M: Module> Erased for M {
 }
 
 /// Adds "Needs `<permission>`." to the description of every event schema under `v` (an
-/// object whose `type` property is one tag).
-fn name_permissions(v: &mut Value, permission: &dyn Fn(&str) -> &'static str) {
+/// object whose `type` property is one tag), or "Sent by the gateway only." (`None`).
+fn name_permissions(v: &mut Value, permission: &dyn Fn(&str) -> Option<&'static str>) {
     match v {
         Value::Object(m) => {
             let tag = m
@@ -325,7 +350,10 @@ fn name_permissions(v: &mut Value, permission: &dyn Fn(&str) -> &'static str) {
                 .and_then(|e| e[0].as_str())
                 .map(str::to_string);
             if let Some(tag) = tag {
-                let needs = format!("Needs `{}`.", permission(&tag));
+                let needs = match permission(&tag) {
+                    Some(p) => format!("Needs `{p}`."),
+                    None => "Sent by the gateway only: users get `forbidden_event`.".to_string(),
+                };
                 let text = match m.get("description").and_then(Value::as_str) {
                     Some(d) if !d.is_empty() => format!("{d}\n\n{needs}"),
                     _ => needs,
@@ -436,6 +464,19 @@ impl Modules {
             .get(name)
             .map(|(_, r)| r.client_writable)
             .unwrap_or(false)
+    }
+
+    /// Who may send an event of type `kind` (`"<module>:<verb>"`), read from the tag alone
+    /// (so it is decided before the body is); `None` when no module has that prefix.
+    pub fn gate_of(&self, kind: &str) -> Option<Gate> {
+        let module_name = kind.split_once(':').map(|(m, _)| m).unwrap_or("");
+        let &module = self.by_name.get(module_name)?;
+        let m = &self.list[module];
+        Some(if m.system_only(kind) {
+            Gate::SystemOnly
+        } else {
+            Gate::Needs(m.permission(kind))
+        })
     }
 
     /// Parses `{"type": "<module>:<verb>", ...}` with its module's event type. A string

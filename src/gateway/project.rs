@@ -46,16 +46,32 @@ enum Held {
 
 /// Who a connection is.
 #[derive(Debug, Clone)]
-pub struct ClientUser {
-    pub user_id: String,
-    pub name: String,
-    pub writable: bool,
+pub(crate) struct ClientUser {
+    pub(super) user_id: String,
+    pub(super) name: String,
+    pub(super) writable: bool,
     /// The permissions the user holds on the project (a direct write to a card's text is
     /// checked against the card's lock with them).
-    pub holds: Arc<[&'static str]>,
+    pub(super) holds: Arc<[&'static str]>,
 }
 
 impl ClientUser {
+    /// The connection an access may open: reading needs `project:content:read`, writing
+    /// directly `project:content:write` (the server's own reader never writes).
+    pub(super) fn of(access: &crate::orgs::ProjectAccess) -> Result<Self, super::GatewayError> {
+        super::needs(
+            access.may(crate::orgs::CONTENT_READ),
+            crate::orgs::CONTENT_READ,
+            "read this project",
+        )?;
+        Ok(Self {
+            user_id: access.user_id().to_string(),
+            name: access.user_name().to_string(),
+            writable: access.is_user() && access.may(crate::orgs::CONTENT_WRITE),
+            holds: access.holds().clone(),
+        })
+    }
+
     fn actor(&self) -> Actor {
         Actor::User(super::module::UserActor {
             id: self.user_id.clone(),

@@ -6,8 +6,11 @@
 //! so no caller can forget to. A resource in an organization the user does not belong to is
 //! [`OrgsError::NotFound`], never "forbidden" (no enumeration).
 
+mod access;
 pub mod authz;
 pub mod perms;
+
+pub use self::access::{CONTENT_READ, CONTENT_WRITE, OrgAccess, ProjectAccess};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,7 +230,7 @@ impl Orgs {
     }
 
     /// May `user` do `action` on `on`?
-    pub async fn decide(
+    async fn decide(
         &self,
         user_id: &str,
         action: &str,
@@ -364,7 +367,7 @@ impl Orgs {
     }
 
     /// An organization, checked for `action` (hidden ones are "not found").
-    pub async fn org_for(
+    async fn org_for(
         &self,
         user: &User,
         id: &str,
@@ -1023,7 +1026,7 @@ impl Orgs {
     }
 
     /// A project, checked for `action` (`project:project:read` to see it).
-    pub async fn project_for(
+    async fn project_for(
         &self,
         user: &User,
         id: &str,
@@ -1045,22 +1048,70 @@ impl Orgs {
         Ok(p)
     }
 
-    /// A project checked for `action`, with its organization (which someone who is only a
-    /// member of the project may not see on its own).
-    pub async fn project_in_org(
+    /// The caller's access to a project they can see (hidden: not found), with every
+    /// permission they hold there: what the gateway takes for anything it does for them.
+    pub async fn project_access(
         &self,
         user: &User,
         id: &str,
-        action: &str,
-        verb: &'static str,
-    ) -> Result<(Project, Org), OrgsError> {
-        let p = self.project_for(user, id, action, verb).await?;
-        let org = self
-            .db
-            .org(&p.org_id)
+    ) -> Result<(Project, ProjectAccess), OrgsError> {
+        let p = self.load_project(id).await?;
+        let holds = self
+            .my_permissions(
+                &user.id,
+                Resource::Project {
+                    org: &p.org_id,
+                    project: &p.id,
+                },
+            )
+            .await?;
+        let access = ProjectAccess::user(user, &p.org_id, &p.id, holds);
+        Ok((p, access))
+    }
+
+    /// The same access decided again (after a membership or role changed): `None` when the
+    /// user may no longer see the project.
+    pub async fn project_access_again(
+        &self,
+        user: &User,
+        access: &ProjectAccess,
+    ) -> Option<ProjectAccess> {
+        let holds = self
+            .my_permissions(
+                &user.id,
+                Resource::Project {
+                    org: access.org_id(),
+                    project: access.project_id(),
+                },
+            )
+            .await
+            .ok()?;
+        Some(ProjectAccess::user(
+            user,
+            access.org_id(),
+            access.project_id(),
+            holds,
+        ))
+    }
+
+    /// The organization of a project the access may see (someone who is only a member of
+    /// the project may not see the organization on its own, but may know its name).
+    pub async fn org_of(&self, access: &ProjectAccess) -> Result<Org, OrgsError> {
+        self.db
+            .org(access.org_id())
             .await?
-            .ok_or(OrgsError::NotFound("project"))?;
-        Ok((p, org))
+            .ok_or(OrgsError::NotFound("project"))
+    }
+
+    /// The caller's access to an organization they belong to (otherwise not found).
+    pub async fn org_access(&self, user: &User, id: &str) -> Result<(Org, OrgAccess), OrgsError> {
+        if id.len() > 64 {
+            return Err(OrgsError::NotFound("organization"));
+        }
+        let holds = self.my_permissions(&user.id, Resource::Org(id)).await?;
+        let org = self.load_org(id).await?;
+        let access = OrgAccess::new(user, &org.id, holds);
+        Ok((org, access))
     }
 
     pub async fn rename_project(

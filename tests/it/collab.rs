@@ -760,10 +760,12 @@ async fn kill_9_loses_nothing_a_client_received_postgres() {
     durability(true).await;
 }
 
+type Accesses = (demiurge::orgs::ProjectAccess, demiurge::orgs::ProjectAccess);
+
 /// A team's project in the database a real server created it in, the server stopped, for
 /// driving the gateway's public face in this process (the server is returned: its data
 /// directory lives as long as it does).
-async fn offline_team() -> (Server, Team, demiurge::db::Db) {
+async fn offline_team() -> (Server, Team, demiurge::db::Db, Accesses) {
     let mut server = Server::start_with(options(None, &[]));
     let t = team(&server).await;
     server.stop();
@@ -773,7 +775,8 @@ async fn offline_team() -> (Server, Team, demiurge::db::Db) {
     )
     .await
     .unwrap();
-    (server, t, db)
+    let both = accesses(&db, &t).await;
+    (server, t, db, both)
 }
 
 fn registry(
@@ -789,13 +792,23 @@ fn registry(
     .unwrap()
 }
 
-fn member(writable: bool) -> demiurge::gateway::ClientUser {
-    demiurge::gateway::ClientUser {
-        user_id: "u".into(),
-        name: "U".into(),
-        writable,
-        holds: std::sync::Arc::from(Vec::new()),
-    }
+/// The team owner's access to the project, decided by the real permission service on the
+/// database the server left (the gateway takes nothing else), and a read-only copy.
+async fn accesses(
+    db: &demiurge::db::Db,
+    t: &Team,
+) -> (demiurge::orgs::ProjectAccess, demiurge::orgs::ProjectAccess) {
+    let orgs = demiurge::orgs::Orgs::new(
+        db.clone(),
+        demiurge::mail::Mailer::new(&demiurge::config::MailConfig::default()).unwrap(),
+        "http://127.0.0.1",
+        "test",
+        &demiurge::gateway::modules::builtin().permissions(),
+    );
+    let owner = db.user_by_id(&t.owner_id).await.unwrap().unwrap();
+    let (_, access) = orgs.project_access(&owner, &t.pid).await.unwrap();
+    let reading = access.reading_only();
+    (access, reading)
 }
 
 /// Applies the document updates in a frame; whether there were any.
@@ -836,24 +849,15 @@ async fn a_client_that_stops_reading_is_dropped_not_waited_for() {
     use yrs::updates::encoder::Encode;
     use yrs::{Map, Text, Transact};
 
-    let (_server, t, db) = offline_team().await;
+    let (_server, _, db, (write, read)) = offline_team().await;
     let settings = Settings {
         client_buffer: 16,
         ..Settings::default()
     };
     let gateways = registry(db, settings);
-    let writer = gateways
-        .connect(&t.org, &t.pid, member(true))
-        .await
-        .unwrap();
-    let mut fast = gateways
-        .connect(&t.org, &t.pid, member(false))
-        .await
-        .unwrap();
-    let mut slow = gateways
-        .connect(&t.org, &t.pid, member(false))
-        .await
-        .unwrap();
+    let writer = gateways.connect(&write).await.unwrap();
+    let mut fast = gateways.connect(&read).await.unwrap();
+    let mut slow = gateways.connect(&read).await.unwrap();
     // The writer sends 100 changes one at a time; the fast client applies each (as any Yjs
     // client would) before the next is sent, so each travels as its own frame.
     let mine = yrs::Doc::new();
@@ -907,11 +911,11 @@ async fn broadcasts_are_paced_into_merged_frames() {
     use demiurge::gateway::Settings;
     use yrs::{Map, Transact};
 
-    let (_server, t, db) = offline_team().await;
+    let (_server, _, db, (write, read)) = offline_team().await;
     // Frames the reader gets while the writer sends 10 changes 25 ms apart.
     let run = |interval: Duration| {
         let db = db.clone();
-        let (org, pid) = (t.org.clone(), t.pid.clone());
+        let (write, read) = (write.clone(), read.clone());
         async move {
             let settings = Settings {
                 broadcast_delay: interval,
@@ -919,8 +923,8 @@ async fn broadcasts_are_paced_into_merged_frames() {
                 ..Settings::default()
             };
             let gateways = registry(db, settings);
-            let writer = gateways.connect(&org, &pid, member(true)).await.unwrap();
-            let mut reader = gateways.connect(&org, &pid, member(false)).await.unwrap();
+            let writer = gateways.connect(&write).await.unwrap();
+            let mut reader = gateways.connect(&read).await.unwrap();
             let key = format!("t{}", interval.as_millis());
             let doc = yrs::Doc::new();
             let texts = doc.get_or_insert_map("texts");
@@ -964,14 +968,14 @@ async fn a_change_waits_no_longer_than_the_max_delay() {
     use demiurge::gateway::Settings;
     use yrs::{Map, Transact};
 
-    let (_server, t, db) = offline_team().await;
+    let (_server, _, db, (write, read)) = offline_team().await;
     let settings = Settings {
         broadcast_budget: 1,
         broadcast_max_delay: Duration::from_millis(300),
         ..Settings::default()
     };
     let gateways = registry(db, settings);
-    let (writer, mut reader) = writer_and_reader(&gateways, &t).await;
+    let (writer, mut reader) = writer_and_reader(&gateways, &(write, read)).await;
     // The hello (sync step 1, the document, awareness) first.
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), reader.recv()).await {}
     let doc = yrs::Doc::new();
@@ -1003,14 +1007,14 @@ async fn changes_that_may_wait_share_a_commit() {
     use demiurge::gateway::Settings;
     use yrs::{Map, Transact};
 
-    let (_server, t, db) = offline_team().await;
+    let (_server, _, db, (write, read)) = offline_team().await;
     let settings = Settings {
         broadcast_delay: Duration::from_millis(300),
         broadcast_max_delay: Duration::from_millis(300),
         ..Settings::default()
     };
     let gateways = registry(db, settings);
-    let (writer, mut reader) = writer_and_reader(&gateways, &t).await;
+    let (writer, mut reader) = writer_and_reader(&gateways, &(write, read)).await;
     let doc = yrs::Doc::new();
     let texts = doc.get_or_insert_map("texts");
     let text = {
@@ -1036,16 +1040,10 @@ async fn changes_that_may_wait_share_a_commit() {
 /// A writable and a read-only client of the team's project.
 async fn writer_and_reader(
     gateways: &demiurge::gateway::GatewayRegistry,
-    t: &Team,
+    (write, read): &Accesses,
 ) -> (demiurge::gateway::Connection, demiurge::gateway::Connection) {
-    let writer = gateways
-        .connect(&t.org, &t.pid, member(true))
-        .await
-        .unwrap();
-    let reader = gateways
-        .connect(&t.org, &t.pid, member(false))
-        .await
-        .unwrap();
+    let writer = gateways.connect(write).await.unwrap();
+    let reader = gateways.connect(read).await.unwrap();
     (writer, reader)
 }
 

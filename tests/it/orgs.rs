@@ -28,6 +28,7 @@ async fn start(backend: Backend, opts: Options) -> (Server, Option<String>) {
         ..opts
             .env("DEMIURGE_AUTH__LOGIN_RATE", "1000/1m")
             .env("DEMIURGE_AUTH__SIGNUP_RATE", "1000/1m")
+            .env("DEMIURGE_AUTH__EMAIL_LINK_RATE", "1000/1m")
     });
     (server, url)
 }
@@ -1101,6 +1102,55 @@ struct Row {
     expect: [u16; 8],
 }
 
+/// Runs a row as every persona; the mismatches.
+async fn check(r: &Row, people: &[Person], anonymous: &Browser) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (i, want) in r.expect.iter().enumerate() {
+        if *want == 0 {
+            continue;
+        }
+        let got = if i == 7 {
+            let mut req = anonymous
+                .http
+                .request(
+                    r.method.parse().unwrap(),
+                    format!("{}{}", anonymous.base, r.path),
+                )
+                .header("Origin", &anonymous.origin);
+            if let Some(b) = &r.body {
+                req = req.json(b);
+            }
+            let res = req.send().await.unwrap();
+            let st = res.status();
+            (st, res.json().await.unwrap_or(Value::Null))
+        } else {
+            people[i].call(r.method, &r.path, r.body.clone()).await
+        };
+        let (got, body) = (got.0.as_u16(), got.1);
+        if got != *want {
+            failures.push(format!(
+                "{} {} as {}: {got} {}, expected {want}",
+                r.method, r.path, PERSONAS[i], body["error"]
+            ));
+        }
+    }
+    failures
+}
+
+/// A route about one's own account: every signed-in persona gets `status`, anonymous 401.
+fn me(status: u16) -> [u16; 8] {
+    [status, status, status, status, status, status, status, 401]
+}
+
+/// Whether a concrete path fits an OpenAPI path template (`{x}`: any one segment).
+fn fits(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
+}
+
 fn row(method: &'static str, path: String, body: Option<Value>, expect: [u16; 8]) -> Row {
     Row {
         method,
@@ -1382,6 +1432,39 @@ async fn authorization_matrix() {
         ),
         row(
             "POST",
+            format!("/api/v1/projects/{p}/undo"),
+            Some(json!({})),
+            [200, 200, 404, 200, 200, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/projects/{p}/redo"),
+            Some(json!({})),
+            [200, 200, 404, 200, 200, 403, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/projects/{p}/export?format=svg"),
+            None,
+            [200, 200, 404, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/projects/{p}/import"),
+            Some(
+                json!({"nodes": [{"id": "n1", "type": "text", "text": "x", "x": 0, "y": 0, "width": 200, "height": 100}], "edges": []}),
+            ),
+            [200, 200, 404, 200, 200, 403, 404, 401],
+        ),
+        // Without the upgrade headers: who may open it is decided first.
+        row(
+            "GET",
+            format!("/api/v1/projects/{p}/collab"),
+            None,
+            [400, 400, 404, 400, 400, 400, 404, 401],
+        ),
+        row(
+            "POST",
             format!("/api/v1/projects/{p}/events"),
             Some(json!({"type": "core-graph:add-edge", "from": "nope", "to": "nope"})),
             [404, 404, 404, 404, 404, 403, 404, 401],
@@ -1453,44 +1536,280 @@ async fn authorization_matrix() {
             [400, 400, 400, 400, 400, 400, 400, 401],
         ),
         row(
+            "POST",
+            "/api/v1/invitations/preview".to_string(),
+            Some(json!({"token": "forged"})),
+            [400, 400, 400, 400, 400, 400, 400, 401],
+        ),
+        // The operational endpoints: open to all (the details, and /metrics, to operators:
+        // every client here is on the server's machine).
+        row("GET", "/healthz".into(), None, [200; 8]),
+        row("GET", "/readyz".into(), None, [200; 8]),
+        row("GET", "/metrics".into(), None, [200; 8]),
+        row("GET", "/api/v1/status".into(), None, [200; 8]),
+        row("GET", "/api/v1/openapi.json".into(), None, [200; 8]),
+        // Signing in: open to all, and the same answer whoever asks.
+        row("GET", "/api/v1/auth/providers".into(), None, [200; 8]),
+        row(
+            "GET",
+            "/api/v1/auth/providers/nope/start".into(),
+            None,
+            [404; 8],
+        ),
+        row(
+            "GET",
+            "/api/v1/auth/providers/nope/callback?state=x&code=y".into(),
+            None,
+            [400; 8],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/signup".into(),
+            Some(json!({"username": "matrix-new", "password": "short"})),
+            [400; 8],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/login".into(),
+            Some(json!({"login": "nobody-here", "password": "not the password"})),
+            [401; 8],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/second-factor".into(),
+            Some(json!({"code": "000000"})),
+            // Signed in already: no second step is pending.
+            [400, 400, 400, 400, 400, 400, 400, 401],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/email-link".into(),
+            Some(json!({"email": "nobody@example.test", "purpose": "sign_in"})),
+            [202; 8],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/email-link/check".into(),
+            Some(json!({"token": "forged"})),
+            [400; 8],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/email-link/redeem".into(),
+            Some(json!({"token": "forged"})),
+            [400; 8],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/passkey/start".into(),
+            Some(json!({})),
+            [200; 8],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/passkey/finish".into(),
+            Some(json!({"ceremony": "forged", "credential": {}})),
+            [400; 8],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/second-factor/passkey/start".into(),
+            Some(json!({})),
+            [400, 400, 400, 400, 400, 400, 400, 401],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/second-factor/passkey/finish".into(),
+            Some(json!({"ceremony": "forged", "credential": {}})),
+            [400, 400, 400, 400, 400, 400, 400, 401],
+        ),
+        // One's own account: anyone signed in, for themselves only; nobody else.
+        row(
+            "POST",
+            "/api/v1/auth/reauthenticate".into(),
+            Some(json!({"password": "not the password"})),
+            [401; 8],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/providers/nope/start".into(),
+            Some(json!({})),
+            [404, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        row(
+            "PUT",
+            "/api/v1/me/password".into(),
+            Some(
+                json!({"current_password": "not the password", "new_password": "a new long password 1"}),
+            ),
+            [401, 401, 401, 401, 401, 401, 401, 401],
+        ),
+        row(
+            "POST",
+            "/api/v1/me/email/verify".into(),
+            Some(json!({})),
+            [202, 202, 202, 202, 202, 202, 202, 401],
+        ),
+        row("GET", "/api/v1/me/identities".into(), None, me(200)),
+        row("DELETE", "/api/v1/me/identities/nope".into(), None, me(404)),
+        row("GET", "/api/v1/me/passkeys".into(), None, me(200)),
+        row(
+            "POST",
+            "/api/v1/me/passkeys/register/start".into(),
+            Some(json!({"name": "key"})),
+            me(200),
+        ),
+        row(
+            "POST",
+            "/api/v1/me/passkeys/register/finish".into(),
+            Some(json!({"ceremony": "forged", "credential": {}})),
+            me(400),
+        ),
+        row(
+            "PATCH",
+            "/api/v1/me/passkeys/nope".into(),
+            Some(json!({"name": "key"})),
+            me(404),
+        ),
+        row("DELETE", "/api/v1/me/passkeys/nope".into(), None, me(404)),
+        row("GET", "/api/v1/me/sessions".into(), None, me(200)),
+        row("DELETE", "/api/v1/me/sessions/nope".into(), None, me(404)),
+        row("GET", "/api/v1/me/tokens".into(), None, me(200)),
+        row(
+            "POST",
+            "/api/v1/me/tokens".into(),
+            Some(json!({"name": "matrix"})),
+            me(201),
+        ),
+        row("DELETE", "/api/v1/me/tokens/nope".into(), None, me(404)),
+        row("GET", "/api/v1/me/totp".into(), None, me(200)),
+        row("POST", "/api/v1/me/totp".into(), Some(json!({})), me(200)),
+        row(
+            "POST",
+            "/api/v1/me/totp/confirm".into(),
+            Some(json!({"code": "000000"})),
+            me(401),
+        ),
+        row(
+            "DELETE",
+            "/api/v1/me/totp".into(),
+            Some(json!({"code": "000000"})),
+            me(409),
+        ),
+        row(
             "GET",
             "/api/v1/me".to_string(),
             None,
             [200, 200, 200, 200, 200, 200, 200, 401],
         ),
     ];
-    let mut failures = Vec::new();
-    for r in &rows {
-        for (i, want) in r.expect.iter().enumerate() {
-            if *want == 0 {
+    // Run last: it ends each persona's session.
+    let logout = row(
+        "POST",
+        "/api/v1/auth/logout".into(),
+        Some(json!({})),
+        [204, 204, 204, 204, 204, 204, 204, 401],
+    );
+    // Every operation in the API document has a row here.
+    let doc = anonymous.get("/api/v1/openapi.json").await.1;
+    let mut uncovered = Vec::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
                 continue;
             }
-            let got = if i == 7 {
-                let mut req = anonymous
-                    .http
-                    .request(
-                        r.method.parse().unwrap(),
-                        format!("{}{}", anonymous.base, r.path),
-                    )
-                    .header("Origin", &anonymous.origin);
-                if let Some(b) = &r.body {
-                    req = req.json(b);
+            let covered = rows.iter().chain([&logout]).any(|r| {
+                r.method.eq_ignore_ascii_case(method)
+                    && fits(template, r.path.split('?').next().unwrap_or_default())
+            });
+            if !covered {
+                uncovered.push(format!("{} {template}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(
+        uncovered.is_empty(),
+        "operations without a row in the matrix: {uncovered:?}"
+    );
+    let mut failures = Vec::new();
+    // Every event type, with only its tag: who may send it is decided by the type before
+    // the body is read (so a refused sender learns nothing of its shape). The oracle is the
+    // persona's permissions in the project, as the decision reports them.
+    let mut events = Vec::new();
+    crate::contract::events_in(&doc["components"]["schemas"], &mut events);
+    assert!(events.len() > 20, "{events:?}");
+    let mut holds: Vec<Option<Vec<String>>> = Vec::new();
+    for person in &people {
+        let (st, perms) = person
+            .call("GET", &format!("/api/v1/projects/{p}/permissions/me"), None)
+            .await;
+        holds.push((st == StatusCode::OK).then(|| {
+            perms["permissions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        }));
+    }
+    let events_path = format!("/api/v1/projects/{p}/events");
+    for (tag, description) in &events {
+        let system_only = description.contains("Sent by the gateway only");
+        let needs = description
+            .split("Needs `")
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+            .unwrap_or_else(|| {
+                assert!(system_only, "{tag} names no permission: {description}");
+                "(none)"
+            });
+        for (i, person) in people.iter().enumerate() {
+            let (st, body) = person
+                .call("POST", &events_path, Some(json!({"type": tag})))
+                .await;
+            let code = body["error"].as_str().unwrap_or_default();
+            let refused = match &holds[i] {
+                None => st == StatusCode::NOT_FOUND && code == "not_found",
+                Some(_) if system_only => st == StatusCode::FORBIDDEN && code == "forbidden_event",
+                Some(h) if !h.iter().any(|x| x == needs) => {
+                    st == StatusCode::FORBIDDEN && code == "forbidden"
                 }
-                req.send().await.unwrap().status().as_u16()
-            } else {
-                people[i]
-                    .call(r.method, &r.path, r.body.clone())
-                    .await
-                    .0
-                    .as_u16()
+                // Allowed past the wall: the reducer answers (or a system-only refusal).
+                Some(_) => {
+                    let wall = st == StatusCode::UNAUTHORIZED
+                        || (st == StatusCode::FORBIDDEN && code == "forbidden")
+                        || code == "not_found";
+                    if wall {
+                        failures.push(format!(
+                            "event {tag} as {}: {st} {code}, but they hold `{needs}`",
+                            PERSONAS[i]
+                        ));
+                    }
+                    true
+                }
             };
-            if got != *want {
+            if !refused {
                 failures.push(format!(
-                    "{} {} as {}: {got}, expected {want}",
-                    r.method, r.path, PERSONAS[i]
+                    "event {tag} as {}: {st} {code}, expected a refusal (needs `{needs}`)",
+                    PERSONAS[i]
                 ));
             }
         }
+        let st = anonymous
+            .http
+            .post(format!("{}{events_path}", anonymous.base))
+            .header("Origin", &anonymous.origin)
+            .json(&json!({"type": tag}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if st != StatusCode::UNAUTHORIZED {
+            failures.push(format!("event {tag} as anonymous: {st}"));
+        }
+    }
+    for r in &rows {
+        failures.extend(check(r, &people, &anonymous).await);
     }
     assert!(
         failures.is_empty(),
@@ -1546,4 +1865,6 @@ async fn authorization_matrix() {
             .iter()
             .any(|v| v == "project:content:write")
     );
+    let failures = check(&logout, &people, &anonymous).await;
+    assert!(failures.is_empty(), "{failures:?}");
 }

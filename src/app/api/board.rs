@@ -8,14 +8,18 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::gateway::{actor_in, project_with};
+use super::gateway::project_access;
 use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
 use crate::app::session::Authenticated;
 use crate::gateway::modules::whiteboard::{self, formats};
+use crate::orgs::ProjectAccess;
 
 /// Largest board file an import takes.
+/// What an imported file becomes: one paste of its cards and edges.
+const IMPORT_EVENT: &str = "whiteboard:insert";
+
 pub const MAX_IMPORT: usize = crate::app::JSON_LIMIT;
 /// Largest side of an exported PNG, in pixels (a bigger board is scaled down to fit).
 const MAX_PNG_SIDE: f32 = 8192.0;
@@ -120,8 +124,8 @@ pub fn png_of(svg: &str) -> Result<Vec<u8>, String> {
 }
 
 /// The document's roots, checked for the view.
-async fn roots(state: &AppState, org: &str, project: &str, view: &str) -> Result<Value, ApiError> {
-    let doc = state.gateways.document(org, project).await?;
+async fn roots(state: &AppState, access: &ProjectAccess, view: &str) -> Result<Value, ApiError> {
+    let doc = state.gateways.document(access).await?;
     let roots = doc["roots"].clone();
     if view != whiteboard::doc::MAIN && roots["views"].get(view).is_none() {
         return Err(ApiError::Missing {
@@ -149,14 +153,7 @@ pub async fn export(
     id: web::Path<String>,
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = project_with(
-        &state,
-        &who,
-        &id,
-        "project:content:read",
-        "read this project",
-    )
-    .await?;
+    let (p, access) = project_access(&state, &who, &id).await?;
     let view = q
         .view
         .clone()
@@ -170,7 +167,7 @@ pub async fn export(
             .collect()
     });
     let only = only.filter(|o| !o.is_empty());
-    let roots = roots(&state, &p.org_id, &p.id, &view).await?;
+    let roots = roots(&state, &access, &view).await?;
     Ok(match q.format {
         ExportFormat::Json => file(
             formats::export_board(&roots, &view, only.as_deref()).to_string(),
@@ -232,7 +229,9 @@ pub async fn import(
     q: web::Query<ImportQuery>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let p = project_with(&state, &who, &id, whiteboard::EDIT, "change this board").await?;
+    let (_, access) = project_access(&state, &who, &id).await?;
+    // Refused before the file is read, as the event it becomes would be.
+    state.gateways.may_send(&access, IMPORT_EVENT)?;
     let bad = |m: String| ApiError::BadRequest {
         code: "invalid_board_file",
         message: m,
@@ -251,21 +250,13 @@ pub async fn import(
         }
     };
     let event = json!({
-        "type": "whiteboard:insert",
+        "type": IMPORT_EVENT,
         "view": q.view,
         "at": at,
         "cards": cards,
         "edges": edges,
     });
-    let parsed = state
-        .gateways
-        .parse_event(event)
-        .map_err(crate::gateway::GatewayError::Event)?;
-    let actor = actor_in(&state, &who, &p).await?;
-    let outcome = state
-        .gateways
-        .event(&p.org_id, &p.id, actor, parsed)
-        .await?;
+    let outcome = state.gateways.event(&access, event).await?;
     let mut answer = outcome.result;
     answer["seq"] = json!(outcome.seq);
     Ok(private_json(answer))

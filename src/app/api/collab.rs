@@ -21,8 +21,8 @@ use crate::app::AppState;
 use crate::app::error::ApiError;
 use crate::app::session::{self, Authenticated};
 use crate::db::accounts::User;
-use crate::gateway::{ClientUser, Close, GatewayError};
-use crate::orgs::authz::Resource;
+use crate::gateway::{Close, GatewayError};
+use crate::orgs::CONTENT_WRITE;
 
 /// Largest frame a client may send.
 const MAX_FRAME: usize = 8 * 1024 * 1024;
@@ -100,29 +100,6 @@ async fn who(
     Ok((who.user, credential_of(&raw)))
 }
 
-/// What the user may do in the project now.
-struct Access {
-    read: bool,
-    write: bool,
-    /// Every permission they hold there.
-    holds: Vec<&'static str>,
-}
-
-async fn access(state: &AppState, user_id: &str, org: &str, project: &str) -> Access {
-    let on = Resource::Project { org, project };
-    let holds = state
-        .orgs
-        .my_permissions(user_id, on)
-        .await
-        .unwrap_or_default();
-    let read = holds.contains(&"project:content:read");
-    Access {
-        read,
-        write: read && holds.contains(&"project:content:write"),
-        holds,
-    }
-}
-
 /// The project's document as a y-websocket endpoint (WebSocket upgrade).
 #[utoipa::path(get, path = "/api/v1/projects/{id}/collab", tag = "collab",
     params(("id" = String, Path, description = "Project id"), CollabQuery),
@@ -138,10 +115,7 @@ async fn collab(
     q: web::Query<CollabQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, credential) = who(&req, &state, &q).await?;
-    let project = state
-        .orgs
-        .project_for(&user, &id, "project:content:read", "read this project")
-        .await?;
+    let (project, access) = state.orgs.project_access(&user, &id).await?;
     let mut handshake =
         actix_http::ws::handshake(req.head()).map_err(|e| ApiError::BadRequest {
             code: "not_a_websocket",
@@ -151,11 +125,8 @@ async fn collab(
     let takeover = Takeover::of(&req).ok_or_else(|| {
         ApiError::Internal("the collaboration socket came without its connection".into())
     })?;
-    let Access {
-        write: writable,
-        holds,
-        ..
-    } = access(&state, &user.id, &project.org_id, &project.id).await;
+    // The frame limit follows what the connection may do (the gateway decides that).
+    let writable = access.may(CONTENT_WRITE);
     // Counted from here to the socket's end (the guard moves into its task).
     let per_user = state.gateways.settings().max_sockets_per_user;
     let slot = state
@@ -176,21 +147,10 @@ async fn collab(
     let id = state.gateways.client_id();
     let reg = fanout.register(&project.id, id);
     // Joined (and so loaded) before the upgrade: sync step 1 is never answered from an
-    // unloaded document.
+    // unloaded document, and a refusal (no `project:content:read`) is an HTTP 403.
     let joined = state
         .gateways
-        .connect_via(
-            &project.org_id,
-            &project.id,
-            ClientUser {
-                user_id: user.id.clone(),
-                name: user.display_name.clone(),
-                writable,
-                holds: holds.into(),
-            },
-            fanout.outlet(),
-            id,
-        )
+        .connect_via(&access, fanout.outlet(), id)
         .await;
     let conn = match joined {
         Ok(c) => c,
@@ -219,8 +179,7 @@ async fn collab(
                 state,
                 user,
                 credential,
-                project,
-                writable,
+                access,
             };
             open.serve(conn, control, msgs).await;
             connected.dec();
@@ -236,8 +195,7 @@ struct Open {
     state: std::sync::Arc<AppState>,
     user: User,
     credential: Credential,
-    project: crate::db::orgs::Project,
-    writable: bool,
+    access: crate::orgs::ProjectAccess,
 }
 
 impl Open {
@@ -281,12 +239,12 @@ impl Open {
                     }
                 }
                 Ok(()) = orgs_changed.changed() => {
-                    let now = access(&state, &self.user.id, &self.project.org_id, &self.project.id).await;
-                    if !now.read {
-                        conn.kick(Close::PERMISSION_LOST).await;
-                    } else {
-                        self.writable = now.write;
-                        conn.set_access(now.write, now.holds).await;
+                    match state.orgs.project_access_again(&self.user, &self.access).await {
+                        Some(now) => {
+                            conn.set_access(&now).await;
+                            self.access = now;
+                        }
+                        None => conn.kick(Close::PERMISSION_LOST).await,
                     }
                 }
                 msg = msgs.next() => {

@@ -14,8 +14,8 @@ use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
 use crate::app::session::Authenticated;
 use crate::db::orgs::Project;
-use crate::gateway::{Actor, EventOutcome, GatewayStatus, HistoryPoint};
-use crate::orgs::authz::{Decision, Resource};
+use crate::gateway::{EventOutcome, GatewayStatus, HistoryPoint};
+use crate::orgs::ProjectAccess;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/orgs/{org}/gateway", web::get().to(status))
@@ -44,11 +44,8 @@ pub async fn status(
     who: Authenticated,
     org: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let org = state
-        .orgs
-        .org_for(&who.user, &org, "org:org:read", "see this organization")
-        .await?;
-    Ok(private_json(state.gateways.status(&org.id)))
+    let (_, access) = state.orgs.org_access(&who.user, &org).await?;
+    Ok(private_json(state.gateways.status_for(&access)))
 }
 
 /// Start the organization's gateway (it also starts on first use).
@@ -59,17 +56,8 @@ pub async fn start(
     who: Authenticated,
     org: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let org = state
-        .orgs
-        .org_for(
-            &who.user,
-            &org,
-            "gateway:gateway:manage",
-            "start this gateway",
-        )
-        .await?;
-    state.gateways.start(&org.id).await;
-    Ok(private_json(state.gateways.status(&org.id)))
+    let (_, access) = state.orgs.org_access(&who.user, &org).await?;
+    Ok(private_json(state.gateways.start_for(&access).await?))
 }
 
 /// Stop the organization's gateway: clients are closed (1001) and every project is made
@@ -81,49 +69,17 @@ pub async fn stop(
     who: Authenticated,
     org: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let org = state
-        .orgs
-        .org_for(
-            &who.user,
-            &org,
-            "gateway:gateway:manage",
-            "stop this gateway",
-        )
-        .await?;
-    Ok(private_json(state.gateways.stop(&org.id).await))
+    let (_, access) = state.orgs.org_access(&who.user, &org).await?;
+    Ok(private_json(state.gateways.stop_for(&access).await?))
 }
 
-/// A project the caller can see, and whether they hold `permission` on it.
-pub(crate) async fn project_with(
+/// A project the caller can see, and their access to it (what every gateway call takes).
+pub(crate) async fn project_access(
     state: &AppState,
     who: &Authenticated,
     id: &str,
-    permission: &str,
-    verb: &'static str,
-) -> Result<Project, ApiError> {
-    let p = state
-        .orgs
-        .project_for(&who.user, id, "project:project:read", "see this project")
-        .await?;
-    let decision = state
-        .orgs
-        .decide(
-            &who.user.id,
-            permission,
-            Resource::Project {
-                org: &p.org_id,
-                project: &p.id,
-            },
-        )
-        .await?;
-    match decision {
-        Decision::Allow => Ok(p),
-        Decision::Deny => Err(ApiError::Forbidden {
-            code: "forbidden",
-            message: format!("you may not {verb}"),
-        }),
-        Decision::Hidden => Err(ApiError::NotFound("project not found".into())),
-    }
+) -> Result<(Project, ProjectAccess), ApiError> {
+    Ok(state.orgs.project_access(&who.user, id).await?)
 }
 
 /// Run an event (`{"type": "<module>:<verb>", ...}`) through its module's reducer. Answers
@@ -141,54 +97,9 @@ pub async fn event(
     id: web::Path<String>,
     body: Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = state
-        .orgs
-        .project_for(&who.user, &id, "project:project:read", "see this project")
-        .await?;
-    let parsed = state
-        .gateways
-        .parse_event(body.into_inner())
-        .map_err(crate::gateway::GatewayError::Event)?;
-    if parsed.system_only {
-        return Err(ApiError::Forbidden {
-            code: "forbidden_event",
-            message: format!("`{}` is sent by the gateway only", parsed.kind),
-        });
-    }
-    let actor = actor_in(&state, &who, &p).await?;
-    if !actor.may(parsed.permission) {
-        return Err(ApiError::Forbidden {
-            code: "forbidden",
-            message: format!("`{}` needs `{}`", parsed.kind, parsed.permission),
-        });
-    }
-    let outcome = state
-        .gateways
-        .event(&p.org_id, &p.id, actor, parsed)
-        .await?;
-    Ok(private_json(outcome))
-}
-
-/// The caller as an event's actor in the project: with every permission they hold there.
-pub(crate) async fn actor_in(
-    state: &AppState,
-    who: &Authenticated,
-    p: &Project,
-) -> Result<Actor, ApiError> {
-    let holds = state
-        .orgs
-        .my_permissions(
-            &who.user.id,
-            Resource::Project {
-                org: &p.org_id,
-                project: &p.id,
-            },
-        )
-        .await?;
-    Ok(Actor::user(
-        who.user.id.clone(),
-        who.user.display_name.clone(),
-        holds,
+    let (_, access) = project_access(&state, &who, &id).await?;
+    Ok(private_json(
+        state.gateways.event(&access, body.into_inner()).await?,
     ))
 }
 
@@ -198,17 +109,8 @@ async fn undo_or_redo(
     id: web::Path<String>,
     redo: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let p = project_with(
-        &state,
-        &who,
-        &id,
-        "project:content:write",
-        "change this project",
-    )
-    .await?;
-    let actor = actor_in(&state, &who, &p).await?;
-    let outcome = state.gateways.undo(&p.org_id, &p.id, actor, redo).await?;
-    Ok(private_json(outcome))
+    let (_, access) = project_access(&state, &who, &id).await?;
+    Ok(private_json(state.gateways.undo(&access, redo).await?))
 }
 
 /// Undo the caller's last change to the board (theirs only, never someone else's). A drag or
@@ -249,17 +151,8 @@ pub async fn document(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = project_with(
-        &state,
-        &who,
-        &id,
-        "project:content:read",
-        "read this project",
-    )
-    .await?;
-    Ok(private_json(
-        state.gateways.document(&p.org_id, &p.id).await?,
-    ))
+    let (_, access) = project_access(&state, &who, &id).await?;
+    Ok(private_json(state.gateways.document(&access).await?))
 }
 
 /// The project's history points, newest first.
@@ -270,15 +163,8 @@ pub async fn history(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = project_with(
-        &state,
-        &who,
-        &id,
-        "gateway:history:read",
-        "see this project's history",
-    )
-    .await?;
-    Ok(private_json(state.gateways.history(&p.id).await?))
+    let (_, access) = project_access(&state, &who, &id).await?;
+    Ok(private_json(state.gateways.history(&access).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -305,18 +191,8 @@ pub async fn create_point(
             message: "a history point's name is 1 to 100 characters".into(),
         });
     }
-    let p = project_with(
-        &state,
-        &who,
-        &id,
-        "gateway:history:create",
-        "save history points here",
-    )
-    .await?;
-    let point = state
-        .gateways
-        .create_point(&p.org_id, &p.id, name, &who.user.id)
-        .await?;
+    let (_, access) = project_access(&state, &who, &id).await?;
+    let point = state.gateways.create_point(&access, name).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(point))
@@ -339,15 +215,8 @@ pub async fn restore(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, point) = path.into_inner();
-    let p = project_with(
-        &state,
-        &who,
-        &id,
-        "gateway:history:restore",
-        "restore this project",
-    )
-    .await?;
-    let seq = state.gateways.restore(&p.org_id, &p.id, &point).await?;
+    let (p, access) = project_access(&state, &who, &id).await?;
+    let seq = state.gateways.restore(&access, &point).await?;
     tracing::info!(project = %p.id, point = %point, user = %who.user.id, "project restored to a history point");
     Ok(private_json(Restored { seq }))
 }

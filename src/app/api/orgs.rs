@@ -810,10 +810,7 @@ async fn get_project(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = state
-        .orgs
-        .project_for(&who.user, &id, "project:project:read", "see this project")
-        .await?;
+    let (p, _) = state.orgs.project_access(&who.user, &id).await?;
     Ok(private_json(ProjectView::from(p)))
 }
 
@@ -859,21 +856,10 @@ async fn my_project_permissions(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = state
-        .orgs
-        .project_for(&who.user, &id, "project:project:read", "see this project")
-        .await?;
-    let permissions = state
-        .orgs
-        .my_permissions(
-            &who.user.id,
-            Resource::Project {
-                org: &p.org_id,
-                project: &p.id,
-            },
-        )
-        .await?;
-    Ok(private_json(MyPermissions { permissions }))
+    let (_, access) = state.orgs.project_access(&who.user, &id).await?;
+    Ok(private_json(MyPermissions {
+        permissions: access.holds().to_vec(),
+    }))
 }
 
 /// A project's members.

@@ -24,7 +24,8 @@ use yrs::{DeepObservable, Doc, GetString, Map, MapRef, Out, ReadTxn, StateVector
 
 use crate::gateway::modules::core_graph::{EDGES, NODES, TEXTS};
 use crate::gateway::modules::whiteboard::doc::VIEWS;
-use crate::gateway::{ClientUser, Close, GatewayRegistry};
+use crate::gateway::{Close, GatewayRegistry};
+use crate::orgs::ProjectAccess;
 
 /// How long a feed nobody watches stays connected (a reload finds it still there).
 pub const IDLE: Duration = Duration::from_secs(30);
@@ -96,18 +97,13 @@ impl Feeds {
         let mut closing = self.closing.subscribe();
         let mut backoff = Duration::from_millis(100);
         let mut idle_since: Option<Instant> = None;
-        let user = ClientUser {
-            user_id: "system:board".into(),
-            name: "Board".into(),
-            writable: false,
-            holds: Arc::from(Vec::new()),
-        };
+        let reader = ProjectAccess::server_reader(&org, &project);
         loop {
             if *closing.borrow() {
                 self.retire_now(&project, &tx);
                 return;
             }
-            let mut conn = match self.gateways.connect(&org, &project, user.clone()).await {
+            let mut conn = match self.gateways.connect(&reader).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(project = %project, error = %e, "board feed cannot join; retrying");

@@ -29,8 +29,8 @@ use self::feed::Feeds;
 use crate::app::session::session_cookie_name;
 use crate::auth::{Auth, AuthError};
 use crate::db::accounts::User;
-use crate::gateway::{ClientUser, Close, Connection, GatewayRegistry};
-use crate::orgs::authz::Resource;
+use crate::gateway::{Close, Connection, GatewayError, GatewayRegistry};
+use crate::orgs::ProjectAccess;
 use crate::orgs::{Orgs, OrgsError};
 
 /// How often the others' presence is passed on at most (cursors move at 20 Hz or so).
@@ -112,42 +112,23 @@ impl BoardService {
             Err(AuthError::NotAuthenticated) => return Err(OpenError::SignedOut),
             Err(e) => return Err(unavailable(e)),
         };
-        let (project, org) = match self
-            .orgs
-            .project_in_org(
-                &user,
-                &project_id,
-                "project:content:read",
-                "read this project",
-            )
-            .await
-        {
+        let (project, access) = match self.orgs.project_access(&user, &project_id).await {
             Ok(p) => p,
             Err(OrgsError::NotFound(_) | OrgsError::Forbidden(_)) => {
                 return Err(OpenError::NotFound);
             }
             Err(e) => return Err(unavailable(e)),
         };
-        let holds = self
-            .holds(&user.id, &project.org_id, &project.id)
-            .await
-            .ok_or(OpenError::NotFound)?;
-        let can = abilities(&holds);
+        // The page shows the document and its presence; it changes it by events.
+        let access = access.reading_only();
+        let conn = match self.gateways.connect(&access).await {
+            Ok(c) => c,
+            Err(GatewayError::Forbidden(_)) => return Err(OpenError::NotFound),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let org = self.orgs.org_of(&access).await.map_err(unavailable)?;
+        let can = abilities(access.holds());
         let doc = self.feeds.subscribe(&project.org_id, &project.id);
-        let conn = self
-            .gateways
-            .connect(
-                &project.org_id,
-                &project.id,
-                ClientUser {
-                    user_id: user.id.clone(),
-                    name: user.display_name.clone(),
-                    writable: false,
-                    holds: holds.into(),
-                },
-            )
-            .await
-            .map_err(unavailable)?;
         tracing::debug!(project = %project.id, user = %user.id, "board opened");
         let (peers_tx, peers) = watch::channel(Arc::new(Vec::new()));
         let (ended_tx, ended) = watch::channel(None);
@@ -161,8 +142,7 @@ impl BoardService {
             service: self.clone(),
             token,
             user,
-            org_id: project.org_id.clone(),
-            project_id: project.id.clone(),
+            access,
             client: ClientID::random(),
             clock: 0,
             others: HashMap::new(),
@@ -181,16 +161,6 @@ impl BoardService {
             ended,
             presence,
         })
-    }
-
-    /// Every permission the user holds on the project (`None`: they may not see it).
-    async fn holds(&self, user_id: &str, org: &str, project: &str) -> Option<Vec<&'static str>> {
-        let holds = self
-            .orgs
-            .my_permissions(user_id, Resource::Project { org, project })
-            .await
-            .ok()?;
-        holds.contains(&"project:content:read").then_some(holds)
     }
 }
 
@@ -215,8 +185,8 @@ struct OpenBoard {
     service: BoardService,
     token: String,
     user: User,
-    org_id: String,
-    project_id: String,
+    /// What the page may do in the project (reading only: it changes it by events).
+    access: ProjectAccess,
     client: ClientID,
     clock: u32,
     /// The others' awareness states, by client id.
@@ -293,9 +263,16 @@ impl OpenBoard {
                     }
                 }
                 Ok(()) = orgs_changed.changed() => {
-                    if self.service.holds(&self.user.id, &self.org_id, &self.project_id).await.is_none() {
-                        ended.send_replace(Some(Ended::NoAccess));
-                        return;
+                    // The gateway closes the connection (4403) if reading is no longer allowed.
+                    match self.service.orgs.project_access_again(&self.user, &self.access).await {
+                        Some(now) => {
+                            self.access = now.reading_only();
+                            conn.set_access(&self.access).await;
+                        }
+                        None => {
+                            ended.send_replace(Some(Ended::NoAccess));
+                            return;
+                        }
                     }
                 }
             }
@@ -312,26 +289,15 @@ impl OpenBoard {
             if ended.is_closed() || *closing.borrow() {
                 return None;
             }
-            let holds = self
+            let access = self
                 .service
-                .holds(&self.user.id, &self.org_id, &self.project_id)
-                .await?;
-            let joined = self
-                .service
-                .gateways
-                .connect(
-                    &self.org_id,
-                    &self.project_id,
-                    ClientUser {
-                        user_id: self.user.id.clone(),
-                        name: self.user.display_name.clone(),
-                        writable: false,
-                        holds: holds.into(),
-                    },
-                )
-                .await;
-            match joined {
+                .orgs
+                .project_access_again(&self.user, &self.access)
+                .await?
+                .reading_only();
+            match self.service.gateways.connect(&access).await {
                 Ok(c) => return Some(c),
+                Err(GatewayError::Forbidden(_)) => return None,
                 Err(_) => {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));

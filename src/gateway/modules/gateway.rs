@@ -72,7 +72,7 @@ impl Module for Gateway {
     fn permission(&self, _event_type: &str) -> &'static str {
         "gateway:gateway:manage"
     }
-    fn system_only(&self, _event: &Event) -> bool {
+    fn system_only(&self, _event_type: &str) -> bool {
         true
     }
     fn reduce(&self, cx: &mut Cx<'_, '_>, event: Event) -> Result<Value, EventError> {
