@@ -7,6 +7,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod code;
 pub mod config;
 pub mod db;
 pub mod dns;

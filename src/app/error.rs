@@ -1,6 +1,7 @@
 //! The API's error type: every failure becomes `{"error": "<stable_code>", "message": "..."}`
 //! with the right status. Internal details are logged, never sent.
 
+use crate::code::ErrorCode;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -10,7 +11,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable, machine-readable code such as `not_found` or `invalid_json`.
-    pub error: &'static str,
+    pub error: ErrorCode,
     /// A human-readable explanation.
     pub message: String,
 }
@@ -18,18 +19,18 @@ pub struct ErrorBody {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     #[error("{message}")]
-    Unauthorized { code: &'static str, message: String },
+    Unauthorized { code: ErrorCode, message: String },
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Forbidden { code: ErrorCode, message: String },
     #[error("{0}")]
     NotFound(String),
     /// 404 with a more precise code than `not_found` (`node_not_found`, ...).
     #[error("{message}")]
-    Missing { code: &'static str, message: String },
+    Missing { code: ErrorCode, message: String },
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// 405 with `Allow`.
     #[error("{message}")]
     MethodNotAllowed { message: String, allow: String },
@@ -38,7 +39,7 @@ pub enum ApiError {
     /// 429 with `Retry-After`; `message` says what was refused.
     #[error("{message}")]
     TooManyRequests {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         retry_after_secs: u64,
     },
@@ -59,22 +60,22 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest { code, .. }
             | Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. }
             | Self::Conflict { code, .. }
             | Self::Missing { code, .. }
-            | Self::TooManyRequests { code, .. } => code,
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::NotReady(_) => "not_ready",
-            Self::Busy(_) => "busy",
-            Self::Misdirected(_) => "misdirected_request",
-            Self::UnknownHost(_) => "unknown_host",
-            Self::Internal(_) => "internal",
+            | Self::TooManyRequests { code, .. } => *code,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Self::NotReady(_) => ErrorCode::NotReady,
+            Self::Busy(_) => ErrorCode::Busy,
+            Self::Misdirected(_) => ErrorCode::MisdirectedRequest,
+            Self::UnknownHost(_) => ErrorCode::UnknownHost,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -136,15 +137,15 @@ pub fn json_error(
             ApiError::PayloadTooLarge("the request body is too large".into())
         }
         J::ContentType => ApiError::BadRequest {
-            code: "unsupported_content_type",
+            code: ErrorCode::UnsupportedContentType,
             message: "send the body as application/json".into(),
         },
         J::Deserialize(d) => ApiError::BadRequest {
-            code: "invalid_json",
+            code: ErrorCode::InvalidJson,
             message: d.to_string(),
         },
         other => ApiError::BadRequest {
-            code: "invalid_body",
+            code: ErrorCode::InvalidBody,
             message: other.to_string(),
         },
     };
@@ -156,7 +157,7 @@ pub fn query_error(
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::BadRequest {
-        code: "invalid_query",
+        code: ErrorCode::InvalidQuery,
         message: err.to_string(),
     }
     .into()
@@ -167,7 +168,7 @@ pub fn form_error(
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::BadRequest {
-        code: "invalid_form",
+        code: ErrorCode::InvalidForm,
         message: err.to_string(),
     }
     .into()
@@ -178,7 +179,7 @@ pub fn path_error(
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::BadRequest {
-        code: "invalid_path",
+        code: ErrorCode::InvalidPath,
         message: err.to_string(),
     }
     .into()
@@ -190,94 +191,94 @@ impl From<crate::auth::AuthError> for ApiError {
         let message = e.to_string();
         match e {
             A::SignupClosed => Self::Forbidden {
-                code: "signup_closed",
+                code: ErrorCode::SignupClosed,
                 message,
             },
             A::Invalid { .. } => Self::BadRequest {
-                code: "invalid_input",
+                code: ErrorCode::InvalidInput,
                 message,
             },
             A::WeakPassword(_) => Self::BadRequest {
-                code: "weak_password",
+                code: ErrorCode::WeakPassword,
                 message,
             },
             A::AccountExists => Self::Conflict {
-                code: "account_exists",
+                code: ErrorCode::AccountExists,
                 message,
             },
             A::InvalidCredentials => Self::Unauthorized {
-                code: "invalid_credentials",
+                code: ErrorCode::InvalidCredentials,
                 message,
             },
             A::NotAuthenticated => Self::Unauthorized {
-                code: "not_authenticated",
+                code: ErrorCode::NotAuthenticated,
                 message,
             },
             A::NoSuchSession | A::NoSuchToken => Self::NotFound(message),
             A::ReauthenticationRequired => Self::Forbidden {
-                code: "reauthentication_required",
+                code: ErrorCode::ReauthenticationRequired,
                 message,
             },
             A::SessionRequired => Self::Forbidden {
-                code: "session_required",
+                code: ErrorCode::SessionRequired,
                 message,
             },
             A::TokenNameTaken => Self::Conflict {
-                code: "token_name_taken",
+                code: ErrorCode::TokenNameTaken,
                 message,
             },
             A::SecondFactorRequired => Self::Unauthorized {
-                code: "second_factor_required",
+                code: ErrorCode::SecondFactorRequired,
                 message,
             },
             A::InvalidCode => Self::Unauthorized {
-                code: "invalid_code",
+                code: ErrorCode::InvalidCode,
                 message,
             },
             A::SecondFactorLocked { retry_after_secs } => Self::TooManyRequests {
-                code: "second_factor_locked",
+                code: ErrorCode::SecondFactorLocked,
                 message,
                 retry_after_secs,
             },
             A::TotpAlreadyEnabled => Self::Conflict {
-                code: "totp_already_enabled",
+                code: ErrorCode::TotpAlreadyEnabled,
                 message,
             },
             A::TotpNotStarted => Self::Conflict {
-                code: "totp_not_started",
+                code: ErrorCode::TotpNotStarted,
                 message,
             },
             A::TotpNotEnabled => Self::Conflict {
-                code: "totp_not_enabled",
+                code: ErrorCode::TotpNotEnabled,
                 message,
             },
             A::InvalidLink => Self::BadRequest {
-                code: "invalid_link",
+                code: ErrorCode::InvalidLink,
                 message,
             },
             A::NoSuchProvider(_) | A::NoSuchIdentity | A::NoSuchPasskey => Self::NotFound(message),
             A::ProviderFailed(_) => Self::BadRequest {
-                code: "provider_failed",
+                code: ErrorCode::ProviderFailed,
                 message,
             },
             A::NotLinked(_) => Self::Forbidden {
-                code: "provider_not_linked",
+                code: ErrorCode::ProviderNotLinked,
                 message,
             },
             A::AlreadyLinked(_) => Self::Conflict {
-                code: "provider_already_linked",
+                code: ErrorCode::ProviderAlreadyLinked,
                 message,
             },
             A::LastSignInMethod => Self::Conflict {
-                code: "last_sign_in_method",
+                code: ErrorCode::LastSignInMethod,
                 message,
             },
             A::PasskeyFailed(_) => Self::BadRequest {
-                code: "passkey_failed",
+                code: ErrorCode::PasskeyFailed,
                 message,
             },
             A::PasskeyNameTaken => Self::Conflict {
-                code: "passkey_name_taken",
+                code: ErrorCode::PasskeyNameTaken,
                 message,
             },
             A::Unavailable(_) => Self::NotReady(message),
@@ -296,24 +297,24 @@ impl From<crate::gateway::GatewayError> for ApiError {
             G::Event(E::NotFound { code, message }) => Self::Missing { code, message },
             G::Event(E::Conflict { code, message }) => Self::Conflict { code, message },
             G::Malformed(message) => Self::BadRequest {
-                code: "malformed",
+                code: ErrorCode::Malformed,
                 message,
             },
             G::Forbidden(message) => Self::Forbidden {
-                code: "forbidden",
+                code: ErrorCode::Forbidden,
                 message,
             },
             G::SystemOnly(_) => Self::Forbidden {
-                code: "forbidden_event",
+                code: ErrorCode::ForbiddenEvent,
                 message: e.to_string(),
             },
             G::NoSuchPoint(_) => Self::Missing {
-                code: "history_point_not_found",
+                code: ErrorCode::HistoryPointNotFound,
                 message: e.to_string(),
             },
             G::RoomFull(_) | G::Unloading => Self::NotReady(e.to_string()),
             G::DocumentFull(_) => Self::Conflict {
-                code: "document_full",
+                code: ErrorCode::DocumentFull,
                 message: e.to_string(),
             },
             G::Db(_) | G::Store(_) | G::Corrupt { .. } | G::LoadFailed(_) => {

@@ -206,6 +206,8 @@ impl App {
                         .limit(JSON_LIMIT)
                         .error_handler(error::json_error),
                 )
+                // Raw bodies (a board file to import) may be as large as a JSON one.
+                .app_data(web::PayloadConfig::new(JSON_LIMIT))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .app_data(
@@ -283,7 +285,7 @@ impl App {
                         res
                     }))
                 })
-                .configure(api::routes)
+                .configure(api::configure)
                 .configure(pages::routes)
                 .configure(ui.clone())
                 .default_service(web::to(unrouted))

@@ -83,7 +83,7 @@ pub fn error_page(e: &ApiError, title: &str) -> HttpResponse {
             actix_web::http::header::HeaderValue::from(*retry_after_secs),
         );
     }
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(e.code()) {
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(e.code().as_str()) {
         resp.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("x-demiurge-error"),
             v,

@@ -1,6 +1,7 @@
 //! Rate limits on the credential endpoints, per client address and per account, kept in
 //! memory (governor's GCRA). Past a limit the answer is 429 with `Retry-After`.
 
+use crate::code::ErrorCode;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,7 +46,7 @@ impl Limit {
                 tracing::info!(limit = self.name, "rate limit reached");
                 let retry_after_secs = wait.as_secs().max(1);
                 ApiError::TooManyRequests {
-                    code: "rate_limited",
+                    code: ErrorCode::RateLimited,
                     message: format!("too many attempts; try again in {retry_after_secs} s"),
                     retry_after_secs,
                 }

@@ -1,6 +1,7 @@
 //! Sessions over HTTP: the session cookie, the [`Authenticated`] extractor, and the Origin
 //! check that state-changing requests authenticated by cookie must pass.
 
+use crate::code::ErrorCode;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -99,7 +100,7 @@ pub fn check_origin(req: &HttpRequest, required: bool) -> Result<(), ApiError> {
     // nobody we know: refused, not passed over for the Referer.
     if origin.as_deref() == Some("null") {
         return Err(ApiError::Forbidden {
-            code: "origin_mismatch",
+            code: ErrorCode::OriginMismatch,
             message: "the request comes from an opaque origin (Origin: null)".into(),
         });
     }
@@ -107,7 +108,7 @@ pub fn check_origin(req: &HttpRequest, required: bool) -> Result<(), ApiError> {
     let Some(claimed) = claimed else {
         return if required {
             Err(ApiError::Forbidden {
-                code: "origin_required",
+                code: ErrorCode::OriginRequired,
                 message: "a state-changing request signed in by cookie must carry an Origin header"
                     .into(),
             })
@@ -130,7 +131,7 @@ pub fn check_origin(req: &HttpRequest, required: bool) -> Result<(), ApiError> {
     match (ours, theirs) {
         (Some(a), Some(b)) if a == b => Ok(()),
         _ => Err(ApiError::Forbidden {
-            code: "origin_mismatch",
+            code: ErrorCode::OriginMismatch,
             message: "the request comes from another site".into(),
         }),
     }

@@ -5,6 +5,7 @@
 //! may write them directly), its events (a serde type tagged by `"type": "<module>:<verb>"`),
 //! the permission each event needs, and the permissions it adds to the catalogue.
 
+use crate::code::ErrorCode;
 use std::any::Any as StdAny;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,32 +23,32 @@ type Schema = utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>;
 pub enum EventError {
     /// 400: the event is malformed or its values are out of range.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid { code: ErrorCode, message: String },
     /// 403: the sender may see the project but not do this.
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Forbidden { code: ErrorCode, message: String },
     /// 404: the event names something that does not exist.
     #[error("{message}")]
-    NotFound { code: &'static str, message: String },
+    NotFound { code: ErrorCode, message: String },
     /// 409: the event conflicts with the document as it is.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
 }
 
 impl EventError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Invalid {
             code,
             message: message.into(),
         }
     }
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::NotFound {
             code,
             message: message.into(),
         }
     }
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             message: message.into(),
@@ -284,7 +285,7 @@ impl<M: Module> Erased for M {
         match event.downcast::<M::Event>() {
             Ok(ev) => Module::reduce(self, cx, *ev),
             Err(_) => Err(EventError::invalid(
-                "invalid_event",
+                ErrorCode::InvalidEvent,
                 "the event was parsed by another module",
             )),
         }
@@ -487,7 +488,7 @@ impl Modules {
             Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 64 => Some(s),
             Some(_) => {
                 return Err(EventError::invalid(
-                    "invalid_event",
+                    ErrorCode::InvalidEvent,
                     "`step` is a string of 1 to 64 characters",
                 ));
             }
@@ -497,7 +498,7 @@ impl Modules {
             .and_then(Value::as_str)
             .ok_or_else(|| {
                 EventError::invalid(
-                    "invalid_event",
+                    ErrorCode::InvalidEvent,
                     "an event is a JSON object with a string `type`: \"<module>:<verb>\"",
                 )
             })?
@@ -505,7 +506,7 @@ impl Modules {
         let module_name = kind.split_once(':').map(|(m, _)| m).unwrap_or("");
         let Some(&module) = self.by_name.get(module_name) else {
             return Err(EventError::invalid(
-                "unknown_event",
+                ErrorCode::UnknownEvent,
                 format!(
                     "no module handles `{}`",
                     kind.chars().take(80).collect::<String>()
@@ -515,14 +516,14 @@ impl Modules {
         let (permission, system_only, event) = self.list[module].parse(value).map_err(|e| {
             if e.starts_with(&format!("unknown variant `{kind}`")) {
                 EventError::invalid(
-                    "unknown_event",
+                    ErrorCode::UnknownEvent,
                     format!(
                         "module `{module_name}` has no event `{}`",
                         kind.chars().take(80).collect::<String>()
                     ),
                 )
             } else {
-                EventError::invalid("invalid_event", format!("`{kind}`: {e}"))
+                EventError::invalid(ErrorCode::InvalidEvent, format!("`{kind}`: {e}"))
             }
         })?;
         Ok(ParsedEvent {
@@ -731,7 +732,7 @@ mod tests {
                     cx.emit(json!({"type": "counter:add", "by": by}));
                     Ok(json!(bump(cx, by)))
                 }
-                CounterEvent::Fail {} => Err(EventError::conflict("nope", "refused")),
+                CounterEvent::Fail {} => Err(EventError::conflict(ErrorCode::Forbidden, "refused")),
             }
         }
         fn tick(&self, cx: &mut Cx<'_, '_>) -> Result<(), EventError> {
@@ -852,7 +853,10 @@ mod tests {
             let ev = m.parse(json!({"type": "counter:fail"})).expect("parse");
             assert!(matches!(
                 m.run("p", &Actor::System, &mut txn, ev).0,
-                Err(EventError::Conflict { code: "nope", .. })
+                Err(EventError::Conflict {
+                    code: ErrorCode::Forbidden,
+                    ..
+                })
             ));
             m.tick("p", &mut txn);
         }

@@ -11,6 +11,7 @@
 //! Events of one user with the same `step` (a drag, a typing session) merge into one history
 //! step; any other event starts a new one.
 
+use crate::code::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -57,9 +58,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn nothing(redo: bool) -> EventError {
     if redo {
-        EventError::conflict("nothing_to_redo", "there is nothing of yours to redo")
+        EventError::conflict(
+            ErrorCode::NothingToRedo,
+            "there is nothing of yours to redo",
+        )
     } else {
-        EventError::conflict("nothing_to_undo", "there is nothing of yours to undo")
+        EventError::conflict(
+            ErrorCode::NothingToUndo,
+            "there is nothing of yours to undo",
+        )
     }
 }
 

@@ -264,3 +264,91 @@ async fn bodies_must_be_json_objects() {
     let (_, still) = b.get(&format!("/api/v1/orgs/{id}")).await;
     assert_eq!(still["name"], "Arrays", "nothing changed");
 }
+
+/// Error codes are one enum in the document (`ErrorCode`, each with its meaning), which the
+/// error body refers to; what the server answers, from any layer (the HTTP layer, sign-in,
+/// tenancy, a reducer), is one of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn error_codes_are_one_documented_enum() {
+    let server = server();
+    let doc = openapi(&server).await;
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["ErrorBody"]["properties"]["error"]["$ref"],
+        "#/components/schemas/ErrorCode"
+    );
+    let codes: Vec<&str> = schemas["ErrorCode"]["enum"]
+        .as_array()
+        .expect("ErrorCode is an enum")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let described = schemas["ErrorCode"]["description"].as_str().unwrap();
+    for c in &codes {
+        assert!(
+            described.contains(&format!("- `{c}`: ")),
+            "{c} is not explained"
+        );
+    }
+    let (b, _) = crate::harness::signed_up(&server, "codes").await;
+    let (_, org) = b
+        .post("/api/v1/orgs", serde_json::json!({"name": "Codes"}))
+        .await;
+    let org = org["id"].as_str().unwrap();
+    let (_, p) = b
+        .post(
+            &format!("/api/v1/orgs/{org}/projects"),
+            serde_json::json!({"name": "P"}),
+        )
+        .await;
+    let p = p["id"].as_str().unwrap();
+    let anonymous = crate::harness::Browser::new(&server);
+    let mut answered = Vec::new();
+    for (who, method, path, body) in [
+        (&anonymous, Method::GET, "/api/v1/me".to_string(), None),
+        (&b, Method::GET, "/api/v1/nowhere".to_string(), None),
+        (&b, Method::DELETE, "/api/v1/orgs".to_string(), None),
+        (
+            &b,
+            Method::POST,
+            "/api/v1/orgs".to_string(),
+            Some(serde_json::json!({"name": 5})),
+        ),
+        (
+            &b,
+            Method::POST,
+            format!("/api/v1/projects/{p}/events"),
+            Some(serde_json::json!({"type": "core-graph:delete-node", "id": "none"})),
+        ),
+        (
+            &b,
+            Method::POST,
+            format!("/api/v1/projects/{p}/undo"),
+            Some(serde_json::json!({})),
+        ),
+    ] {
+        let mut req = who
+            .http
+            .request(method, format!("{}{path}", who.base))
+            .header("Origin", &who.origin);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let body: Value = req.send().await.unwrap().json().await.unwrap();
+        answered.push(body["error"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(
+        answered,
+        [
+            "not_authenticated",
+            "not_found",
+            "method_not_allowed",
+            "invalid_json",
+            "node_not_found",
+            "nothing_to_undo"
+        ]
+    );
+    for c in &answered {
+        assert!(codes.contains(&c.as_str()), "{c} is not in ErrorCode");
+    }
+}

@@ -1,9 +1,12 @@
 //! `/api/v1/auth/*` (sign-up, sign-in, sign-out) and `/api/v1/me/*` (the signed-in user).
 
+use crate::code::ErrorCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{delete, get, post, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::body::Json;
 use super::private_json;
@@ -13,26 +16,24 @@ use crate::app::session::{self, Authenticated};
 use crate::auth::SignUp;
 use crate::db::accounts::{ApiToken, Session, User};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/auth/signup", web::post().to(signup))
-        .route("/api/v1/auth/login", web::post().to(login))
-        .route("/api/v1/auth/logout", web::post().to(logout))
-        .route("/api/v1/auth/second-factor", web::post().to(second_factor))
-        .route(
-            "/api/v1/auth/reauthenticate",
-            web::post().to(reauthenticate),
-        )
-        .route("/api/v1/me/totp", web::get().to(totp_status))
-        .route("/api/v1/me/totp", web::post().to(totp_begin))
-        .route("/api/v1/me/totp/confirm", web::post().to(totp_confirm))
-        .route("/api/v1/me/totp", web::delete().to(totp_disable))
-        .route("/api/v1/me", web::get().to(me))
-        .route("/api/v1/me/password", web::put().to(change_password))
-        .route("/api/v1/me/sessions", web::get().to(my_sessions))
-        .route("/api/v1/me/tokens", web::get().to(my_tokens))
-        .route("/api/v1/me/tokens", web::post().to(create_token))
-        .route("/api/v1/me/tokens/{id}", web::delete().to(revoke_token))
-        .route("/api/v1/me/sessions/{id}", web::delete().to(revoke_session));
+/// Registers this file's handlers with the router and the API document at once.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(signup)
+        .service(login)
+        .service(second_factor)
+        .service(logout)
+        .service(me)
+        .service(change_password)
+        .service(my_sessions)
+        .service(revoke_session)
+        .service(create_token)
+        .service(my_tokens)
+        .service(revoke_token)
+        .service(totp_status)
+        .service(reauthenticate)
+        .service(totp_begin)
+        .service(totp_confirm)
+        .service(totp_disable);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -175,13 +176,14 @@ pub(crate) async fn revoke_presented(req: &HttpRequest, state: &AppState) {
 }
 
 /// Create an account and sign in (sets the session cookie).
-#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignUpRequest,
+#[utoipa::path(tag = "auth", request_body = SignUpRequest,
     responses(
         (status = 201, description = "Account created and signed in", body = UserView),
         (status = 400, description = "`invalid_input`, `weak_password`, `invalid_json`", body = ErrorBody),
         (status = 403, description = "`signup_closed`, `origin_mismatch`", body = ErrorBody),
         (status = 409, description = "`account_exists`", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/signup")]
 async fn signup(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -214,12 +216,13 @@ async fn signup(
 }
 
 /// Sign in with a username or email and a password (sets a new session cookie).
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in, or the second step is due", body = LoginResponse),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
         (status = 403, description = "`origin_mismatch`", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/login")]
 async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -315,12 +318,13 @@ pub struct CodeRequest {
 
 /// Second step of a sign-in: a TOTP code or a recovery code. Replaces the pending session
 /// with a full one (new cookie).
-#[utoipa::path(post, path = "/api/v1/auth/second-factor", tag = "auth", request_body = CodeRequest,
+#[utoipa::path(tag = "auth", request_body = CodeRequest,
     responses(
         (status = 200, description = "Signed in", body = UserView),
         (status = 401, description = "`invalid_code`, `not_authenticated`", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/second-factor")]
 async fn second_factor(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -343,12 +347,13 @@ async fn second_factor(
 }
 
 /// Sign out: revokes this session and clears the cookie.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+#[utoipa::path(tag = "auth",
     responses(
         (status = 204, description = "Signed out"),
         (status = 400, description = "`not_a_session`: a token signs nothing out (revoke it instead)", body = ErrorBody),
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/logout")]
 async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -356,7 +361,7 @@ async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     let Some(session_id) = who.session_id() else {
         return Err(ApiError::BadRequest {
-            code: "not_a_session",
+            code: ErrorCode::NotASession,
             message:
                 "sign-out ends a browser session; revoke a token with DELETE /api/v1/me/tokens/{id}"
                     .into(),
@@ -369,11 +374,12 @@ async fn logout(
 }
 
 /// The signed-in user.
-#[utoipa::path(get, path = "/api/v1/me", tag = "me",
+#[utoipa::path(tag = "me",
     responses(
         (status = 200, description = "The current user", body = UserView),
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
+#[get("/api/v1/me")]
 async fn me(who: Authenticated) -> HttpResponse {
     private_json(UserView::from(&who.user))
 }
@@ -389,7 +395,7 @@ pub struct ChangePasswordRequest {
 }
 
 /// Change my password (the current one is required). My other sessions end.
-#[utoipa::path(put, path = "/api/v1/me/password", tag = "me", request_body = ChangePasswordRequest,
+#[utoipa::path(tag = "me", request_body = ChangePasswordRequest,
     responses(
         (status = 204, description = "Changed"),
         (status = 400, description = "`weak_password`", body = ErrorBody),
@@ -397,6 +403,7 @@ pub struct ChangePasswordRequest {
         (status = 429, description = "`rate_limited`, `second_factor_locked`", body = ErrorBody),
         (status = 503, description = "`busy`: too many password hashes at once", body = ErrorBody)
     ))]
+#[put("/api/v1/me/password")]
 async fn change_password(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -417,11 +424,12 @@ async fn change_password(
 }
 
 /// My sessions, newest first.
-#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "me",
+#[utoipa::path(tag = "me",
     responses(
         (status = 200, description = "Sessions", body = [SessionView]),
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
+#[get("/api/v1/me/sessions")]
 async fn my_sessions(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -437,13 +445,14 @@ async fn my_sessions(
 }
 
 /// Revoke one of my sessions.
-#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "me",
+#[utoipa::path(tag = "me",
     params(("id" = String, Path, description = "Session id")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "`not_authenticated`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody)
     ))]
+#[delete("/api/v1/me/sessions/{id}")]
 async fn revoke_session(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -495,7 +504,7 @@ pub struct CreatedTokenView {
 }
 
 /// Create a personal access token.
-#[utoipa::path(post, path = "/api/v1/me/tokens", tag = "me", request_body = CreateTokenRequest,
+#[utoipa::path(tag = "me", request_body = CreateTokenRequest,
     responses(
         (status = 201, description = "Created; the secret is in `token`", body = CreatedTokenView),
         (status = 400, description = "`invalid_input`", body = ErrorBody),
@@ -503,6 +512,7 @@ pub struct CreatedTokenView {
         (status = 403, description = "`reauthentication_required`, `session_required`", body = ErrorBody),
         (status = 409, description = "`token_name_taken`", body = ErrorBody)
     ))]
+#[post("/api/v1/me/tokens")]
 async fn create_token(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -512,7 +522,7 @@ async fn create_token(
     let days = body.expires_in_days;
     if days == Some(0) || days.is_some_and(|d| d > 3650) {
         return Err(ApiError::BadRequest {
-            code: "invalid_input",
+            code: ErrorCode::InvalidInput,
             message: "expires_in_days: 1 to 3650".into(),
         });
     }
@@ -530,11 +540,12 @@ async fn create_token(
 }
 
 /// My personal access tokens (without their secrets).
-#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "me",
+#[utoipa::path(tag = "me",
     responses(
         (status = 200, description = "Tokens, newest first", body = [TokenView]),
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
+#[get("/api/v1/me/tokens")]
 async fn my_tokens(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -550,13 +561,14 @@ async fn my_tokens(
 }
 
 /// Revoke one of my tokens.
-#[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "me",
+#[utoipa::path(tag = "me",
     params(("id" = String, Path, description = "Token id")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "`not_authenticated`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody)
     ))]
+#[delete("/api/v1/me/tokens/{id}")]
 async fn revoke_token(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -588,9 +600,10 @@ pub struct RecoveryCodesView {
 }
 
 /// Whether two-factor authentication is on.
-#[utoipa::path(get, path = "/api/v1/me/totp", tag = "me",
+#[utoipa::path(tag = "me",
     responses((status = 200, description = "TOTP status", body = TotpStatus),
               (status = 401, description = "`not_authenticated`", body = ErrorBody)))]
+#[get("/api/v1/me/totp")]
 async fn totp_status(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -617,7 +630,7 @@ pub struct ReauthRequest {
 /// Confirm it is you (password, or a TOTP or recovery code): for the reauthentication
 /// window, this session may make sensitive changes (a token, a passkey, a provider link,
 /// turning TOTP on). A passkey-only account signs in again instead.
-#[utoipa::path(post, path = "/api/v1/auth/reauthenticate", tag = "auth", request_body = ReauthRequest,
+#[utoipa::path(tag = "auth", request_body = ReauthRequest,
     responses(
         (status = 204, description = "Confirmed"),
         (status = 400, description = "`invalid_input`", body = ErrorBody),
@@ -625,6 +638,7 @@ pub struct ReauthRequest {
         (status = 403, description = "`session_required`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, `second_factor_locked`", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/reauthenticate")]
 async fn reauthenticate(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -652,10 +666,11 @@ async fn reauthenticate(
 }
 
 /// Start a TOTP enrolment: a new secret with its otpauth URL and QR code.
-#[utoipa::path(post, path = "/api/v1/me/totp", tag = "me",
+#[utoipa::path(tag = "me",
     responses((status = 200, description = "Scan this, then confirm with a code", body = TotpEnrolmentView),
               (status = 403, description = "`reauthentication_required`, `session_required`", body = ErrorBody),
               (status = 409, description = "`totp_already_enabled`", body = ErrorBody)))]
+#[post("/api/v1/me/totp")]
 async fn totp_begin(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -670,10 +685,11 @@ async fn totp_begin(
 }
 
 /// Confirm the enrolment with a first code; turns TOTP on and returns recovery codes.
-#[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "me", request_body = CodeRequest,
+#[utoipa::path(tag = "me", request_body = CodeRequest,
     responses((status = 200, description = "On", body = RecoveryCodesView),
               (status = 401, description = "`invalid_code`", body = ErrorBody),
               (status = 409, description = "`totp_not_started`, `totp_already_enabled`", body = ErrorBody)))]
+#[post("/api/v1/me/totp/confirm")]
 async fn totp_confirm(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -685,10 +701,11 @@ async fn totp_confirm(
 }
 
 /// Turn TOTP off (needs a current code or a recovery code).
-#[utoipa::path(delete, path = "/api/v1/me/totp", tag = "me", request_body = CodeRequest,
+#[utoipa::path(tag = "me", request_body = CodeRequest,
     responses((status = 204, description = "Off"),
               (status = 401, description = "`invalid_code`", body = ErrorBody),
               (status = 409, description = "`totp_not_enabled`", body = ErrorBody)))]
+#[delete("/api/v1/me/totp")]
 async fn totp_disable(
     state: web::Data<AppState>,
     who: Authenticated,

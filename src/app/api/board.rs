@@ -2,11 +2,14 @@
 //! (rendered on the server from the document, so an export matches what people see), and
 //! board files imported as new cards.
 
+use crate::code::ErrorCode;
 use std::sync::{Arc, OnceLock};
 
 use actix_web::{HttpResponse, web};
+use actix_web::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::gateway::project_access;
 use super::private_json;
@@ -16,23 +19,16 @@ use crate::app::session::Authenticated;
 use crate::gateway::modules::whiteboard::{self, formats};
 use crate::orgs::ProjectAccess;
 
-/// Largest board file an import takes.
-/// What an imported file becomes: one paste of its cards and edges.
+/// What an imported file becomes: one paste of its cards and edges. The file may be as
+/// large as any JSON body (`crate::app::JSON_LIMIT`, the app's `PayloadConfig`).
 const IMPORT_EVENT: &str = "whiteboard:insert";
 
-pub const MAX_IMPORT: usize = crate::app::JSON_LIMIT;
 /// Largest side of an exported PNG, in pixels (a bigger board is scaled down to fit).
 const MAX_PNG_SIDE: f32 = 8192.0;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/projects/{id}/export", web::get().to(export))
-        .service(
-            web::resource("/api/v1/projects/{id}/import")
-                .app_data(web::PayloadConfig::new(MAX_IMPORT))
-                .route(web::post().to(import))
-                // Other methods get the app's own 405 (with every method in `Allow`).
-                .default_service(web::to(crate::app::unrouted)),
-        );
+/// Registers this file's handlers with the router and the API document at once.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(export).service(import);
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
@@ -129,7 +125,7 @@ async fn roots(state: &AppState, access: &ProjectAccess, view: &str) -> Result<V
     let roots = doc["roots"].clone();
     if view != whiteboard::doc::MAIN && roots["views"].get(view).is_none() {
         return Err(ApiError::Missing {
-            code: "view_not_found",
+            code: ErrorCode::ViewNotFound,
             message: format!(
                 "no board view `{}`",
                 view.chars().take(64).collect::<String>()
@@ -140,13 +136,14 @@ async fn roots(state: &AppState, access: &ProjectAccess, view: &str) -> Result<V
 }
 
 /// Export the board (or some of its cards) as an image or a file.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "board",
+#[utoipa::path(tag = "board",
     params(("id" = String, Path, description = "Project id"), ExportQuery),
     responses(
         (status = 200, description = "The file (`image/png`, `image/svg+xml`, or JSON), as an attachment"),
         (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, description = "`not_found` or `view_not_found`", body = ErrorBody)))]
+#[get("/api/v1/projects/{id}/export")]
 pub async fn export(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -213,7 +210,7 @@ pub struct ImportQuery {
 
 /// Import a board file (a Demiurge board file or JSON Canvas 1.0) as new cards: every card
 /// and connector gets a new id; answers the new ids by the file's.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/import", tag = "board",
+#[utoipa::path(tag = "board",
     params(("id" = String, Path, description = "Project id"), ImportQuery),
     request_body(content = Object, description = "The file: `{\"format\": \"demiurge-board\", ...}` or `{\"nodes\": [...], \"edges\": [...]}`"),
     responses(
@@ -222,6 +219,7 @@ pub struct ImportQuery {
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody)))]
+#[post("/api/v1/projects/{id}/import")]
 pub async fn import(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -233,7 +231,7 @@ pub async fn import(
     // Refused before the file is read, as the event it becomes would be.
     state.gateways.may_send(&access, IMPORT_EVENT)?;
     let bad = |m: String| ApiError::BadRequest {
-        code: "invalid_board_file",
+        code: ErrorCode::InvalidBoardFile,
         message: m,
     };
     let file: Value =
@@ -244,7 +242,7 @@ pub async fn import(
         (None, None) => None,
         _ => {
             return Err(ApiError::BadRequest {
-                code: "invalid_position",
+                code: ErrorCode::InvalidPosition,
                 message: "give both `x` and `y`, or neither".into(),
             });
         }

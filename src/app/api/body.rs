@@ -4,6 +4,7 @@
 //! (its limit, content type and error answers), refuses anything but an object, then reads
 //! the type.
 
+use crate::code::ErrorCode;
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
@@ -41,14 +42,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             let web::Json(v) = value.await?;
             if !v.is_object() {
                 return Err(ApiError::BadRequest {
-                    code: "invalid_json",
+                    code: ErrorCode::InvalidJson,
                     message: "the body must be a JSON object".into(),
                 }
                 .into());
             }
             serde_json::from_value::<T>(v).map(Json).map_err(|e| {
                 ApiError::BadRequest {
-                    code: "invalid_json",
+                    code: ErrorCode::InvalidJson,
                     message: e.to_string(),
                 }
                 .into()

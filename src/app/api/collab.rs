@@ -7,12 +7,15 @@
 //! (4401), a lost permission closes it (4403) or makes it read-only. Frames from one
 //! connection never stop the others.
 
+use crate::code::ErrorCode;
 use actix_http::ws::{CloseCode, CloseReason, Message};
 use std::collections::HashMap;
 
+use actix_web::get;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures::StreamExt;
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::wsio::{self, Control, Fanout, Incoming, Messages, Socket, close_reason};
 use crate::app::upgrade::Takeover;
@@ -29,8 +32,9 @@ const MAX_FRAME: usize = 8 * 1024 * 1024;
 /// Largest message from a read-only connection: it only sends awareness and state vectors.
 const READ_ONLY_MAX_FRAME: usize = 64 * 1024;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/projects/{id}/collab", web::get().to(collab));
+/// Registers this file's handlers with the router and the API document at once.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(collab);
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -80,7 +84,7 @@ async fn who(
     if let Some(t) = &q.token {
         if !t.starts_with(crate::auth::TOKEN_PREFIX) {
             return Err(ApiError::Unauthorized {
-                code: "session_token_in_url",
+                code: ErrorCode::SessionTokenInUrl,
                 message: "only a personal access token may go in `?token=`; use the session cookie or `Authorization: Bearer`".into(),
             });
         }
@@ -94,20 +98,21 @@ async fn who(
         session::check_origin(req, false)?;
     }
     let raw = session::presented_credential(req).ok_or_else(|| ApiError::Unauthorized {
-        code: "not_authenticated",
+        code: ErrorCode::NotAuthenticated,
         message: "sign in first".into(),
     })?;
     Ok((who.user, credential_of(&raw)))
 }
 
 /// The project's document as a y-websocket endpoint (WebSocket upgrade).
-#[utoipa::path(get, path = "/api/v1/projects/{id}/collab", tag = "collab",
+#[utoipa::path(tag = "collab",
     params(("id" = String, Path, description = "Project id"), CollabQuery),
     responses(
         (status = 101, description = "WebSocket, y-websocket protocol"),
         (status = 401, description = "`not_authenticated`"),
         (status = 404, description = "`not_found`: no such project, or not yours to see")
     ))]
+#[get("/api/v1/projects/{id}/collab")]
 async fn collab(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -118,7 +123,7 @@ async fn collab(
     let (project, access) = state.orgs.project_access(&user, &id).await?;
     let mut handshake =
         actix_http::ws::handshake(req.head()).map_err(|e| ApiError::BadRequest {
-            code: "not_a_websocket",
+            code: ErrorCode::NotAWebsocket,
             message: format!("this endpoint speaks WebSocket only: {e}"),
         })?;
     // Every WebSocket request comes through the upgrade path, which hands the socket over.
@@ -133,7 +138,7 @@ async fn collab(
         .sockets
         .take(&user.id, per_user)
         .ok_or(ApiError::TooManyRequests {
-            code: "too_many_sockets",
+            code: ErrorCode::TooManySockets,
             message: format!(
                 "at most {per_user} collaboration connections at once; close some first"
             ),

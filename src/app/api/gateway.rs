@@ -4,9 +4,12 @@
 //! Checks: visibility first (a project or organization the caller cannot see answers 404),
 //! then the permission the action or event declares (403 `forbidden`).
 
+use crate::code::ErrorCode;
 use actix_web::{HttpResponse, web};
+use actix_web::{get, post};
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::body::Json;
 use super::private_json;
@@ -17,28 +20,24 @@ use crate::db::orgs::Project;
 use crate::gateway::{EventOutcome, GatewayStatus, HistoryPoint};
 use crate::orgs::ProjectAccess;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/orgs/{org}/gateway", web::get().to(status))
-        .route("/api/v1/orgs/{org}/gateway/start", web::post().to(start))
-        .route("/api/v1/orgs/{org}/gateway/stop", web::post().to(stop))
-        .route("/api/v1/projects/{id}/events", web::post().to(event))
-        .route("/api/v1/projects/{id}/undo", web::post().to(undo))
-        .route("/api/v1/projects/{id}/redo", web::post().to(redo))
-        .route("/api/v1/projects/{id}/document", web::get().to(document))
-        .route("/api/v1/projects/{id}/history", web::get().to(history))
-        .route(
-            "/api/v1/projects/{id}/history",
-            web::post().to(create_point),
-        )
-        .route(
-            "/api/v1/projects/{id}/history/{point}/restore",
-            web::post().to(restore),
-        );
+/// Registers this file's handlers with the router and the API document at once.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(status)
+        .service(start)
+        .service(stop)
+        .service(event)
+        .service(undo)
+        .service(redo)
+        .service(document)
+        .service(history)
+        .service(create_point)
+        .service(restore);
 }
 
 /// The organization's gateway: stopped, running or stopping; its loaded projects and clients.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/gateway", tag = "gateway", params(("org" = String, Path)),
+#[utoipa::path(tag = "gateway", params(("org" = String, Path)),
     responses((status = 200, body = GatewayStatus), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/orgs/{org}/gateway")]
 pub async fn status(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -49,8 +48,9 @@ pub async fn status(
 }
 
 /// Start the organization's gateway (it also starts on first use).
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/gateway/start", tag = "gateway", params(("org" = String, Path)),
+#[utoipa::path(tag = "gateway", params(("org" = String, Path)),
     responses((status = 200, body = GatewayStatus), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[post("/api/v1/orgs/{org}/gateway/start")]
 pub async fn start(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -62,8 +62,9 @@ pub async fn start(
 
 /// Stop the organization's gateway: clients are closed (1001) and every project is made
 /// durable and unloaded before this answers.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/gateway/stop", tag = "gateway", params(("org" = String, Path)),
+#[utoipa::path(tag = "gateway", params(("org" = String, Path)),
     responses((status = 200, body = GatewayStatus), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[post("/api/v1/orgs/{org}/gateway/stop")]
 pub async fn stop(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -84,13 +85,14 @@ pub(crate) async fn project_access(
 
 /// Run an event (`{"type": "<module>:<verb>", ...}`) through its module's reducer. Answers
 /// once the change is durable; connected clients receive it at the same moment.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/events", tag = "gateway", params(("id" = String, Path)),
+#[utoipa::path(tag = "gateway", params(("id" = String, Path)),
     request_body(content = Object, description = "`{\"type\": \"core-graph:add-node\", \"kind\": \"note\", \"x\": 0, \"y\": 0}`"),
     responses((status = 200, body = EventOutcome),
         (status = 400, description = "`invalid_event`, `unknown_event`, or the reducer's code (`invalid_size`, ...)", body = ErrorBody),
         (status = 403, description = "`forbidden`: the event's permission is missing", body = ErrorBody),
         (status = 404, description = "`not_found`, or the reducer's code (`node_not_found`, ...)", body = ErrorBody),
         (status = 409, description = "the reducer's code (`node_exists`, ...)", body = ErrorBody)))]
+#[post("/api/v1/projects/{id}/events")]
 pub async fn event(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -107,19 +109,20 @@ async fn undo_or_redo(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    redo: bool,
+    again: bool,
 ) -> Result<HttpResponse, ApiError> {
     let (_, access) = project_access(&state, &who, &id).await?;
-    Ok(private_json(state.gateways.undo(&access, redo).await?))
+    Ok(private_json(state.gateways.undo(&access, again).await?))
 }
 
 /// Undo the caller's last change to the board (theirs only, never someone else's). A drag or
 /// a paste is one step. Refused when it would change a card someone else has locked.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/undo", tag = "gateway", params(("id" = String, Path)),
+#[utoipa::path(tag = "gateway", params(("id" = String, Path)),
     responses((status = 200, body = EventOutcome),
         (status = 403, description = "`forbidden`, or `locked`: the step touches a card someone else locked", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "`nothing_to_undo`", body = ErrorBody)))]
+#[post("/api/v1/projects/{id}/undo")]
 pub async fn undo(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -129,11 +132,12 @@ pub async fn undo(
 }
 
 /// Redo the caller's last undone change.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/redo", tag = "gateway", params(("id" = String, Path)),
+#[utoipa::path(tag = "gateway", params(("id" = String, Path)),
     responses((status = 200, body = EventOutcome),
         (status = 403, description = "`forbidden`, or `locked`", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "`nothing_to_redo`", body = ErrorBody)))]
+#[post("/api/v1/projects/{id}/redo")]
 pub async fn redo(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -144,8 +148,9 @@ pub async fn redo(
 
 /// The project's document as JSON: every module root (`nodes`, `edges`, ...) and the log
 /// position it reflects.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/document", tag = "gateway", params(("id" = String, Path)),
+#[utoipa::path(tag = "gateway", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/projects/{id}/document")]
 pub async fn document(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -156,8 +161,9 @@ pub async fn document(
 }
 
 /// The project's history points, newest first.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/history", tag = "gateway", params(("id" = String, Path)),
+#[utoipa::path(tag = "gateway", params(("id" = String, Path)),
     responses((status = 200, body = Vec<HistoryPoint>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/projects/{id}/history")]
 pub async fn history(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -175,9 +181,10 @@ pub struct NewPoint {
 }
 
 /// Save a named history point of the project as it is now.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/history", tag = "gateway", params(("id" = String, Path)),
+#[utoipa::path(tag = "gateway", params(("id" = String, Path)),
     request_body = NewPoint,
     responses((status = 201, body = HistoryPoint), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[post("/api/v1/projects/{id}/history")]
 pub async fn create_point(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -187,7 +194,7 @@ pub async fn create_point(
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::BadRequest {
-            code: "invalid_name",
+            code: ErrorCode::InvalidName,
             message: "a history point's name is 1 to 100 characters".into(),
         });
     }
@@ -205,10 +212,11 @@ pub struct Restored {
 }
 
 /// Restore the project to a history point, as a new change every connected client receives.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/history/{point}/restore", tag = "gateway",
+#[utoipa::path(tag = "gateway",
     params(("id" = String, Path), ("point" = String, Path)),
     responses((status = 200, body = Restored), (status = 403, body = ErrorBody),
         (status = 404, description = "`not_found` or `history_point_not_found`", body = ErrorBody)))]
+#[post("/api/v1/projects/{id}/history/{point}/restore")]
 pub async fn restore(
     state: web::Data<AppState>,
     who: Authenticated,

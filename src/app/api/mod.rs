@@ -2,9 +2,12 @@
 //! `/metrics`). Every route here is listed in the OpenAPI document, which is generated from
 //! these handlers.
 
+use crate::code::ErrorCode;
+use actix_web::get;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub mod auth;
 pub mod board;
@@ -27,95 +30,9 @@ use super::session;
         description = "The HTTP API of a Demiurge server. Errors are `{\"error\": \"<code>\", \"message\": \"...\"}`.",
         license(name = "AGPL-3.0-or-later")
     ),
-    paths(
-        healthz,
-        readyz,
-        metrics,
-        status,
-        openapi_json,
-        auth::signup,
-        auth::login,
-        auth::logout,
-        auth::me,
-        auth::change_password,
-        auth::my_sessions,
-        auth::revoke_session,
-        auth::create_token,
-        auth::my_tokens,
-        auth::revoke_token,
-        auth::second_factor,
-        auth::reauthenticate,
-        auth::totp_status,
-        auth::totp_begin,
-        auth::totp_confirm,
-        auth::totp_disable,
-        signin::email_link_request,
-        signin::email_link_check,
-        signin::email_link_redeem,
-        signin::verify_my_email,
-        signin::providers,
-        signin::provider_start,
-        signin::provider_link_start,
-        signin::provider_callback,
-        signin::my_identities,
-        signin::unlink_identity,
-        signin::passkey_start,
-        signin::passkey_finish,
-        signin::second_factor_passkey_start,
-        signin::second_factor_passkey_finish,
-        signin::my_passkeys,
-        signin::passkey_register_start,
-        signin::passkey_register_finish,
-        signin::rename_passkey,
-        signin::delete_passkey,
-        collab::collab,
-        gateway::status,
-        gateway::start,
-        gateway::stop,
-        gateway::event,
-        gateway::undo,
-        gateway::redo,
-        board::export,
-        board::import,
-        gateway::document,
-        gateway::history,
-        gateway::create_point,
-        gateway::restore,
-        orgs::list_orgs,
-        orgs::create_org,
-        orgs::get_org,
-        orgs::update_org,
-        orgs::delete_org,
-        orgs::my_org_permissions,
-        orgs::list_members,
-        orgs::add_member,
-        orgs::set_member_role,
-        orgs::remove_member,
-        orgs::transfer,
-        orgs::list_invitations,
-        orgs::invite,
-        orgs::revoke_invitation,
-        orgs::preview_invitation,
-        orgs::accept_invitation,
-        orgs::list_roles,
-        orgs::create_role,
-        orgs::update_role,
-        orgs::delete_role,
-        orgs::catalogue,
-        orgs::list_projects,
-        orgs::create_project,
-        orgs::get_project,
-        orgs::rename_project,
-        orgs::delete_project,
-        orgs::my_project_permissions,
-        orgs::list_project_members,
-        orgs::set_project_member,
-        orgs::remove_project_member,
-        orgs::search_users,
-        orgs::get_user
-    ),
     components(schemas(
         ErrorBody,
+        crate::code::ErrorCode,
         board::ExportFormat,
         Health,
         Readiness,
@@ -179,7 +96,14 @@ pub struct ApiDoc;
 pub fn openapi_document(modules: &crate::gateway::Modules) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::schema::{OneOfBuilder, Ref};
     use utoipa::openapi::{ContentBuilder, RefOr, request_body::RequestBodyBuilder};
-    let mut doc = ApiDoc::openapi();
+    use utoipa_actix_web::AppExt;
+    // The routes as the router has them: each handler's path, method and operation, from
+    // the one registration (`routes`), so no route exists undocumented.
+    let (_, mut doc) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
     let (schemas, names) = modules.event_schemas();
     let components = doc.components.get_or_insert_with(Default::default);
     for (name, schema) in schemas {
@@ -270,12 +194,18 @@ pub(crate) fn private_json(body: impl Serialize) -> HttpResponse {
         .json(body)
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
-        .route("/api/v1/status", web::get().to(status))
-        .route("/api/v1/openapi.json", web::get().to(openapi_json))
+/// The API's routes in the app's router (the same registration the document is made from).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    routes(&mut ServiceConfig::new(cfg));
+}
+
+/// Every API handler, registered with its route and its operation at once.
+fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(healthz)
+        .service(readyz)
+        .service(metrics)
+        .service(status)
+        .service(openapi_json)
         .configure(auth::routes)
         .configure(signin::routes)
         .configure(orgs::routes)
@@ -323,8 +253,9 @@ fn subsystems(state: &AppState) -> Vec<SubsystemStatus> {
 }
 
 /// Liveness: the process is up and answering.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses((status = 200, description = "The process answers", body = Health)))]
+#[get("/healthz")]
 async fn healthz() -> HttpResponse {
     private_json(Health {
         status: "ok",
@@ -333,11 +264,12 @@ async fn healthz() -> HttpResponse {
 }
 
 /// Readiness: every subsystem is up (or turned off by configuration).
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "Some subsystem is not up yet (`not_ready`)", body = ErrorBody)
     ))]
+#[get("/readyz")]
 async fn readyz(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.status.ready() {
         let mut subsystems = subsystems(&state);
@@ -374,9 +306,10 @@ async fn operator(req: &HttpRequest) -> bool {
 
 /// Prometheus metrics in the text exposition format, for a client on this machine (a
 /// scraper beside the server) or the instance admin (a bearer token).
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
         (status = 403, description = "`operators_only`: not from this machine, and not the instance admin", body = ErrorBody)))]
+#[get("/metrics")]
 async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if !operator(&req).await {
         return Err(operators_only());
@@ -389,7 +322,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
 
 fn operators_only() -> ApiError {
     ApiError::Forbidden {
-        code: "operators_only",
+        code: ErrorCode::OperatorsOnly,
         message: "only the instance admin, or a client on the server's own machine, may read this"
             .into(),
     }
@@ -410,8 +343,9 @@ pub struct Status {
 }
 
 /// The state of each subsystem, and how this request reached the server.
-#[utoipa::path(get, path = "/api/v1/status", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses((status = 200, description = "Subsystem states", body = Status)))]
+#[get("/api/v1/status")]
 async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let ready = state.status.ready();
     let mut subsystems = subsystems(&state);
@@ -435,8 +369,9 @@ fn hide_details(list: &mut [SubsystemStatus]) {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+#[utoipa::path(tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+#[get("/api/v1/openapi.json")]
 async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

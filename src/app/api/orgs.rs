@@ -2,10 +2,13 @@
 //! and `/api/v1/permissions`. Every check happens in [`crate::orgs::Orgs`]; a resource of an
 //! organization the caller does not belong to answers 404.
 
+use crate::code::ErrorCode;
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, patch, post, put};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::body::Json;
 use super::private_json;
@@ -18,78 +21,40 @@ use crate::orgs::authz::Resource;
 use crate::orgs::perms::{PermissionDef, Scope};
 use crate::orgs::{OrgsError, RoleInfo, RoleSpec};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/orgs", web::get().to(list_orgs))
-        .route("/api/v1/orgs", web::post().to(create_org))
-        .route("/api/v1/orgs/{org}", web::get().to(get_org))
-        .route("/api/v1/orgs/{org}", web::patch().to(update_org))
-        .route("/api/v1/orgs/{org}", web::delete().to(delete_org))
-        .route(
-            "/api/v1/orgs/{org}/permissions/me",
-            web::get().to(my_org_permissions),
-        )
-        .route("/api/v1/orgs/{org}/members", web::get().to(list_members))
-        .route("/api/v1/orgs/{org}/members", web::post().to(add_member))
-        .route(
-            "/api/v1/orgs/{org}/members/{user}",
-            web::patch().to(set_member_role),
-        )
-        .route(
-            "/api/v1/orgs/{org}/members/{user}",
-            web::delete().to(remove_member),
-        )
-        .route("/api/v1/orgs/{org}/transfer", web::post().to(transfer))
-        .route(
-            "/api/v1/orgs/{org}/invitations",
-            web::get().to(list_invitations),
-        )
-        .route("/api/v1/orgs/{org}/invitations", web::post().to(invite))
-        .route(
-            "/api/v1/orgs/{org}/invitations/{id}",
-            web::delete().to(revoke_invitation),
-        )
-        .route(
-            "/api/v1/invitations/preview",
-            web::post().to(preview_invitation),
-        )
-        .route(
-            "/api/v1/invitations/accept",
-            web::post().to(accept_invitation),
-        )
-        .route("/api/v1/orgs/{org}/roles", web::get().to(list_roles))
-        .route("/api/v1/orgs/{org}/roles", web::post().to(create_role))
-        .route("/api/v1/orgs/{org}/roles/{id}", web::put().to(update_role))
-        .route(
-            "/api/v1/orgs/{org}/roles/{id}",
-            web::delete().to(delete_role),
-        )
-        .route("/api/v1/permissions", web::get().to(catalogue))
-        .route("/api/v1/orgs/{org}/projects", web::get().to(list_projects))
-        .route(
-            "/api/v1/orgs/{org}/projects",
-            web::post().to(create_project),
-        )
-        .route("/api/v1/projects/{id}", web::get().to(get_project))
-        .route("/api/v1/projects/{id}", web::patch().to(rename_project))
-        .route("/api/v1/projects/{id}", web::delete().to(delete_project))
-        .route(
-            "/api/v1/projects/{id}/permissions/me",
-            web::get().to(my_project_permissions),
-        )
-        .route(
-            "/api/v1/projects/{id}/members",
-            web::get().to(list_project_members),
-        )
-        .route(
-            "/api/v1/projects/{id}/members",
-            web::post().to(set_project_member),
-        )
-        .route(
-            "/api/v1/projects/{id}/members/{user}",
-            web::delete().to(remove_project_member),
-        )
-        .route("/api/v1/users", web::get().to(search_users))
-        .route("/api/v1/users/{id}", web::get().to(get_user));
+/// Registers this file's handlers with the router and the API document at once.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_orgs)
+        .service(create_org)
+        .service(get_org)
+        .service(update_org)
+        .service(delete_org)
+        .service(my_org_permissions)
+        .service(list_members)
+        .service(add_member)
+        .service(set_member_role)
+        .service(remove_member)
+        .service(transfer)
+        .service(list_invitations)
+        .service(invite)
+        .service(revoke_invitation)
+        .service(preview_invitation)
+        .service(accept_invitation)
+        .service(list_roles)
+        .service(create_role)
+        .service(update_role)
+        .service(delete_role)
+        .service(catalogue)
+        .service(list_projects)
+        .service(create_project)
+        .service(get_project)
+        .service(rename_project)
+        .service(delete_project)
+        .service(my_project_permissions)
+        .service(list_project_members)
+        .service(set_project_member)
+        .service(remove_project_member)
+        .service(search_users)
+        .service(get_user);
 }
 
 impl From<OrgsError> for ApiError {
@@ -98,43 +63,43 @@ impl From<OrgsError> for ApiError {
         match e {
             OrgsError::NotFound(_) => Self::NotFound(message),
             OrgsError::Forbidden(_) => Self::Forbidden {
-                code: "forbidden",
+                code: ErrorCode::Forbidden,
                 message,
             },
             OrgsError::Escalation(_) => Self::Forbidden {
-                code: "role_exceeds_yours",
+                code: ErrorCode::RoleExceedsYours,
                 message,
             },
             OrgsError::OwnRole => Self::Forbidden {
-                code: "own_role",
+                code: ErrorCode::OwnRole,
                 message,
             },
             OrgsError::InvitationForAnother => Self::Forbidden {
-                code: "invitation_for_another_address",
+                code: ErrorCode::InvitationForAnotherAddress,
                 message,
             },
             OrgsError::Invalid { .. } => Self::BadRequest {
-                code: "invalid_input",
+                code: ErrorCode::InvalidInput,
                 message,
             },
             OrgsError::Conflict(_) => Self::Conflict {
-                code: "already_exists",
+                code: ErrorCode::AlreadyExists,
                 message,
             },
             OrgsError::LastOwner => Self::Conflict {
-                code: "last_owner",
+                code: ErrorCode::LastOwner,
                 message,
             },
             OrgsError::RoleInUse => Self::Conflict {
-                code: "role_in_use",
+                code: ErrorCode::RoleInUse,
                 message,
             },
             OrgsError::ConfirmationMismatch => Self::BadRequest {
-                code: "confirmation_mismatch",
+                code: ErrorCode::ConfirmationMismatch,
                 message,
             },
             OrgsError::InvalidInvitation => Self::BadRequest {
-                code: "invalid_invitation",
+                code: ErrorCode::InvalidInvitation,
                 message,
             },
             OrgsError::Internal(detail) => Self::Internal(detail),
@@ -217,8 +182,9 @@ pub struct Confirm {
 }
 
 /// My organizations, with my role in each.
-#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs",
+#[utoipa::path(tag = "orgs",
     responses((status = 200, body = [OrgView]), (status = 401, body = ErrorBody)))]
+#[get("/api/v1/orgs")]
 async fn list_orgs(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -232,9 +198,10 @@ async fn list_orgs(
 }
 
 /// Create an organization (I become its owner).
-#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = CreateOrg,
+#[utoipa::path(tag = "orgs", request_body = CreateOrg,
     responses((status = 201, body = OrgView), (status = 400, description = "`invalid_input`", body = ErrorBody),
         (status = 409, description = "`already_exists`: slug taken", body = ErrorBody)))]
+#[post("/api/v1/orgs")]
 async fn create_org(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -248,8 +215,9 @@ async fn create_org(
 }
 
 /// One organization and my role in it.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)),
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)),
     responses((status = 200, body = OrgView), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/orgs/{org}")]
 async fn get_org(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -260,8 +228,9 @@ async fn get_org(
 }
 
 /// Rename an organization or change its slug (`org:org:update`).
-#[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)), request_body = UpdateOrg,
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)), request_body = UpdateOrg,
     responses((status = 200, body = OrgView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[patch("/api/v1/orgs/{org}")]
 async fn update_org(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -277,9 +246,10 @@ async fn update_org(
 }
 
 /// Delete an organization and everything in it (owners; `confirm` = its name or slug).
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}", tag = "orgs", params(("org" = String, Path)), request_body = Confirm,
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)), request_body = Confirm,
     responses((status = 204), (status = 400, description = "`confirmation_mismatch`", body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[delete("/api/v1/orgs/{org}")]
 async fn delete_org(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -302,8 +272,9 @@ pub struct MyPermissions {
 }
 
 /// What I may do in an organization.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/permissions/me", tag = "orgs", params(("org" = String, Path)),
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)),
     responses((status = 200, body = MyPermissions), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/orgs/{org}/permissions/me")]
 async fn my_org_permissions(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -345,8 +316,9 @@ impl MemberView {
 }
 
 /// The members of an organization.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "orgs", params(("org" = String, Path)),
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)),
     responses((status = 200, body = [MemberView]), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/orgs/{org}/members")]
 async fn list_members(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -370,9 +342,10 @@ pub struct AddMember {
 }
 
 /// Add an existing account to the organization.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/members", tag = "orgs", params(("org" = String, Path)), request_body = AddMember,
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)), request_body = AddMember,
     responses((status = 201, body = MemberView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/api/v1/orgs/{org}/members")]
 async fn add_member(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -394,10 +367,11 @@ pub struct RoleChange {
 }
 
 /// Change a member's role (owner changes need ownership; the last owner stays).
-#[utoipa::path(patch, path = "/api/v1/orgs/{org}/members/{user}", tag = "orgs",
+#[utoipa::path(tag = "orgs",
     params(("org" = String, Path), ("user" = String, Path)), request_body = RoleChange,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`last_owner`", body = ErrorBody)))]
+#[patch("/api/v1/orgs/{org}/members/{user}")]
 async fn set_member_role(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -413,10 +387,11 @@ async fn set_member_role(
 }
 
 /// Remove a member, or leave (my own id).
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/members/{user}", tag = "orgs",
+#[utoipa::path(tag = "orgs",
     params(("org" = String, Path), ("user" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`last_owner`", body = ErrorBody)))]
+#[delete("/api/v1/orgs/{org}/members/{user}")]
 async fn remove_member(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -435,8 +410,9 @@ pub struct Transfer {
 }
 
 /// Transfer ownership to another member.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/transfer", tag = "orgs", params(("org" = String, Path)), request_body = Transfer,
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)), request_body = Transfer,
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[post("/api/v1/orgs/{org}/transfer")]
 async fn transfer(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -494,8 +470,9 @@ pub struct Invite {
 }
 
 /// Pending invitations.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/invitations", tag = "orgs", params(("org" = String, Path)),
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)),
     responses((status = 200, body = [InvitationView]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/orgs/{org}/invitations")]
 async fn list_invitations(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -508,9 +485,10 @@ async fn list_invitations(
 }
 
 /// Invite someone by email (a link, valid 7 days, used once).
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/invitations", tag = "orgs", params(("org" = String, Path)), request_body = Invite,
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)), request_body = Invite,
     responses((status = 201, body = InvitationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, description = "`rate_limited`: invitations per person and per organization", body = ErrorBody)))]
+#[post("/api/v1/orgs/{org}/invitations")]
 async fn invite(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -522,7 +500,7 @@ async fn invite(
         (None, true) => None,
         _ => {
             return Err(ApiError::BadRequest {
-                code: "invalid_input",
+                code: ErrorCode::InvalidInput,
                 message: "give either `email` or `open: true`".into(),
             });
         }
@@ -542,9 +520,10 @@ async fn invite(
 }
 
 /// Revoke a pending invitation.
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/invitations/{id}", tag = "orgs",
+#[utoipa::path(tag = "orgs",
     params(("org" = String, Path), ("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[delete("/api/v1/orgs/{org}/invitations/{id}")]
 async fn revoke_invitation(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -581,9 +560,10 @@ pub struct InvitationPreviewView {
 
 /// What an invitation link is for (the organization, who invited, the role), for its
 /// signed-in holder; uses nothing.
-#[utoipa::path(post, path = "/api/v1/invitations/preview", tag = "orgs", request_body = AcceptInvitation,
+#[utoipa::path(tag = "orgs", request_body = AcceptInvitation,
     responses((status = 200, body = InvitationPreviewView), (status = 400, description = "`invalid_invitation`", body = ErrorBody),
         (status = 401, body = ErrorBody)))]
+#[post("/api/v1/invitations/preview")]
 async fn preview_invitation(
     state: web::Data<AppState>,
     _who: Authenticated,
@@ -602,9 +582,10 @@ async fn preview_invitation(
 }
 
 /// Accept an invitation as the signed-in user (once).
-#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "orgs", request_body = AcceptInvitation,
+#[utoipa::path(tag = "orgs", request_body = AcceptInvitation,
     responses((status = 200, body = OrgView), (status = 400, description = "`invalid_invitation`", body = ErrorBody),
         (status = 403, description = "`invitation_for_another_address`", body = ErrorBody)))]
+#[post("/api/v1/invitations/accept")]
 async fn accept_invitation(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -657,7 +638,7 @@ impl RoleBody {
             "project" => Scope::Project,
             _ => {
                 return Err(ApiError::BadRequest {
-                    code: "invalid_input",
+                    code: ErrorCode::InvalidInput,
                     message: "scope: `org` or `project`".into(),
                 });
             }
@@ -672,8 +653,9 @@ impl RoleBody {
 }
 
 /// Built-in and custom roles.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/roles", tag = "orgs", params(("org" = String, Path)),
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)),
     responses((status = 200, body = [RoleView]), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/orgs/{org}/roles")]
 async fn list_roles(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -686,9 +668,10 @@ async fn list_roles(
 }
 
 /// Create a custom role.
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/roles", tag = "orgs", params(("org" = String, Path)), request_body = RoleBody,
+#[utoipa::path(tag = "orgs", params(("org" = String, Path)), request_body = RoleBody,
     responses((status = 201, body = RoleView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/api/v1/orgs/{org}/roles")]
 async fn create_role(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -703,9 +686,10 @@ async fn create_role(
 }
 
 /// Edit a custom role (name, description, permissions).
-#[utoipa::path(put, path = "/api/v1/orgs/{org}/roles/{id}", tag = "orgs",
+#[utoipa::path(tag = "orgs",
     params(("org" = String, Path), ("id" = String, Path)), request_body = RoleBody,
     responses((status = 200, body = RoleView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[put("/api/v1/orgs/{org}/roles/{id}")]
 async fn update_role(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -721,10 +705,11 @@ async fn update_role(
 }
 
 /// Delete a custom role no one holds.
-#[utoipa::path(delete, path = "/api/v1/orgs/{org}/roles/{id}", tag = "orgs",
+#[utoipa::path(tag = "orgs",
     params(("org" = String, Path), ("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "`role_in_use`", body = ErrorBody)))]
+#[delete("/api/v1/orgs/{org}/roles/{id}")]
 async fn delete_role(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -736,8 +721,9 @@ async fn delete_role(
 }
 
 /// The permission catalogue: every permission modules declare, with descriptions.
-#[utoipa::path(get, path = "/api/v1/permissions", tag = "orgs",
+#[utoipa::path(tag = "orgs",
     responses((status = 200, body = [PermissionDef]), (status = 401, body = ErrorBody)))]
+#[get("/api/v1/permissions")]
 async fn catalogue(state: web::Data<AppState>, _who: Authenticated) -> HttpResponse {
     private_json(state.orgs.catalogue())
 }
@@ -772,8 +758,9 @@ pub struct ProjectName {
 }
 
 /// The organization's projects I can see.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/projects", tag = "projects", params(("org" = String, Path)),
+#[utoipa::path(tag = "projects", params(("org" = String, Path)),
     responses((status = 200, body = [ProjectView]), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/orgs/{org}/projects")]
 async fn list_projects(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -786,9 +773,10 @@ async fn list_projects(
 }
 
 /// Create a project (I become its project admin).
-#[utoipa::path(post, path = "/api/v1/orgs/{org}/projects", tag = "projects", params(("org" = String, Path)), request_body = ProjectName,
+#[utoipa::path(tag = "projects", params(("org" = String, Path)), request_body = ProjectName,
     responses((status = 201, body = ProjectView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/api/v1/orgs/{org}/projects")]
 async fn create_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -803,8 +791,9 @@ async fn create_project(
 }
 
 /// One project.
-#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path)),
+#[utoipa::path(tag = "projects", params(("id" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/projects/{id}")]
 async fn get_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -815,8 +804,9 @@ async fn get_project(
 }
 
 /// Rename a project.
-#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path)), request_body = ProjectName,
+#[utoipa::path(tag = "projects", params(("id" = String, Path)), request_body = ProjectName,
     responses((status = 200, body = ProjectView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[patch("/api/v1/projects/{id}")]
 async fn rename_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -831,8 +821,9 @@ async fn rename_project(
 }
 
 /// Delete a project (`confirm` = its name).
-#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path)), request_body = Confirm,
+#[utoipa::path(tag = "projects", params(("id" = String, Path)), request_body = Confirm,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[delete("/api/v1/projects/{id}")]
 async fn delete_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -849,8 +840,9 @@ async fn delete_project(
 }
 
 /// What I may do in a project.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/permissions/me", tag = "projects", params(("id" = String, Path)),
+#[utoipa::path(tag = "projects", params(("id" = String, Path)),
     responses((status = 200, body = MyPermissions), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/projects/{id}/permissions/me")]
 async fn my_project_permissions(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -863,8 +855,9 @@ async fn my_project_permissions(
 }
 
 /// A project's members.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/members", tag = "projects", params(("id" = String, Path)),
+#[utoipa::path(tag = "projects", params(("id" = String, Path)),
     responses((status = 200, body = [MemberView]), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/projects/{id}/members")]
 async fn list_project_members(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -879,8 +872,9 @@ async fn list_project_members(
 }
 
 /// Add a member of the organization to the project, or change their project role.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/members", tag = "projects", params(("id" = String, Path)), request_body = AddMember,
+#[utoipa::path(tag = "projects", params(("id" = String, Path)), request_body = AddMember,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[post("/api/v1/projects/{id}/members")]
 async fn set_project_member(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -895,9 +889,10 @@ async fn set_project_member(
 }
 
 /// Remove a project member, or leave (my own id).
-#[utoipa::path(delete, path = "/api/v1/projects/{id}/members/{user}", tag = "projects",
+#[utoipa::path(tag = "projects",
     params(("id" = String, Path), ("user" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[delete("/api/v1/projects/{id}/members/{user}")]
 async fn remove_project_member(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -939,8 +934,9 @@ pub struct SearchQuery {
 }
 
 /// Find people I share an organization with, by the start of their username, name or email.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(SearchQuery),
+#[utoipa::path(tag = "users", params(SearchQuery),
     responses((status = 200, body = [UserProfile]), (status = 400, body = ErrorBody)))]
+#[get("/api/v1/users")]
 async fn search_users(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -953,8 +949,9 @@ async fn search_users(
 }
 
 /// A public profile (of someone I share an organization with).
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(tag = "users", params(("id" = String, Path)),
     responses((status = 200, body = UserProfile), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/users/{id}")]
 async fn get_user(
     state: web::Data<AppState>,
     who: Authenticated,

@@ -1,10 +1,13 @@
 //! Sign-in methods beyond the password: email links, external providers, passkeys; and the
 //! `/api/v1/me/...` endpoints that manage them.
 
+use crate::code::ErrorCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{delete, get, patch, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::auth::{
     UserView, client_key, pending_token, revoke_presented, signed_in, signed_in_redirect,
@@ -33,62 +36,27 @@ fn flow_cookie_name(req: &HttpRequest) -> &'static str {
 }
 const FLOW_COOKIE_PATH: &str = "/api/v1/auth/providers/";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/api/v1/auth/email-link",
-        web::post().to(email_link_request),
-    )
-    .route(
-        "/api/v1/auth/email-link/check",
-        web::post().to(email_link_check),
-    )
-    .route(
-        "/api/v1/auth/email-link/redeem",
-        web::post().to(email_link_redeem),
-    )
-    .route("/api/v1/me/email/verify", web::post().to(verify_my_email))
-    .route("/api/v1/auth/providers", web::get().to(providers))
-    .route(
-        "/api/v1/auth/providers/{id}/start",
-        web::get().to(provider_start),
-    )
-    .route(
-        "/api/v1/auth/providers/{id}/start",
-        web::post().to(provider_link_start),
-    )
-    .route(
-        "/api/v1/auth/providers/{id}/callback",
-        web::get().to(provider_callback),
-    )
-    .route("/api/v1/me/identities", web::get().to(my_identities))
-    .route(
-        "/api/v1/me/identities/{id}",
-        web::delete().to(unlink_identity),
-    )
-    .route("/api/v1/auth/passkey/start", web::post().to(passkey_start))
-    .route(
-        "/api/v1/auth/passkey/finish",
-        web::post().to(passkey_finish),
-    )
-    .route(
-        "/api/v1/auth/second-factor/passkey/start",
-        web::post().to(second_factor_passkey_start),
-    )
-    .route(
-        "/api/v1/auth/second-factor/passkey/finish",
-        web::post().to(second_factor_passkey_finish),
-    )
-    .route("/api/v1/me/passkeys", web::get().to(my_passkeys))
-    .route(
-        "/api/v1/me/passkeys/register/start",
-        web::post().to(passkey_register_start),
-    )
-    .route(
-        "/api/v1/me/passkeys/register/finish",
-        web::post().to(passkey_register_finish),
-    )
-    .route("/api/v1/me/passkeys/{id}", web::patch().to(rename_passkey))
-    .route("/api/v1/me/passkeys/{id}", web::delete().to(delete_passkey));
+/// Registers this file's handlers with the router and the API document at once.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(email_link_request)
+        .service(email_link_check)
+        .service(email_link_redeem)
+        .service(verify_my_email)
+        .service(providers)
+        .service(provider_start)
+        .service(provider_link_start)
+        .service(provider_callback)
+        .service(my_identities)
+        .service(unlink_identity)
+        .service(passkey_start)
+        .service(passkey_finish)
+        .service(second_factor_passkey_start)
+        .service(second_factor_passkey_finish)
+        .service(my_passkeys)
+        .service(passkey_register_start)
+        .service(passkey_register_finish)
+        .service(rename_passkey)
+        .service(delete_passkey);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -121,12 +89,13 @@ fn send_detached(state: &AppState, email: String, purpose: LinkPurpose) {
 }
 
 /// Ask for a one-time link by email: sign in, reset the password, or verify the address.
-#[utoipa::path(post, path = "/api/v1/auth/email-link", tag = "auth", request_body = EmailLinkRequest,
+#[utoipa::path(tag = "auth", request_body = EmailLinkRequest,
     responses(
         (status = 202, description = "If an account has this address, a link is on its way", body = Accepted),
         (status = 400, description = "`invalid_input`, `invalid_json`", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/email-link")]
 async fn email_link_request(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -165,11 +134,12 @@ pub struct LinkCheck {
 
 /// What an emailed link is for, without using it up (a reset page asks for the new password
 /// first).
-#[utoipa::path(post, path = "/api/v1/auth/email-link/check", tag = "auth", request_body = LinkToken,
+#[utoipa::path(tag = "auth", request_body = LinkToken,
     responses(
         (status = 200, description = "The link works", body = LinkCheck),
         (status = 400, description = "`invalid_link`", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/email-link/check")]
 async fn email_link_check(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -198,12 +168,13 @@ pub struct Verified {
 
 /// Use an emailed link (once). A sign-in or reset link signs in (new session cookie; the
 /// second factor may still be due); a reset also ends every other session.
-#[utoipa::path(post, path = "/api/v1/auth/email-link/redeem", tag = "auth", request_body = RedeemRequest,
+#[utoipa::path(tag = "auth", request_body = RedeemRequest,
     responses(
         (status = 200, description = "Signed in (`LoginResponse`) or address verified (`Verified`)", body = super::auth::LoginResponse),
         (status = 400, description = "`invalid_link`, `weak_password`, `invalid_input`", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/email-link/redeem")]
 async fn email_link_redeem(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -232,19 +203,20 @@ async fn email_link_redeem(
 }
 
 /// Send a verification link to my own address.
-#[utoipa::path(post, path = "/api/v1/me/email/verify", tag = "me",
+#[utoipa::path(tag = "me",
     responses(
         (status = 202, description = "A link is on its way", body = Accepted),
         (status = 409, description = "`already_verified`", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody)
     ))]
+#[post("/api/v1/me/email/verify")]
 async fn verify_my_email(
     state: web::Data<AppState>,
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     if who.user.email_verified {
         return Err(ApiError::Conflict {
-            code: "already_verified",
+            code: ErrorCode::AlreadyVerified,
             message: "this address is already verified".into(),
         });
     }
@@ -260,8 +232,9 @@ async fn verify_my_email(
 // Providers
 
 /// The configured sign-in providers (one button each on the sign-in page).
-#[utoipa::path(get, path = "/api/v1/auth/providers", tag = "auth",
+#[utoipa::path(tag = "auth",
     responses((status = 200, description = "Providers", body = [ProviderInfo])))]
+#[get("/api/v1/auth/providers")]
 async fn providers(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.auth.providers())
 }
@@ -288,7 +261,7 @@ fn flow_cookie(req: &HttpRequest, value: &str, seconds: i64) -> actix_web::cooki
 }
 
 /// Start signing in (or linking) with a provider: redirects the browser there.
-#[utoipa::path(get, path = "/api/v1/auth/providers/{id}/start", tag = "auth",
+#[utoipa::path(tag = "auth",
     params(("id" = String, Path, description = "Provider id"), StartQuery),
     responses(
         (status = 303, description = "To the provider"),
@@ -296,6 +269,7 @@ fn flow_cookie(req: &HttpRequest, value: &str, seconds: i64) -> actix_web::cooki
         (status = 404, description = "`not_found`: no such provider", body = ErrorBody),
         (status = 503, description = "`not_ready`: the provider cannot be reached", body = ErrorBody)
     ))]
+#[get("/api/v1/auth/providers/{id}/start")]
 async fn provider_start(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -308,14 +282,14 @@ async fn provider_start(
         Some("link") => {
             // A GET can be made by any page (an image, a link): linking is started by POST.
             return Err(ApiError::BadRequest {
-                code: "link_needs_post",
+                code: ErrorCode::LinkNeedsPost,
                 message: "start linking a provider with POST (the button on your settings page)"
                     .into(),
             });
         }
         Some(other) => {
             return Err(ApiError::BadRequest {
-                code: "invalid_input",
+                code: ErrorCode::InvalidInput,
                 message: format!(
                     "intent: `{}` is not `sign_in` or `link`",
                     other.chars().take(20).collect::<String>()
@@ -348,7 +322,7 @@ pub struct LinkQuery {
 
 /// Start linking a provider account to the signed-in user: redirects the browser there.
 /// POST (a form on the settings page), so no other site can start it.
-#[utoipa::path(post, path = "/api/v1/auth/providers/{id}/start", tag = "auth",
+#[utoipa::path(tag = "auth",
     params(("id" = String, Path), LinkQuery),
     responses((status = 303, description = "To the provider"),
         (status = 400, description = "A page: the request was malformed (`X-Demiurge-Error` has the code)", body = String, content_type = "text/html"),
@@ -356,6 +330,7 @@ pub struct LinkQuery {
         (status = 403, description = "A page: `origin_mismatch`, `reauthentication_required`, `session_required`", body = String, content_type = "text/html"),
         (status = 404, description = "A page: no such provider", body = String, content_type = "text/html"),
         (status = 429, description = "A page: `rate_limited`", body = String, content_type = "text/html")))]
+#[post("/api/v1/auth/providers/{id}/start")]
 async fn provider_link_start(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -400,7 +375,7 @@ pub struct CallbackQuery {
 
 /// Where the provider sends the browser back. Signs in (session cookie) and redirects to the
 /// page the flow started from; failures get a page that says what happened.
-#[utoipa::path(get, path = "/api/v1/auth/providers/{id}/callback", tag = "auth",
+#[utoipa::path(tag = "auth",
     params(("id" = String, Path, description = "Provider id"), CallbackQuery),
     responses(
         (status = 303, description = "Signed in or linked; to the page the flow started from"),
@@ -408,6 +383,7 @@ pub struct CallbackQuery {
         (status = 403, description = "HTML page: `provider_not_linked`, `signup_closed`"),
         (status = 409, description = "HTML page: `provider_already_linked`")
     ))]
+#[get("/api/v1/auth/providers/{id}/callback")]
 async fn provider_callback(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -492,11 +468,12 @@ impl From<&Identity> for IdentityView {
 }
 
 /// My linked provider accounts.
-#[utoipa::path(get, path = "/api/v1/me/identities", tag = "me",
+#[utoipa::path(tag = "me",
     responses(
         (status = 200, description = "Linked accounts", body = [IdentityView]),
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
+#[get("/api/v1/me/identities")]
 async fn my_identities(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -508,13 +485,14 @@ async fn my_identities(
 }
 
 /// Unlink a provider account (refused if it is the last way to sign in).
-#[utoipa::path(delete, path = "/api/v1/me/identities/{id}", tag = "me",
+#[utoipa::path(tag = "me",
     params(("id" = String, Path, description = "Linked account id")),
     responses(
         (status = 204, description = "Unlinked"),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`last_sign_in_method`", body = ErrorBody)
     ))]
+#[delete("/api/v1/me/identities/{id}")]
 async fn unlink_identity(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -558,7 +536,7 @@ pub struct PasskeyAnswer {
 
 fn parse_credential<T: for<'de> Deserialize<'de>>(v: &serde_json::Value) -> Result<T, ApiError> {
     T::deserialize(v).map_err(|e| ApiError::BadRequest {
-        code: "invalid_input",
+        code: ErrorCode::InvalidInput,
         message: format!("credential: {e}"),
     })
 }
@@ -583,11 +561,12 @@ impl From<&PasskeyRow> for PasskeyView {
 }
 
 /// Start signing in with a passkey alone (any passkey of this site the device holds).
-#[utoipa::path(post, path = "/api/v1/auth/passkey/start", tag = "auth",
+#[utoipa::path(tag = "auth",
     responses(
         (status = 200, description = "Options for navigator.credentials.get()", body = PasskeyChallenge),
         (status = 503, description = "`not_ready`: passkeys need a host name in the public URL", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/passkey/start")]
 async fn passkey_start(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -598,11 +577,12 @@ async fn passkey_start(
 }
 
 /// Finish a passkey sign-in: a full session (the passkey verified the person).
-#[utoipa::path(post, path = "/api/v1/auth/passkey/finish", tag = "auth", request_body = PasskeyAnswer,
+#[utoipa::path(tag = "auth", request_body = PasskeyAnswer,
     responses(
         (status = 200, description = "Signed in", body = super::auth::LoginResponse),
         (status = 400, description = "`passkey_failed`, `invalid_input`", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/passkey/finish")]
 async fn passkey_finish(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -620,12 +600,13 @@ async fn passkey_finish(
 }
 
 /// Second step of a password sign-in with a passkey: the options.
-#[utoipa::path(post, path = "/api/v1/auth/second-factor/passkey/start", tag = "auth",
+#[utoipa::path(tag = "auth",
     responses(
         (status = 200, description = "Options for navigator.credentials.get()", body = PasskeyChallenge),
         (status = 401, description = "`not_authenticated`", body = ErrorBody),
         (status = 404, description = "`not_found`: the account has no passkey", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/second-factor/passkey/start")]
 async fn second_factor_passkey_start(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -636,12 +617,13 @@ async fn second_factor_passkey_start(
 }
 
 /// Second step of a password sign-in with a passkey: replaces the pending session.
-#[utoipa::path(post, path = "/api/v1/auth/second-factor/passkey/finish", tag = "auth", request_body = PasskeyAnswer,
+#[utoipa::path(tag = "auth", request_body = PasskeyAnswer,
     responses(
         (status = 200, description = "Signed in", body = super::auth::LoginResponse),
         (status = 400, description = "`passkey_failed`", body = ErrorBody),
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
+#[post("/api/v1/auth/second-factor/passkey/finish")]
 async fn second_factor_passkey_finish(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -663,11 +645,12 @@ async fn second_factor_passkey_finish(
 }
 
 /// My passkeys.
-#[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "me",
+#[utoipa::path(tag = "me",
     responses(
         (status = 200, description = "Passkeys", body = [PasskeyView]),
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
+#[get("/api/v1/me/passkeys")]
 async fn my_passkeys(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -686,12 +669,13 @@ pub struct PasskeyName {
 }
 
 /// Start registering a passkey.
-#[utoipa::path(post, path = "/api/v1/me/passkeys/register/start", tag = "me", request_body = PasskeyName,
+#[utoipa::path(tag = "me", request_body = PasskeyName,
     responses(
         (status = 200, description = "Options for navigator.credentials.create()", body = PasskeyChallenge),
         (status = 403, description = "`reauthentication_required`, `session_required`", body = ErrorBody),
         (status = 409, description = "`passkey_name_taken`", body = ErrorBody)
     ))]
+#[post("/api/v1/me/passkeys/register/start")]
 async fn passkey_register_start(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -707,11 +691,12 @@ async fn passkey_register_start(
 }
 
 /// Finish registering a passkey.
-#[utoipa::path(post, path = "/api/v1/me/passkeys/register/finish", tag = "me", request_body = PasskeyAnswer,
+#[utoipa::path(tag = "me", request_body = PasskeyAnswer,
     responses(
         (status = 201, description = "Registered", body = PasskeyView),
         (status = 400, description = "`passkey_failed`, `invalid_input`", body = ErrorBody)
     ))]
+#[post("/api/v1/me/passkeys/register/finish")]
 async fn passkey_register_finish(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -728,13 +713,14 @@ async fn passkey_register_finish(
 }
 
 /// Rename a passkey.
-#[utoipa::path(patch, path = "/api/v1/me/passkeys/{id}", tag = "me", request_body = PasskeyName,
+#[utoipa::path(tag = "me", request_body = PasskeyName,
     params(("id" = String, Path, description = "Passkey id")),
     responses(
         (status = 204, description = "Renamed"),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`passkey_name_taken`", body = ErrorBody)
     ))]
+#[patch("/api/v1/me/passkeys/{id}")]
 async fn rename_passkey(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -749,13 +735,14 @@ async fn rename_passkey(
 }
 
 /// Delete a passkey (refused if it is the last way to sign in).
-#[utoipa::path(delete, path = "/api/v1/me/passkeys/{id}", tag = "me",
+#[utoipa::path(tag = "me",
     params(("id" = String, Path, description = "Passkey id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`last_sign_in_method`", body = ErrorBody)
     ))]
+#[delete("/api/v1/me/passkeys/{id}")]
 async fn delete_passkey(
     state: web::Data<AppState>,
     who: Authenticated,

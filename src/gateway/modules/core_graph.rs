@@ -12,6 +12,7 @@
 //! it ([`check_unlocked`]), and so do undo and direct writes to the node's text
 //! ([`Module::may_change`]).
 
+use crate::code::ErrorCode;
 use serde::Deserialize;
 use serde_json::{Map as JsonMap, Value, json};
 use yrs::{In, Map, MapPrelim, MapRef, Out, ReadTxn, TransactionMut, WriteTxn};
@@ -164,7 +165,7 @@ pub(crate) fn check_id(id: &str) -> Result<(), EventError> {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(EventError::invalid(
-            "invalid_id",
+            ErrorCode::InvalidId,
             "an id is 1 to 64 letters, digits, `-` or `_`",
         ));
     }
@@ -174,7 +175,7 @@ pub(crate) fn check_id(id: &str) -> Result<(), EventError> {
 fn check_kind(kind: &str) -> Result<(), EventError> {
     if kind.trim().is_empty() || kind.chars().count() > 64 {
         return Err(EventError::invalid(
-            "invalid_kind",
+            ErrorCode::InvalidKind,
             "a kind is 1 to 64 characters",
         ));
     }
@@ -184,7 +185,7 @@ fn check_kind(kind: &str) -> Result<(), EventError> {
 pub(crate) fn check_coord(name: &str, v: f64) -> Result<(), EventError> {
     if !v.is_finite() || v.abs() > MAX_COORD {
         return Err(EventError::invalid(
-            "invalid_position",
+            ErrorCode::InvalidPosition,
             format!("`{name}` must be a number within ±{MAX_COORD}"),
         ));
     }
@@ -194,7 +195,7 @@ pub(crate) fn check_coord(name: &str, v: f64) -> Result<(), EventError> {
 pub(crate) fn check_size(w: f64, h: f64) -> Result<(), EventError> {
     if !(w.is_finite() && h.is_finite() && w > 0.0 && h > 0.0 && w <= MAX_COORD && h <= MAX_COORD) {
         return Err(EventError::invalid(
-            "invalid_size",
+            ErrorCode::InvalidSize,
             format!("width and height must be greater than 0 and at most {MAX_COORD}"),
         ));
     }
@@ -206,7 +207,7 @@ pub(crate) fn check_data(data: &Option<JsonMap<String, Value>>) -> Result<(), Ev
         && serde_json::to_vec(d).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_DATA
     {
         return Err(EventError::invalid(
-            "data_too_large",
+            ErrorCode::DataTooLarge,
             format!("`data` is limited to {MAX_DATA} bytes"),
         ));
     }
@@ -225,11 +226,11 @@ pub(crate) fn entry<T: ReadTxn>(root: &MapRef, txn: &T, id: &str) -> Option<MapR
 }
 
 pub(crate) fn node_missing(id: &str) -> EventError {
-    EventError::not_found("node_not_found", format!("no node `{id}`"))
+    EventError::not_found(ErrorCode::NodeNotFound, format!("no node `{id}`"))
 }
 
 fn edge_missing(id: &str) -> EventError {
-    EventError::not_found("edge_not_found", format!("no edge `{id}`"))
+    EventError::not_found(ErrorCode::EdgeNotFound, format!("no edge `{id}`"))
 }
 
 /// A string field of a map.
@@ -323,7 +324,7 @@ pub(crate) fn check_unlocked<T: ReadTxn>(
         return Ok(());
     }
     Err(EventError::Forbidden {
-        code: "locked",
+        code: ErrorCode::Locked,
         message: format!(
             "{} is locked by {name}; only they or a project admin can change it",
             label_of(node, txn, id)
@@ -489,7 +490,7 @@ impl Module for CoreGraph {
                 check_data(&data)?;
                 if nodes.contains_key(cx.txn, &id) {
                     return Err(EventError::conflict(
-                        "node_exists",
+                        ErrorCode::NodeExists,
                         format!("a node `{id}` exists already"),
                     ));
                 }
@@ -569,7 +570,7 @@ impl Module for CoreGraph {
                 }
                 if edges.contains_key(cx.txn, &id) {
                     return Err(EventError::conflict(
-                        "edge_exists",
+                        ErrorCode::EdgeExists,
                         format!("an edge `{id}` exists already"),
                     ));
                 }
@@ -642,7 +643,7 @@ mod tests {
             Err(EventError::Invalid { code, .. })
             | Err(EventError::NotFound { code, .. })
             | Err(EventError::Conflict { code, .. })
-            | Err(EventError::Forbidden { code, .. }) => code,
+            | Err(EventError::Forbidden { code, .. }) => code.as_str(),
             Ok(v) => panic!("expected an error, got {v}"),
         }
     }

@@ -2,6 +2,7 @@
 //! root when a project document is first created) and the permissions of the gateway's own
 //! endpoints (start/stop, history).
 
+use crate::code::ErrorCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use yrs::{Map, WriteTxn};
@@ -81,7 +82,7 @@ impl Module for Gateway {
                 let meta = cx.txn.get_or_insert_map("meta");
                 if meta.get(cx.txn, "created_at").is_some() {
                     return Err(EventError::conflict(
-                        "already_initialised",
+                        ErrorCode::AlreadyInitialised,
                         "the project document exists already",
                     ));
                 }

@@ -9,6 +9,7 @@
 //! JSON agree with the main board. Every node shows in every view; a node without a layout
 //! entry sits at its own geometry with z 0.
 
+use crate::code::ErrorCode;
 use yrs::{Map, MapPrelim, MapRef, Out, ReadTxn, TransactionMut, WriteTxn};
 
 use crate::gateway::module::EventError;
@@ -83,7 +84,7 @@ pub struct View {
 }
 
 fn view_missing(id: &str) -> EventError {
-    EventError::not_found("view_not_found", format!("no board view `{id}`"))
+    EventError::not_found(ErrorCode::ViewNotFound, format!("no board view `{id}`"))
 }
 
 /// A new view's map.

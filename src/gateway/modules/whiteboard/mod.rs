@@ -10,6 +10,7 @@ pub mod doc;
 pub mod formats;
 pub mod text;
 
+use crate::code::ErrorCode;
 use serde::Deserialize;
 use serde_json::{Map as JsonMap, Value, json};
 use yrs::{GetString, Map, MapRef, Out, ReadTxn, Text, TextPrelim, WriteTxn};
@@ -418,7 +419,7 @@ pub enum Event {
     DeleteView { id: String },
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> EventError {
+fn invalid(code: ErrorCode, message: impl Into<String>) -> EventError {
     EventError::invalid(code, message)
 }
 
@@ -430,7 +431,7 @@ fn check_colour(field: &str, v: &str, transparent_ok: bool) -> Result<(), EventE
         Ok(())
     } else {
         Err(invalid(
-            "invalid_style",
+            ErrorCode::InvalidStyle,
             format!(
                 "`{field}` is a colour like #1f5fbf{}",
                 if transparent_ok {
@@ -445,7 +446,10 @@ fn check_colour(field: &str, v: &str, transparent_ok: bool) -> Result<(), EventE
 
 fn check_name(name: &str) -> Result<(), EventError> {
     if name.trim().is_empty() || name.chars().count() > 100 {
-        return Err(invalid("invalid_name", "a name is 1 to 100 characters"));
+        return Err(invalid(
+            ErrorCode::InvalidName,
+            "a name is 1 to 100 characters",
+        ));
     }
     Ok(())
 }
@@ -453,7 +457,7 @@ fn check_name(name: &str) -> Result<(), EventError> {
 fn check_ids(ids: &[String], what: &str) -> Result<(), EventError> {
     if ids.len() > MAX_IDS {
         return Err(invalid(
-            "too_many",
+            ErrorCode::TooMany,
             format!("at most {MAX_IDS} {what} per event"),
         ));
     }
@@ -463,7 +467,7 @@ fn check_ids(ids: &[String], what: &str) -> Result<(), EventError> {
 fn check_text(t: &str) -> Result<(), EventError> {
     if t.chars().count() > MAX_TEXT {
         return Err(invalid(
-            "text_too_long",
+            ErrorCode::TextTooLong,
             format!("a card's text is at most {MAX_TEXT} characters"),
         ));
     }
@@ -484,20 +488,23 @@ impl CardStyle {
         if let Some(o) = self.opacity
             && !(0.0..=1.0).contains(&o)
         {
-            return Err(invalid("invalid_style", "`opacity` is between 0 and 1"));
+            return Err(invalid(
+                ErrorCode::InvalidStyle,
+                "`opacity` is between 0 and 1",
+            ));
         }
         if let Some(t) = &self.title
             && t.chars().count() > 200
         {
             return Err(invalid(
-                "invalid_style",
+                ErrorCode::InvalidStyle,
                 "a title is at most 200 characters",
             ));
         }
         if let Some(f) = self.font_size
             && !(8.0..=200.0).contains(&f)
         {
-            return Err(invalid("invalid_style", "`font_size` is 8 to 200"));
+            return Err(invalid(ErrorCode::InvalidStyle, "`font_size` is 8 to 200"));
         }
         Ok(())
     }
@@ -533,13 +540,13 @@ impl EdgeStyle {
         if let Some(w) = self.width
             && !(1.0..=16.0).contains(&w)
         {
-            return Err(invalid("invalid_style", "`width` is 1 to 16"));
+            return Err(invalid(ErrorCode::InvalidStyle, "`width` is 1 to 16"));
         }
         if let Some(l) = &self.label
             && l.chars().count() > 200
         {
             return Err(invalid(
-                "invalid_style",
+                ErrorCode::InvalidStyle,
                 "a label is at most 200 characters",
             ));
         }
@@ -776,7 +783,7 @@ impl Whiteboard {
         let nodes = cx.txn.get_or_insert_map(NODES);
         if nodes.contains_key(cx.txn, &id) {
             return Err(EventError::conflict(
-                "node_exists",
+                ErrorCode::NodeExists,
                 format!("a card `{id}` exists already"),
             ));
         }
@@ -818,11 +825,11 @@ impl Whiteboard {
         edges: Vec<InsertEdge>,
     ) -> Result<Value, EventError> {
         if cards.is_empty() {
-            return Err(invalid("invalid_event", "`cards` is empty"));
+            return Err(invalid(ErrorCode::InvalidEvent, "`cards` is empty"));
         }
         if cards.len() > MAX_INSERT || edges.len() > 2 * MAX_INSERT {
             return Err(invalid(
-                "too_many",
+                ErrorCode::TooMany,
                 format!(
                     "at most {MAX_INSERT} cards and {} connectors at once",
                     2 * MAX_INSERT
@@ -832,16 +839,22 @@ impl Whiteboard {
         let mut refs: Vec<(String, String)> = Vec::with_capacity(cards.len());
         for c in &cards {
             if c.reference.is_empty() || c.reference.chars().count() > 64 {
-                return Err(invalid("invalid_ref", "a `ref` is 1 to 64 characters"));
+                return Err(invalid(
+                    ErrorCode::InvalidRef,
+                    "a `ref` is 1 to 64 characters",
+                ));
             }
             if refs.iter().any(|(r, _)| *r == c.reference) {
                 return Err(invalid(
-                    "invalid_ref",
+                    ErrorCode::InvalidRef,
                     format!("`ref` {} is used twice", c.reference),
                 ));
             }
             if c.kind.trim().is_empty() || c.kind.chars().count() > 64 {
-                return Err(invalid("invalid_kind", "a kind is 1 to 64 characters"));
+                return Err(invalid(
+                    ErrorCode::InvalidKind,
+                    "a kind is 1 to 64 characters",
+                ));
             }
             check_coord("x", c.x)?;
             check_coord("y", c.y)?;
@@ -856,7 +869,7 @@ impl Whiteboard {
         for e in &edges {
             if id_of(&e.from).is_none() || id_of(&e.to).is_none() {
                 return Err(invalid(
-                    "invalid_ref",
+                    ErrorCode::InvalidRef,
                     "a connector joins two cards of the same event (by `ref`)",
                 ));
             }
@@ -988,13 +1001,13 @@ impl Whiteboard {
         let current = text.get_string(cx.txn);
         let (chars, from, to) = text::rebase(&base, &current, at, delete).ok_or_else(|| {
             invalid(
-                "invalid_position",
+                ErrorCode::InvalidPosition,
                 "`at` and `delete` must lie within `base` (counted in UTF-16 code units)",
             )
         })?;
         if chars.len() - (to - from) + insert.chars().count() > MAX_TEXT {
             return Err(invalid(
-                "text_too_long",
+                ErrorCode::TextTooLong,
                 format!("a card's text is at most {MAX_TEXT} characters"),
             ));
         }
@@ -1091,7 +1104,7 @@ impl Whiteboard {
         title: Option<String>,
     ) -> Result<Value, EventError> {
         if ids.is_empty() {
-            return Err(invalid("invalid_event", "`cards` is empty"));
+            return Err(invalid(ErrorCode::InvalidEvent, "`cards` is empty"));
         }
         let id = id.unwrap_or_else(new_id);
         check_id(&id)?;
@@ -1099,7 +1112,7 @@ impl Whiteboard {
             && t.chars().count() > 200
         {
             return Err(invalid(
-                "invalid_style",
+                ErrorCode::InvalidStyle,
                 "a title is at most 200 characters",
             ));
         }
@@ -1107,12 +1120,12 @@ impl Whiteboard {
         let nodes = cx.txn.get_or_insert_map(NODES);
         if nodes.contains_key(cx.txn, &id) {
             return Err(EventError::conflict(
-                "node_exists",
+                ErrorCode::NodeExists,
                 format!("a card `{id}` exists already"),
             ));
         }
         let Some(b) = Rect::around(rects.iter().map(|(_, r)| *r)) else {
-            return Err(invalid("invalid_event", "`cards` is empty"));
+            return Err(invalid(ErrorCode::InvalidEvent, "`cards` is empty"));
         };
         let (pad, head) = (24.0, 40.0);
         let frame = Rect {
@@ -1181,7 +1194,10 @@ impl Whiteboard {
         to: AlignTo,
     ) -> Result<(), EventError> {
         if ids.len() < 2 {
-            return Err(invalid("too_few", "aligning takes two or more cards"));
+            return Err(invalid(
+                ErrorCode::TooFew,
+                "aligning takes two or more cards",
+            ));
         }
         let rects = rects_of(cx, view, ids)?;
         let Some(b) = Rect::around(rects.iter().map(|(_, r)| *r)) else {
@@ -1213,7 +1229,10 @@ impl Whiteboard {
         axis: Axis,
     ) -> Result<(), EventError> {
         if ids.len() < 3 {
-            return Err(invalid("too_few", "distributing takes three or more cards"));
+            return Err(invalid(
+                ErrorCode::TooFew,
+                "distributing takes three or more cards",
+            ));
         }
         let mut rects = rects_of(cx, view, ids)?;
         let h = axis == Axis::Horizontal;
@@ -1290,7 +1309,7 @@ impl Module for Whiteboard {
                 style.check()?;
                 if from == to {
                     return Err(invalid(
-                        "invalid_edge",
+                        ErrorCode::InvalidEdge,
                         "a connector joins two different cards",
                     ));
                 }
@@ -1303,7 +1322,7 @@ impl Module for Whiteboard {
                 let edges = cx.txn.get_or_insert_map(EDGES);
                 if edges.contains_key(cx.txn, &id) {
                     return Err(EventError::conflict(
-                        "edge_exists",
+                        ErrorCode::EdgeExists,
                         format!("a connector `{id}` exists already"),
                     ));
                 }
@@ -1321,7 +1340,7 @@ impl Module for Whiteboard {
             Event::Move { view, moves, drop } => {
                 if moves.len() > MAX_IDS {
                     return Err(invalid(
-                        "too_many",
+                        ErrorCode::TooMany,
                         format!("at most {MAX_IDS} cards per event"),
                     ));
                 }
@@ -1416,7 +1435,10 @@ impl Module for Whiteboard {
                     .iter()
                     .map(|id| {
                         entry(&map, cx.txn, id).ok_or_else(|| {
-                            EventError::not_found("edge_not_found", format!("no connector `{id}`"))
+                            EventError::not_found(
+                                ErrorCode::EdgeNotFound,
+                                format!("no connector `{id}`"),
+                            )
                         })
                     })
                     .collect::<Result<_, _>>()?;
@@ -1488,7 +1510,7 @@ impl Module for Whiteboard {
                 let views = cx.txn.get_or_insert_map(VIEWS);
                 if views.contains_key(cx.txn, &id) {
                     return Err(EventError::conflict(
-                        "view_exists",
+                        ErrorCode::ViewExists,
                         format!("a view `{id}` exists already"),
                     ));
                 }
@@ -1504,7 +1526,7 @@ impl Module for Whiteboard {
             Event::DeleteView { id } => {
                 if id == MAIN {
                     return Err(EventError::conflict(
-                        "main_view",
+                        ErrorCode::MainView,
                         "the main board cannot be deleted",
                     ));
                 }

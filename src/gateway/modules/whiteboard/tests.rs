@@ -1,6 +1,7 @@
 //! The whiteboard reducers and per-user undo, run the way a project runs them
 //! ([`run_event`]: one transaction per event, written with the actor's origin).
 
+use crate::code::ErrorCode;
 use serde_json::{Value, json};
 use yrs::types::ToJson;
 use yrs::{Doc, Transact};
@@ -67,7 +68,7 @@ impl Board {
                 | EventError::NotFound { code, .. }
                 | EventError::Conflict { code, .. }
                 | EventError::Forbidden { code, .. },
-            ) => code,
+            ) => code.as_str(),
             Ok(v) => panic!("expected a refusal, got {v}"),
         }
     }
@@ -567,7 +568,7 @@ fn undo_reverts_only_my_own_changes() {
     assert!(matches!(
         b.undo(&ada, false),
         Err(EventError::Conflict {
-            code: "nothing_to_undo",
+            code: ErrorCode::NothingToUndo,
             ..
         })
     ));
@@ -629,7 +630,10 @@ fn an_undo_that_would_change_someone_elses_locked_card_is_refused() {
     );
     assert!(matches!(
         b.undo(&ada, false),
-        Err(EventError::Forbidden { code: "locked", .. })
+        Err(EventError::Forbidden {
+            code: ErrorCode::Locked,
+            ..
+        })
     ));
     assert_eq!(b.node("c")["data"]["fill"], "#00ff00", "nothing changed");
     b.ok(
