@@ -13,9 +13,9 @@ target="${CARGO_TARGET_DIR:-target}/debug/demiurge"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 data=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
+trap 'kill "$pid" 2>/dev/null || true; cp "$data/server.log" "${ST_SERVER_LOG:-/dev/null}" 2>/dev/null || true; rm -rf "$data"' EXIT
 DEMIURGE_SERVER__DATA_DIR="$data" DEMIURGE_EDGE__HTTP="127.0.0.1:$port" DEMIURGE_EDGE__HTTPS= \
-  DEMIURGE_DNS__LISTEN= DEMIURGE_VPN__LISTEN= DEMIURGE_LOG__LEVEL=warn \
+  DEMIURGE_DNS__LISTEN= DEMIURGE_VPN__LISTEN= DEMIURGE_LOG__LEVEL=${ST_LOG_LEVEL:-warn} \
   DEMIURGE_AUTH__LOGIN_RATE=100000/1s DEMIURGE_AUTH__SIGNUP_RATE=100000/1s \
   "$target" serve >"$data/server.log" 2>&1 &
 pid=$!

@@ -18,8 +18,16 @@ pub struct ErrorBody {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 400: the request does not fit the operation's documented schema (the extractors).
     #[error("{message}")]
     BadRequest { code: ErrorCode, message: String },
+    /// 422: the request fits the schema, but its content is refused (a field's value, an
+    /// unknown token, a name that does not match); the code says why.
+    #[error("{message}")]
+    Unprocessable { code: ErrorCode, message: String },
+    /// 426 with `Upgrade: websocket`: the endpoint speaks WebSocket only.
+    #[error("{0}")]
+    UpgradeRequired(String),
     #[error("{message}")]
     Unauthorized { code: ErrorCode, message: String },
     #[error("{message}")]
@@ -63,12 +71,14 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest { code, .. }
+            | Self::Unprocessable { code, .. }
             | Self::Unauthorized { code, .. }
             | Self::Forbidden { code, .. }
             | Self::Conflict { code, .. }
             | Self::Missing { code, .. }
             | Self::TooManyRequests { code, .. } => *code,
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::UpgradeRequired(_) => ErrorCode::NotAWebsocket,
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::NotReady(_) => ErrorCode::NotReady,
@@ -84,6 +94,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::Missing { .. } => StatusCode::NOT_FOUND,
@@ -108,6 +120,9 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(self.status_code());
         if let Self::Busy(_) = self {
             resp.insert_header(("Retry-After", "1"));
+        }
+        if let Self::UpgradeRequired(_) = self {
+            resp.insert_header((actix_web::http::header::UPGRADE, "websocket"));
         }
         if let Self::MethodNotAllowed { allow, .. } = self {
             resp.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
@@ -194,11 +209,11 @@ impl From<crate::auth::AuthError> for ApiError {
                 code: ErrorCode::SignupClosed,
                 message,
             },
-            A::Invalid { .. } => Self::BadRequest {
+            A::Invalid { .. } => Self::Unprocessable {
                 code: ErrorCode::InvalidInput,
                 message,
             },
-            A::WeakPassword(_) => Self::BadRequest {
+            A::WeakPassword(_) => Self::Unprocessable {
                 code: ErrorCode::WeakPassword,
                 message,
             },
@@ -252,12 +267,12 @@ impl From<crate::auth::AuthError> for ApiError {
                 code: ErrorCode::TotpNotEnabled,
                 message,
             },
-            A::InvalidLink => Self::BadRequest {
+            A::InvalidLink => Self::Unprocessable {
                 code: ErrorCode::InvalidLink,
                 message,
             },
             A::NoSuchProvider(_) | A::NoSuchIdentity | A::NoSuchPasskey => Self::NotFound(message),
-            A::ProviderFailed(_) => Self::BadRequest {
+            A::ProviderFailed(_) => Self::Unprocessable {
                 code: ErrorCode::ProviderFailed,
                 message,
             },
@@ -273,7 +288,7 @@ impl From<crate::auth::AuthError> for ApiError {
                 code: ErrorCode::LastSignInMethod,
                 message,
             },
-            A::PasskeyFailed(_) => Self::BadRequest {
+            A::PasskeyFailed(_) => Self::Unprocessable {
                 code: ErrorCode::PasskeyFailed,
                 message,
             },
@@ -292,7 +307,14 @@ impl From<crate::gateway::GatewayError> for ApiError {
     fn from(e: crate::gateway::GatewayError) -> Self {
         use crate::gateway::{EventError as E, GatewayError as G};
         match e {
-            G::Event(E::Invalid { code, message }) => Self::BadRequest { code, message },
+            // An event that does not fit its type (or has none) does not fit the schema; one
+            // that does, refused by its reducer, is unprocessable.
+            G::Event(E::Invalid { code, message })
+                if matches!(code, ErrorCode::InvalidEvent | ErrorCode::UnknownEvent) =>
+            {
+                Self::BadRequest { code, message }
+            }
+            G::Event(E::Invalid { code, message }) => Self::Unprocessable { code, message },
             G::Event(E::Forbidden { code, message }) => Self::Forbidden { code, message },
             G::Event(E::NotFound { code, message }) => Self::Missing { code, message },
             G::Event(E::Conflict { code, message }) => Self::Conflict { code, message },

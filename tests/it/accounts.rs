@@ -74,14 +74,14 @@ async fn sign_up_sign_in_sessions(server: Server) {
             .await;
         assert_eq!(
             (s, e["error"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("weak_password")),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("weak_password")),
             "{why}: {e}"
         );
     }
     let (s, e) = b.post("/api/v1/auth/signup", json!({"username": "b o b", "email": "bob@example.test", "password": "another long secret"})).await;
     assert_eq!(
         (s, e["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_input")),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_input")),
         "{e}"
     );
     let (s, bob) = b.post("/api/v1/auth/signup", json!({"username": "bob", "email": "bob@example.test", "password": "another long secret"})).await;
@@ -371,7 +371,7 @@ async fn change_password_needs_the_current_one_and_ends_other_sessions() {
         json!({"current_password": "correct horse battery", "new_password": "qwertyuiop"}),
     )
     .await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 422, "a common password is refused");
     let r = put(
         &a,
         json!({"current_password": "correct horse battery", "new_password": "a brand new secret"}),
@@ -517,7 +517,7 @@ async fn personal_access_tokens(server: Server) {
             json!({"name": "ci2", "expires_in_days": 0}),
         )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 
     let (s, me) = bearer(&server, &token, "/api/v1/me").await;
     assert_eq!(s, 200, "{me}");
@@ -546,7 +546,7 @@ async fn personal_access_tokens(server: Server) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     let id = list[0]["id"].as_str().unwrap();
     assert_eq!(

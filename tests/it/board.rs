@@ -95,7 +95,7 @@ async fn board_events_undo_and_locks(pg: bool) {
     let (st, e) = t.event(&t.editor, json!({"type": "whiteboard:add-card", "kind": "note", "x": 0, "y": 0, "style": {"fill": "nope"}})).await;
     assert_eq!(
         (st, e["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_style")),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_style")),
         "{e}"
     );
     let (st, e) = t
@@ -481,7 +481,7 @@ async fn board_files_and_clipboard_in_chromium() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let e: Value = res.json().await.unwrap();
     assert_eq!(e["error"], "invalid_board_file");
     let res = t

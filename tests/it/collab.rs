@@ -115,7 +115,7 @@ async fn collab(pg: bool) {
     assert_eq!(e["error"], "session_token_in_url");
     assert_eq!(
         status(format!("{url}?token={}", t.t_editor)).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::UPGRADE_REQUIRED,
         "a plain GET is not a WebSocket"
     );
     // The same over a real WebSocket handshake, which takes the upgrade path: an answer,
@@ -222,7 +222,7 @@ async fn events(pg: bool) {
         (
             &t.editor,
             json!({"type": "core-graph:resize-node", "id": "n1", "w": 0, "h": 1}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_size",
         ),
         (

@@ -156,7 +156,7 @@ async fn tenancy(backend: Backend) {
         let (st, body) = bob.call("POST", "/api/v1/orgs", Some(bad)).await;
         assert_eq!(
             (st, body["error"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_input"))
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_input"))
         );
     }
 
@@ -197,7 +197,7 @@ async fn tenancy(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_input"))
     );
     let (st, project) = bob
         .call(
@@ -335,7 +335,7 @@ async fn tenancy(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_invitation"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_invitation"))
     );
     let (_, members) = bob
         .call("GET", &format!("/api/v1/orgs/{org}/members"), None)
@@ -382,7 +382,7 @@ async fn tenancy(backend: Backend) {
             Some(json!({"token": token})),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Custom roles: patterns checked; in use cannot be deleted; built-ins cannot change.
     let (st, role) = bob
@@ -408,7 +408,7 @@ async fn tenancy(backend: Backend) {
             .await;
         assert_eq!(
             (st, body["error"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_input"))
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_input"))
         );
     }
     let (st, _) = bob
@@ -608,7 +608,7 @@ async fn tenancy(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_input"))
     );
     let (st, body) = bob
         .call(
@@ -632,7 +632,10 @@ async fn tenancy(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("confirmation_mismatch"))
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("confirmation_mismatch")
+        )
     );
     assert!(count(&server, &pg, "SELECT COUNT(*) AS n FROM project_members").await > 0);
     let (st, _) = bob
@@ -774,7 +777,7 @@ async fn invitations_are_bound_and_limited(backend: Backend) {
             Some(json!({"email": "x@example.test", "open": true, "role": "org:member"})),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     let (st, open) = bob
         .call(
             "POST",
@@ -810,7 +813,7 @@ async fn invitations_are_bound_and_limited(backend: Backend) {
             Some(json!({"token": open_token})),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "once");
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "once");
 
     // Five invitations an hour per person (and per organization): two used, three left.
     for i in 0..3 {
@@ -1461,7 +1464,7 @@ async fn authorization_matrix() {
             "GET",
             format!("/api/v1/projects/{p}/collab"),
             None,
-            [400, 400, 404, 400, 400, 400, 404, 401],
+            [426, 426, 404, 426, 426, 426, 404, 401],
         ),
         row(
             "POST",
@@ -1533,13 +1536,13 @@ async fn authorization_matrix() {
             "POST",
             "/api/v1/invitations/accept".to_string(),
             Some(json!({"token": "forged"})),
-            [400, 400, 400, 400, 400, 400, 400, 401],
+            [422, 422, 422, 422, 422, 422, 422, 401],
         ),
         row(
             "POST",
             "/api/v1/invitations/preview".to_string(),
             Some(json!({"token": "forged"})),
-            [400, 400, 400, 400, 400, 400, 400, 401],
+            [422, 422, 422, 422, 422, 422, 422, 401],
         ),
         // The operational endpoints: open to all (the details, and /metrics, to operators:
         // every client here is on the server's machine).
@@ -1560,13 +1563,15 @@ async fn authorization_matrix() {
             "GET",
             "/api/v1/auth/providers/nope/callback?state=x&code=y".into(),
             None,
-            [400; 8],
+            [422; 8],
         ),
         row(
             "POST",
             "/api/v1/auth/signup".into(),
-            Some(json!({"username": "matrix-new", "password": "short"})),
-            [400; 8],
+            Some(
+                json!({"username": "matrix-new", "email": "matrix-new@example.test", "password": "short"}),
+            ),
+            [422; 8],
         ),
         row(
             "POST",
@@ -1579,7 +1584,7 @@ async fn authorization_matrix() {
             "/api/v1/auth/second-factor".into(),
             Some(json!({"code": "000000"})),
             // Signed in already: no second step is pending.
-            [400, 400, 400, 400, 400, 400, 400, 401],
+            [422, 422, 422, 422, 422, 422, 422, 401],
         ),
         row(
             "POST",
@@ -1591,13 +1596,13 @@ async fn authorization_matrix() {
             "POST",
             "/api/v1/auth/email-link/check".into(),
             Some(json!({"token": "forged"})),
-            [400; 8],
+            [422; 8],
         ),
         row(
             "POST",
             "/api/v1/auth/email-link/redeem".into(),
             Some(json!({"token": "forged"})),
-            [400; 8],
+            [422; 8],
         ),
         row(
             "POST",
@@ -1609,19 +1614,19 @@ async fn authorization_matrix() {
             "POST",
             "/api/v1/auth/passkey/finish".into(),
             Some(json!({"ceremony": "forged", "credential": {}})),
-            [400; 8],
+            [422; 8],
         ),
         row(
             "POST",
             "/api/v1/auth/second-factor/passkey/start".into(),
             Some(json!({})),
-            [400, 400, 400, 400, 400, 400, 400, 401],
+            [422, 422, 422, 422, 422, 422, 422, 401],
         ),
         row(
             "POST",
             "/api/v1/auth/second-factor/passkey/finish".into(),
             Some(json!({"ceremony": "forged", "credential": {}})),
-            [400, 400, 400, 400, 400, 400, 400, 401],
+            [422, 422, 422, 422, 422, 422, 422, 401],
         ),
         // One's own account: anyone signed in, for themselves only; nobody else.
         row(
@@ -1663,7 +1668,7 @@ async fn authorization_matrix() {
             "POST",
             "/api/v1/me/passkeys/register/finish".into(),
             Some(json!({"ceremony": "forged", "credential": {}})),
-            me(400),
+            me(422),
         ),
         row(
             "PATCH",

@@ -105,14 +105,14 @@ async fn email_links(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_link"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_link"))
     );
     let (st, body) = b
         .post("/api/v1/auth/email-link/redeem", json!({"token": "forged"}))
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_link"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_link"))
     );
 
     // Password reset: a refused password does not burn the link; a good one signs in and
@@ -136,7 +136,7 @@ async fn email_links(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_input"))
     );
     let (st, body) = c
         .post(
@@ -146,7 +146,7 @@ async fn email_links(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("weak_password"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("weak_password"))
     );
     let (st, body) = c
         .post(
@@ -245,7 +245,7 @@ async fn email_links(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_input"))
     );
 }
 
@@ -355,7 +355,7 @@ async fn email_link_expiry_and_rate_limit(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_link"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_link"))
     );
 
     assert_eq!(
@@ -618,7 +618,7 @@ async fn oidc_sign_in(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.headers()["x-demiurge-error"], "provider_failed");
     let r = stranger
         .http
@@ -629,7 +629,7 @@ async fn oidc_sign_in(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("access_denied"));
     assert_eq!(
         stranger.get("/api/v1/auth/providers/nope/start").await.0,
@@ -655,7 +655,7 @@ async fn oidc_sign_in(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("link_needs_post"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("link_needs_post"))
     );
     // Nor can another site's form (its Origin is not ours).
     let r = dave_agent
@@ -920,7 +920,7 @@ async fn passkeys(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("passkey_failed"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("passkey_failed"))
     );
     let (_, start2) = b.post("/api/v1/auth/passkey/start", json!({})).await;
     let (st, _) = Browser::new(&server)
@@ -929,7 +929,7 @@ async fn passkeys(backend: Backend) {
             json!({"ceremony": start2["ceremony"], "credential": assertion}),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     let (_, list) = a.get("/api/v1/me/passkeys").await;
     assert!(
         list.as_array()
@@ -1026,7 +1026,7 @@ async fn passkeys(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("passkey_failed"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("passkey_failed"))
     );
 
     // Malformed answers: 4xx with a stable code.
@@ -1039,7 +1039,7 @@ async fn passkeys(backend: Backend) {
         .await;
     assert_eq!(
         (st, body["error"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_input"))
     );
     let (st, body) = b
         .post("/api/v1/auth/passkey/finish", json!({"ceremony": "x"}))

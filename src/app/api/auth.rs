@@ -176,10 +176,10 @@ pub(crate) async fn revoke_presented(req: &HttpRequest, state: &AppState) {
 }
 
 /// Create an account and sign in (sets the session cookie).
-#[utoipa::path(tag = "auth", request_body = SignUpRequest,
+#[utoipa::path(security(()), tag = "auth", request_body = SignUpRequest,
     responses(
         (status = 201, description = "Account created and signed in", body = UserView),
-        (status = 400, description = "`invalid_input`, `weak_password`, `invalid_json`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`, `weak_password`", body = ErrorBody),
         (status = 403, description = "`signup_closed`, `origin_mismatch`", body = ErrorBody),
         (status = 409, description = "`account_exists`", body = ErrorBody)
     ))]
@@ -216,7 +216,7 @@ async fn signup(
 }
 
 /// Sign in with a username or email and a password (sets a new session cookie).
-#[utoipa::path(tag = "auth", request_body = LoginRequest,
+#[utoipa::path(security(()), tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in, or the second step is due", body = LoginResponse),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
@@ -350,7 +350,7 @@ async fn second_factor(
 #[utoipa::path(tag = "auth",
     responses(
         (status = 204, description = "Signed out"),
-        (status = 400, description = "`not_a_session`: a token signs nothing out (revoke it instead)", body = ErrorBody),
+        (status = 422, description = "`not_a_session`: a token signs nothing out (revoke it instead)", body = ErrorBody),
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
 #[post("/api/v1/auth/logout")]
@@ -360,7 +360,7 @@ async fn logout(
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let Some(session_id) = who.session_id() else {
-        return Err(ApiError::BadRequest {
+        return Err(ApiError::Unprocessable {
             code: ErrorCode::NotASession,
             message:
                 "sign-out ends a browser session; revoke a token with DELETE /api/v1/me/tokens/{id}"
@@ -398,7 +398,7 @@ pub struct ChangePasswordRequest {
 #[utoipa::path(tag = "me", request_body = ChangePasswordRequest,
     responses(
         (status = 204, description = "Changed"),
-        (status = 400, description = "`weak_password`", body = ErrorBody),
+        (status = 422, description = "`weak_password`", body = ErrorBody),
         (status = 401, description = "`invalid_credentials` (wrong current password), `not_authenticated`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, `second_factor_locked`", body = ErrorBody),
         (status = 503, description = "`busy`: too many password hashes at once", body = ErrorBody)
@@ -507,7 +507,7 @@ pub struct CreatedTokenView {
 #[utoipa::path(tag = "me", request_body = CreateTokenRequest,
     responses(
         (status = 201, description = "Created; the secret is in `token`", body = CreatedTokenView),
-        (status = 400, description = "`invalid_input`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`", body = ErrorBody),
         (status = 401, description = "`not_authenticated`", body = ErrorBody),
         (status = 403, description = "`reauthentication_required`, `session_required`", body = ErrorBody),
         (status = 409, description = "`token_name_taken`", body = ErrorBody)
@@ -521,7 +521,7 @@ async fn create_token(
     who.require_recent(&state.auth)?;
     let days = body.expires_in_days;
     if days == Some(0) || days.is_some_and(|d| d > 3650) {
-        return Err(ApiError::BadRequest {
+        return Err(ApiError::Unprocessable {
             code: ErrorCode::InvalidInput,
             message: "expires_in_days: 1 to 3650".into(),
         });
@@ -633,7 +633,7 @@ pub struct ReauthRequest {
 #[utoipa::path(tag = "auth", request_body = ReauthRequest,
     responses(
         (status = 204, description = "Confirmed"),
-        (status = 400, description = "`invalid_input`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`, `invalid_code`, `not_authenticated`", body = ErrorBody),
         (status = 403, description = "`session_required`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, `second_factor_locked`", body = ErrorBody)

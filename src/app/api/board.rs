@@ -140,7 +140,7 @@ async fn roots(state: &AppState, access: &ProjectAccess, view: &str) -> Result<V
     params(("id" = String, Path, description = "Project id"), ExportQuery),
     responses(
         (status = 200, description = "The file (`image/png`, `image/svg+xml`, or JSON), as an attachment"),
-        (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, description = "`not_found` or `view_not_found`", body = ErrorBody)))]
 #[get("/api/v1/projects/{id}/export")]
@@ -215,7 +215,7 @@ pub struct ImportQuery {
     request_body(content = Object, description = "The file: `{\"format\": \"demiurge-board\", ...}` or `{\"nodes\": [...], \"edges\": [...]}`"),
     responses(
         (status = 200, description = "`{\"cards\": {<file id>: <new id>}, \"edges\": {...}, \"seq\": n}`"),
-        (status = 400, description = "`invalid_board_file`, or a reducer's code", body = ErrorBody),
+        (status = 422, description = "`invalid_board_file`, or a reducer's code", body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody)))]
@@ -230,7 +230,7 @@ pub async fn import(
     let (_, access) = project_access(&state, &who, &id).await?;
     // Refused before the file is read, as the event it becomes would be.
     state.gateways.may_send(&access, IMPORT_EVENT)?;
-    let bad = |m: String| ApiError::BadRequest {
+    let bad = |m: String| ApiError::Unprocessable {
         code: ErrorCode::InvalidBoardFile,
         message: m,
     };
@@ -241,7 +241,7 @@ pub async fn import(
         (Some(x), Some(y)) => Some(json!({"x": x, "y": y})),
         (None, None) => None,
         _ => {
-            return Err(ApiError::BadRequest {
+            return Err(ApiError::Unprocessable {
                 code: ErrorCode::InvalidPosition,
                 message: "give both `x` and `y`, or neither".into(),
             });

@@ -121,11 +121,9 @@ async fn collab(
 ) -> Result<HttpResponse, ApiError> {
     let (user, credential) = who(&req, &state, &q).await?;
     let (project, access) = state.orgs.project_access(&user, &id).await?;
-    let mut handshake =
-        actix_http::ws::handshake(req.head()).map_err(|e| ApiError::BadRequest {
-            code: ErrorCode::NotAWebsocket,
-            message: format!("this endpoint speaks WebSocket only: {e}"),
-        })?;
+    let mut handshake = actix_http::ws::handshake(req.head()).map_err(|e| {
+        ApiError::UpgradeRequired(format!("this endpoint speaks WebSocket only: {e}"))
+    })?;
     // Every WebSocket request comes through the upgrade path, which hands the socket over.
     let takeover = Takeover::of(&req).ok_or_else(|| {
         ApiError::Internal("the collaboration socket came without its connection".into())

@@ -88,7 +88,8 @@ pub(crate) async fn project_access(
 #[utoipa::path(tag = "gateway", params(("id" = String, Path)),
     request_body(content = Object, description = "`{\"type\": \"core-graph:add-node\", \"kind\": \"note\", \"x\": 0, \"y\": 0}`"),
     responses((status = 200, body = EventOutcome),
-        (status = 400, description = "`invalid_event`, `unknown_event`, or the reducer's code (`invalid_size`, ...)", body = ErrorBody),
+        (status = 400, description = "`invalid_event` (the body does not fit the event's type), `unknown_event`", body = ErrorBody),
+        (status = 422, description = "The reducer refused the event: its code (`invalid_size`, `invalid_name`, ...)", body = ErrorBody),
         (status = 403, description = "`forbidden`: the event's permission is missing", body = ErrorBody),
         (status = 404, description = "`not_found`, or the reducer's code (`node_not_found`, ...)", body = ErrorBody),
         (status = 409, description = "the reducer's code (`node_exists`, ...)", body = ErrorBody)))]
@@ -183,7 +184,7 @@ pub struct NewPoint {
 /// Save a named history point of the project as it is now.
 #[utoipa::path(tag = "gateway", params(("id" = String, Path)),
     request_body = NewPoint,
-    responses((status = 201, body = HistoryPoint), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = HistoryPoint), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[post("/api/v1/projects/{id}/history")]
 pub async fn create_point(
     state: web::Data<AppState>,
@@ -193,7 +194,7 @@ pub async fn create_point(
 ) -> Result<HttpResponse, ApiError> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::BadRequest {
+        return Err(ApiError::Unprocessable {
             code: ErrorCode::InvalidName,
             message: "a history point's name is 1 to 100 characters".into(),
         });

@@ -137,50 +137,116 @@ pub fn openapi_document(modules: &crate::gateway::Modules) -> utoipa::openapi::O
         );
     }
     document_extractor_errors(&mut doc);
+    document_security(&mut doc);
     doc
 }
 
-/// Every operation that reads a body or parameters can answer 400 before its handler runs
-/// (the extractors: `invalid_json`, `invalid_body`, `invalid_query`, `invalid_path`,
-/// `unsupported_content_type`), and every one that takes a body 413 (`payload_too_large`):
-/// listed where the handler's own annotation does not.
-fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    let error = |text: &str| {
-        ResponseBuilder::new()
-            .description(text)
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorBody")))
-                    .build(),
-            )
-            .build()
+/// How callers authenticate: a bearer token (a personal access token, `dmg_pat_...`) or the
+/// browser's session cookie. Every operation needs one of them and can answer 401
+/// (`not_authenticated`), except those whose handler declares itself open (`security(())`).
+fn document_security(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
     };
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "A personal access token (`dmg_pat_...`), made in Settings or with POST /api/v1/me/tokens.",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            "demiurge_session",
+            "The browser's session cookie (`__Host-demiurge_session` over HTTPS); requests that change something also need `Origin`.",
+        ))),
+    );
+    let needed = vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("session", Vec::<String>::new()),
+    ];
+    doc.security = Some(needed);
+    let unauthenticated =
+        error_response("`not_authenticated`: sign in first (no session or token, or it ended)");
+    for item in doc.paths.paths.values_mut() {
+        for op in operations(item) {
+            // `[{}]` (possibly with others): the operation is open to anonymous callers.
+            let open = op
+                .security
+                .as_ref()
+                .is_some_and(|s| s.iter().any(|r| *r == SecurityRequirement::default()));
+            if !open && !op.responses.responses.contains_key("401") {
+                op.responses
+                    .responses
+                    .insert("401".into(), unauthenticated.clone().into());
+            }
+        }
+    }
+}
+
+/// An error response of `ErrorBody`, described by `text`.
+fn error_response(text: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(text)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+/// Every operation of a path.
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        item.get.as_mut(),
+        item.post.as_mut(),
+        item.put.as_mut(),
+        item.patch.as_mut(),
+        item.delete.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Every operation that reads a body or parameters can answer 400 before its handler runs
+/// (the request does not fit the schema: the extractors' `invalid_json`, `invalid_body`,
+/// `invalid_query`, `invalid_path`, `unsupported_content_type`), 422 (it fits, but a value
+/// is refused), and every one that takes a body 413 (`payload_too_large`): listed where the
+/// handler's own annotation does not.
+fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
     for item in doc.paths.paths.values_mut() {
         let params = item.parameters.as_ref().is_some_and(|p| !p.is_empty());
-        for op in [
-            item.get.as_mut(),
-            item.post.as_mut(),
-            item.put.as_mut(),
-            item.patch.as_mut(),
-            item.delete.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for op in operations(item) {
             let body = op.request_body.is_some();
             let reads = body || params || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
-            if reads && !op.responses.responses.contains_key("400") {
-                op.responses.responses.insert(
+            let responses = &mut op.responses.responses;
+            if reads && !responses.contains_key("400") {
+                responses.insert(
                     "400".into(),
-                    error("The request is malformed: `invalid_json`, `invalid_body`, `invalid_query`, `invalid_path`, `unsupported_content_type`, `invalid_input`").into(),
+                    error_response("The request does not fit this operation's schema: `invalid_json`, `invalid_body`, `invalid_query`, `invalid_path`, `unsupported_content_type`").into(),
                 );
             }
-            if body && !op.responses.responses.contains_key("413") {
-                op.responses.responses.insert(
+            if reads && !responses.contains_key("422") {
+                responses.insert(
+                    "422".into(),
+                    error_response("The request fits the schema, but a value is refused (`invalid_input`; the message names the field)").into(),
+                );
+            }
+            if body && !responses.contains_key("413") {
+                responses.insert(
                     "413".into(),
-                    error("The body is too large: `payload_too_large`").into(),
+                    error_response("The body is too large: `payload_too_large`").into(),
                 );
             }
         }
@@ -253,7 +319,7 @@ fn subsystems(state: &AppState) -> Vec<SubsystemStatus> {
 }
 
 /// Liveness: the process is up and answering.
-#[utoipa::path(tag = "operations",
+#[utoipa::path(security(()), tag = "operations",
     responses((status = 200, description = "The process answers", body = Health)))]
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
@@ -264,7 +330,7 @@ async fn healthz() -> HttpResponse {
 }
 
 /// Readiness: every subsystem is up (or turned off by configuration).
-#[utoipa::path(tag = "operations",
+#[utoipa::path(security((), ("bearer" = [])), tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "Some subsystem is not up yet (`not_ready`)", body = ErrorBody)
@@ -306,7 +372,7 @@ async fn operator(req: &HttpRequest) -> bool {
 
 /// Prometheus metrics in the text exposition format, for a client on this machine (a
 /// scraper beside the server) or the instance admin (a bearer token).
-#[utoipa::path(tag = "operations",
+#[utoipa::path(security((), ("bearer" = [])), tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
         (status = 403, description = "`operators_only`: not from this machine, and not the instance admin", body = ErrorBody)))]
 #[get("/metrics")]
@@ -343,7 +409,7 @@ pub struct Status {
 }
 
 /// The state of each subsystem, and how this request reached the server.
-#[utoipa::path(tag = "operations",
+#[utoipa::path(security((), ("bearer" = [])), tag = "operations",
     responses((status = 200, description = "Subsystem states", body = Status)))]
 #[get("/api/v1/status")]
 async fn status(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -369,7 +435,7 @@ fn hide_details(list: &mut [SubsystemStatus]) {
 }
 
 /// This document.
-#[utoipa::path(tag = "operations",
+#[utoipa::path(security(()), tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
 #[get("/api/v1/openapi.json")]
 async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {

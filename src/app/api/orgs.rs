@@ -78,7 +78,7 @@ impl From<OrgsError> for ApiError {
                 code: ErrorCode::InvitationForAnotherAddress,
                 message,
             },
-            OrgsError::Invalid { .. } => Self::BadRequest {
+            OrgsError::Invalid { .. } => Self::Unprocessable {
                 code: ErrorCode::InvalidInput,
                 message,
             },
@@ -94,11 +94,11 @@ impl From<OrgsError> for ApiError {
                 code: ErrorCode::RoleInUse,
                 message,
             },
-            OrgsError::ConfirmationMismatch => Self::BadRequest {
+            OrgsError::ConfirmationMismatch => Self::Unprocessable {
                 code: ErrorCode::ConfirmationMismatch,
                 message,
             },
-            OrgsError::InvalidInvitation => Self::BadRequest {
+            OrgsError::InvalidInvitation => Self::Unprocessable {
                 code: ErrorCode::InvalidInvitation,
                 message,
             },
@@ -199,7 +199,7 @@ async fn list_orgs(
 
 /// Create an organization (I become its owner).
 #[utoipa::path(tag = "orgs", request_body = CreateOrg,
-    responses((status = 201, body = OrgView), (status = 400, description = "`invalid_input`", body = ErrorBody),
+    responses((status = 201, body = OrgView), (status = 422, description = "`invalid_input`", body = ErrorBody),
         (status = 409, description = "`already_exists`: slug taken", body = ErrorBody)))]
 #[post("/api/v1/orgs")]
 async fn create_org(
@@ -247,7 +247,7 @@ async fn update_org(
 
 /// Delete an organization and everything in it (owners; `confirm` = its name or slug).
 #[utoipa::path(tag = "orgs", params(("org" = String, Path)), request_body = Confirm,
-    responses((status = 204), (status = 400, description = "`confirmation_mismatch`", body = ErrorBody),
+    responses((status = 204), (status = 422, description = "`confirmation_mismatch`", body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[delete("/api/v1/orgs/{org}")]
 async fn delete_org(
@@ -343,7 +343,7 @@ pub struct AddMember {
 
 /// Add an existing account to the organization.
 #[utoipa::path(tag = "orgs", params(("org" = String, Path)), request_body = AddMember,
-    responses((status = 201, body = MemberView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 201, body = MemberView), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/api/v1/orgs/{org}/members")]
 async fn add_member(
@@ -486,7 +486,7 @@ async fn list_invitations(
 
 /// Invite someone by email (a link, valid 7 days, used once).
 #[utoipa::path(tag = "orgs", params(("org" = String, Path)), request_body = Invite,
-    responses((status = 201, body = InvitationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = InvitationView), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, description = "`rate_limited`: invitations per person and per organization", body = ErrorBody)))]
 #[post("/api/v1/orgs/{org}/invitations")]
 async fn invite(
@@ -499,7 +499,7 @@ async fn invite(
         (Some(e), false) => Some(e),
         (None, true) => None,
         _ => {
-            return Err(ApiError::BadRequest {
+            return Err(ApiError::Unprocessable {
                 code: ErrorCode::InvalidInput,
                 message: "give either `email` or `open: true`".into(),
             });
@@ -561,7 +561,7 @@ pub struct InvitationPreviewView {
 /// What an invitation link is for (the organization, who invited, the role), for its
 /// signed-in holder; uses nothing.
 #[utoipa::path(tag = "orgs", request_body = AcceptInvitation,
-    responses((status = 200, body = InvitationPreviewView), (status = 400, description = "`invalid_invitation`", body = ErrorBody),
+    responses((status = 200, body = InvitationPreviewView), (status = 422, description = "`invalid_invitation`", body = ErrorBody),
         (status = 401, body = ErrorBody)))]
 #[post("/api/v1/invitations/preview")]
 async fn preview_invitation(
@@ -583,7 +583,7 @@ async fn preview_invitation(
 
 /// Accept an invitation as the signed-in user (once).
 #[utoipa::path(tag = "orgs", request_body = AcceptInvitation,
-    responses((status = 200, body = OrgView), (status = 400, description = "`invalid_invitation`", body = ErrorBody),
+    responses((status = 200, body = OrgView), (status = 422, description = "`invalid_invitation`", body = ErrorBody),
         (status = 403, description = "`invitation_for_another_address`", body = ErrorBody)))]
 #[post("/api/v1/invitations/accept")]
 async fn accept_invitation(
@@ -637,7 +637,7 @@ impl RoleBody {
             "org" => Scope::Org,
             "project" => Scope::Project,
             _ => {
-                return Err(ApiError::BadRequest {
+                return Err(ApiError::Unprocessable {
                     code: ErrorCode::InvalidInput,
                     message: "scope: `org` or `project`".into(),
                 });
@@ -669,7 +669,7 @@ async fn list_roles(
 
 /// Create a custom role.
 #[utoipa::path(tag = "orgs", params(("org" = String, Path)), request_body = RoleBody,
-    responses((status = 201, body = RoleView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 201, body = RoleView), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/api/v1/orgs/{org}/roles")]
 async fn create_role(
@@ -688,7 +688,7 @@ async fn create_role(
 /// Edit a custom role (name, description, permissions).
 #[utoipa::path(tag = "orgs",
     params(("org" = String, Path), ("id" = String, Path)), request_body = RoleBody,
-    responses((status = 200, body = RoleView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = RoleView), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[put("/api/v1/orgs/{org}/roles/{id}")]
 async fn update_role(
     state: web::Data<AppState>,
@@ -774,7 +774,7 @@ async fn list_projects(
 
 /// Create a project (I become its project admin).
 #[utoipa::path(tag = "projects", params(("org" = String, Path)), request_body = ProjectName,
-    responses((status = 201, body = ProjectView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 201, body = ProjectView), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/api/v1/orgs/{org}/projects")]
 async fn create_project(
@@ -822,7 +822,7 @@ async fn rename_project(
 
 /// Delete a project (`confirm` = its name).
 #[utoipa::path(tag = "projects", params(("id" = String, Path)), request_body = Confirm,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[delete("/api/v1/projects/{id}")]
 async fn delete_project(
     state: web::Data<AppState>,
@@ -873,7 +873,7 @@ async fn list_project_members(
 
 /// Add a member of the organization to the project, or change their project role.
 #[utoipa::path(tag = "projects", params(("id" = String, Path)), request_body = AddMember,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[post("/api/v1/projects/{id}/members")]
 async fn set_project_member(
     state: web::Data<AppState>,
@@ -935,7 +935,7 @@ pub struct SearchQuery {
 
 /// Find people I share an organization with, by the start of their username, name or email.
 #[utoipa::path(tag = "users", params(SearchQuery),
-    responses((status = 200, body = [UserProfile]), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = [UserProfile]), (status = 422, body = ErrorBody)))]
 #[get("/api/v1/users")]
 async fn search_users(
     state: web::Data<AppState>,

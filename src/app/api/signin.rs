@@ -89,10 +89,10 @@ fn send_detached(state: &AppState, email: String, purpose: LinkPurpose) {
 }
 
 /// Ask for a one-time link by email: sign in, reset the password, or verify the address.
-#[utoipa::path(tag = "auth", request_body = EmailLinkRequest,
+#[utoipa::path(security(()), tag = "auth", request_body = EmailLinkRequest,
     responses(
         (status = 202, description = "If an account has this address, a link is on its way", body = Accepted),
-        (status = 400, description = "`invalid_input`, `invalid_json`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody)
     ))]
 #[post("/api/v1/auth/email-link")]
@@ -134,10 +134,10 @@ pub struct LinkCheck {
 
 /// What an emailed link is for, without using it up (a reset page asks for the new password
 /// first).
-#[utoipa::path(tag = "auth", request_body = LinkToken,
+#[utoipa::path(security(()), tag = "auth", request_body = LinkToken,
     responses(
         (status = 200, description = "The link works", body = LinkCheck),
-        (status = 400, description = "`invalid_link`", body = ErrorBody)
+        (status = 422, description = "`invalid_link`", body = ErrorBody)
     ))]
 #[post("/api/v1/auth/email-link/check")]
 async fn email_link_check(
@@ -168,10 +168,10 @@ pub struct Verified {
 
 /// Use an emailed link (once). A sign-in or reset link signs in (new session cookie; the
 /// second factor may still be due); a reset also ends every other session.
-#[utoipa::path(tag = "auth", request_body = RedeemRequest,
+#[utoipa::path(security(()), tag = "auth", request_body = RedeemRequest,
     responses(
         (status = 200, description = "Signed in (`LoginResponse`) or address verified (`Verified`)", body = super::auth::LoginResponse),
-        (status = 400, description = "`invalid_link`, `weak_password`, `invalid_input`", body = ErrorBody),
+        (status = 422, description = "`invalid_link`, `weak_password`, `invalid_input`", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody)
     ))]
 #[post("/api/v1/auth/email-link/redeem")]
@@ -232,7 +232,7 @@ async fn verify_my_email(
 // Providers
 
 /// The configured sign-in providers (one button each on the sign-in page).
-#[utoipa::path(tag = "auth",
+#[utoipa::path(security(()), tag = "auth",
     responses((status = 200, description = "Providers", body = [ProviderInfo])))]
 #[get("/api/v1/auth/providers")]
 async fn providers(state: web::Data<AppState>) -> HttpResponse {
@@ -261,7 +261,7 @@ fn flow_cookie(req: &HttpRequest, value: &str, seconds: i64) -> actix_web::cooki
 }
 
 /// Start signing in (or linking) with a provider: redirects the browser there.
-#[utoipa::path(tag = "auth",
+#[utoipa::path(security(()), tag = "auth",
     params(("id" = String, Path, description = "Provider id"), StartQuery),
     responses(
         (status = 303, description = "To the provider"),
@@ -281,14 +281,14 @@ async fn provider_start(
         None | Some("sign_in") => Intent::SignIn,
         Some("link") => {
             // A GET can be made by any page (an image, a link): linking is started by POST.
-            return Err(ApiError::BadRequest {
+            return Err(ApiError::Unprocessable {
                 code: ErrorCode::LinkNeedsPost,
                 message: "start linking a provider with POST (the button on your settings page)"
                     .into(),
             });
         }
         Some(other) => {
-            return Err(ApiError::BadRequest {
+            return Err(ApiError::Unprocessable {
                 code: ErrorCode::InvalidInput,
                 message: format!(
                     "intent: `{}` is not `sign_in` or `link`",
@@ -325,7 +325,7 @@ pub struct LinkQuery {
 #[utoipa::path(tag = "auth",
     params(("id" = String, Path), LinkQuery),
     responses((status = 303, description = "To the provider"),
-        (status = 400, description = "A page: the request was malformed (`X-Demiurge-Error` has the code)", body = String, content_type = "text/html"),
+        (status = 422, description = "A page: the link or its form was refused (`X-Demiurge-Error` has the code)", body = String, content_type = "text/html"),
         (status = 401, description = "A page: `not_authenticated` (in `X-Demiurge-Error`)", body = String, content_type = "text/html"),
         (status = 403, description = "A page: `origin_mismatch`, `reauthentication_required`, `session_required`", body = String, content_type = "text/html"),
         (status = 404, description = "A page: no such provider", body = String, content_type = "text/html"),
@@ -375,11 +375,11 @@ pub struct CallbackQuery {
 
 /// Where the provider sends the browser back. Signs in (session cookie) and redirects to the
 /// page the flow started from; failures get a page that says what happened.
-#[utoipa::path(tag = "auth",
+#[utoipa::path(security(()), tag = "auth",
     params(("id" = String, Path, description = "Provider id"), CallbackQuery),
     responses(
         (status = 303, description = "Signed in or linked; to the page the flow started from"),
-        (status = 400, description = "HTML page: `provider_failed` and others (code in `X-Demiurge-Error`)"),
+        (status = 422, description = "HTML page: `provider_failed` and others (code in `X-Demiurge-Error`)"),
         (status = 403, description = "HTML page: `provider_not_linked`, `signup_closed`"),
         (status = 409, description = "HTML page: `provider_already_linked`")
     ))]
@@ -535,7 +535,7 @@ pub struct PasskeyAnswer {
 }
 
 fn parse_credential<T: for<'de> Deserialize<'de>>(v: &serde_json::Value) -> Result<T, ApiError> {
-    T::deserialize(v).map_err(|e| ApiError::BadRequest {
+    T::deserialize(v).map_err(|e| ApiError::Unprocessable {
         code: ErrorCode::InvalidInput,
         message: format!("credential: {e}"),
     })
@@ -561,7 +561,7 @@ impl From<&PasskeyRow> for PasskeyView {
 }
 
 /// Start signing in with a passkey alone (any passkey of this site the device holds).
-#[utoipa::path(tag = "auth",
+#[utoipa::path(security(()), tag = "auth",
     responses(
         (status = 200, description = "Options for navigator.credentials.get()", body = PasskeyChallenge),
         (status = 503, description = "`not_ready`: passkeys need a host name in the public URL", body = ErrorBody)
@@ -577,10 +577,10 @@ async fn passkey_start(
 }
 
 /// Finish a passkey sign-in: a full session (the passkey verified the person).
-#[utoipa::path(tag = "auth", request_body = PasskeyAnswer,
+#[utoipa::path(security(()), tag = "auth", request_body = PasskeyAnswer,
     responses(
         (status = 200, description = "Signed in", body = super::auth::LoginResponse),
-        (status = 400, description = "`passkey_failed`, `invalid_input`", body = ErrorBody)
+        (status = 422, description = "`passkey_failed`, `invalid_input`", body = ErrorBody)
     ))]
 #[post("/api/v1/auth/passkey/finish")]
 async fn passkey_finish(
@@ -620,7 +620,7 @@ async fn second_factor_passkey_start(
 #[utoipa::path(tag = "auth", request_body = PasskeyAnswer,
     responses(
         (status = 200, description = "Signed in", body = super::auth::LoginResponse),
-        (status = 400, description = "`passkey_failed`", body = ErrorBody),
+        (status = 422, description = "`passkey_failed`", body = ErrorBody),
         (status = 401, description = "`not_authenticated`", body = ErrorBody)
     ))]
 #[post("/api/v1/auth/second-factor/passkey/finish")]
@@ -694,7 +694,7 @@ async fn passkey_register_start(
 #[utoipa::path(tag = "me", request_body = PasskeyAnswer,
     responses(
         (status = 201, description = "Registered", body = PasskeyView),
-        (status = 400, description = "`passkey_failed`, `invalid_input`", body = ErrorBody)
+        (status = 422, description = "`passkey_failed`, `invalid_input`", body = ErrorBody)
     ))]
 #[post("/api/v1/me/passkeys/register/finish")]
 async fn passkey_register_finish(
