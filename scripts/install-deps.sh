@@ -39,5 +39,11 @@ if [ "$want_test" = 1 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql
   fi
+  # Schemathesis, which scripts/test.sh runs over the whole API (pinned: its checks and its
+  # generation change between versions, and the run's seed must mean the same cases).
+  if ! python3 -m pip show schemathesis 2>/dev/null | grep -q '^Version: 4\.32\.5$'; then
+    echo "install-deps: pip install schemathesis==4.32.5"
+    python3 -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
+  fi
 fi
 echo "install-deps: done"

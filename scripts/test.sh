@@ -13,3 +13,12 @@ if [ -z "${DEMIURGE_TEST_DATABASE_URL:-}" ]; then
 fi
 
 cargo test --workspace --all-targets "$@"
+
+# The API as a contract, from outside: Schemathesis over every operation, on both backends.
+# Skipped only when the run was narrowed to some tests (extra arguments).
+if [ $# -eq 0 ]; then
+  echo "== schemathesis (sqlite)"
+  scripts/schemathesis.sh sqlite
+  echo "== schemathesis (postgres)"
+  scripts/schemathesis.sh postgres
+fi

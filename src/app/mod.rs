@@ -106,8 +106,7 @@ impl AppState {
         } = Accounts::new(&db, cfg)?;
         let doc = api::openapi_document(&modules);
         let methods = methods::MethodTable::new(&doc, demiurge_web::get_paths(), &pages::PATHS);
-        let openapi = doc
-            .to_pretty_json()
+        let openapi = api::render_document(&doc)
             .map_err(|e| crate::auth::AuthError::Internal(format!("openapi: {e}")))?;
         Ok(Self {
             limits: ratelimit::RateLimits::new(&cfg.auth),

@@ -9,7 +9,9 @@ use crate::db::accounts::User;
 use crate::db::signin::EmailLink;
 use crate::mail::Mail;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkPurpose {
     SignIn,

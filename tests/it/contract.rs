@@ -352,3 +352,51 @@ async fn error_codes_are_one_documented_enum() {
         assert!(codes.contains(&c.as_str()), "{c} is not in ErrorCode");
     }
 }
+
+/// Operation ids are unique, and each create's 201 links to the operations on what it made
+/// (in OpenAPI's own spelling: `operationId`), with the id taken from the answer: what a
+/// client, and Schemathesis's stateful phase, follows from where an id is made to its uses.
+/// Anonymous callers are told which operations are open to them (`security: [{}]`); every
+/// other operation lists 401.
+#[tokio::test(flavor = "multi_thread")]
+async fn operations_link_and_say_who_may_call_them() {
+    let server = server();
+    let doc = openapi(&server).await;
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(id) = op["operationId"].as_str() else {
+                continue;
+            };
+            assert!(ids.insert(id.to_string()), "{id} twice ({method} {path})");
+            let open = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r == &serde_json::json!({})));
+            assert!(
+                open || op["responses"].get("401").is_some(),
+                "{method} {path} needs a credential but does not list 401"
+            );
+        }
+    }
+    assert!(
+        doc["paths"]["/healthz"]["get"]["security"]
+            .as_array()
+            .is_some_and(|s| s.contains(&serde_json::json!({})))
+    );
+    let links = &doc["paths"]["/api/v1/orgs"]["post"]["responses"]["201"]["links"];
+    assert_eq!(links["get_org"]["operationId"], "get_org", "{links}");
+    assert_eq!(links["get_org"]["parameters"]["org"], "$response.body#/id");
+    let links = &doc["paths"]["/api/v1/orgs/{org}/roles"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        links["update_role"]["parameters"]["org"],
+        "$request.path.org"
+    );
+    assert_eq!(
+        links["update_role"]["parameters"]["id"],
+        "$response.body#/id"
+    );
+    let links = &doc["paths"]["/api/v1/orgs/{org}/projects"]["post"]["responses"]["201"]["links"];
+    assert_eq!(links["event"]["parameters"]["id"], "$response.body#/id");
+    // Only the names OpenAPI uses.
+    assert!(!doc.to_string().contains("\"operation_id\""));
+}

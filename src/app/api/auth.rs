@@ -465,11 +465,16 @@ async fn revoke_session(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
-    /// What the token is for; unique among my tokens.
-    #[schema(min_length = 1, max_length = 64)]
+    /// What the token is for: 1 to 64 characters (trimmed), no control characters; unique
+    /// among my tokens.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: String,
     /// Days until it expires; no value: it never expires.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::body::optional_whole")]
     #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<u32>,
 }

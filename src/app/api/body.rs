@@ -57,3 +57,50 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         })
     }
 }
+
+/// An optional whole number for a body field declared `integer`: JSON Schema counts `111.0`
+/// as one, serde's `u32` does not. Fractions and values out of range are refused.
+pub(crate) fn optional_whole<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<u32>, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|w| u32::try_from(w).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "expected a whole number from 0 to {}, not {n}",
+                u32::MAX
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Deserialize)]
+    struct Days {
+        #[serde(default, deserialize_with = "super::optional_whole")]
+        days: Option<u32>,
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        let days = |s: &str| serde_json::from_str::<Days>(s).map(|d| d.days);
+        assert_eq!(days(r#"{"days": 111}"#).unwrap(), Some(111));
+        assert_eq!(days(r#"{"days": 111.0}"#).unwrap(), Some(111));
+        assert_eq!(days(r#"{}"#).unwrap(), None);
+        assert_eq!(days(r#"{"days": null}"#).unwrap(), None);
+        assert!(days(r#"{"days": 1.5}"#).is_err());
+        assert!(days(r#"{"days": -1}"#).is_err());
+        assert!(days(r#"{"days": 1e12}"#).is_err());
+    }
+}

@@ -21,7 +21,7 @@ use super::wsio::{self, Control, Fanout, Incoming, Messages, Socket, close_reaso
 use crate::app::upgrade::Takeover;
 
 use crate::app::AppState;
-use crate::app::error::ApiError;
+use crate::app::error::{ApiError, ErrorBody};
 use crate::app::session::{self, Authenticated};
 use crate::db::accounts::User;
 use crate::gateway::{Close, GatewayError};
@@ -109,6 +109,7 @@ async fn who(
     params(("id" = String, Path, description = "Project id"), CollabQuery),
     responses(
         (status = 101, description = "WebSocket, y-websocket protocol"),
+        (status = 426, description = "`not_a_websocket`: a request without the WebSocket upgrade (the answer has `Upgrade: websocket`)", body = ErrorBody),
         (status = 401, description = "`not_authenticated`"),
         (status = 404, description = "`not_found`: no such project, or not yours to see")
     ))]

@@ -35,7 +35,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 /// The organization's gateway: stopped, running or stopping; its loaded projects and clients.
-#[utoipa::path(tag = "gateway", params(("org" = String, Path)),
+#[utoipa::path(operation_id = "gateway_status", tag = "gateway", params(("org" = String, Path)),
     responses((status = 200, body = GatewayStatus), (status = 404, body = ErrorBody)))]
 #[get("/api/v1/orgs/{org}/gateway")]
 pub async fn status(
@@ -48,7 +48,7 @@ pub async fn status(
 }
 
 /// Start the organization's gateway (it also starts on first use).
-#[utoipa::path(tag = "gateway", params(("org" = String, Path)),
+#[utoipa::path(operation_id = "gateway_start", tag = "gateway", params(("org" = String, Path)),
     responses((status = 200, body = GatewayStatus), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[post("/api/v1/orgs/{org}/gateway/start")]
 pub async fn start(
@@ -62,7 +62,7 @@ pub async fn start(
 
 /// Stop the organization's gateway: clients are closed (1001) and every project is made
 /// durable and unloaded before this answers.
-#[utoipa::path(tag = "gateway", params(("org" = String, Path)),
+#[utoipa::path(operation_id = "gateway_stop", tag = "gateway", params(("org" = String, Path)),
     responses((status = 200, body = GatewayStatus), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[post("/api/v1/orgs/{org}/gateway/stop")]
 pub async fn stop(
@@ -177,7 +177,8 @@ pub async fn history(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPoint {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters (trimmed).
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
 }
 

@@ -54,6 +54,7 @@ use super::session;
         auth::TotpEnrolmentView,
         auth::RecoveryCodesView,
         signin::EmailLinkRequest,
+        crate::auth::LinkPurpose,
         signin::Accepted,
         signin::LinkToken,
         signin::LinkCheck,
@@ -138,7 +139,125 @@ pub fn openapi_document(modules: &crate::gateway::Modules) -> utoipa::openapi::O
     }
     document_extractor_errors(&mut doc);
     document_security(&mut doc);
+    document_links(&mut doc);
     doc
+}
+
+/// The document as JSON. utoipa 5 writes a link's fields in snake case (`operation_id`,
+/// `request_body`, `operation_ref`); OpenAPI spells them in camel case, which is what
+/// clients read, so they are renamed here.
+pub fn render_document(doc: &utoipa::openapi::OpenApi) -> Result<String, serde_json::Error> {
+    fn fix_links(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(links)) = m.get_mut("links") {
+                    for link in links.values_mut() {
+                        if let serde_json::Value::Object(l) = link {
+                            for (from, to) in [
+                                ("operation_id", "operationId"),
+                                ("operation_ref", "operationRef"),
+                                ("request_body", "requestBody"),
+                            ] {
+                                if let Some(x) = l.remove(from) {
+                                    l.insert(to.into(), x);
+                                }
+                            }
+                        }
+                    }
+                }
+                m.values_mut().for_each(fix_links);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(fix_links),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(doc)?;
+    fix_links(&mut v);
+    serde_json::to_string_pretty(&v)
+}
+
+/// What each create operation makes, and where the made thing lives: `(the create's path,
+/// the made thing's path, its id's parameter there)`. The id is the answer's `id`.
+const CREATES: &[(&str, &str, &str)] = &[
+    ("/api/v1/orgs", "/api/v1/orgs/{org}", "org"),
+    ("/api/v1/orgs/{org}/projects", "/api/v1/projects/{id}", "id"),
+    (
+        "/api/v1/orgs/{org}/roles",
+        "/api/v1/orgs/{org}/roles/{id}",
+        "id",
+    ),
+    (
+        "/api/v1/orgs/{org}/invitations",
+        "/api/v1/orgs/{org}/invitations/{id}",
+        "id",
+    ),
+    ("/api/v1/me/tokens", "/api/v1/me/tokens/{id}", "id"),
+    (
+        "/api/v1/projects/{id}/history",
+        "/api/v1/projects/{id}/history/{point}",
+        "point",
+    ),
+];
+
+/// OpenAPI links from each create's 201 to every operation on what it made (and below it)
+/// whose parameters the create's answer and path supply, so a client (and Schemathesis's
+/// stateful phase) can follow an id from where it is made to where it is used.
+fn document_links(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::link::LinkBuilder;
+    let params_of = |path: &str| -> Vec<String> {
+        path.split('{')
+            .skip(1)
+            .filter_map(|p| p.split_once('}').map(|(name, _)| name.to_string()))
+            .collect()
+    };
+    for (create, made, param) in CREATES {
+        let known = params_of(create);
+        let mut links = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            if path != made && !path.starts_with(&format!("{made}/")) {
+                continue;
+            }
+            let needs = params_of(path);
+            if !needs.iter().all(|n| n == param || known.contains(n)) {
+                continue;
+            }
+            let mut ops = vec![];
+            for op in [&item.get, &item.post, &item.put, &item.patch, &item.delete]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(id) = &op.operation_id {
+                    ops.push(id.clone());
+                }
+            }
+            for id in ops {
+                let mut link = LinkBuilder::new()
+                    .operation_id(id.clone())
+                    .description(format!("`{param}` is the answer's `id`."));
+                for n in &needs {
+                    let value = if n == param {
+                        "$response.body#/id".to_string()
+                    } else {
+                        format!("$request.path.{n}")
+                    };
+                    link = link.parameter(n.clone(), value);
+                }
+                links.push((id, link.build()));
+            }
+        }
+        let created = doc
+            .paths
+            .paths
+            .get_mut(*create)
+            .and_then(|i| i.post.as_mut())
+            .and_then(|op| op.responses.responses.get_mut("201"));
+        if let Some(RefOr::T(response)) = created {
+            for (name, link) in links {
+                response.links.insert(name, RefOr::T(link));
+            }
+        }
+    }
 }
 
 /// How callers authenticate: a bearer token (a personal access token, `dmg_pat_...`) or the

@@ -146,8 +146,12 @@ impl OrgView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
-    /// 1 to 100 characters.
-    #[schema(min_length = 1, max_length = 100)]
+    /// 1 to 100 characters (trimmed), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: String,
     /// 2 to 40 lowercase letters, digits, `-`; made from the name when absent.
     #[serde(default)]
@@ -163,7 +167,11 @@ pub struct CreateOrg {
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrg {
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: Option<String>,
     #[serde(default)]
     #[schema(
@@ -622,31 +630,27 @@ impl From<RoleInfo> for RoleView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
+    /// 1 to 100 characters (trimmed), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: String,
     #[serde(default)]
     description: String,
-    /// `org` or `project` (fixed once created).
-    scope: String,
+    /// Where its permissions apply (fixed once created).
+    scope: Scope,
     /// Patterns `module:resource:action`, `*` for any one part.
     permissions: Vec<String>,
 }
 
 impl RoleBody {
     fn spec(&self) -> Result<RoleSpec, ApiError> {
-        let scope = match self.scope.as_str() {
-            "org" => Scope::Org,
-            "project" => Scope::Project,
-            _ => {
-                return Err(ApiError::Unprocessable {
-                    code: ErrorCode::InvalidInput,
-                    message: "scope: `org` or `project`".into(),
-                });
-            }
-        };
         Ok(RoleSpec {
             name: self.name.clone(),
             description: self.description.clone(),
-            scope,
+            scope: self.scope,
             permissions: self.permissions.clone(),
         })
     }
@@ -688,7 +692,8 @@ async fn create_role(
 /// Edit a custom role (name, description, permissions).
 #[utoipa::path(tag = "orgs",
     params(("org" = String, Path), ("id" = String, Path)), request_body = RoleBody,
-    responses((status = 200, body = RoleView), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = RoleView), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`already_exists`: another role has this name", body = ErrorBody)))]
 #[put("/api/v1/orgs/{org}/roles/{id}")]
 async fn update_role(
     state: web::Data<AppState>,
@@ -752,8 +757,13 @@ impl From<Project> for ProjectView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectName {
-    /// 1 to 100 characters, unique in the organization regardless of case.
-    #[schema(min_length = 1, max_length = 100)]
+    /// 1 to 100 characters (trimmed), no control characters; unique in the organization
+    /// regardless of case.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: String,
 }
 

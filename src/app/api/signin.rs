@@ -66,8 +66,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct EmailLinkRequest {
     email: String,
-    /// `sign_in`, `reset_password` or `verify_email`.
-    #[schema(value_type = String)]
+    /// What the link will do.
     purpose: LinkPurpose,
 }
 
@@ -664,7 +663,12 @@ async fn my_passkeys(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasskeyName {
-    /// 1 to 64 characters, unique among my passkeys.
+    /// 1 to 64 characters (trimmed), no control characters; unique among my passkeys.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: String,
 }
 

@@ -351,8 +351,10 @@ pub enum Event {
     EditText {
         id: String,
         base: String,
+        #[schema(maximum = 100_000)]
         at: usize,
         #[serde(default)]
+        #[schema(maximum = 100_000)]
         delete: usize,
         #[serde(default)]
         insert: String,
@@ -825,7 +827,7 @@ impl Whiteboard {
         edges: Vec<InsertEdge>,
     ) -> Result<Value, EventError> {
         if cards.is_empty() {
-            return Err(invalid(ErrorCode::InvalidEvent, "`cards` is empty"));
+            return Err(invalid(ErrorCode::TooFew, "`cards` is empty"));
         }
         if cards.len() > MAX_INSERT || edges.len() > 2 * MAX_INSERT {
             return Err(invalid(
@@ -1104,7 +1106,7 @@ impl Whiteboard {
         title: Option<String>,
     ) -> Result<Value, EventError> {
         if ids.is_empty() {
-            return Err(invalid(ErrorCode::InvalidEvent, "`cards` is empty"));
+            return Err(invalid(ErrorCode::TooFew, "`cards` is empty"));
         }
         let id = id.unwrap_or_else(new_id);
         check_id(&id)?;
@@ -1125,7 +1127,7 @@ impl Whiteboard {
             ));
         }
         let Some(b) = Rect::around(rects.iter().map(|(_, r)| *r)) else {
-            return Err(invalid(ErrorCode::InvalidEvent, "`cards` is empty"));
+            return Err(invalid(ErrorCode::TooFew, "`cards` is empty"));
         };
         let (pad, head) = (24.0, 40.0);
         let frame = Rect {

@@ -300,7 +300,7 @@ fn an_insert_remaps_ids_and_places_the_cards_where_asked() {
     for (ev, code) in [
         (
             json!({"type": "whiteboard:insert", "cards": []}),
-            "invalid_event",
+            "too_few",
         ),
         (
             json!({"type": "whiteboard:insert", "cards": [{"ref": "a", "kind": "note", "x": 0, "y": 0, "w": 1, "h": 1}, {"ref": "a", "kind": "note", "x": 0, "y": 0, "w": 1, "h": 1}]}),
