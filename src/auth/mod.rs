@@ -173,6 +173,16 @@ pub struct Auth {
     reauthenticated: Arc<std::sync::Mutex<std::collections::HashMap<String, NaiveDateTime>>>,
 }
 
+/// After a password reset: what can still sign in to the account, for its owner to review.
+#[derive(Debug, Clone)]
+pub struct SignInReview {
+    pub asked_at: NaiveDateTime,
+    /// `(id, name)` of each passkey.
+    pub passkeys: Vec<(String, String)>,
+    /// `(id, provider, how the provider names the person)` of each linked account.
+    pub identities: Vec<(String, String, String)>,
+}
+
 fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }
@@ -615,7 +625,49 @@ impl Auth {
         let n = self.db.delete_api_tokens_of(&user.id).await?;
         self.cache.forget_user(&user.id);
         tracing::info!(user = %user.id, tokens_ended = n, "password reset ended the tokens");
+        // Passkeys and provider accounts still sign in: their owner is asked about them.
+        let passkeys = self.db.passkeys_of(&user.id).await?;
+        let identities = self.db.identities_of(&user.id).await?;
+        if !passkeys.is_empty() || !identities.is_empty() {
+            self.db.ask_sign_in_review(&user.id, now()).await?;
+        }
         Ok(())
+    }
+
+    /// The review a password reset asked for, while its owner has not answered it: when it
+    /// was asked, and what can still sign in (passkeys, provider accounts).
+    pub async fn sign_in_review(&self, user: &User) -> Result<Option<SignInReview>, AuthError> {
+        let Some(asked_at) = self.db.sign_in_review(&user.id).await? else {
+            return Ok(None);
+        };
+        let passkeys = self
+            .db
+            .passkeys_of(&user.id)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.name))
+            .collect();
+        let identities = self
+            .db
+            .identities_of(&user.id)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i.provider, i.display))
+            .collect();
+        Ok(Some(SignInReview {
+            asked_at,
+            passkeys,
+            identities,
+        }))
+    }
+
+    /// The owner has looked at what can sign in (and removed what they did not recognise).
+    pub async fn end_sign_in_review(&self, user: &User) -> Result<bool, AuthError> {
+        let ended = self.db.end_sign_in_review(&user.id).await?;
+        if ended {
+            tracing::info!(user = %user.id, "sign-in methods reviewed after a reset");
+        }
+        Ok(ended)
     }
 
     /// The signed-in user changes their password: the current one must be right. Every other

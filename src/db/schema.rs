@@ -222,6 +222,14 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(email_links -> users (user_id));
 diesel::joinable!(identities -> users (user_id));
 diesel::joinable!(passkeys -> users (user_id));
+diesel::table! {
+    sign_in_reviews (user_id) {
+        user_id -> Text,
+        asked_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sign_in_reviews -> users (user_id));
 diesel::joinable!(org_members -> organizations (org_id));
 diesel::joinable!(org_members -> users (user_id));
 diesel::joinable!(projects -> organizations (org_id));
@@ -250,5 +258,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitations,
     doc_updates,
     doc_snapshots,
-    doc_history
+    doc_history,
+    sign_in_reviews
 );

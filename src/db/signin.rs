@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::accounts::User;
-use super::schema::{ceremonies, email_links, identities, passkeys, users};
+use super::schema::{ceremonies, email_links, identities, passkeys, sign_in_reviews, users};
 use super::{Db, DbError, one_row, with_conn};
 
 /// A one-time link sent by email.
@@ -225,6 +225,46 @@ impl Db {
                 .await?
         });
         one_row(n)
+    }
+
+    /// Asks the account's owner to review its passkeys and provider accounts (after a
+    /// password reset); asking again keeps the first time.
+    pub async fn ask_sign_in_review(
+        &self,
+        user_id: &str,
+        at: NaiveDateTime,
+    ) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            diesel::insert_into(sign_in_reviews::table)
+                .values((sign_in_reviews::user_id.eq(user_id), sign_in_reviews::asked_at.eq(at)))
+                .on_conflict_do_nothing()
+                .execute(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// When the account's owner was asked to review its sign-in methods, if they have not
+    /// answered yet.
+    pub async fn sign_in_review(&self, user_id: &str) -> Result<Option<NaiveDateTime>, DbError> {
+        with_conn!(self, conn => {
+            Ok(sign_in_reviews::table
+                .find(user_id)
+                .select(sign_in_reviews::asked_at)
+                .first(&mut conn)
+                .await
+                .optional()?)
+        })
+    }
+
+    /// The owner answered the review; whether one was pending.
+    pub async fn end_sign_in_review(&self, user_id: &str) -> Result<bool, DbError> {
+        let n = with_conn!(self, conn => {
+            diesel::delete(sign_in_reviews::table.find(user_id))
+                .execute(&mut conn)
+                .await?
+        });
+        Ok(n > 0)
     }
 
     /// Stores a ceremony, and drops the expired ones of any user while at it.

@@ -1701,6 +1701,8 @@ async fn authorization_matrix() {
             Some(json!({"code": "000000"})),
             me(409),
         ),
+        row("GET", "/api/v1/me/sign-in-review".into(), None, me(404)),
+        row("DELETE", "/api/v1/me/sign-in-review".into(), None, me(404)),
         row(
             "GET",
             "/api/v1/me".to_string(),

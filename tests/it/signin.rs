@@ -276,6 +276,11 @@ async fn email_links_in_chromium() {
         a.post("/api/v1/auth/signup", alice()).await.0,
         StatusCode::CREATED
     );
+    // Two passkeys, one of which (`unknown`) the person will not recognise after the reset.
+    for name in ["laptop", "unknown"] {
+        let mut key = SoftPasskey::new(true);
+        register_passkey(&server, &a, &mut key, name).await;
+    }
     // Links name the server as `localhost` (its domain) when no public URL is set.
     let base = format!("http://localhost:{}", server.http.port());
     let base = base.as_str();
@@ -284,12 +289,20 @@ async fn email_links_in_chromium() {
         "ui_links.mjs",
         &[base, &shots.display().to_string(), "alice@example.test"],
     );
-    for n in 1..=2 {
+    // The passkeys' notices came first: links are looked for after them.
+    sink.wait_mail("alice@example.test", 2).await;
+    let mut seen = sink.mails_to("alice@example.test").len();
+    for _ in 1..=2 {
         s.expect("SENT", Duration::from_secs(60));
-        let mail = sink.wait_mail("alice@example.test", n).await;
-        let mails = sink.mails_to("alice@example.test");
-        let last = mails.last().unwrap_or(&mail);
-        s.send(&link_in(last, &format!("{base}/auth/link?token=")));
+        let (link, now) = sink
+            .wait_link(
+                "alice@example.test",
+                &format!("{base}/auth/link?token="),
+                seen,
+            )
+            .await;
+        seen = now;
+        s.send(&link);
     }
     let r = s.expect("RESULT", Duration::from_secs(60));
     assert_eq!(r["errors"], json!([]), "page errors: {r}");
@@ -300,6 +313,10 @@ async fn email_links_in_chromium() {
         "the link proved the address: {r}"
     );
     assert_eq!(r["reset_signed_in"], true, "{r}");
+    assert_eq!(r["review_heading"], "Your password was reset", "{r}");
+    assert_eq!(r["review_listed"], json!(["laptop", "unknown"]), "{r}");
+    assert_eq!(r["review_after_reload"], false, "answered, it is gone: {r}");
+    assert_eq!(r["passkeys_left"], json!(["laptop"]), "{r}");
     // The browser named our origin itself (never `null`).
     assert_eq!(r["origins"], json!([base, base]), "{r}");
     // The new password works, the old one does not.
@@ -885,7 +902,7 @@ async fn passkeys(backend: Backend) {
     let mut key = SoftPasskey::new(true);
     let cred_id = register_passkey(&server, &a, &mut key, "laptop").await;
     let mut other_key = SoftPasskey::new(true);
-    register_passkey(&server, &a, &mut other_key, "phone").await;
+    let other_id = register_passkey(&server, &a, &mut other_key, "phone").await;
     let (st, body) = a
         .post(
             "/api/v1/me/passkeys/register/start",
@@ -1027,6 +1044,52 @@ async fn passkeys(backend: Backend) {
     assert_eq!(
         (st, body["error"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("passkey_failed"))
+    );
+
+    // No reset, no review.
+    assert_eq!(
+        a.get("/api/v1/me/sign-in-review").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // An admin resets the password: the owner, signed in again, is asked about the passkeys
+    // that can still sign in, and the review ends when they answer it.
+    let out = server.command_ok(&["admin", "reset-password", "alice"]);
+    let generated = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(generated.len() >= 20, "{generated}");
+    let c = Browser::new(&server);
+    let (_, start) = c.post("/api/v1/auth/passkey/start", json!({})).await;
+    let assertion = answer(&server, &mut other_key, &start["options"], &other_id);
+    let (st, body) = c
+        .post(
+            "/api/v1/auth/passkey/finish",
+            json!({"ceremony": start["ceremony"], "credential": assertion}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, review) = c.get("/api/v1/me/sign-in-review").await;
+    assert_eq!(st, StatusCode::OK, "{review}");
+    let names: Vec<&str> = review["passkeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["phone"], "{review}");
+    assert!(
+        review["asked_at"].as_str().unwrap().ends_with('Z'),
+        "{review}"
+    );
+    assert_eq!(
+        c.delete("/api/v1/me/sign-in-review").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.get("/api/v1/me/sign-in-review").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.delete("/api/v1/me/sign-in-review").await,
+        StatusCode::NOT_FOUND
     );
 
     // Malformed answers: 4xx with a stable code.

@@ -1,6 +1,7 @@
 // Emailed links in Debian's Chromium, used as a person would: ask for a sign-in link on the
 // sign-in page, open the link the test reads from the mail sink, press the button; then the
-// same for a password reset from the "forgot" page, choosing a new password.
+// same for a password reset from the "forgot" page, choosing a new password; then the review
+// of the passkeys that can still sign in, which the reset asks for.
 // Usage: node ui_links.mjs <base-url> <screenshot-dir> <email>. Prints SENT {} when a mail
 // should be on its way and reads the link (one line) from stdin; ends with RESULT or FAIL.
 import { launchBrowser, stdinLines } from './browser.mjs'
@@ -53,6 +54,21 @@ try {
   await page.waitForSelector('text=Sign out', { timeout: 15000 })
   result.reset_signed_in = true
   result.origins = await Promise.all(origins)
+
+  // After the reset, the page asks about what can still sign in (the test gave the account
+  // two passkeys): remove one as a person who does not recognise it would, keep the other.
+  await page.waitForSelector('#sign-in-review li.review-passkey', { timeout: 15000 })
+  await page.screenshot({ path: `${shots}/review.png` })
+  result.review_heading = (await page.textContent('#sign-in-review h2')).trim()
+  result.review_listed = await page.$$eval('#sign-in-review li.review-passkey', (l) => l.map((e) => e.dataset.name).sort())
+  await page.click('#sign-in-review li.review-passkey[data-name="unknown"] button')
+  await page.waitForSelector('#sign-in-review li.review-passkey[data-name="unknown"]', { state: 'detached', timeout: 15000 })
+  await page.click('#review-done')
+  await page.waitForSelector('#sign-in-review', { state: 'detached', timeout: 15000 })
+  await page.reload()
+  await page.waitForSelector('text=Sign out', { timeout: 15000 })
+  result.review_after_reload = await page.$('#sign-in-review') !== null
+  result.passkeys_left = await page.evaluate(async () => (await (await fetch('/api/v1/me/passkeys')).json()).map((k) => k.name))
   say('RESULT', result)
 } catch (e) {
   if (page) await page.screenshot({ path: `${shots}/link-failed.png` }).catch(() => {})

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::board::BoardPage;
 use crate::board::page::BoardsRef;
 use crate::ui::orgs::{AcceptInvite, OrgDashboard, OrgList, OrgSettings, ProjectSettings};
-use crate::ui::settings::Settings;
+use crate::ui::settings::{Settings, SignInReview};
 use crate::ui::signin::{Forgot, SignIn, SignUp};
 use crate::{Shell, WS_PATH, assets, ui};
 
@@ -155,7 +155,10 @@ pub fn app(root: Root) -> Element {
     };
     rsx! {
         Header { shell: shell.clone(), user: user.clone(), loaded, on_sign_out }
-        main { {page} }
+        main {
+            if signed_in { SignInReview {} }
+            {page}
+        }
     }
 }
 

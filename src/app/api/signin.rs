@@ -53,6 +53,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(second_factor_passkey_start)
         .service(second_factor_passkey_finish)
         .service(my_passkeys)
+        .service(sign_in_review)
+        .service(end_sign_in_review)
         .service(passkey_register_start)
         .service(passkey_register_finish)
         .service(rename_passkey)
@@ -658,6 +660,89 @@ async fn my_passkeys(
     Ok(private_json(
         list.iter().map(PasskeyView::from).collect::<Vec<_>>(),
     ))
+}
+
+/// What can still sign in to the account after its password was reset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInReviewView {
+    /// When the reset asked for this review.
+    asked_at: DateTime<Utc>,
+    passkeys: Vec<ReviewedPasskey>,
+    identities: Vec<ReviewedIdentity>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewedPasskey {
+    /// For DELETE /api/v1/me/passkeys/{id}.
+    id: String,
+    name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewedIdentity {
+    /// For DELETE /api/v1/me/identities/{id}.
+    id: String,
+    provider: String,
+    /// How the provider names the person.
+    display: String,
+}
+
+/// After a password reset (by email, or by an admin), the passkeys and provider accounts
+/// that can still sign in, for the owner to review: someone who had the account may have
+/// added one. 404 when no review is pending.
+#[utoipa::path(tag = "me",
+    responses(
+        (status = 200, body = SignInReviewView),
+        (status = 404, description = "`not_found`: no review is pending", body = ErrorBody)
+    ))]
+#[get("/api/v1/me/sign-in-review")]
+async fn sign_in_review(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let review = state
+        .auth
+        .sign_in_review(&who.user)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no review of sign-in methods is pending".into()))?;
+    Ok(private_json(SignInReviewView {
+        asked_at: review.asked_at.and_utc(),
+        passkeys: review
+            .passkeys
+            .into_iter()
+            .map(|(id, name)| ReviewedPasskey { id, name })
+            .collect(),
+        identities: review
+            .identities
+            .into_iter()
+            .map(|(id, provider, display)| ReviewedIdentity {
+                id,
+                provider,
+                display,
+            })
+            .collect(),
+    }))
+}
+
+/// The owner has reviewed what can sign in (removing what they did not recognise with the
+/// passkey and identity endpoints): the review ends.
+#[utoipa::path(tag = "me",
+    responses(
+        (status = 204, description = "Reviewed"),
+        (status = 404, description = "`not_found`: no review was pending", body = ErrorBody)
+    ))]
+#[delete("/api/v1/me/sign-in-review")]
+async fn end_sign_in_review(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    if state.auth.end_sign_in_review(&who.user).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound(
+            "no review of sign-in methods was pending".into(),
+        ))
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

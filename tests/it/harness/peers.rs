@@ -120,6 +120,32 @@ impl MailSink {
 }
 
 /// The link in a mail body that starts with `prefix`.
+impl MailSink {
+    /// Waits for a mail to `to`, past the first `after`, that carries a `prefix…` link (other
+    /// mails, such as account notices, may come between); returns the link and how many mails
+    /// `to` had then.
+    pub async fn wait_link(&self, to: &str, prefix: &str, after: usize) -> (String, usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = self.mails_to(to);
+            let found = got.iter().skip(after).rev().find_map(|m| {
+                let text = m["text"].as_str()?;
+                text.split_whitespace()
+                    .find(|w| w.starts_with(prefix))
+                    .map(str::to_string)
+            });
+            if let Some(link) = found {
+                return (link, got.len());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no mail with a {prefix}… link to {to} within 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 pub fn link_in(mail: &Value, prefix: &str) -> String {
     let text = mail["text"].as_str().expect("text body");
     text.split_whitespace()

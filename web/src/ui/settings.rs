@@ -483,3 +483,70 @@ fn Tokens() -> Element {
         }
     }
 }
+
+/// After a password reset: what can still sign in (passkeys, provider accounts), each with a
+/// way to remove it, until the owner says they recognise what is left. Shown above every page
+/// while the review is pending (someone who had the account may have added one).
+#[component]
+pub fn SignInReview() -> Element {
+    let mut review = use_resource(|| async { get("/api/v1/me/sign-in-review").await });
+    let mut error = use_signal(String::new);
+    let Some(r) = review.read().clone() else {
+        return rsx! {};
+    };
+    if !r.ok() {
+        return rsx! {};
+    }
+    let passkeys = r.body["passkeys"].as_array().cloned().unwrap_or_default();
+    let identities = r.body["identities"].as_array().cloned().unwrap_or_default();
+    let remove = move |path: String| {
+        spawn(async move {
+            let r = call("DELETE", &path, None).await;
+            if r.ok() {
+                error.set(String::new());
+            } else {
+                error.set(refusal(&r));
+            }
+            review.restart();
+        });
+    };
+    rsx! {
+        section { class: "card review", id: "sign-in-review", role: "alert",
+            h2 { "Your password was reset" }
+            p {
+                "If you did not reset it yourself, someone else may have had your account. "
+                "These can still sign in as you: remove any you do not recognise."
+            }
+            Notice { text: error(), error: true }
+            ul { class: "rows",
+                for k in passkeys.iter() {
+                    li { key: "{s(k, \"id\")}", class: "review-passkey", "data-name": "{s(k, \"name\")}",
+                        span { "Passkey “{s(k, \"name\")}”" }
+                        button { class: "danger small", onclick: {
+                            let path = format!("/api/v1/me/passkeys/{}", s(k, "id"));
+                            move |_| remove(path.clone())
+                        }, "Remove" }
+                    }
+                }
+                for i in identities.iter() {
+                    li { key: "{s(i, \"id\")}", class: "review-identity", "data-provider": "{s(i, \"provider\")}",
+                        span { "{s(i, \"provider\")} account {s(i, \"display\")}" }
+                        button { class: "danger small", onclick: {
+                            let path = format!("/api/v1/me/identities/{}", s(i, "id"));
+                            move |_| remove(path.clone())
+                        }, "Unlink" }
+                    }
+                }
+            }
+            button { id: "review-done", onclick: move |_| {
+                spawn(async move {
+                    let r = call("DELETE", "/api/v1/me/sign-in-review", None).await;
+                    if !r.ok() && r.status != 404 {
+                        error.set(refusal(&r));
+                    }
+                    review.restart();
+                });
+            }, if passkeys.is_empty() && identities.is_empty() { "Done" } else { "I recognise all of these" } }
+        }
+    }
+}

@@ -298,10 +298,7 @@ fn an_insert_remaps_ids_and_places_the_cards_where_asked() {
     assert!(b.layout("main", x)["z"].as_f64().unwrap() > top_before);
 
     for (ev, code) in [
-        (
-            json!({"type": "whiteboard:insert", "cards": []}),
-            "too_few",
-        ),
+        (json!({"type": "whiteboard:insert", "cards": []}), "too_few"),
         (
             json!({"type": "whiteboard:insert", "cards": [{"ref": "a", "kind": "note", "x": 0, "y": 0, "w": 1, "h": 1}, {"ref": "a", "kind": "note", "x": 0, "y": 0, "w": 1, "h": 1}]}),
             "invalid_ref",
