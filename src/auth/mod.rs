@@ -236,16 +236,22 @@ fn validate_username(u: &str) -> Result<(), AuthError> {
     }
 }
 
-fn validate_email(e: &str) -> Result<(), AuthError> {
-    let ok = e.len() <= 254
+/// Whether `e` is an email address as every part of the server takes one (and the API
+/// document's pattern says): at most 254 bytes, no spaces or control characters, one `@` with
+/// something on both sides, a domain that does not start with `.`.
+pub fn is_email_address(e: &str) -> bool {
+    e.len() <= 254
         && !e.chars().any(|c| c.is_whitespace() || c.is_control())
         && e.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && !domain.is_empty()
                 && !domain.contains('@')
                 && !domain.starts_with('.')
-        });
-    if ok {
+        })
+}
+
+fn validate_email(e: &str) -> Result<(), AuthError> {
+    if is_email_address(e) {
         Ok(())
     } else {
         Err(AuthError::Invalid {

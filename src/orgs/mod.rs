@@ -675,9 +675,7 @@ impl Orgs {
             .await?;
         let email = email.map(str::trim);
         if let Some(email) = email
-            && (email.len() > 254
-                || !email.contains('@')
-                || email.chars().any(|c| c.is_whitespace() || c.is_control()))
+            && !crate::auth::is_email_address(email)
         {
             return Err(OrgsError::Invalid {
                 field: "email",

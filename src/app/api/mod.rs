@@ -565,3 +565,34 @@ async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
         .content_type("application/json")
         .body(state.openapi.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every API route is registered through `routes` (one `service` call per handler, which
+    /// gives the router its route and the document its operation): none is added beside it
+    /// with actix's own `route`/`resource`, which the document would not see.
+    #[test]
+    fn api_routes_are_registered_only_with_their_operations() {
+        for (file, text) in [
+            ("mod.rs", include_str!("mod.rs")),
+            ("auth.rs", include_str!("auth.rs")),
+            ("signin.rs", include_str!("signin.rs")),
+            ("orgs.rs", include_str!("orgs.rs")),
+            ("collab.rs", include_str!("collab.rs")),
+            ("gateway.rs", include_str!("gateway.rs")),
+            ("board.rs", include_str!("board.rs")),
+        ] {
+            for banned in [
+                concat!(".ro", "ute("),
+                concat!("web::res", "ource("),
+                concat!("web::sc", "ope("),
+            ] {
+                assert!(
+                    !text.contains(banned),
+                    "api/{file} registers a route with `{banned}`: use a handler with its \
+                     #[utoipa::path] and `.service` in `routes`"
+                );
+            }
+        }
+    }
+}

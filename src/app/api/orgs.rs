@@ -469,6 +469,11 @@ impl From<&Invitation> for InvitationView {
 pub struct Invite {
     /// The address to invite: the mailed link works only for the account with it.
     #[serde(default)]
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = "^[^@\\s]+@[^@\\s.][^@\\s]*$"
+    )]
     email: Option<String>,
     /// Instead of an address: make an open link (returned once, not mailed) that anyone
     /// signed in may use once.

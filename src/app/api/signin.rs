@@ -67,6 +67,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailLinkRequest {
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = "^[^@\\s]+@[^@\\s.][^@\\s]*$"
+    )]
     email: String,
     /// What the link will do.
     purpose: LinkPurpose,
@@ -104,7 +109,7 @@ async fn email_link_request(
 ) -> Result<HttpResponse, ApiError> {
     session::check_origin(&req, false)?;
     let email = crate::auth::login_key(&body.email);
-    if email.is_empty() || email.len() > 254 || !email.contains('@') {
+    if !crate::auth::is_email_address(&email) {
         return Err(AuthError::Invalid {
             field: "email",
             message: "not an email address".into(),
