@@ -72,7 +72,9 @@ async function startDemiurge () {
     const r = await fetch(base + p, { method: 'POST', headers: { 'content-type': 'application/json', origin: base, ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) })
     return { status: r.status, body: await r.json().catch(() => null), headers: r.headers }
   }
-  const signup = await post('/api/v1/auth/signup', { username: 'bench', email: 'bench@example.test', password: 'benchmark password' })
+  // The new server's first account claims it with the setup code it made.
+  const setupCode = readFileSync(path.join(data, 'setup-code'), 'utf8').trim()
+  const signup = await post('/api/v1/auth/signup', { username: 'bench', email: 'bench@example.test', password: 'benchmark password', setup_code: setupCode })
   const cookie = signup.headers.get('set-cookie').split(';')[0]
   const tok = await fetch(base + '/api/v1/me/tokens', { method: 'POST', headers: { 'content-type': 'application/json', origin: base, cookie }, body: JSON.stringify({ name: 'bench' }) })
   const token = (await tok.json()).token

@@ -37,7 +37,7 @@ for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; 
 # The first account is the instance admin; scripts/schemathesis_hooks.py signs it in and makes
 # the token every operation is called with (again whenever one was revoked by the run).
 curl -sf -H "Origin: $base" -H 'Content-Type: application/json' \
-  -d '{"username":"schemathesis","email":"st@example.test","password":"correct horse battery"}' \
+  -d '{"username":"schemathesis","email":"st@example.test","password":"correct horse battery","setup_code":"'"$(cat "$data/setup-code")"'"}' \
   "$base/api/v1/auth/signup" >/dev/null
 export DEMIURGE_ST_BASE="$base" DEMIURGE_ST_LOGIN=schemathesis DEMIURGE_ST_PASSWORD="correct horse battery"
 export SCHEMATHESIS_HOOKS=scripts/schemathesis_hooks.py

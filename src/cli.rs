@@ -59,6 +59,9 @@ pub enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Print the setup code a server with no account yet asks for when its first account
+    /// (the instance admin) signs up.
+    SetupCode,
     /// Set a new password for an account and end all its sessions.
     ResetPassword {
         /// Username or email.
@@ -194,6 +197,20 @@ async fn admin(cfg: &Config, db: &Db, command: AdminCommand) -> anyhow::Result<(
             );
             if generated {
                 println!("{password}");
+            }
+        }
+        AdminCommand::SetupCode => {
+            let auth = crate::app::Accounts::new(db, cfg)?.auth;
+            match auth.setup_code().await? {
+                Some(code) => {
+                    eprintln!(
+                        "This server has no account yet. Its first account (the instance admin) signs up with this setup code:"
+                    );
+                    println!("{code}");
+                }
+                None => anyhow::bail!(
+                    "this server has accounts already: there is no setup code (an admin makes more with `demiurge admin create-user`)"
+                ),
             }
         }
         AdminCommand::ResetPassword {

@@ -155,6 +155,17 @@ async fn start_all(
         })?;
     let metrics = Metrics::new()?;
     let state = AppState::new(status.clone(), metrics, db.clone(), cfg)?;
+    // A new instance is claimed only with its setup code (made before the app answers).
+    match state.auth.setup_code().await {
+        Ok(Some(code)) => tracing::warn!(
+            setup_code = %code,
+            "this server has no account yet: its first account (the instance admin) signs up with this setup code, which `demiurge admin setup-code` prints again"
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "the setup code could not be made; the first account must be made with `demiurge admin create-user`")
+        }
+    }
     let boards = Arc::new(crate::app::boards::BoardService::new(
         state.auth.clone(),
         state.orgs.clone(),

@@ -209,6 +209,14 @@ impl From<crate::auth::AuthError> for ApiError {
                 code: ErrorCode::SignupClosed,
                 message,
             },
+            A::SetupCodeRequired => Self::Forbidden {
+                code: ErrorCode::SetupCodeRequired,
+                message,
+            },
+            A::InvalidSetupCode => Self::Forbidden {
+                code: ErrorCode::InvalidSetupCode,
+                message,
+            },
             A::Invalid { .. } => Self::Unprocessable {
                 code: ErrorCode::InvalidInput,
                 message,

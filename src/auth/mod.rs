@@ -10,6 +10,7 @@ pub mod passkeys;
 pub mod password;
 pub mod providers;
 pub mod sealed;
+pub mod setup;
 pub mod tokens;
 pub mod totp;
 
@@ -29,6 +30,15 @@ pub use self::email_link::{LinkPurpose, Redeemed};
 pub enum AuthError {
     #[error("sign-up is closed on this instance; ask an administrator for an account")]
     SignupClosed,
+    /// The instance has no account yet: its first is made with the setup code.
+    #[error(
+        "this server has no accounts yet: its first account needs the setup code from the server's log (the command demiurge admin setup-code prints it again)"
+    )]
+    SetupCodeRequired,
+    #[error(
+        "that is not this server's setup code: it is in the server's log, and the command demiurge admin setup-code prints it again"
+    )]
+    InvalidSetupCode,
     #[error("{field}: {message}")]
     Invalid {
         field: &'static str,
@@ -171,6 +181,8 @@ pub struct Auth {
     sealer: Arc<sealed::Sealer>,
     /// When each session last proved its user again (password or code), by session id.
     reauthenticated: Arc<std::sync::Mutex<std::collections::HashMap<String, NaiveDateTime>>>,
+    /// Where the first run's setup code is kept ([`setup`]).
+    data_dir: Arc<std::path::Path>,
 }
 
 /// After a password reset: what can still sign in to the account, for its owner to review.
@@ -291,6 +303,7 @@ impl Auth {
                 sealed::Sealer::load_or_create(&cfg.server.data_dir)
                     .map_err(|e| AuthError::Internal(e.to_string()))?,
             ),
+            data_dir: Arc::from(cfg.server.data_dir.as_path()),
         })
     }
 
@@ -398,15 +411,52 @@ impl Auth {
             })
             .await?;
         tracing::info!(user = %user.id, admin = user.is_admin, "account created");
+        if user.is_admin {
+            // The instance is claimed: its setup code is spent.
+            setup::spend(&self.data_dir);
+        }
         if let Err(e) = self.orgs.create_personal(&user).await {
             tracing::warn!(user = %user.id, error = %e, "personal organization not created");
         }
         Ok(user)
     }
 
-    /// Public sign-up: creates the account and signs it in.
-    pub async fn sign_up(&self, req: &SignUp, meta: &ClientMeta) -> Result<Opened, AuthError> {
-        if !self.config.open_signup && self.db.count_users().await? > 0 {
+    /// Whether the instance has no account yet (its first needs the setup code).
+    pub async fn setup_needed(&self) -> Result<bool, AuthError> {
+        Ok(self.db.count_users().await? == 0)
+    }
+
+    /// The setup code of an instance with no account (made and stored if there is none), for
+    /// the log and `demiurge admin setup-code`; `None` once it has accounts (and the code is
+    /// gone).
+    pub async fn setup_code(&self) -> Result<Option<String>, AuthError> {
+        if !self.setup_needed().await? {
+            setup::spend(&self.data_dir);
+            return Ok(None);
+        }
+        setup::ensure(&self.data_dir)
+            .map(Some)
+            .map_err(|e| AuthError::Internal(format!("setup code: {e}")))
+    }
+
+    /// Public sign-up: creates the account and signs it in. On an instance with no account,
+    /// only with its setup code.
+    pub async fn sign_up(
+        &self,
+        req: &SignUp,
+        setup_code: Option<&str>,
+        meta: &ClientMeta,
+    ) -> Result<Opened, AuthError> {
+        let users = self.db.count_users().await?;
+        if users == 0 {
+            match setup_code {
+                None => return Err(AuthError::SetupCodeRequired),
+                Some(c) if !setup::matches(&self.data_dir, c) => {
+                    return Err(AuthError::InvalidSetupCode);
+                }
+                Some(_) => {}
+            }
+        } else if !self.config.open_signup {
             return Err(AuthError::SignupClosed);
         }
         let user = self.create_user(req).await?;

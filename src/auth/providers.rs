@@ -659,7 +659,12 @@ impl Auth {
             }
             return Err(AuthError::NotLinked(p.name.clone()));
         }
-        if !self.config.open_signup && self.db.count_users().await? > 0 {
+        let users = self.db.count_users().await?;
+        if users == 0 {
+            // The first account is made with the setup code, on the sign-up page.
+            return Err(AuthError::SetupCodeRequired);
+        }
+        if !self.config.open_signup {
             return Err(AuthError::SignupClosed);
         }
         let base = username_from_hint(

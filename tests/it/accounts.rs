@@ -17,7 +17,7 @@ async fn sign_up_sign_in_sessions(server: Server) {
         .http
         .post(server.url("/api/v1/auth/signup"))
         .header("Origin", &a.origin)
-        .json(&alice())
+        .json(&a.with_setup_code(alice()))
         .send()
         .await
         .unwrap();
@@ -1341,7 +1341,7 @@ async fn session_cookie_is_secure_over_https() {
         .args(["-H", "Content-Type: application/json", "-H"])
         .arg(format!("Origin: https://localhost:{port}"))
         .arg("--data")
-        .arg(alice().to_string())
+        .arg(Browser::new(&server).with_setup_code(alice()).to_string())
         .arg(format!("https://localhost:{port}/api/v1/auth/signup"))
         .output()
         .unwrap();
@@ -1573,4 +1573,85 @@ async fn timestamps_are_rfc3339_utc_postgres() {
         Options::default().env("DEMIURGE_DATABASE__URL", &url),
     ))
     .await;
+}
+
+/// A new server is claimed only with its setup code: without it (or with another) the first
+/// sign-up is refused, as is a provider's; `demiurge admin setup-code` prints the code the
+/// server made; the first account spends it (the file goes, the command has none to print),
+/// and sign-up then works as configured.
+async fn first_run_needs_the_setup_code(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let server = backend.start(Options::default()).await;
+    let a = Browser::new(&server);
+    let (st, setup) = a.get("/api/v1/auth/setup").await;
+    assert_eq!((st, &setup), (StatusCode::OK, &json!({"needed": true})));
+    let code = server.setup_code().expect("a new server has a setup code");
+    let mode = std::fs::metadata(server.data_dir.join("setup-code"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "only the server's user reads it");
+    let out = server.command_ok(&["admin", "setup-code"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), code);
+    let (b, s) = (&a, &server);
+    let refused = |body: Value| async move {
+        let r = b
+            .http
+            .post(s.url("/api/v1/auth/signup"))
+            .header("Origin", &b.origin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let st = r.status();
+        let v: Value = r.json().await.unwrap();
+        (st, v["error"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        refused(alice()).await,
+        (StatusCode::FORBIDDEN, "setup_code_required".into())
+    );
+    let mut wrong = alice();
+    wrong["setup_code"] = json!("0000-0000-0000-0000-0000");
+    assert_eq!(
+        refused(wrong).await,
+        (StatusCode::FORBIDDEN, "invalid_setup_code".into())
+    );
+    assert_eq!(a.get("/api/v1/auth/setup").await.1, json!({"needed": true}));
+    // Typed as a person would: lower case, spaces for dashes.
+    let mut right = alice();
+    right["setup_code"] = json!(code.to_lowercase().replace('-', " "));
+    let (st, me) = a.post("/api/v1/auth/signup", right).await;
+    assert_eq!(st, StatusCode::CREATED, "{me}");
+    assert_eq!(me["is_admin"], true, "{me}");
+    assert_eq!(server.setup_code(), None, "spent");
+    assert_eq!(
+        a.get("/api/v1/auth/setup").await.1,
+        json!({"needed": false})
+    );
+    let out = server.command(&["admin", "setup-code"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has accounts already"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Later sign-ups need no code (open sign-up is the default).
+    let (st, _) = Browser::new(&server)
+        .post(
+            "/api/v1/auth/signup",
+            json!({"username": "bob", "email": "bob@example.test", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_run_needs_the_setup_code_sqlite() {
+    first_run_needs_the_setup_code(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_run_needs_the_setup_code_postgres() {
+    first_run_needs_the_setup_code(Backend::Postgres).await;
 }

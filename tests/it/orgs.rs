@@ -1553,6 +1553,7 @@ async fn authorization_matrix() {
         row("GET", "/api/v1/openapi.json".into(), None, [200; 8]),
         // Signing in: open to all, and the same answer whoever asks.
         row("GET", "/api/v1/auth/providers".into(), None, [200; 8]),
+        row("GET", "/api/v1/auth/setup".into(), None, [200; 8]),
         row(
             "GET",
             "/api/v1/auth/providers/nope/start".into(),

@@ -588,7 +588,32 @@ async fn oidc_sign_in(backend: Backend) {
     assert!(q.contains_key("state") && q.contains_key("nonce"));
     assert!(q["scope"].contains("openid") && q["scope"].contains("email"));
 
-    // First sign-in creates an account from the provider's profile and lands on return_to.
+    // A server with no account is claimed only with its setup code: a provider sign-in
+    // cannot make its first account.
+    let back = agent
+        .sign_in_at_provider(
+            "/api/v1/auth/providers/test/start?return_to=/welcome",
+            "carol",
+        )
+        .await;
+    assert_eq!(
+        back.headers()
+            .get("x-demiurge-error")
+            .and_then(|v| v.to_str().ok()),
+        Some("setup_code_required"),
+        "{:?}",
+        back.headers()
+    );
+    assert_eq!(agent.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    let (admin, _) = crate::harness::signed_up(&server, "theadmin").await;
+    assert_eq!(
+        server.setup_code(),
+        None,
+        "the first account spends the code"
+    );
+    drop(admin);
+
+    // A first sign-in creates an account from the provider's profile and lands on return_to.
     let back = agent
         .sign_in_at_provider(
             "/api/v1/auth/providers/test/start?return_to=/welcome",

@@ -102,6 +102,7 @@ async fn account_pages_work_in_chromium() {
         .arg(peers_dir().join("ui_accounts.mjs"))
         .arg(format!("http://localhost:{}", server.http.port()))
         .arg(&shots)
+        .arg(server.setup_code().expect("a new server has a setup code"))
         .current_dir(peers_dir())
         .stderr(Stdio::inherit())
         .output()
@@ -120,7 +121,20 @@ async fn account_pages_work_in_chromium() {
             .contains("10 characters"),
         "{r}"
     );
+    assert_eq!(r["setup_heading"], "Set up this server", "{r}");
+    assert!(
+        r["setup_refused"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("That is not this server's setup code"),
+        "{r}"
+    );
     assert_eq!(r["after_signup"], "UI Tester");
+    assert_eq!(
+        server.setup_code(),
+        None,
+        "the first account spent the code"
+    );
     assert_eq!(r["qr"], true);
     assert_eq!(r["recovery_codes"], 10);
     assert_eq!(r["wrong_password"], "Wrong username, email or password");
@@ -143,6 +157,7 @@ async fn account_pages_work_in_chromium() {
     );
     assert_eq!(r["errors"].as_array().unwrap().len(), 0, "page errors: {r}");
     for f in [
+        "setup",
         "signup",
         "settings",
         "totp-enrol",
@@ -177,6 +192,7 @@ async fn organization_pages_work_in_chromium() {
         .arg(peers_dir().join("ui_orgs.mjs"))
         .arg(format!("http://localhost:{}", server.http.port()))
         .arg(&shots)
+        .arg(server.setup_code().expect("a new server has a setup code"))
         .current_dir(peers_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -5,7 +5,7 @@
 import { launchBrowser } from './browser.mjs'
 import crypto from 'node:crypto'
 
-const [, , base, shots] = process.argv
+const [, , base, shots, setupCode] = process.argv
 setTimeout(() => { console.log('FAIL {"error":"watchdog: 120 s"}'); process.exit(2) }, 120000).unref()
 const say = (tag, obj) => console.log(`${tag} ${JSON.stringify(obj)}`)
 
@@ -41,8 +41,21 @@ try {
   const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true })
   const whoami = async () => { await page.waitForSelector('#whoami', { timeout: 15000 }); return (await page.textContent('#whoami')).trim() }
 
-  // Sign up (a wrong password first: the error is shown).
+  // The server has no account yet: the sign-up page asks for the setup code from its log.
+  // Without it the first account is refused; then with it (and a wrong password first: the
+  // error is shown).
   await page.goto(base + '/signup')
+  await page.waitForSelector('#setup-code')
+  result.setup_heading = (await page.textContent('#sign-up h2')).trim()
+  await page.fill('#username', 'uitest')
+  await page.fill('#email', 'uitest@example.test')
+  await page.fill('#password', 'a long enough passphrase')
+  await page.fill('#setup-code', 'AAAA-BBBB-CCCC-DDDD-EEEE')
+  await page.click('#sign-up-submit')
+  await page.waitForSelector('#sign-up .notice.error')
+  result.setup_refused = (await page.textContent('#sign-up .notice.error')).trim()
+  await shot('setup')
+  await page.fill('#setup-code', setupCode)
   await page.waitForSelector('#sign-up-submit')
   await page.fill('#username', 'uitest')
   await page.fill('#email', 'uitest@example.test')

@@ -5,7 +5,7 @@
 // `INVITE <email>` and reads back the invitation link; ends with RESULT {...} or FAIL {...}.
 import { launchBrowser, stdinLines } from './browser.mjs'
 
-const [, , base, shots] = process.argv
+const [, , base, shots, setupCode] = process.argv
 setTimeout(() => { console.log('FAIL {"error":"watchdog: 120 s"}'); process.exit(2) }, 120000).unref()
 const nextLine = stdinLines()
 const say = (tag, obj) => console.log(`${tag} ${JSON.stringify(obj)}`)
@@ -17,7 +17,8 @@ async function personPage(name) {
   const ctx = await browser.newContext({ viewport: { width: 1100, height: 800 } })
   const r = await ctx.request.post(base + '/api/v1/auth/signup', {
     headers: { Origin: base },
-    data: { username: name, email: `${name}@example.test`, password: 'correct horse battery' },
+    // The first person claims the new server with its setup code (ignored afterwards).
+    data: { username: name, email: `${name}@example.test`, password: 'correct horse battery', setup_code: setupCode },
   })
   if (r.status() !== 201) throw new Error(`signup ${name}: ${r.status()}`)
   const page = await ctx.newPage()

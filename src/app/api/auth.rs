@@ -19,6 +19,7 @@ use crate::db::accounts::{ApiToken, Session, User};
 /// Registers this file's handlers with the router and the API document at once.
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(signup)
+        .service(setup_state)
         .service(login)
         .service(second_factor)
         .service(logout)
@@ -57,6 +58,27 @@ pub struct SignUpRequest {
     display_name: Option<String>,
     /// At least 10 characters, not a common password.
     password: String,
+    /// On a server with no account yet: the setup code `demiurge serve` printed in its log
+    /// (`demiurge admin setup-code` prints it again). The first account is the instance admin.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    setup_code: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetupState {
+    /// The server has no account yet: sign-up needs its setup code.
+    needed: bool,
+}
+
+/// Whether the server still waits for its first account (and so for the setup code).
+#[utoipa::path(security(()), tag = "auth",
+    responses((status = 200, body = SetupState)))]
+#[get("/api/v1/auth/setup")]
+async fn setup_state(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(private_json(SetupState {
+        needed: state.auth.setup_needed().await?,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -180,7 +202,7 @@ pub(crate) async fn revoke_presented(req: &HttpRequest, state: &AppState) {
     responses(
         (status = 201, description = "Account created and signed in", body = UserView),
         (status = 422, description = "`invalid_input`, `weak_password`", body = ErrorBody),
-        (status = 403, description = "`signup_closed`, `origin_mismatch`", body = ErrorBody),
+        (status = 403, description = "`signup_closed`, `origin_mismatch`; on a server with no account yet `setup_code_required` or `invalid_setup_code`", body = ErrorBody),
         (status = 409, description = "`account_exists`", body = ErrorBody)
     ))]
 #[post("/api/v1/auth/signup")]
@@ -201,6 +223,7 @@ async fn signup(
                 display_name: body.display_name,
                 password: body.password,
             },
+            body.setup_code.as_deref(),
             &session::client_meta(&req),
         )
         .await?;

@@ -40,6 +40,7 @@ use super::session;
         SubsystemStatus,
         ClientInfo,
         auth::SignUpRequest,
+        auth::SetupState,
         auth::LoginRequest,
         auth::UserView,
         auth::SessionView,

@@ -11,6 +11,9 @@ pub struct Browser {
     pub http: reqwest::Client,
     pub base: String,
     pub origin: String,
+    /// The server's setup-code file: a sign-up while the server has no account carries the
+    /// code, as the operator who read it in the log would type it.
+    pub setup_code: std::path::PathBuf,
 }
 
 impl Browser {
@@ -25,10 +28,27 @@ impl Browser {
             http,
             origin: base.clone(),
             base,
+            setup_code: server.data_dir.join("setup-code"),
         }
     }
 
+    /// `body` with the server's setup code, while it has no account (a sign-up body).
+    pub fn with_setup_code(&self, mut body: Value) -> Value {
+        if let Some(fields) = body.as_object_mut()
+            && !fields.contains_key("setup_code")
+            && let Ok(code) = std::fs::read_to_string(&self.setup_code)
+        {
+            fields.insert("setup_code".into(), Value::String(code.trim().to_string()));
+        }
+        body
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let body = if path == "/api/v1/auth/signup" {
+            self.with_setup_code(body)
+        } else {
+            body
+        };
         let r = self
             .http
             .post(format!("{}{path}", self.base))

@@ -123,6 +123,13 @@ pub struct Server {
 }
 
 impl Server {
+    /// The setup code while the server has no account (as `demiurge serve` printed it).
+    pub fn setup_code(&self) -> Option<String> {
+        std::fs::read_to_string(self.data_dir.join("setup-code"))
+            .ok()
+            .map(|c| c.trim().to_string())
+    }
+
     pub fn start() -> Server {
         Self::start_with(Options::default())
     }

@@ -222,8 +222,15 @@ pub fn SignUp(query: String) -> Element {
     let mut email = use_signal(String::new);
     let mut display = use_signal(String::new);
     let mut password = use_signal(String::new);
+    let mut setup_code = use_signal(String::new);
     let mut error = use_signal(String::new);
     let mut busy = use_signal(|| false);
+    // A server with no account yet: its first (the admin) needs the setup code.
+    let setup = use_resource(|| async { super::get("/api/v1/auth/setup").await });
+    let first = setup
+        .read()
+        .as_ref()
+        .is_some_and(|r| r.ok() && r.body["needed"] == true);
     let on_submit = move |_| {
         let return_to = return_to.clone();
         spawn(async move {
@@ -233,6 +240,9 @@ pub fn SignUp(query: String) -> Element {
                 json!({"username": username(), "email": email(), "password": password()});
             if !display().trim().is_empty() {
                 body["display_name"] = json!(display());
+            }
+            if first {
+                body["setup_code"] = json!(setup_code());
             }
             let r = post("/api/v1/auth/signup", body).await;
             busy.set(false);
@@ -245,9 +255,24 @@ pub fn SignUp(query: String) -> Element {
     };
     rsx! {
         section { class: "card auth", id: "sign-up",
-            h2 { "Create an account" }
+            h2 { if first { "Set up this server" } else { "Create an account" } }
+            if first {
+                p { id: "setup-explained",
+                    "This server has no accounts yet. The first one is its administrator: "
+                    "enter the setup code that "
+                    code { "demiurge serve" }
+                    " printed in its log ("
+                    code { "demiurge admin setup-code" }
+                    " prints it again)."
+                }
+            }
             Notice { text: error(), error: true }
             form { onsubmit: on_submit,
+                if first {
+                    label { "Setup code"
+                        input { id: "setup-code", autocomplete: "off", spellcheck: "false", value: "{setup_code}", oninput: move |e| setup_code.set(e.value()) }
+                    }
+                }
                 label { "Username"
                     input { id: "username", autocomplete: "username", value: "{username}", oninput: move |e| username.set(e.value()) }
                 }
