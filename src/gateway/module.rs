@@ -322,7 +322,7 @@ impl<M: Module> Erased for M {
         let schema = serde_json::to_value(&schema)
             .ok()
             .and_then(|mut v| {
-                name_permissions(&mut v, &|t| {
+                describe_events(&mut v, &|t| {
                     if Module::system_only(self, t) {
                         None
                     } else {
@@ -355,9 +355,10 @@ fn whole_numbers(v: &mut Value) {
     }
 }
 
-/// Adds "Needs `<permission>`." to the description of every event schema under `v` (an
-/// object whose `type` property is one tag), or "Sent by the gateway only." (`None`).
-fn name_permissions(v: &mut Value, permission: &dyn Fn(&str) -> Option<&'static str>) {
+/// Completes every event schema under `v` (an object whose `type` property is one tag): its
+/// description says "Needs `<permission>`." (or "Sent by the gateway only." for `None`), and
+/// it takes `step` besides its own fields, nothing else.
+fn describe_events(v: &mut Value, permission: &dyn Fn(&str) -> Option<&'static str>) {
     match v {
         Value::Object(m) => {
             let tag = m
@@ -395,12 +396,12 @@ fn name_permissions(v: &mut Value, permission: &dyn Fn(&str) -> Option<&'static 
                 return;
             }
             for x in m.values_mut() {
-                name_permissions(x, permission);
+                describe_events(x, permission);
             }
         }
         Value::Array(a) => {
             for x in a {
-                name_permissions(x, permission);
+                describe_events(x, permission);
             }
         }
         _ => {}

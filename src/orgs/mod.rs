@@ -1054,16 +1054,7 @@ impl Orgs {
         id: &str,
     ) -> Result<(Project, ProjectAccess), OrgsError> {
         let p = self.load_project(id).await?;
-        let holds = self
-            .my_permissions(
-                &user.id,
-                Resource::Project {
-                    org: &p.org_id,
-                    project: &p.id,
-                },
-            )
-            .await?;
-        let access = ProjectAccess::user(user, &p.org_id, &p.id, holds);
+        let access = self.decide_project_access(user, &p.org_id, &p.id).await?;
         Ok((p, access))
     }
 
@@ -1074,22 +1065,22 @@ impl Orgs {
         user: &User,
         access: &ProjectAccess,
     ) -> Option<ProjectAccess> {
-        let holds = self
-            .my_permissions(
-                &user.id,
-                Resource::Project {
-                    org: access.org_id(),
-                    project: access.project_id(),
-                },
-            )
+        self.decide_project_access(user, access.org_id(), access.project_id())
             .await
-            .ok()?;
-        Some(ProjectAccess::user(
-            user,
-            access.org_id(),
-            access.project_id(),
-            holds,
-        ))
+            .ok()
+    }
+
+    /// Every permission `user` holds on the project, as its access (hidden: not found).
+    async fn decide_project_access(
+        &self,
+        user: &User,
+        org: &str,
+        project: &str,
+    ) -> Result<ProjectAccess, OrgsError> {
+        let holds = self
+            .my_permissions(&user.id, Resource::Project { org, project })
+            .await?;
+        Ok(ProjectAccess::user(user, org, project, holds))
     }
 
     /// The organization of a project the access may see (someone who is only a member of
