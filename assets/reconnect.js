@@ -1,7 +1,9 @@
 // Keeps a Demiurge page alive across server restarts. The stock LiveView glue opens its
 // WebSocket once and never retries; this wraps the WebSocket constructor so that when the
-// LiveView socket closes, the page shows a banner, waits for the server to answer /healthz
-// (with backoff and jitter) and then reloads, which opens a fresh LiveView session.
+// LiveView socket closes, the page shows a banner, waits for the server to answer /readyz
+// (with backoff and jitter) and then reloads, which opens a fresh LiveView session. Readiness,
+// not liveness: a stopping server still answers /healthz for a moment, and a reload into it
+// would land on the browser's own error page, where no script runs to try again.
 (function () {
   "use strict";
   var Native = window.WebSocket;
@@ -34,7 +36,7 @@
     var delay = 200;
     for (;;) {
       try {
-        var r = await fetch("/healthz", { cache: "no-store" });
+        var r = await fetch("/readyz", { cache: "no-store" });
         if (r.ok) { window.location.reload(); return; }
       } catch (e) { /* server still down */ }
       await sleep(delay + Math.random() * delay * 0.3);

@@ -66,6 +66,11 @@ impl Running {
     }
 
     async fn stop(self, status: &StatusBoard) {
+        // Not ready from the first moment of stopping: a page waiting to reload (it polls
+        // `/readyz`) must not reload into a server that is about to close its listener.
+        if self.app.is_some() {
+            status.set(Subsystem::App, SubsystemState::Stopping, "");
+        }
         if let Some(vpn) = self.vpn {
             status.set(Subsystem::Vpn, SubsystemState::Stopping, "");
             vpn.stop().await;
@@ -82,7 +87,6 @@ impl Running {
             edge.stop().await;
         }
         if let Some(app) = self.app {
-            status.set(Subsystem::App, SubsystemState::Stopping, "");
             app.stop().await;
         }
         if let Some(db) = self.db {

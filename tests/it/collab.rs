@@ -1311,3 +1311,36 @@ async fn sockets_per_user_and_document_size_are_capped() {
         .await;
     assert_eq!(st, StatusCode::OK);
 }
+
+/// A stopping server says it is not ready before it closes anything: a client that sees
+/// its socket closed and asks `/readyz` (as a page waiting to reload does) is not told to come
+/// back to a server that is about to close its listener.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_server_is_not_ready_once_sockets_close() {
+    let mut server = Server::start_with(options(None, &[]));
+    let t = team(&server).await;
+    let addr = server.http.to_string();
+    let path = format!("/api/v1/projects/{}/collab?token={}", t.pid, t.t_viewer);
+    let mut s = ws_open(&addr, &path, None).await;
+    assert_eq!(
+        crate::harness::http_get_status(server.http, "/readyz"),
+        Some(200)
+    );
+    let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let (_, code) = ws_until_close(&mut s).await;
+    assert_eq!(code, Some(1001), "stopping closes sockets as going away");
+    let http = server.http;
+    let ready =
+        tokio::task::spawn_blocking(move || crate::harness::http_get_status(http, "/readyz"))
+            .await
+            .unwrap();
+    assert_ne!(ready, Some(200), "ready while stopping:\n{}", server.logs());
+    let stopped =
+        server.signal_and_wait(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(10));
+    assert!(
+        stopped.is_some_and(|(st, _)| st.success()),
+        "{}",
+        server.logs()
+    );
+}
