@@ -265,6 +265,7 @@ fn board_script(
         "ui_board.mjs",
         &[mode, &base, &shots.display().to_string(), args],
     )
+    .quoting_logs_of(server)
 }
 
 /// Two people on one board in Chromium: A types a note, B sees it and drags it, A connects

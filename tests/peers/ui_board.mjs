@@ -52,6 +52,14 @@ async function drag(page, from, to) {
   await page.mouse.up()
 }
 const until = (page, fn, arg, timeout = 10000) => page.waitForFunction(fn, arg, { timeout, polling: 50 })
+// Waits until the card is drawn and wholly inside the viewport (after the camera moved to it,
+// the server draws it on its next render).
+const onScreen = (page, id) => until(page, (id) => {
+  const e = document.querySelector(`[data-node-id="${id}"]`)
+  if (!e || e.hidden) return false
+  const r = e.getBoundingClientRect(), v = document.querySelector('#board-viewport').getBoundingClientRect()
+  return r.width > 0 && r.top >= v.top && r.bottom <= v.bottom && r.left >= v.left && r.right <= v.right
+}, id)
 async function api(page, method, path, data) {
   const r = await page.context().request.fetch(base + path, { method, headers: { Origin: base }, data })
   let body = null
@@ -373,7 +381,7 @@ try {
     await A.fill('#layers-filter', 'farawa')
     await until(A, () => document.querySelectorAll('#layers-panel [data-layer]').length === 1)
     await A.click(`#layers-panel [data-layer="${farOff}"]`)
-    await until(A, (id) => { const e = document.querySelector(`[data-node-id="${id}"]`); if (!e || e.hidden) return false; const r = e.getBoundingClientRect(), v = document.querySelector('#board-viewport').getBoundingClientRect(); return r.left >= v.left && r.right <= v.right && r.top >= v.top && r.bottom <= v.bottom }, farOff)
+    await onScreen(A, farOff)
     result.layer_selected = await A.evaluate(() => window.dmgBoard.state().selection)
     await A.click(`#layers-panel .layer-row:has([data-layer="${farOff}"]) .layer-lock`)
     await until(A, (id) => document.querySelector(`#layers-panel .layer-row:has([data-layer="${id}"]) .layer-lock.locked`) !== null, farOff)
@@ -397,7 +405,7 @@ try {
     // Found from the layers view (the new view shows the whole board, the note is small).
     await A.fill('#layers-filter', 'From the menu')
     await A.click(`#layers-panel [data-layer="${note}"]`)
-    await until(A, (id) => { const e = document.querySelector(`[data-node-id="${id}"]`); if (!e || e.hidden) return false; const r = e.getBoundingClientRect(), v = document.querySelector('#board-viewport').getBoundingClientRect(); return r.top >= v.top && r.bottom <= v.bottom && r.left >= v.left && r.right <= v.right }, note)
+    await onScreen(A, note)
     await A.keyboard.press('Escape')
     const [nx, ny] = await centre(A.locator(`[data-node-id="${note}"]`))
     await drag(A, [nx, ny], [nx + 150, ny + 40])
@@ -424,6 +432,7 @@ try {
     await until(A, () => document.querySelector('[data-action="snap"]').getAttribute('aria-pressed') === 'true')
     await A.fill('#layers-filter', 'Second')
     await A.click(`#layers-panel [data-layer="${second}"]`)
+    await onScreen(A, second)
     await A.keyboard.press('Escape')
     const [sx, sy] = await centre(A.locator(`[data-node-id="${second}"]`))
     const before = (await doc(A, pid)).nodes[second]

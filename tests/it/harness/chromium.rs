@@ -33,6 +33,8 @@ pub struct Script {
     stdin: Option<std::process::ChildStdin>,
     lines: std::sync::mpsc::Receiver<String>,
     name: String,
+    /// Where the server under test writes its logs: a failure quotes their warnings.
+    server_logs: Option<std::path::PathBuf>,
 }
 
 impl Script {
@@ -60,7 +62,43 @@ impl Script {
             child,
             lines,
             name: format!("{script} {}", args.first().copied().unwrap_or_default()),
+            server_logs: None,
         }
+    }
+
+    /// On failure, also quote the warnings and errors the server logged (in every run of
+    /// it, restarts included): a flake in CI then says what the server saw.
+    pub fn quoting_logs_of(mut self, server: &super::Server) -> Script {
+        self.server_logs = server.data_dir.parent().map(std::path::Path::to_path_buf);
+        self
+    }
+
+    fn fail(&self, why: String) -> ! {
+        let mut quoted = String::new();
+        if let Some(dir) = &self.server_logs {
+            let mut logs: Vec<_> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect();
+            logs.sort();
+            for p in logs {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let lines: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                    .collect();
+                let from = lines.len().saturating_sub(40);
+                quoted.push_str(&format!(
+                    "\n--- {} (warnings and errors) ---\n",
+                    p.display()
+                ));
+                quoted.push_str(&lines[from..].join("\n"));
+            }
+        }
+        panic!("{why}{quoted}");
     }
 
     /// The next line tagged `tag` (other lines are passed by); panics on `FAIL` or after
@@ -75,10 +113,10 @@ impl Script {
                         return serde_json::from_str(rest).unwrap_or_else(|e| panic!("{l}: {e}"));
                     }
                     if l.starts_with("FAIL") {
-                        panic!("{} failed: {l}", self.name);
+                        self.fail(format!("{} failed: {l}", self.name));
                     }
                 }
-                Err(e) => panic!("{} printed no {tag} ({e})", self.name),
+                Err(e) => self.fail(format!("{} printed no {tag} ({e})", self.name)),
             }
         }
     }
