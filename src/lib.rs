@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod heap;
 pub mod mail;
 pub mod orgs;
+pub mod sealed;
 pub mod server;
 pub mod status;
 pub mod vpn;

@@ -9,7 +9,6 @@ pub mod lockout;
 pub mod passkeys;
 pub mod password;
 pub mod providers;
-pub mod sealed;
 pub mod setup;
 pub mod tokens;
 pub mod totp;
@@ -178,7 +177,7 @@ pub struct Auth {
     /// Wrong second-factor codes, counted per account.
     lockouts: lockout::Lockouts,
     /// Seals TOTP secrets at rest (a key in the data directory).
-    sealer: Arc<sealed::Sealer>,
+    sealer: Arc<crate::sealed::Sealer>,
     /// When each session last proved its user again (password or code), by session id.
     reauthenticated: Arc<std::sync::Mutex<std::collections::HashMap<String, NaiveDateTime>>>,
     /// Where the first run's setup code is kept ([`setup`]).
@@ -300,7 +299,7 @@ impl Auth {
             lockouts: lockout::Lockouts::new(cfg.auth.second_factor_lockout),
             reauthenticated: Arc::default(),
             sealer: Arc::new(
-                sealed::Sealer::load_or_create(&cfg.server.data_dir)
+                crate::sealed::Sealer::load_or_create(&cfg.server.data_dir)
                     .map_err(|e| AuthError::Internal(e.to_string()))?,
             ),
             data_dir: Arc::from(cfg.server.data_dir.as_path()),
@@ -333,7 +332,7 @@ impl Auth {
 
     /// Seals the TOTP secrets written before sealing existed (once; later starts find none).
     async fn seal_old_totp_secrets(&self) -> Result<(), AuthError> {
-        let rows = self.db.unsealed_totp(sealed::PREFIX).await?;
+        let rows = self.db.unsealed_totp(crate::sealed::PREFIX).await?;
         for row in &rows {
             let sealed = self
                 .sealer

@@ -64,12 +64,19 @@ async fn bind_pair(listen: SocketAddr) -> Result<(UdpSocket, TcpListener, Socket
 
 /// A running DNS server and its zone.
 pub struct Dns {
-    zone: Arc<InMemoryZoneHandler>,
-    origin: Name,
-    serial: AtomicU32,
+    zone: Zone,
     addr: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
+}
+
+/// The zone's records, changed while the server runs (cheap to clone; every clone edits the
+/// same zone). Container services and ACME challenges hold one.
+#[derive(Clone)]
+pub struct Zone {
+    handler: Arc<InMemoryZoneHandler>,
+    origin: Name,
+    serial: Arc<AtomicU32>,
 }
 
 impl Dns {
@@ -102,9 +109,11 @@ impl Dns {
         });
         tracing::info!(%addr, zone = %origin, "dns serving");
         Ok(Dns {
-            zone,
-            origin,
-            serial: AtomicU32::new(serial),
+            zone: Zone {
+                handler: zone,
+                origin,
+                serial: Arc::new(AtomicU32::new(serial)),
+            },
             addr,
             shutdown,
             task,
@@ -115,6 +124,27 @@ impl Dns {
         self.addr
     }
 
+    pub fn origin(&self) -> &Name {
+        &self.zone.origin
+    }
+
+    /// A handle on the zone's records.
+    pub fn zone(&self) -> Zone {
+        self.zone.clone()
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if tokio::time::timeout(Duration::from_secs(3), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("dns server did not stop within 3 s");
+        }
+    }
+}
+
+impl Zone {
     pub fn origin(&self) -> &Name {
         &self.origin
     }
@@ -147,7 +177,7 @@ impl Dns {
         let n = self.name_in_zone(name)?;
         let key = RrKey::new(LowerName::new(&n), rtype);
         let serial = self.next_serial();
-        let mut records = self.zone.records_mut().await;
+        let mut records = self.handler.records_mut().await;
         if rdatas.is_empty() {
             records.remove(&key);
             return Ok(());
@@ -171,7 +201,7 @@ impl Dns {
     pub async fn add_txt(&self, name: &str, value: &str) -> Result<(), DnsError> {
         let n = self.name_in_zone(name)?;
         let rdata = RData::TXT(TXT::new(vec![value.to_string()]));
-        self.zone
+        self.handler
             .upsert(Record::from_rdata(n, TTL, rdata), self.next_serial())
             .await;
         Ok(())
@@ -182,14 +212,31 @@ impl Dns {
         self.replace(name, rtype, Vec::new()).await
     }
 
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        if tokio::time::timeout(Duration::from_secs(3), self.task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("dns server did not stop within 3 s");
+    /// Removes one TXT value of `name`, keeping its others.
+    pub async fn remove_txt(&self, name: &str, value: &str) -> Result<(), DnsError> {
+        let n = self.name_in_zone(name)?;
+        let key = RrKey::new(LowerName::new(&n), RecordType::TXT);
+        let serial = self.next_serial();
+        let mut records = self.handler.records_mut().await;
+        let Some(old) = records.get(&key).cloned() else {
+            return Ok(());
+        };
+        let mut set = RecordSet::new(n.clone(), RecordType::TXT, serial);
+        for r in old.records_without_rrsigs() {
+            let keep = match &r.data {
+                RData::TXT(t) => !t.txt_data.iter().map(|d| &**d).eq([value.as_bytes()]),
+                _ => true,
+            };
+            if keep {
+                set.insert(r.clone(), serial);
+            }
         }
+        if set.is_empty() {
+            records.remove(&key);
+        } else {
+            records.insert(key, Arc::new(set));
+        }
+        Ok(())
     }
 }
 

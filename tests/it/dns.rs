@@ -81,16 +81,17 @@ async fn records_change_at_runtime() {
         .unwrap();
     let a = dns.addr();
     let ask = move |args: Vec<&'static str>| tokio::task::spawn_blocking(move || short(a, &args));
+    let zone = dns.zone();
 
     assert_eq!(ask(vec!["svc.runtime.test", "A"]).await.unwrap(), "");
-    dns.set_a("svc.runtime.test", Ipv4Addr::new(192, 0, 2, 77))
+    zone.set_a("svc.runtime.test", Ipv4Addr::new(192, 0, 2, 77))
         .await
         .unwrap();
     assert_eq!(
         ask(vec!["svc.runtime.test", "A"]).await.unwrap(),
         "192.0.2.77"
     );
-    dns.set_a("svc.runtime.test", Ipv4Addr::new(192, 0, 2, 78))
+    zone.set_a("svc.runtime.test", Ipv4Addr::new(192, 0, 2, 78))
         .await
         .unwrap();
     assert_eq!(
@@ -98,10 +99,10 @@ async fn records_change_at_runtime() {
         "192.0.2.78"
     );
 
-    dns.add_txt("_acme-challenge.runtime.test", "token-1")
+    zone.add_txt("_acme-challenge.runtime.test", "token-1")
         .await
         .unwrap();
-    dns.add_txt("_acme-challenge.runtime.test", "token-2")
+    zone.add_txt("_acme-challenge.runtime.test", "token-2")
         .await
         .unwrap();
     let mut txt: Vec<String> = ask(vec!["_acme-challenge.runtime.test", "TXT"])
@@ -112,7 +113,17 @@ async fn records_change_at_runtime() {
         .collect();
     txt.sort();
     assert_eq!(txt, ["\"token-1\"", "\"token-2\""]);
-    dns.remove(
+    // One value goes (an ACME challenge cleaned up), the other stays.
+    zone.remove_txt("_acme-challenge.runtime.test", "token-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        ask(vec!["_acme-challenge.runtime.test", "TXT"])
+            .await
+            .unwrap(),
+        "\"token-2\""
+    );
+    zone.remove(
         "_acme-challenge.runtime.test",
         demiurge::dns::RecordType::TXT,
     )
@@ -126,7 +137,7 @@ async fn records_change_at_runtime() {
     );
 
     assert!(
-        dns.set_a("outside.example.com", Ipv4Addr::LOCALHOST)
+        zone.set_a("outside.example.com", Ipv4Addr::LOCALHOST)
             .await
             .is_err()
     );

@@ -1,8 +1,9 @@
-//! Secrets the server must read back (TOTP seeds): sealed with ChaCha20-Poly1305 under a key
-//! kept in the data directory (`secrets.key`, mode 0600), never in the database. A copy of the
-//! database alone (a backup, a dump, a replica) does not give anyone second factors; the key
-//! must be backed up beside it. Each sealed value is bound to its row (the user id is the
-//! associated data), so it cannot be moved to another account.
+//! Secrets the server must read back (TOTP seeds, ACME account and certificate keys): sealed
+//! with ChaCha20-Poly1305 under a key kept in the data directory (`secrets.key`, mode 0600),
+//! never in the database. A copy of the database alone (a backup, a dump, a replica) does not
+//! give anyone second factors or the instance's certificates; the key must be backed up beside
+//! it. Each sealed value is bound to its row (the row's key is the associated data), so it
+//! cannot be moved to another row.
 //!
 //! Stored form: `sealed1:` + base64url(nonce ‖ ciphertext ‖ tag). A value without the prefix
 //! was written before sealing existed and is read as it is.
