@@ -32,6 +32,7 @@ pub struct Config {
     pub edge: EdgeConfig,
     pub dns: DnsConfig,
     pub vpn: VpnConfig,
+    pub acme: AcmeConfig,
     pub auth: AuthConfig,
     pub mail: MailConfig,
     pub gateway: GatewayConfig,
@@ -184,6 +185,55 @@ impl Default for DnsConfig {
         Self {
             listen: Listen::on(SocketAddr::from(([127, 0, 0, 1], 5353))),
             public_ipv4: Ipv4Addr::LOCALHOST,
+        }
+    }
+}
+
+/// `[acme]`: certificates from an ACME certificate authority (Let's Encrypt by default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// The contact address given to the CA (expiry and policy notices). Empty: ACME is off
+    /// and HTTPS serves the self-signed certificate. Setting it agrees to the CA's terms.
+    pub email: String,
+    /// The CA's directory URL, or `letsencrypt` / `letsencrypt-staging`.
+    pub directory: String,
+    /// A PEM file with the root certificate the directory's HTTPS is checked against, for a
+    /// private CA; empty: the system's roots.
+    pub ca_root: String,
+    /// Also get `*.containers.<domain>` by DNS-01, answered from our own zone (the zone
+    /// must be delegated to this server's DNS).
+    pub wildcard: bool,
+    /// The first retry after a failed order; each further failure doubles it, up to 6 hours.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: std::time::Duration,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            email: String::new(),
+            directory: "letsencrypt".into(),
+            ca_root: String::new(),
+            wildcard: true,
+            retry_after: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+impl AcmeConfig {
+    pub fn enabled(&self) -> bool {
+        !self.email.trim().is_empty()
+    }
+
+    /// The directory URL, with the named CAs spelled out.
+    pub fn directory_url(&self) -> String {
+        match self.directory.trim() {
+            "letsencrypt" | "" => "https://acme-v02.api.letsencrypt.org/directory".into(),
+            "letsencrypt-staging" => {
+                "https://acme-staging-v02.api.letsencrypt.org/directory".into()
+            }
+            other => other.to_string(),
         }
     }
 }
@@ -631,7 +681,54 @@ impl Config {
             }
         }
         self.validate_mail()?;
+        self.validate_acme()?;
         self.validate_providers()
+    }
+
+    fn validate_acme(&self) -> Result<(), ConfigError> {
+        let a = &self.acme;
+        if !a.enabled() {
+            return Ok(());
+        }
+        let bad = |m: String| Err(ConfigError::Invalid(format!("acme: {m}")));
+        if !crate::auth::is_email_address(a.email.trim()) {
+            return bad(format!("email `{}` is not an email address", a.email));
+        }
+        let domain = self.server.domain.trim_end_matches('.');
+        if domain == "localhost"
+            || domain.parse::<std::net::IpAddr>().is_ok()
+            || !domain.contains('.')
+        {
+            return bad(format!(
+                "a certificate authority issues for a public domain name; set [server] domain (now `{domain}`)"
+            ));
+        }
+        match url::Url::parse(&a.directory_url()) {
+            Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
+            _ => {
+                return bad(format!(
+                    "directory `{}` is not an https URL (or `letsencrypt`, `letsencrypt-staging`)",
+                    a.directory
+                ));
+            }
+        }
+        if !a.ca_root.trim().is_empty() && !Path::new(a.ca_root.trim()).is_file() {
+            return bad(format!("ca_root `{}` is not a file", a.ca_root));
+        }
+        if self.edge.http.0.is_none() || self.edge.https.0.is_none() {
+            return bad(
+                "needs both [edge] http (the HTTP-01 challenge, port 80 from outside) and [edge] https".into(),
+            );
+        }
+        if a.wildcard && self.dns.listen.0.is_none() {
+            return bad(
+                "wildcard = true answers DNS-01 from our own zone, so [dns] listen must be set (or set wildcard = false)".into(),
+            );
+        }
+        if a.retry_after.is_zero() {
+            return bad("retry_after must be longer than 0".into());
+        }
+        Ok(())
     }
 
     fn validate_mail(&self) -> Result<(), ConfigError> {

@@ -4,6 +4,7 @@
 //! [`db::Db`], [`app::App`], [`edge::Edge`], [`dns::Dns`], [`vpn::Vpn`]; [`server::serve`]
 //! starts and stops them together.
 
+pub mod acme;
 pub mod app;
 pub mod auth;
 pub mod cli;

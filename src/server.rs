@@ -12,7 +12,7 @@ use crate::app::{App, AppError, AppState, Metrics};
 use crate::config::{Config, ConfigError, DatabaseUrl, redact_url};
 use crate::db::{Db, DbError};
 use crate::dns::{Dns, DnsError};
-use crate::edge::certs::{self, CertError, CertStore};
+use crate::edge::certs::{self, CertError};
 use crate::edge::{Edge, EdgeError, EdgeSettings};
 use crate::status::{StatusBoard, Subsystem};
 use crate::vpn::{Vpn, VpnError, VpnSettings};
@@ -35,6 +35,10 @@ pub enum ServeError {
     Dns(#[from] DnsError),
     #[error(transparent)]
     Vpn(#[from] VpnError),
+    #[error(transparent)]
+    Acme(#[from] crate::acme::AcmeError),
+    #[error("secrets: {0}")]
+    Seal(#[from] crate::sealed::SealError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("signals: {0}")]
@@ -49,6 +53,7 @@ struct Running {
     edge: Option<Edge>,
     dns: Option<Dns>,
     vpn: Option<Vpn>,
+    acme: Option<crate::acme::Acme>,
 }
 
 impl Running {
@@ -70,6 +75,9 @@ impl Running {
         // `/readyz`) must not reload into a server that is about to close its listener.
         if self.app.is_some() {
             status.set(Subsystem::App, SubsystemState::Stopping, "");
+        }
+        if let Some(acme) = self.acme {
+            acme.stop().await;
         }
         if let Some(vpn) = self.vpn {
             status.set(Subsystem::Vpn, SubsystemState::Stopping, "");
@@ -181,6 +189,8 @@ async fn start_all(
         status: status.subscribe(),
         boards: boards.clone(),
     };
+    let tls = state.tls.clone();
+    let registry = state.metrics.registry().clone();
     let app = App::start(app_listener, state, shell, boards)?;
     let app_addr = app.addr();
     running.app = Some(app);
@@ -191,7 +201,7 @@ async fn start_all(
     );
 
     // Edge.
-    let certs = Arc::new(CertStore::default());
+    let certs = tls.certs.clone();
     if cfg.edge.https.0.is_some() {
         let key = certs::load_or_create_self_signed(
             &cfg.server.data_dir.join("tls"),
@@ -216,7 +226,7 @@ async fn start_all(
                 .map(App::door)
                 .ok_or_else(|| EdgeError::Setup("the app is not running".into()))?,
             domain: cfg.server.domain.clone(),
-            certs,
+            certs: certs.clone(),
             threads: cfg.edge.threads,
         })?;
         let waited = edge.wait_listening().await;
@@ -245,6 +255,32 @@ async fn start_all(
             );
             running.dns = Some(dns);
         }
+    }
+
+    // ACME: stored certificates are served at once; orders run in the background.
+    if cfg.acme.enabled() {
+        let acme = crate::acme::Acme::start(
+            crate::acme::AcmeSettings {
+                domain: cfg.server.domain.trim_end_matches('.').to_ascii_lowercase(),
+                email: cfg.acme.email.trim().to_string(),
+                directory: cfg.acme.directory_url(),
+                ca_root: Some(cfg.acme.ca_root.trim())
+                    .filter(|p| !p.is_empty())
+                    .map(std::path::PathBuf::from),
+                wildcard: cfg.acme.wildcard,
+                retry_after: cfg.acme.retry_after,
+            },
+            db.clone(),
+            Arc::new(crate::sealed::Sealer::load_or_create(&cfg.server.data_dir)?),
+            certs,
+            tls.challenges.clone(),
+            running.dns.as_ref().map(Dns::zone),
+            running.dns.as_ref().map(Dns::addr),
+            tls.acme.clone(),
+            &registry,
+        )
+        .await?;
+        running.acme = Some(acme);
     }
 
     // VPN: tunnel port 80 goes to the edge (so routing and headers are the same as outside).

@@ -61,6 +61,34 @@ pub struct AppState {
     proxies: client::TrustedProxies,
     /// Open collaboration sockets per user (a cap).
     pub(crate) sockets: api::collab::SocketCounts,
+    /// Certificates, ACME challenges and the HTTPS redirect.
+    pub tls: Tls,
+}
+
+/// What the app shares with the edge and ACME about HTTPS.
+#[derive(Clone)]
+pub struct Tls {
+    /// The edge's certificates (the app asks which names have a CA-issued one).
+    pub certs: Arc<crate::edge::CertStore>,
+    /// The HTTPS listener's port; `None`: HTTPS is off (nothing is redirected).
+    pub https_port: Option<u16>,
+    /// HTTP-01 answers of orders in progress.
+    pub challenges: Arc<crate::acme::Challenges>,
+    pub acme: crate::acme::AcmeStatus,
+    /// The ACME directory, when ACME is on.
+    pub directory: Option<String>,
+}
+
+impl Tls {
+    fn new(cfg: &Config) -> Self {
+        Self {
+            certs: Arc::new(crate::edge::CertStore::default()),
+            https_port: cfg.edge.https.0.map(|a| a.port()),
+            challenges: Arc::new(crate::acme::Challenges::default()),
+            acme: crate::acme::AcmeStatus::default(),
+            directory: cfg.acme.enabled().then(|| cfg.acme.directory_url()),
+        }
+    }
 }
 
 /// Accounts and tenancy, wired together: the gateway's modules (whose permissions the
@@ -129,6 +157,7 @@ impl AppState {
             hosts: hosts::KnownHosts::new(&cfg.server.domain, cfg.public_url().as_deref()),
             proxies: client::TrustedProxies::new(&cfg.server.trusted_proxies),
             sockets: api::collab::SocketCounts::default(),
+            tls: Tls::new(cfg),
         })
     }
 }
@@ -197,6 +226,7 @@ impl App {
             let containers = state.containers.clone();
             let hosts = state.hosts.clone();
             let proxies = state.proxies.clone();
+            let tls = state.tls.clone();
             ActixApp::new()
                 .app_data(state.clone())
                 .app_data(proxies)
@@ -260,6 +290,26 @@ impl App {
                         )));
                     }
                     let https = ClientInfo::of(req.request()).scheme == "https";
+                    if !https
+                        && let Some(to) = crate::edge::https_redirect(
+                            &tls.certs,
+                            tls.https_port,
+                            host,
+                            req.uri()
+                                .path_and_query()
+                                .map(|p| p.as_str())
+                                .unwrap_or("/"),
+                        )
+                    {
+                        // A CA-issued certificate covers this name: HTTPS only from now on.
+                        let res = actix_web::HttpResponse::PermanentRedirect()
+                            .insert_header((actix_web::http::header::LOCATION, to))
+                            .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+                            .finish();
+                        return futures::future::Either::Left(futures::future::ready(Ok(
+                            req.into_response(res)
+                        )));
+                    }
                     futures::future::Either::Right(srv.call(req).map(move |mut res| {
                         drop(counted);
                         if let Ok(r) = &mut res {

@@ -1,7 +1,7 @@
 //! Small server-rendered pages for the steps a browser reaches from outside the app: an
 //! emailed link (`/auth/link`), and a provider sign-in that failed. They work without
 //! JavaScript; opening a link never uses it up (mail scanners open links), pressing the
-//! button does.
+//! button does. Also the ACME HTTP-01 answers a certificate authority fetches.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -17,11 +17,30 @@ use crate::auth::{LinkPurpose, Redeemed};
 const LINK_PAGE: &str = "/auth/link";
 
 /// The paths served here and their methods (for 405 and OPTIONS answers).
-pub const PATHS: [(&str, &[&str]); 1] = [(LINK_PAGE, &["GET", "POST"])];
+pub const PATHS: [(&str, &[&str]); 2] = [(LINK_PAGE, &["GET", "POST"]), (ACME_CHALLENGE, &["GET"])];
+
+/// ACME's HTTP-01 challenge answers ([`crate::edge::ACME_CHALLENGE_PREFIX`]).
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/{token}";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(LINK_PAGE, web::get().to(link_page))
-        .route(LINK_PAGE, web::post().to(link_submit));
+        .route(LINK_PAGE, web::post().to(link_submit))
+        .route(ACME_CHALLENGE, web::get().to(acme_challenge));
+}
+
+/// The key authorization for a token of an ACME order in progress (what the CA fetches to
+/// see that we hold the name); 404 for any other token.
+async fn acme_challenge(token: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    match state.tls.challenges.answer(&token) {
+        Some(answer) => HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .insert_header(("Cache-Control", "no-store"))
+            .body(answer),
+        None => HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .insert_header(("Cache-Control", "no-store"))
+            .body("no such challenge\n"),
+    }
 }
 
 fn escape(s: &str) -> String {

@@ -4,6 +4,7 @@
 //! (so it is type-checked per backend). Nothing outside this module sees a connection type.
 
 pub mod accounts;
+pub mod acme;
 pub mod docs;
 pub mod orgs;
 mod schema;

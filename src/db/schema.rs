@@ -261,3 +261,25 @@ diesel::allow_tables_to_appear_in_same_query!(
     doc_history,
     sign_in_reviews
 );
+
+diesel::table! {
+    acme_accounts (directory) {
+        directory -> Text,
+        credentials -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    acme_certificates (name) {
+        name -> Text,
+        directory -> Text,
+        domains -> Text,
+        chain_pem -> Text,
+        key_pem -> Text,
+        issuer -> Text,
+        not_before -> Timestamp,
+        not_after -> Timestamp,
+        issued_at -> Timestamp,
+    }
+}

@@ -1,6 +1,6 @@
 //! TLS certificates for the edge: a store that picks a certificate by SNI while the server runs
-//! (so ACME certificates can be swapped in later), and the self-signed certificate used until
-//! then, generated once and kept in `data_dir/tls/`.
+//! (ACME certificates are swapped in as they are issued; open connections keep theirs), and
+//! the self-signed certificate used until then, generated once and kept in `data_dir/tls/`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,7 +20,9 @@ pub enum CertError {
     Generate(String),
 }
 
-/// Certificates by host name; `*.example.com` entries match one label.
+/// Certificates by host name; `*.example.com` entries match one label. Names in the map have
+/// a certificate a CA issued; the fallback (self-signed until the first issuance) serves the
+/// rest.
 #[derive(Default)]
 pub struct CertStore {
     by_name: RwLock<HashMap<String, Arc<CertifiedKey>>>,
@@ -35,8 +37,8 @@ impl fmt::Debug for CertStore {
 }
 
 impl CertStore {
-    /// Serves `key` for each of `names` from now on.
-    pub fn insert(&self, names: &[String], key: Arc<CertifiedKey>) {
+    /// Serves `key`, issued by a CA, for each of `names` from now on.
+    pub fn insert_issued(&self, names: &[String], key: Arc<CertifiedKey>) {
         if let Ok(mut map) = self.by_name.write() {
             for n in names {
                 map.insert(n.to_ascii_lowercase(), key.clone());
@@ -51,18 +53,25 @@ impl CertStore {
         }
     }
 
+    /// Whether `host` (as a client sent it, perhaps with a port) has a certificate a CA
+    /// issued: then plain HTTP for it is redirected to HTTPS.
+    pub fn covers(&self, host: &str) -> bool {
+        let host = super::strip_port(host.trim()).trim_end_matches('.');
+        !host.is_empty() && self.issued(&host.to_ascii_lowercase()).is_some()
+    }
+
+    fn issued(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let map = self.by_name.read().ok()?;
+        if let Some(k) = map.get(name) {
+            return Some(k.clone());
+        }
+        let (_, parent) = name.split_once('.')?;
+        map.get(&format!("*.{parent}")).cloned()
+    }
+
     fn lookup(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        if let Some(name) = sni.map(str::to_ascii_lowercase)
-            && let Ok(map) = self.by_name.read()
-        {
-            if let Some(k) = map.get(&name) {
-                return Some(k.clone());
-            }
-            if let Some((_, parent)) = name.split_once('.')
-                && let Some(k) = map.get(&format!("*.{parent}"))
-            {
-                return Some(k.clone());
-            }
+        if let Some(k) = sni.and_then(|n| self.issued(&n.to_ascii_lowercase())) {
+            return Some(k);
         }
         self.fallback.read().ok().and_then(|f| f.clone())
     }
@@ -109,6 +118,24 @@ pub fn load_or_create_self_signed(
         tracing::info!(path = %crt.display(), "generated a self-signed certificate");
     }
     load_pem(&crt, &key)
+}
+
+/// A certificate chain and its key from PEM text (as an ACME CA sends the chain).
+pub fn certified_key_from_pem(chain: &str, key: &str) -> Result<Arc<CertifiedKey>, CertError> {
+    let bad = |m: String| CertError::File {
+        path: "(pem)".into(),
+        message: m,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(bad("no certificate in the chain".into()));
+    }
+    let der = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    let signing =
+        rustls::crypto::ring::sign::any_supported_type(&der).map_err(|e| bad(e.to_string()))?;
+    Ok(Arc::new(CertifiedKey::new(chain, signing)))
 }
 
 /// A certificate chain and its key from PEM files.

@@ -144,11 +144,14 @@ impl Edge {
         server.bootstrap();
         let containers = ContainerHosts::new(&s.domain);
         let conf = server.configuration.clone();
+        let https_port = s.https.map(|a| a.port());
         let door = |tls: bool| {
             let front = Front {
                 app: s.app,
                 tls,
                 containers: containers.clone(),
+                certs: s.certs.clone(),
+                https_port,
             };
             let mut proxy = HttpProxy::new(front, conf.clone());
             proxy.handle_init_modules();
@@ -420,6 +423,37 @@ struct Front {
     app: SocketAddr,
     tls: bool,
     containers: ContainerHosts,
+    certs: Arc<CertStore>,
+    https_port: Option<u16>,
+}
+
+/// Where ACME's HTTP-01 challenges are asked for: always answered over plain HTTP.
+pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// The HTTPS address of a plain-HTTP request for `host` (perhaps with a port), when HTTPS is
+/// on and a CA-issued certificate covers the host; `None`: answer it over HTTP. ACME
+/// challenges are never redirected.
+pub fn https_redirect(
+    certs: &CertStore,
+    https_port: Option<u16>,
+    host: &str,
+    path_and_query: &str,
+) -> Option<String> {
+    let port = https_port?;
+    if path_and_query.starts_with(ACME_CHALLENGE_PREFIX) || !certs.covers(host) {
+        return None;
+    }
+    let name = strip_port(host.trim()).trim_end_matches('.');
+    let pq = if path_and_query.starts_with('/') {
+        path_and_query
+    } else {
+        "/"
+    };
+    Some(if port == 443 {
+        format!("https://{name}{pq}")
+    } else {
+        format!("https://{name}:{port}{pq}")
+    })
 }
 
 impl Front {
@@ -498,7 +532,29 @@ impl ProxyHttp for Front {
     }
 
     async fn request_filter(&self, session: &mut Session, _ctx: &mut ()) -> pingora::Result<bool> {
-        if self.containers.matches(&Self::host_with_port(session)) {
+        let host = Self::host_with_port(session);
+        if !self.tls
+            && self.containers.matches(&host)
+            && let Some(to) = https_redirect(
+                &self.certs,
+                self.https_port,
+                &host,
+                session
+                    .req_header()
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/"),
+            )
+        {
+            let mut resp = ResponseHeader::build(308, Some(3))?;
+            resp.insert_header(http::header::LOCATION, to)?;
+            resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
+            resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+            session.write_response_header(Box::new(resp), true).await?;
+            return Ok(true);
+        }
+        if self.containers.matches(&host) {
             let body = Bytes::from_static(NO_SUCH_SERVICE.as_bytes());
             let mut resp = ResponseHeader::build(404, Some(4))?;
             resp.insert_header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")?;

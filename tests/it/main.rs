@@ -3,6 +3,7 @@
 mod harness;
 
 mod accounts;
+mod acme;
 mod board;
 mod collab;
 mod config_file;

@@ -1703,6 +1703,14 @@ async fn authorization_matrix() {
             me(409),
         ),
         row("GET", "/api/v1/me/sign-in-review".into(), None, me(404)),
+        // The instance admin's view (the owner signed up first); the route is not there for
+        // anyone else.
+        row(
+            "GET",
+            "/api/v1/admin/certificates".into(),
+            None,
+            [200, 404, 404, 404, 404, 404, 404, 401],
+        ),
         row("DELETE", "/api/v1/me/sign-in-review".into(), None, me(404)),
         row(
             "GET",

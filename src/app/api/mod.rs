@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+pub mod admin;
 pub mod auth;
 pub mod board;
 pub mod body;
@@ -396,6 +397,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(status)
         .service(openapi_json)
         .configure(auth::routes)
+        .configure(admin::routes)
         .configure(signin::routes)
         .configure(orgs::routes)
         .configure(collab::routes)

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod chromium;
+pub mod pebble;
 pub mod peers;
 pub mod team;
 pub mod yjs;

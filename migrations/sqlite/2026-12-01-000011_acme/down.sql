@@ -1,0 +1,2 @@
+DROP TABLE acme_certificates;
+DROP TABLE acme_accounts;
