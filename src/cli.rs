@@ -33,12 +33,50 @@ pub enum Command {
     Serve(ConfigArg),
     /// Apply pending database migrations and exit.
     Migrate(ConfigArg),
+    /// Write a backup of the instance (database and keys) to FILE, while it runs: one
+    /// consistent snapshot, in an archive either backend restores from.
+    Backup {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The archive to write (`.tar.gz`; mode 0600, it holds the instance's keys).
+        file: PathBuf,
+    },
+    /// Restore a backup into this instance's database and data directory. Stop the server
+    /// first. A database that holds anything is refused unless --force.
+    Restore {
+        #[command(flatten)]
+        config: ConfigArg,
+        file: PathBuf,
+        /// Replace whatever the database holds.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Database tasks.
+    Db {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Operator tasks on the instance's data.
     Admin {
         #[command(flatten)]
         config: ConfigArg,
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy the whole database (accounts, organizations, projects, documents, history) into
+    /// another, empty one (`postgres://...`), check every table on both sides, and print the
+    /// configuration line that switches to it. Stop the server first: later writes are not
+    /// copied.
+    Copy {
+        /// The target database URL.
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -141,6 +179,75 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{n} migration(s) applied on {}", db.backend());
             db.close().await;
         }
+        Command::Backup { config, file } => {
+            let cfg = quiet(&config)?;
+            let db = open_db(&cfg).await?;
+            let result = crate::backup::backup(&db, &cfg.server.data_dir, &file).await;
+            db.close().await;
+            let s = result?;
+            println!(
+                "Backed up {} rows of {} tables and {} key files to {} ({}) in {:.1} s.",
+                s.rows,
+                s.tables,
+                s.files,
+                file.display(),
+                size(s.bytes),
+                s.took.as_secs_f64()
+            );
+        }
+        Command::Restore {
+            config,
+            file,
+            force,
+        } => {
+            let cfg = quiet(&config)?;
+            let db = open_db(&cfg).await?;
+            let result = crate::backup::restore(&db, &cfg.server.data_dir, &file, force).await;
+            db.close().await;
+            let (m, s) = result?;
+            println!(
+                "Restored {} rows of {} tables and {} key files from a {} backup of {} (Demiurge {}) into {} in {:.1} s.",
+                s.rows,
+                s.tables,
+                s.files,
+                m.source,
+                m.created_at.format("%Y-%m-%d %H:%M UTC"),
+                m.demiurge,
+                db.backend(),
+                s.took.as_secs_f64()
+            );
+        }
+        Command::Db {
+            config,
+            command: DbCommand::Copy { to },
+        } => {
+            let cfg = quiet(&config)?;
+            let mut target_cfg = cfg.clone();
+            target_cfg.database.url = to.clone();
+            let target_url = target_cfg.database_url()?;
+            if target_url == cfg.database_url()? {
+                anyhow::bail!("the target is the database this instance already uses");
+            }
+            let source = open_db(&cfg).await?;
+            let target = Db::connect(&target_url, None).await?;
+            target.migrate().await?;
+            let result = crate::backup::copy(&source, &target, &cfg.server.data_dir).await;
+            source.close().await;
+            target.close().await;
+            let s = result?;
+            println!(
+                "Copied {} rows of {} tables from {} to {} in {:.1} s; every table checked on both sides.",
+                s.rows,
+                s.tables,
+                source.backend(),
+                crate::config::redact_url(&to),
+                s.took.as_secs_f64()
+            );
+            println!(
+                "To run on it, set in the configuration file:\n\n[database]\nurl = \"{}\"\n\n(or DEMIURGE_DATABASE__URL in the environment), then start the server.",
+                crate::config::redact_url(&to)
+            );
+        }
         Command::Admin { config, command } => {
             let cfg = Config::load(config.config.as_deref())?;
             init_logging(&Config {
@@ -157,6 +264,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The configuration for a one-shot command, with logging at warn (its output is its
+/// own lines).
+fn quiet(config: &ConfigArg) -> anyhow::Result<Config> {
+    let cfg = Config::load(config.config.as_deref())?;
+    init_logging(&Config {
+        log: crate::config::LogConfig {
+            level: "warn".into(),
+            ..cfg.log.clone()
+        },
+        ..cfg.clone()
+    });
+    Ok(cfg)
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
 }
 
 async fn admin(cfg: &Config, db: &Db, command: AdminCommand) -> anyhow::Result<()> {

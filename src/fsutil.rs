@@ -29,6 +29,18 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Creates (or truncates) `path` for writing, readable only by the owner.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
 /// Creates `dir` (and its parents) and makes it readable only by the owner: the data
 /// directory holds the database, keys and certificates.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {

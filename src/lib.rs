@@ -7,6 +7,7 @@
 pub mod acme;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod code;
 pub mod config;

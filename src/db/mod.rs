@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod acme;
 pub mod docs;
 pub mod orgs;
+pub mod portable;
 mod schema;
 pub mod signin;
 pub mod vpn_peers;
@@ -98,6 +99,8 @@ pub enum DbError {
     NotFound,
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error("dump or load: {0}")]
+    Portable(String),
 }
 
 impl DbError {
