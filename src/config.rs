@@ -33,6 +33,7 @@ pub struct Config {
     pub dns: DnsConfig,
     pub vpn: VpnConfig,
     pub acme: AcmeConfig,
+    pub backup: BackupConfig,
     pub auth: AuthConfig,
     pub mail: MailConfig,
     pub gateway: GatewayConfig,
@@ -234,6 +235,39 @@ impl AcmeConfig {
                 "https://acme-staging-v02.api.letsencrypt.org/directory".into()
             }
             other => other.to_string(),
+        }
+    }
+}
+
+/// `[backup]`: backups the server takes by itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// How often; "0s" (the default) takes none.
+    #[serde(with = "humantime_serde")]
+    pub every: std::time::Duration,
+    /// How many to keep; older ones are deleted after each new one.
+    pub keep: usize,
+    /// Where; empty: `<data_dir>/backups`.
+    pub dir: String,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            every: std::time::Duration::ZERO,
+            keep: 7,
+            dir: String::new(),
+        }
+    }
+}
+
+impl BackupConfig {
+    pub fn dir(&self, data_dir: &Path) -> PathBuf {
+        if self.dir.trim().is_empty() {
+            data_dir.join("backups")
+        } else {
+            PathBuf::from(self.dir.trim())
         }
     }
 }
@@ -682,6 +716,11 @@ impl Config {
         }
         self.validate_mail()?;
         self.validate_acme()?;
+        if !self.backup.every.is_zero() && self.backup.keep == 0 {
+            return Err(ConfigError::Invalid(
+                "backup.keep: keep at least 1 backup (or set every = \"0s\")".into(),
+            ));
+        }
         self.validate_providers()
     }
 

@@ -54,6 +54,7 @@ struct Running {
     dns: Option<Dns>,
     vpn: Option<Vpn>,
     acme: Option<crate::acme::Acme>,
+    backups: Option<crate::backup::Scheduler>,
 }
 
 impl Running {
@@ -78,6 +79,9 @@ impl Running {
         }
         if let Some(acme) = self.acme {
             acme.stop().await;
+        }
+        if let Some(b) = self.backups {
+            b.stop().await;
         }
         if let Some(vpn) = self.vpn {
             status.set(Subsystem::Vpn, SubsystemState::Stopping, "");
@@ -190,6 +194,7 @@ async fn start_all(
         boards: boards.clone(),
     };
     let tls = state.tls.clone();
+    let backups = state.backups.clone();
     let registry = state.metrics.registry().clone();
     let app = App::start(app_listener, state, shell, boards)?;
     let app_addr = app.addr();
@@ -312,6 +317,17 @@ async fn start_all(
             );
             running.vpn = Some(vpn);
         }
+    }
+
+    if !cfg.backup.every.is_zero() {
+        running.backups = Some(crate::backup::Scheduler::start(
+            db.clone(),
+            cfg.server.data_dir.clone(),
+            cfg.backup.dir(&cfg.server.data_dir),
+            cfg.backup.every,
+            cfg.backup.keep,
+            backups,
+        ));
     }
 
     if let Some(url) = cfg.public_url() {

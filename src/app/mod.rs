@@ -63,6 +63,8 @@ pub struct AppState {
     pub(crate) sockets: api::collab::SocketCounts,
     /// Certificates, ACME challenges and the HTTPS redirect.
     pub tls: Tls,
+    /// What the backup scheduler last did.
+    pub backups: crate::backup::ScheduleStatus,
 }
 
 /// What the app shares with the edge and ACME about HTTPS.
@@ -158,6 +160,7 @@ impl AppState {
             proxies: client::TrustedProxies::new(&cfg.server.trusted_proxies),
             sockets: api::collab::SocketCounts::default(),
             tls: Tls::new(cfg),
+            backups: crate::backup::ScheduleStatus::default(),
         })
     }
 }

@@ -341,3 +341,124 @@ pub async fn copy(source: &Db, target: &Db, scratch_near: &Path) -> Result<Summa
         took: t0.elapsed(),
     })
 }
+
+/// What the scheduler last did, for the admin page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleState {
+    pub every: Option<Duration>,
+    pub dir: Option<PathBuf>,
+    pub last_at: Option<DateTime<Utc>>,
+    pub last_file: Option<String>,
+    pub last_bytes: Option<u64>,
+    pub last_error: Option<String>,
+    pub next_at: Option<DateTime<Utc>>,
+}
+
+/// Backups taken every `every` into `dir`, keeping the newest `keep`.
+pub struct Scheduler {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The scheduler's state, shared with the app.
+#[derive(Clone, Default)]
+pub struct ScheduleStatus(std::sync::Arc<std::sync::RwLock<ScheduleState>>);
+
+impl ScheduleStatus {
+    pub fn snapshot(&self) -> ScheduleState {
+        self.0.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ScheduleState)) {
+        if let Ok(mut s) = self.0.write() {
+            f(&mut s);
+        }
+    }
+}
+
+/// The archives in `dir` that the scheduler made, oldest first.
+fn scheduled_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("demiurge-") && n.ends_with(".tar.gz"))
+        })
+        .collect();
+    // The names carry the time (UTC, fixed width), so their order is their age.
+    files.sort();
+    files
+}
+
+impl Scheduler {
+    pub fn start(
+        db: Db,
+        data_dir: PathBuf,
+        dir: PathBuf,
+        every: Duration,
+        keep: usize,
+        status: ScheduleStatus,
+    ) -> Scheduler {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let cancelled = stop.clone();
+        status.update(|s| {
+            s.every = Some(every);
+            s.dir = Some(dir.clone());
+        });
+        let task = tokio::spawn(async move {
+            loop {
+                let next = Utc::now() + chrono::Duration::from_std(every).unwrap_or_default();
+                status.update(|s| s.next_at = Some(next));
+                tokio::select! {
+                    _ = cancelled.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let now = Utc::now();
+                let file = dir.join(format!(
+                    "demiurge-{}.tar.gz",
+                    now.format("%Y%m%dT%H%M%S%.3fZ")
+                ));
+                let result = match crate::fsutil::private_dir(&dir) {
+                    Ok(()) => backup(&db, &data_dir, &file).await,
+                    Err(e) => Err(file_err(&dir, e)),
+                };
+                match result {
+                    Ok(summary) => {
+                        tracing::info!(file = %file.display(), bytes = summary.bytes, rows = summary.rows, "backup taken");
+                        let files = scheduled_files(&dir);
+                        for old in files.iter().take(files.len().saturating_sub(keep)) {
+                            if let Err(e) = std::fs::remove_file(old) {
+                                tracing::warn!(file = %old.display(), error = %e, "an old backup could not be removed");
+                            }
+                        }
+                        status.update(|s| {
+                            s.last_at = Some(now);
+                            s.last_file = Some(file.display().to_string());
+                            s.last_bytes = Some(summary.bytes);
+                            s.last_error = None;
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the scheduled backup failed");
+                        status.update(|s| s.last_error = Some(e.to_string()));
+                    }
+                }
+            }
+        });
+        Scheduler { stop, task }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        if tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a backup in progress did not end within 10 s");
+        }
+    }
+}

@@ -303,3 +303,53 @@ async fn db_copy_moves_an_instance_from_sqlite_to_postgres() {
         .unwrap();
     assert!(peer2.status.success(), "{}", text(&peer2));
 }
+
+/// `[backup] every` takes backups by itself and keeps the newest `keep`; each restores.
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_backups_keep_the_newest() {
+    let server = Server::start_with(options(
+        None,
+        &[
+            ("DEMIURGE_BACKUP__EVERY", "700ms"),
+            ("DEMIURGE_BACKUP__KEEP", "2"),
+        ],
+    ));
+    let t = team(&server).await;
+    let dir = server.data_dir.join("backups");
+    let mut seen = HashSet::new();
+    let t0 = Instant::now();
+    let now = loop {
+        let now: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".tar.gz"))
+            .collect();
+        seen.extend(now.iter().cloned());
+        if seen.len() >= 3 && now.len() == 2 {
+            break now;
+        }
+        assert!(now.len() <= 2, "more than keep = 2: {now:?}");
+        assert!(t0.elapsed() < Duration::from_secs(30), "seen {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let newest = now.iter().max().unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let data = fresh.path().join("data");
+    let out = demiurge(
+        &data,
+        None,
+        &["restore", &dir.join(newest).display().to_string()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let restored = Server::start_with(Options {
+        data_dir: Some(data),
+        ..options(None, &[])
+    });
+    let owner = signed_in(&restored, "owner").await;
+    let (st, _) = owner
+        .get(&format!("/api/v1/projects/{}/document", t.pid))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+}
