@@ -1,8 +1,11 @@
 # Demiurge in one image: build the release binary, then copy it into a slim runtime.
 #   docker build -t demiurge .
-#   docker run -d --name demiurge -v demiurge-data:/data \
+#   docker run -d --name demiurge -v demiurge:/data \
 #     -p 80:8080 -p 443:8443 -p 53:5353/udp -p 53:5353/tcp -p 51820:51820/udp \
-#     -e DEMIURGE_SERVER__DOMAIN=example.com demiurge
+#     -e DEMIURGE_SERVER__DOMAIN=demiurge.example.com \
+#     -e DEMIURGE_SERVER__PUBLIC_URL=https://demiurge.example.com/ \
+#     -e DEMIURGE_DNS__PUBLIC_IPV4=203.0.113.7 -e DEMIURGE_ACME__EMAIL=ops@example.com demiurge
+# The DNS records to create first, and the rest: docs/deploy.md.
 
 FROM rust:1.95-slim-bookworm AS build
 RUN apt-get update \

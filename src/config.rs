@@ -857,6 +857,18 @@ impl Config {
         })
     }
 
+    /// The port people reach HTTPS on: `public_url`'s when it is an https URL (a port
+    /// mapping or proxy in front, as in the Docker image), else the HTTPS listener's; `None`
+    /// when HTTPS is off.
+    pub fn public_https_port(&self) -> Option<u16> {
+        let listener = self.edge.https.0?;
+        let public = self.server.public_url.trim();
+        match url::Url::parse(public) {
+            Ok(u) if u.scheme() == "https" => u.port_or_known_default(),
+            _ => Some(listener.port()),
+        }
+    }
+
     /// The database this configuration selects.
     pub fn database_url(&self) -> Result<DatabaseUrl, ConfigError> {
         let url = self.database.url.trim();
@@ -935,6 +947,63 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn redirects_go_to_the_public_https_port() {
+        // No HTTPS: nothing to redirect to.
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.public_https_port(), None);
+        // The listener's port when people reach it directly.
+        let c = Config::load_from(None, env(&[("DEMIURGE_EDGE__HTTPS", "0.0.0.0:8443")])).unwrap();
+        assert_eq!(c.public_https_port(), Some(8443));
+        // A port mapping in front (the Docker image): the public URL's.
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("DEMIURGE_EDGE__HTTPS", "0.0.0.0:8443"),
+                (
+                    "DEMIURGE_SERVER__PUBLIC_URL",
+                    "https://demiurge.example.com/",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.public_https_port(), Some(443));
+    }
+
+    #[test]
+    fn acme_needs_a_public_name_and_both_listeners() {
+        let with = |extra: &[(&str, &str)]| {
+            let mut e = vec![
+                ("DEMIURGE_ACME__EMAIL", "ops@example.com"),
+                ("DEMIURGE_SERVER__DOMAIN", "demiurge.example.com"),
+                ("DEMIURGE_EDGE__HTTPS", "0.0.0.0:8443"),
+            ];
+            e.extend_from_slice(extra);
+            Config::load_from(None, env(&e))
+        };
+        assert!(with(&[]).is_ok());
+        let err = with(&[("DEMIURGE_SERVER__DOMAIN", "localhost")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("public domain name"), "{err}");
+        let err = with(&[("DEMIURGE_EDGE__HTTPS", "")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[edge] https"), "{err}");
+        let err = with(&[("DEMIURGE_DNS__LISTEN", "")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wildcard"), "{err}");
+        let err = with(&[("DEMIURGE_ACME__EMAIL", "not-an-address")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("email"), "{err}");
+        let err = with(&[("DEMIURGE_ACME__DIRECTORY", "http://ca.example/dir")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https URL"), "{err}");
     }
 
     #[test]

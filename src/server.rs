@@ -233,6 +233,7 @@ async fn start_all(
             domain: cfg.server.domain.clone(),
             certs: certs.clone(),
             threads: cfg.edge.threads,
+            public_https_port: cfg.public_https_port(),
         })?;
         let waited = edge.wait_listening().await;
         running.edge = Some(edge);

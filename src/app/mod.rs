@@ -72,7 +72,8 @@ pub struct AppState {
 pub struct Tls {
     /// The edge's certificates (the app asks which names have a CA-issued one).
     pub certs: Arc<crate::edge::CertStore>,
-    /// The HTTPS listener's port; `None`: HTTPS is off (nothing is redirected).
+    /// The port HTTPS is reached on from outside (`public_url`'s, else the listener's);
+    /// `None`: HTTPS is off (nothing is redirected).
     pub https_port: Option<u16>,
     /// HTTP-01 answers of orders in progress.
     pub challenges: Arc<crate::acme::Challenges>,
@@ -85,7 +86,7 @@ impl Tls {
     fn new(cfg: &Config) -> Self {
         Self {
             certs: Arc::new(crate::edge::CertStore::default()),
-            https_port: cfg.edge.https.0.map(|a| a.port()),
+            https_port: cfg.public_https_port(),
             challenges: Arc::new(crate::acme::Challenges::default()),
             acme: crate::acme::AcmeStatus::default(),
             directory: cfg.acme.enabled().then(|| cfg.acme.directory_url()),

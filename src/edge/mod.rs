@@ -61,6 +61,8 @@ pub struct EdgeSettings {
     pub certs: Arc<CertStore>,
     /// Threads Pingora runs on; 0 = one per core.
     pub threads: usize,
+    /// The port people reach HTTPS on (redirects point there); `None`: HTTPS is off.
+    pub public_https_port: Option<u16>,
 }
 
 /// A client connection's byte stream (TLS already terminated).
@@ -144,7 +146,7 @@ impl Edge {
         server.bootstrap();
         let containers = ContainerHosts::new(&s.domain);
         let conf = server.configuration.clone();
-        let https_port = s.https.map(|a| a.port());
+        let https_port = s.public_https_port;
         let door = |tls: bool| {
             let front = Front {
                 app: s.app,

@@ -13,6 +13,7 @@ mod dns;
 mod edge;
 mod lifecycle;
 mod orgs;
+mod packaging;
 mod signin;
 mod storage;
 mod ui;
