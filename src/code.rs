@@ -59,6 +59,8 @@ codes! {
     NotAuthenticated = "not_authenticated": "Sign in first (no session or token, or it ended).",
     InvalidCredentials = "invalid_credentials": "The login or the password is wrong.",
     SignupClosed = "signup_closed": "This server does not take new accounts.",
+    AccountDisabled = "account_disabled": "The instance's administrator disabled this account.",
+    LastAdmin = "last_admin": "An instance keeps at least one administrator who is not disabled.",
     SetupCodeRequired = "setup_code_required": "The server has no account yet: its first needs the setup code from the server's log.",
     InvalidSetupCode = "invalid_setup_code": "That is not the server's setup code.",
     WeakPassword = "weak_password": "The new password is too short or too common.",

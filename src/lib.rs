@@ -6,6 +6,7 @@
 
 pub mod acme;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod cli;

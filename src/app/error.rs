@@ -209,6 +209,16 @@ impl From<crate::auth::AuthError> for ApiError {
                 code: ErrorCode::SignupClosed,
                 message,
             },
+            A::AccountDisabled => Self::Forbidden {
+                code: ErrorCode::AccountDisabled,
+                message,
+            },
+            A::LastAdmin => Self::Conflict {
+                code: ErrorCode::LastAdmin,
+                message,
+            },
+            A::NotAdmin => Self::NotFound(message),
+            A::NoSuchUser => Self::NotFound(message),
             A::SetupCodeRequired => Self::Forbidden {
                 code: ErrorCode::SetupCodeRequired,
                 message,

@@ -65,6 +65,8 @@ pub struct AppState {
     pub tls: Tls,
     /// What the backup scheduler last did.
     pub backups: crate::backup::ScheduleStatus,
+    /// `[server] data_dir` (the admin page shows its free space).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// What the app shares with the edge and ACME about HTTPS.
@@ -162,6 +164,7 @@ impl AppState {
             sockets: api::collab::SocketCounts::default(),
             tls: Tls::new(cfg),
             backups: crate::backup::ScheduleStatus::default(),
+            data_dir: cfg.server.data_dir.clone(),
         })
     }
 }

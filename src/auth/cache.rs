@@ -119,6 +119,7 @@ mod tests {
             is_admin: false,
             created_at: chrono::Utc::now().naive_utc(),
             email_verified: false,
+            disabled_at: None,
         }
     }
 

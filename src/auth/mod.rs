@@ -3,6 +3,7 @@
 //! [`Auth`] is the one face: the HTTP layer calls it and maps [`AuthError`] to responses. It
 //! holds no HTTP types; the database holds only hashes of secrets.
 
+mod admin;
 mod cache;
 mod email_link;
 pub mod lockout;
@@ -10,6 +11,7 @@ pub mod passkeys;
 pub mod password;
 pub mod providers;
 pub mod setup;
+pub use admin::InstanceAdmin;
 pub mod tokens;
 pub mod totp;
 
@@ -101,6 +103,14 @@ pub enum AuthError {
     PasskeyNameTaken,
     #[error("{0}")]
     Unavailable(String),
+    #[error("this account is disabled; ask the instance's administrator")]
+    AccountDisabled,
+    #[error("no such route")]
+    NotAdmin,
+    #[error("no such account")]
+    NoSuchUser,
+    #[error("an instance keeps at least one administrator who is not disabled")]
+    LastAdmin,
     #[error("too many sign-ins at once; try again in a moment")]
     Busy,
     #[error("{0}")]
@@ -182,6 +192,7 @@ pub struct Auth {
     reauthenticated: Arc<std::sync::Mutex<std::collections::HashMap<String, NaiveDateTime>>>,
     /// Where the first run's setup code is kept ([`setup`]).
     data_dir: Arc<std::path::Path>,
+    audit: crate::audit::Audit,
 }
 
 /// After a password reset: what can still sign in to the account, for its owner to review.
@@ -285,6 +296,7 @@ impl Auth {
         if cfg.auth.password_hashes_at_once > 0 {
             password::limit_concurrency(cfg.auth.password_hashes_at_once);
         }
+        let db_for_audit = db.clone();
         Ok(Self {
             db,
             config: Arc::new(cfg.auth.clone()),
@@ -303,6 +315,7 @@ impl Auth {
                     .map_err(|e| AuthError::Internal(e.to_string()))?,
             ),
             data_dir: Arc::from(cfg.server.data_dir.as_path()),
+            audit: crate::audit::Audit::new(db_for_audit),
         })
     }
 
@@ -487,7 +500,32 @@ impl Auth {
                 let pending = self.totp_enabled(&u.id).await?;
                 self.open_session(u, meta, pending).await
             }
-            _ => Err(AuthError::InvalidCredentials),
+            // The login as typed is never kept (it may be a password typed in the wrong
+            // field): an event names the account only when the login matched one.
+            Some(u) => {
+                self.audit
+                    .record(
+                        crate::audit::Kind::SignInFailed,
+                        None,
+                        Some(&u.id),
+                        &meta.ip,
+                        format!("wrong password for {}", u.username),
+                    )
+                    .await;
+                Err(AuthError::InvalidCredentials)
+            }
+            None => {
+                self.audit
+                    .record(
+                        crate::audit::Kind::SignInFailed,
+                        None,
+                        None,
+                        &meta.ip,
+                        "a login that matches no account".into(),
+                    )
+                    .await;
+                Err(AuthError::InvalidCredentials)
+            }
         }
     }
 
@@ -514,7 +552,23 @@ impl Auth {
         meta: &ClientMeta,
     ) -> Result<Opened, AuthError> {
         let (session, user) = self.pending_session(token).await?;
-        self.check_second_factor(&user, code).await?;
+        if let Err(e) = self.check_second_factor(&user, code).await {
+            if matches!(
+                e,
+                AuthError::InvalidCode | AuthError::SecondFactorLocked { .. }
+            ) {
+                self.audit
+                    .record(
+                        crate::audit::Kind::SecondFactorFailed,
+                        None,
+                        Some(&user.id),
+                        &meta.ip,
+                        format!("a wrong second-step code for {}", user.username),
+                    )
+                    .await;
+            }
+            return Err(e);
+        }
         let _ = self.db.delete_session(&user.id, &session.id).await;
         self.cache.forget_user(&user.id);
         self.open_session(user, meta, false).await
@@ -551,6 +605,10 @@ impl Auth {
         meta: &ClientMeta,
         pending: bool,
     ) -> Result<Opened, AuthError> {
+        // Every way of signing in ends here: a disabled account gets no session.
+        if user.disabled_at.is_some() {
+            return Err(AuthError::AccountDisabled);
+        }
         let (token, token_hash) = tokens::new_token();
         let t = now();
         let lifetime = if pending {
@@ -571,6 +629,17 @@ impl Auth {
             pending_second_factor: pending,
         };
         self.db.insert_session(&session).await?;
+        if !pending {
+            self.audit
+                .record(
+                    crate::audit::Kind::SignIn,
+                    Some(&user.id),
+                    Some(&user.id),
+                    &meta.ip,
+                    format!("{} signed in", user.username),
+                )
+                .await;
+        }
         Ok(Opened {
             token,
             session,
@@ -620,7 +689,7 @@ impl Auth {
                 (s, user)
             }
         };
-        if session.expires_at <= t {
+        if session.expires_at <= t || user.disabled_at.is_some() {
             return Err(AuthError::NotAuthenticated);
         }
         if session.pending_second_factor {
@@ -854,6 +923,7 @@ impl Auth {
         user_id: &str,
         name: &str,
         expires_in: Option<Duration>,
+        meta: &ClientMeta,
     ) -> Result<CreatedToken, AuthError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -876,6 +946,15 @@ impl Auth {
         };
         match self.db.insert_api_token(&record).await {
             Ok(()) => {
+                self.audit
+                    .record(
+                        crate::audit::Kind::TokenCreated,
+                        Some(user_id),
+                        Some(user_id),
+                        &meta.ip,
+                        format!("personal access token “{name}” created"),
+                    )
+                    .await;
                 if let Some(owner) = self.db.user_by_id(user_id).await? {
                     self.tell_owner(
                         &owner,
@@ -922,7 +1001,7 @@ impl Auth {
                 (r, user)
             }
         };
-        if record.expires_at.is_some_and(|e| e <= t) {
+        if record.expires_at.is_some_and(|e| e <= t) || user.disabled_at.is_some() {
             return Err(AuthError::NotAuthenticated);
         }
         if record

@@ -22,6 +22,8 @@ pub struct User {
     pub created_at: NaiveDateTime,
     /// The owner of `email` has proven it.
     pub email_verified: bool,
+    /// Disabled by an instance admin: no sign-in, no session, no token works.
+    pub disabled_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Insertable)]

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod acme;
+pub mod admin;
 pub mod docs;
 pub mod orgs;
 pub mod portable;

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::{Db, DbError};
 
 /// Our tables, parents before children (the order rows are loaded in).
-pub const TABLES: [&str; 22] = [
+pub const TABLES: [&str; 23] = [
     "users",
     "sessions",
     "api_tokens",
@@ -46,6 +46,7 @@ pub const TABLES: [&str; 22] = [
     "vpn_peers",
     "acme_accounts",
     "acme_certificates",
+    "audit_events",
 ];
 
 /// A load sends rows in statements of about this many bytes of JSON.

@@ -22,6 +22,7 @@ diesel::table! {
         is_admin -> Bool,
         created_at -> Timestamp,
         email_verified -> Bool,
+        disabled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -281,5 +282,17 @@ diesel::table! {
         not_before -> Timestamp,
         not_after -> Timestamp,
         issued_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        at -> Timestamp,
+        kind -> Text,
+        actor_id -> Nullable<Text>,
+        target -> Nullable<Text>,
+        ip -> Text,
+        detail -> Text,
     }
 }

@@ -137,6 +137,7 @@ pub struct Orgs {
     mailer: Mailer,
     public_url: Arc<str>,
     instance: Arc<str>,
+    audit: crate::audit::Audit,
 }
 
 const INVITATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -203,6 +204,7 @@ impl Orgs {
         let mut catalogue = Catalogue::default();
         catalogue.register(modules);
         Self {
+            audit: crate::audit::Audit::new(db.clone()),
             db,
             compiler: Arc::new(Compiler::new(catalogue)),
             cache: Arc::default(),
@@ -569,6 +571,18 @@ impl Orgs {
         };
         self.db.insert_org_member(&m).await?;
         self.changed();
+        self.audit
+            .record(
+                crate::audit::Kind::MemberAdded,
+                Some(&user.id),
+                Some(&target.id),
+                "",
+                format!(
+                    "{} added {} to {} as {role}",
+                    user.username, target.username, org.name
+                ),
+            )
+            .await;
         Ok((m, target))
     }
 
@@ -602,6 +616,18 @@ impl Orgs {
             .change_org_member(&org.id, member, Some(role))
             .await?;
         self.changed();
+        self.audit
+            .record(
+                crate::audit::Kind::RoleChanged,
+                Some(&user.id),
+                Some(member),
+                "",
+                format!(
+                    "{} changed a member's role in {} from {} to {role}",
+                    user.username, org.name, current.role
+                ),
+            )
+            .await;
         member_change(r)
     }
 
@@ -631,6 +657,19 @@ impl Orgs {
         };
         let r = self.db.change_org_member(&org.id, member, None).await?;
         self.changed();
+        self.audit
+            .record(
+                crate::audit::Kind::MemberRemoved,
+                Some(&user.id),
+                Some(member),
+                "",
+                if member == user.id {
+                    format!("{} left {}", user.username, org.name)
+                } else {
+                    format!("{} removed a member from {}", user.username, org.name)
+                },
+            )
+            .await;
         member_change(r)
     }
 
@@ -1199,6 +1238,18 @@ impl Orgs {
             })
             .await?;
         self.changed();
+        self.audit
+            .record(
+                crate::audit::Kind::RoleChanged,
+                Some(&user.id),
+                Some(&target.id),
+                "",
+                format!(
+                    "{} gave {} the role {role} in project {}",
+                    user.username, target.username, p.name
+                ),
+            )
+            .await;
         Ok(())
     }
 

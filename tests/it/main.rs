@@ -4,6 +4,7 @@ mod harness;
 
 mod accounts;
 mod acme;
+mod admin;
 mod backup;
 mod board;
 mod collab;

@@ -1711,6 +1711,36 @@ async fn authorization_matrix() {
             None,
             [200, 404, 404, 404, 404, 404, 404, 401],
         ),
+        row(
+            "GET",
+            "/api/v1/admin/diagnostics".into(),
+            None,
+            [200, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        row(
+            "GET",
+            "/api/v1/admin/users".into(),
+            None,
+            [200, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        row(
+            "PATCH",
+            format!("/api/v1/admin/users/{t}"),
+            Some(json!({"disabled": false})),
+            [200, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        row(
+            "DELETE",
+            format!("/api/v1/admin/users/{t}/sessions"),
+            None,
+            [200, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        row(
+            "GET",
+            "/api/v1/admin/audit".into(),
+            None,
+            [200, 404, 404, 404, 404, 404, 404, 401],
+        ),
         row("DELETE", "/api/v1/me/sign-in-review".into(), None, me(404)),
         row(
             "GET",

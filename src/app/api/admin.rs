@@ -1,29 +1,33 @@
 //! `/api/v1/admin/*`: the instance admin's view of the server. Anyone else gets 404 (the
 //! routes do not exist for them).
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::body::Json;
 use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
-use crate::app::session::Authenticated;
+use crate::app::session::{self, Authenticated};
+use crate::auth::InstanceAdmin;
+use crate::db::accounts::User;
 
 /// Registers this file's handlers with the router and the API document at once.
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(certificates);
+    cfg.service(certificates)
+        .service(diagnostics)
+        .service(users)
+        .service(update_user)
+        .service(end_sessions)
+        .service(audit);
 }
 
-/// The signed-in user, if they are the instance admin; 404 for anyone else.
-fn admin_only(who: &Authenticated) -> Result<(), ApiError> {
-    if who.user.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound("no such route".into()))
-    }
+/// The signed-in user as instance admin (the decision is `Auth`'s); 404 for anyone else.
+fn admin_only(state: &AppState, who: &Authenticated) -> Result<InstanceAdmin, ApiError> {
+    Ok(state.auth.instance_admin(&who.user)?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,8 +77,12 @@ async fn certificates(
     state: web::Data<AppState>,
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    admin_only(&who)?;
-    let certificates = state
+    admin_only(&state, &who)?;
+    Ok(private_json(certificates_of(&state)))
+}
+
+fn certificates_of(state: &AppState) -> Certificates {
+    let list: Vec<CertificateView> = state
         .tls
         .acme
         .snapshot()
@@ -93,9 +101,396 @@ async fn certificates(
             ari: c.ari,
         })
         .collect();
-    Ok(private_json(Certificates {
+    Certificates {
         acme: state.tls.directory.is_some(),
         directory: state.tls.directory.clone(),
-        certificates,
+        certificates: list,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatabaseDiagnostics {
+    /// `sqlite` or `postgres`.
+    backend: &'static str,
+    size_bytes: Option<i64>,
+    /// One round trip, in milliseconds.
+    latency_ms: f64,
+    /// The database's clock.
+    time: Option<DateTime<Utc>>,
+    /// The database's clock minus the server's, in milliseconds (large values break
+    /// expiry times).
+    clock_skew_ms: Option<i64>,
+    /// Why a figure is missing.
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiskDiagnostics {
+    /// The data directory.
+    path: String,
+    free_bytes: Option<u64>,
+    total_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubsystemDiagnostics {
+    name: &'static str,
+    state: &'static str,
+    detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollabDiagnostics {
+    gateways_running: i64,
+    documents_loaded: i64,
+    document_bytes: i64,
+    /// Collaboration sockets open now.
+    clients_connected: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupDiagnostics {
+    /// How often the server takes one (`[backup] every`), in seconds; none when off.
+    every_seconds: Option<u64>,
+    dir: Option<String>,
+    last_at: Option<DateTime<Utc>>,
+    last_file: Option<String>,
+    last_bytes: Option<u64>,
+    last_error: Option<String>,
+    next_at: Option<DateTime<Utc>>,
+}
+
+/// What the admin page shows about the server.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Diagnostics {
+    version: &'static str,
+    server_time: DateTime<Utc>,
+    started_at: DateTime<Utc>,
+    uptime_seconds: u64,
+    database: DatabaseDiagnostics,
+    disk: DiskDiagnostics,
+    subsystems: Vec<SubsystemDiagnostics>,
+    certificates: Certificates,
+    collaboration: CollabDiagnostics,
+    backups: BackupDiagnostics,
+    accounts: i64,
+}
+
+/// Free and total bytes of the file system holding `path`.
+fn disk_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid out pointer for the call.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let block = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * block, st.f_blocks as u64 * block))
+}
+
+/// Diagnostics: version, uptime, the database (backend, size, latency, clock), disk space,
+/// every subsystem, certificates, collaboration load and backups. Instance admins only.
+#[utoipa::path(tag = "admin",
+    responses(
+        (status = 200, description = "Diagnostics", body = Diagnostics),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the instance admin", body = ErrorBody)
+    ))]
+#[get("/api/v1/admin/diagnostics")]
+async fn diagnostics(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    admin_only(&state, &who)?;
+    let t0 = std::time::Instant::now();
+    let ping = state.db.ping().await;
+    let latency_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let now = Utc::now();
+    let db_time = state.db.database_time().await.map(|t| t.and_utc());
+    let size = state.db.size_bytes().await;
+    let error = [
+        ping.as_ref().err().map(|e| e.to_string()),
+        db_time.as_ref().err().map(|e| e.to_string()),
+        size.as_ref().err().map(|e| e.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    let db_time = db_time.ok();
+    let disk = disk_space(&state.data_dir);
+    let m = state.gateways.metrics();
+    let schedule = state.backups.snapshot();
+    let uptime = state.started_at.elapsed();
+    Ok(private_json(Diagnostics {
+        version: env!("CARGO_PKG_VERSION"),
+        server_time: now,
+        started_at: now - chrono::Duration::from_std(uptime).unwrap_or_default(),
+        uptime_seconds: uptime.as_secs(),
+        database: DatabaseDiagnostics {
+            backend: state.db.backend(),
+            size_bytes: size.ok(),
+            latency_ms,
+            time: db_time,
+            clock_skew_ms: db_time.map(|t| (t - now).num_milliseconds()),
+            error,
+        },
+        disk: DiskDiagnostics {
+            path: state.data_dir.display().to_string(),
+            free_bytes: disk.map(|d| d.0),
+            total_bytes: disk.map(|d| d.1),
+        },
+        subsystems: state
+            .status
+            .snapshot()
+            .into_iter()
+            .map(|s| SubsystemDiagnostics {
+                name: s.name,
+                state: s.state.as_str(),
+                detail: s.detail,
+            })
+            .collect(),
+        certificates: certificates_of(&state),
+        collaboration: CollabDiagnostics {
+            gateways_running: m.gateways_running.get(),
+            documents_loaded: m.documents_loaded.get(),
+            document_bytes: m.document_bytes.get(),
+            clients_connected: m.clients_connected.get(),
+        },
+        backups: BackupDiagnostics {
+            every_seconds: schedule.every.map(|d| d.as_secs()),
+            dir: schedule.dir.map(|d| d.display().to_string()),
+            last_at: schedule.last_at,
+            last_file: schedule.last_file,
+            last_bytes: schedule.last_bytes,
+            last_error: schedule.last_error,
+            next_at: schedule.next_at,
+        },
+        accounts: state.db.count_users().await.unwrap_or(0),
     }))
+}
+
+/// An account as the admin sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminUserView {
+    id: String,
+    username: String,
+    display_name: String,
+    email: String,
+    email_verified: bool,
+    is_admin: bool,
+    /// When an admin disabled it (it cannot sign in); none while enabled.
+    disabled_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&User> for AdminUserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            is_admin: u.is_admin,
+            disabled_at: u.disabled_at.map(|t| t.and_utc()),
+            created_at: u.created_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersQuery {
+    /// The start of a username, name or email; all accounts when empty.
+    #[param(max_length = 100)]
+    q: Option<String>,
+    /// At most this many (1 to 200; 50 by default).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// Skip this many (for the next page).
+    #[param(minimum = 0)]
+    offset: Option<i64>,
+}
+
+fn page(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::Unprocessable {
+            code: crate::code::ErrorCode::InvalidInput,
+            message: format!("limit: 1 to {max}"),
+        }),
+    }
+}
+
+/// Every account, or those whose username, name or email starts with `q`. Instance admins
+/// only.
+#[utoipa::path(tag = "admin", params(UsersQuery),
+    responses(
+        (status = 200, description = "Accounts, by username", body = [AdminUserView]),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the instance admin", body = ErrorBody),
+        (status = 422, description = "`invalid_input`", body = ErrorBody)
+    ))]
+#[get("/api/v1/admin/users")]
+async fn users(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    q: web::Query<UsersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin_only(&state, &who)?;
+    let limit = page(q.limit, 50, 200)?;
+    let offset = q.offset.unwrap_or(0).max(0);
+    let prefix: String = q.q.as_deref().unwrap_or("").chars().take(100).collect();
+    let list: Vec<AdminUserView> = state
+        .auth
+        .admin_users(&admin, &prefix, limit, offset)
+        .await?
+        .iter()
+        .map(AdminUserView::from)
+        .collect();
+    Ok(private_json(list))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    /// Disable (no sign-in; sessions end, tokens stop working) or enable the account.
+    disabled: Option<bool>,
+    /// Make it an instance administrator, or take that away (never from the last one).
+    is_admin: Option<bool>,
+}
+
+/// Disable or enable an account, or make it an instance admin. Instance admins only.
+#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "User id")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "The account now", body = AdminUserView),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account, or not the instance admin", body = ErrorBody),
+        (status = 409, description = "`last_admin`", body = ErrorBody)
+    ))]
+#[patch("/api/v1/admin/users/{id}")]
+async fn update_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+    body: Json<UserUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin_only(&state, &who)?;
+    let meta = session::client_meta(&req);
+    let mut user = None;
+    if let Some(d) = body.disabled {
+        user = Some(state.auth.admin_set_disabled(&admin, &id, d, &meta).await?);
+    }
+    if let Some(a) = body.is_admin {
+        user = Some(state.auth.admin_set_admin(&admin, &id, a, &meta).await?);
+    }
+    let user = user.ok_or_else(|| ApiError::Unprocessable {
+        code: crate::code::ErrorCode::InvalidInput,
+        message: "nothing to change: give disabled or is_admin".into(),
+    })?;
+    Ok(private_json(AdminUserView::from(&user)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndedSessions {
+    ended: usize,
+}
+
+/// End every session of an account (it must sign in again). Instance admins only.
+#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "How many ended", body = EndedSessions),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account, or not the instance admin", body = ErrorBody)
+    ))]
+#[delete("/api/v1/admin/users/{id}/sessions")]
+async fn end_sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin_only(&state, &who)?;
+    let ended = state
+        .auth
+        .admin_end_sessions(&admin, &id, &session::client_meta(&req))
+        .await?;
+    Ok(private_json(EndedSessions { ended }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Events of this kind, or of a family (`admin` for every `admin.*`).
+    #[param(max_length = 64)]
+    kind: Option<String>,
+    /// Events this user did or that were about them (a user id).
+    #[param(max_length = 64)]
+    user: Option<String>,
+    /// Events older than this (the next page: the last `at` of this one).
+    before: Option<DateTime<Utc>>,
+    /// At most this many (1 to 500; 100 by default).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEvent {
+    id: String,
+    at: DateTime<Utc>,
+    /// `sign_in`, `sign_in_failed`, `second_factor_failed`, `token_created`, `member_added`,
+    /// `role_changed`, `member_removed`, or `admin.*` (`admin.user_disabled`,
+    /// `admin.user_enabled`, `admin.made_admin`, `admin.revoked_admin`,
+    /// `admin.ended_sessions`).
+    kind: String,
+    /// Who did it (a user id); none for someone not signed in.
+    actor: Option<String>,
+    /// Whom or what it was about.
+    target: Option<String>,
+    /// The client's address, when the event came from a request that had one.
+    ip: String,
+    detail: String,
+}
+
+/// The audit log of security events, newest first. Instance admins only.
+#[utoipa::path(tag = "admin", params(AuditParams),
+    responses(
+        (status = 200, description = "Events, newest first", body = [AuditEvent]),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the instance admin", body = ErrorBody),
+        (status = 422, description = "`invalid_input`", body = ErrorBody)
+    ))]
+#[get("/api/v1/admin/audit")]
+async fn audit(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    q: web::Query<AuditParams>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin_only(&state, &who)?;
+    let query = crate::db::admin::AuditQuery {
+        kind: q.kind.clone().filter(|k| !k.is_empty()),
+        user: q.user.clone().filter(|u| !u.is_empty()),
+        before: q.before.map(|b| b.naive_utc()),
+        limit: page(q.limit, 100, 500)?,
+    };
+    let events: Vec<AuditEvent> = state
+        .auth
+        .admin_audit(&admin, &query)
+        .await?
+        .into_iter()
+        .map(|r| AuditEvent {
+            id: r.id,
+            at: r.at.and_utc(),
+            kind: r.kind,
+            actor: r.actor_id,
+            target: r.target,
+            ip: r.ip,
+            detail: r.detail,
+        })
+        .collect();
+    Ok(private_json(events))
 }

@@ -542,6 +542,7 @@ pub struct CreatedTokenView {
     ))]
 #[post("/api/v1/me/tokens")]
 async fn create_token(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
     body: Json<CreateTokenRequest>,
@@ -557,7 +558,12 @@ async fn create_token(
     let expires = days.map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400));
     let created = state
         .auth
-        .create_token(&who.user.id, &body.name, expires)
+        .create_token(
+            &who.user.id,
+            &body.name,
+            expires,
+            &session::client_meta(&req),
+        )
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))

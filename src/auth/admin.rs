@@ -1,0 +1,150 @@
+//! What the instance admin may do to accounts. Every method takes an [`InstanceAdmin`],
+//! which only [`Auth::instance_admin`] makes: the decision is here, not in the handlers.
+
+use chrono::NaiveDateTime;
+
+use super::{Auth, AuthError, ClientMeta, now};
+use crate::audit::Kind;
+use crate::db::accounts::User;
+use crate::db::admin::{AuditQuery, AuditRow};
+
+/// Proof that the signed-in user is the instance's administrator.
+#[derive(Debug, Clone)]
+pub struct InstanceAdmin {
+    user: User,
+}
+
+impl InstanceAdmin {
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+}
+
+impl Auth {
+    /// The user as instance admin; anyone else gets [`AuthError::NotAdmin`] (404: the admin
+    /// routes do not exist for them).
+    pub fn instance_admin(&self, user: &User) -> Result<InstanceAdmin, AuthError> {
+        if user.is_admin && user.disabled_at.is_none() {
+            Ok(InstanceAdmin { user: user.clone() })
+        } else {
+            Err(AuthError::NotAdmin)
+        }
+    }
+
+    /// Every account whose username, name or email starts with `prefix`.
+    pub async fn admin_users(
+        &self,
+        _admin: &InstanceAdmin,
+        prefix: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<User>, AuthError> {
+        Ok(self.db.all_users(prefix.trim(), limit, offset).await?)
+    }
+
+    async fn target(&self, id: &str) -> Result<User, AuthError> {
+        self.db.user_by_id(id).await?.ok_or(AuthError::NoSuchUser)
+    }
+
+    /// Disables an account (its sessions end; its tokens stop working) or enables it again.
+    pub async fn admin_set_disabled(
+        &self,
+        admin: &InstanceAdmin,
+        id: &str,
+        disabled: bool,
+        meta: &ClientMeta,
+    ) -> Result<User, AuthError> {
+        let target = self.target(id).await?;
+        if disabled && target.is_admin && self.db.count_admins().await? <= 1 {
+            return Err(AuthError::LastAdmin);
+        }
+        let when: Option<NaiveDateTime> = disabled.then(now);
+        self.db.set_user_disabled(id, when).await?;
+        self.cache.forget_user(id);
+        let (kind, verb) = if disabled {
+            (Kind::AdminUserDisabled, "disabled")
+        } else {
+            (Kind::AdminUserEnabled, "enabled")
+        };
+        self.audit
+            .record(
+                kind,
+                Some(&admin.user.id),
+                Some(id),
+                &meta.ip,
+                format!("{} {verb} {}", admin.user.username, target.username),
+            )
+            .await;
+        self.target(id).await
+    }
+
+    /// Makes an account an instance admin, or takes that away (never from the last one).
+    pub async fn admin_set_admin(
+        &self,
+        admin: &InstanceAdmin,
+        id: &str,
+        is_admin: bool,
+        meta: &ClientMeta,
+    ) -> Result<User, AuthError> {
+        let target = self.target(id).await?;
+        if !is_admin && target.is_admin && self.db.count_admins().await? <= 1 {
+            return Err(AuthError::LastAdmin);
+        }
+        self.db.set_user_admin(id, is_admin).await?;
+        self.cache.forget_user(id);
+        let (kind, what) = if is_admin {
+            (Kind::AdminMadeAdmin, "made")
+        } else {
+            (Kind::AdminRevokedAdmin, "removed")
+        };
+        self.audit
+            .record(
+                kind,
+                Some(&admin.user.id),
+                Some(id),
+                &meta.ip,
+                format!(
+                    "{} {what} {} {} instance administrator",
+                    admin.user.username,
+                    target.username,
+                    if is_admin { "an" } else { "as" }
+                ),
+            )
+            .await;
+        self.target(id).await
+    }
+
+    /// Ends every session of an account (it signs in again); returns how many ended.
+    pub async fn admin_end_sessions(
+        &self,
+        admin: &InstanceAdmin,
+        id: &str,
+        meta: &ClientMeta,
+    ) -> Result<usize, AuthError> {
+        let target = self.target(id).await?;
+        let n = self.db.end_sessions_of(id).await?;
+        self.cache.forget_user(id);
+        self.audit
+            .record(
+                Kind::AdminEndedSessions,
+                Some(&admin.user.id),
+                Some(id),
+                &meta.ip,
+                format!(
+                    "{} ended {n} session(s) of {}",
+                    admin.user.username, target.username
+                ),
+            )
+            .await;
+        Ok(n)
+    }
+
+    /// The audit log, newest first.
+    pub async fn admin_audit(
+        &self,
+        _admin: &InstanceAdmin,
+        q: &AuditQuery,
+    ) -> Result<Vec<AuditRow>, AuthError> {
+        Ok(self.db.audit(q).await?)
+    }
+}
