@@ -211,3 +211,63 @@ async fn admin_api(pg: bool) {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// The admin page in Chromium, clicked as the admin would (screenshots in
+/// tests/artifacts/ui-admin).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_page_works_in_chromium() {
+    use std::time::Duration;
+    let server = Server::start_with(options(None, &[]));
+    signed_up(&server, "root").await;
+    signed_up(&server, "carol").await;
+    let shots = crate::harness::chromium::artifacts_dir("ui-admin");
+    let args = json!({
+        "admin": {"login": "root", "password": "correct horse battery"},
+        "other": {"login": "carol", "password": "correct horse battery"},
+    })
+    .to_string();
+    let base = format!("http://localhost:{}", server.http.port());
+    let mut s = crate::harness::chromium::Script::start(
+        "ui_admin.mjs",
+        &[&base, &shots.display().to_string(), &args],
+    )
+    .quoting_logs_of(&server);
+    let r = s.expect("RESULT", Duration::from_secs(120));
+    assert_eq!(r["errors"], json!([]), "page errors: {r}");
+    assert_eq!(r["url"], "/admin");
+    for fact in ["Version", "Database", "Disk", "Backups"] {
+        assert!(
+            r["facts"].as_array().unwrap().iter().any(|f| f == fact),
+            "{r}"
+        );
+    }
+    assert!(r["database"].as_str().unwrap().starts_with("sqlite"), "{r}");
+    assert!(r["subsystems"].as_u64().unwrap() >= 5, "{r}");
+    assert_eq!(r["no_acme"], true, "{r}");
+    assert_eq!(r["disabled_pill"], "disabled");
+    assert_eq!(r["other_sent_to"], "/signin", "{r}");
+    assert_eq!(
+        r["other_sign_in"], 403,
+        "a disabled account cannot sign in: {r}"
+    );
+    assert!(
+        r["audit_text"]
+            .as_str()
+            .unwrap()
+            .contains("root disabled carol"),
+        "{r}"
+    );
+    assert!(
+        r["audit_kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k.as_str().unwrap().starts_with("admin.")),
+        "{r}"
+    );
+    assert_eq!(r["other_sign_in_after"], 200, "{r}");
+    assert_eq!(r["other_admin_link"], false, "{r}");
+    for name in ["admin", "admin-disabled", "admin-audit", "admin-not-found"] {
+        assert!(shots.join(format!("{name}.png")).is_file(), "{name}.png");
+    }
+}

@@ -26,12 +26,13 @@ pub use status::{SubsystemState, SubsystemView};
 pub const WS_PATH: &str = "/ui/ws";
 
 /// The pages of the UI (each the LiveView shell; the app picks the page from the path).
-const PAGES: [&str; 9] = [
+const PAGES: [&str; 10] = [
     "/",
     "/signin",
     "/signup",
     "/forgot",
     "/settings",
+    "/admin",
     "/orgs",
     "/orgs/{tail:.*}",
     "/projects/{tail:.*}",

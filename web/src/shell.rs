@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::board::BoardPage;
 use crate::board::page::BoardsRef;
+use crate::ui::admin::Admin;
 use crate::ui::orgs::{AcceptInvite, OrgDashboard, OrgList, OrgSettings, ProjectSettings};
 use crate::ui::settings::{Settings, SignInReview};
 use crate::ui::signin::{Forgot, SignIn, SignUp};
@@ -115,7 +116,10 @@ pub fn app(root: Root) -> Element {
 
     // Pages for signed-in people send others to sign in, and back here afterwards.
     let segments: Vec<&str> = here.path.trim_matches('/').split('/').collect();
-    let needs_user = matches!(segments.first(), Some(&("orgs" | "projects" | "settings")));
+    let needs_user = matches!(
+        segments.first(),
+        Some(&("orgs" | "projects" | "settings" | "admin"))
+    );
     if needs_user && user.is_none() {
         if loaded {
             ui::go(&format!(
@@ -133,6 +137,7 @@ pub fn app(root: Root) -> Element {
         (["forgot"], _) => rsx! { Forgot {} },
         (["invite"], _) => rsx! { AcceptInvite { query: here.query.clone(), signed_in } },
         (["settings"], Some(u)) => rsx! { Settings { user: u.clone() } },
+        (["admin"], _) => rsx! { Admin {} },
         (["orgs"], _) => rsx! { OrgList {} },
         (["orgs", id], _) => rsx! { OrgDashboard { id: id.to_string() } },
         (["orgs", id, "settings"], _) => rsx! { OrgSettings { id: id.to_string() } },
@@ -178,6 +183,9 @@ fn Header(
                 if let Some(u) = &user {
                     a { href: "/orgs", id: "orgs-link", "Organizations" }
                     span { id: "whoami", "{u[\"display_name\"].as_str().unwrap_or_default()}" }
+                    if u["is_admin"] == true {
+                        a { href: "/admin", id: "admin-link", "Admin" }
+                    }
                     a { href: "/settings", id: "settings-link", "Settings" }
                     button { class: "link", id: "sign-out", onclick: move |e| on_sign_out.call(e), "Sign out" }
                 } else if loaded {

@@ -2,6 +2,7 @@
 //! only through the public JSON API, from the browser (`assets/demiurge.js`), so the browser's
 //! session cookie and Origin are what authorize every change, as for any other client.
 
+pub mod admin;
 pub mod orgs;
 pub mod settings;
 pub mod signin;

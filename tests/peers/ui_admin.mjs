@@ -1,0 +1,79 @@
+// The admin page in Debian's Chromium: the admin opens it from the header, reads the
+// diagnostics, finds an account by searching, disables it (that person's open page loses
+// its session), sees the action in the audit log, and enables it again. Someone else gets
+// "not found" at /admin and no link to it. Screenshots of each step.
+// Usage: node ui_admin.mjs <base-url> <screenshot-dir> <json {admin, other}>.
+import { launchBrowser } from './browser.mjs'
+
+const [, , base, shots, argsJson] = process.argv
+const args = JSON.parse(argsJson)
+setTimeout(() => { console.log('FAIL {"error":"watchdog: 120 s"}'); process.exit(2) }, 120000).unref()
+const say = (tag, obj) => console.log(`${tag} ${JSON.stringify(obj)}`)
+
+const browser = await launchBrowser()
+const result = { errors: [] }
+async function signedIn(who) {
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 900 } })
+  const r = await ctx.request.post(base + '/api/v1/auth/login', { headers: { Origin: base }, data: { login: who.login, password: who.password } })
+  if (r.status() !== 200) throw new Error(`sign-in of ${who.login}: ${r.status()}`)
+  const page = await ctx.newPage()
+  page.on('pageerror', (e) => result.errors.push(String(e)))
+  return page
+}
+try {
+  const admin = await signedIn(args.admin)
+  const shot = (page, name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true })
+  await admin.goto(base + '/')
+  await admin.click('#admin-link')
+  await admin.waitForSelector('#diagnostics')
+  result.url = new URL(admin.url()).pathname
+  result.facts = await admin.$$eval('#diagnostics table.facts th', (ths) => ths.map((t) => t.textContent))
+  result.database = await admin.textContent('#diagnostics table.facts tr:nth-child(3) td')
+  result.subsystems = await admin.$$eval('#admin-subsystems li', (l) => l.length)
+  result.no_acme = await admin.isVisible('#no-acme')
+  await shot(admin, 'admin')
+
+  // The other person has the board open.
+  const other = await signedIn(args.other)
+  await other.goto(base + '/settings')
+  await other.waitForSelector('#settings')
+
+  // Search, then disable.
+  await admin.fill('#admin-user-search', args.other.login.slice(0, 3))
+  await admin.waitForFunction((u) => { const rows = document.querySelectorAll('#admin-users li[data-user]'); return rows.length === 1 && rows[0].dataset.user === u }, args.other.login, { timeout: 10000 })
+  const row = `#admin-users li[data-user="${args.other.login}"]`
+  await admin.click(`${row} [data-action="disable"]`)
+  await admin.waitForSelector(`${row} .pill.failed`)
+  result.disabled_pill = (await admin.textContent(`${row} .pill.failed`)).trim()
+  await shot(admin, 'admin-disabled')
+  // Their page: the next load finds the session gone and asks them to sign in.
+  await other.reload()
+  await other.waitForURL(/\/signin/, { timeout: 15000 })
+  result.other_sent_to = new URL(other.url()).pathname
+  const again = await other.context().request.post(base + '/api/v1/auth/login', { headers: { Origin: base }, data: { login: args.other.login, password: args.other.password } })
+  result.other_sign_in = again.status()
+
+  // The audit log, narrowed to admin actions.
+  await admin.selectOption('#audit-kind', 'admin')
+  await admin.waitForSelector('#admin-audit tr[data-kind="admin.user_disabled"]')
+  result.audit_kinds = await admin.$$eval('#admin-audit tr', (rows) => rows.map((r) => r.dataset.kind))
+  result.audit_text = await admin.textContent('#admin-audit tr[data-kind="admin.user_disabled"]')
+  await shot(admin, 'admin-audit')
+
+  // Enabled again.
+  await admin.click(`${row} [data-action="enable"]`)
+  await admin.waitForSelector(`${row} [data-action="disable"]`)
+  const back = await other.context().request.post(base + '/api/v1/auth/login', { headers: { Origin: base }, data: { login: args.other.login, password: args.other.password } })
+  result.other_sign_in_after = back.status()
+
+  // Someone else at /admin: not found, and no link in the header.
+  await other.goto(base + '/admin')
+  await other.waitForSelector('#admin-missing')
+  result.other_admin_link = await other.$('#admin-link') !== null
+  await shot(other, 'admin-not-found')
+  say('RESULT', result)
+} catch (e) {
+  say('FAIL', { error: String(e && e.stack || e), result })
+} finally {
+  await browser.close()
+}

@@ -1,0 +1,309 @@
+//! The instance admin's page (`/admin`): what is wrong with the server (diagnostics like
+//! Vaultwarden's), the accounts (search, disable, enable, make admin, end sessions) and the
+//! audit log. Everything comes from `/api/v1/admin/*`, which answers 404 to anyone else, so
+//! the page shows "not found" to them too.
+
+use dioxus::prelude::*;
+use serde_json::{Value, json};
+
+use super::{Notice, call, get, short_time};
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_default().to_string()
+}
+
+/// Bytes as people read them.
+fn bytes(v: &Value) -> String {
+    let Some(n) = v.as_f64() else {
+        return "unknown".into();
+    };
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = n;
+    let mut u = 0;
+    while x >= 1024.0 && u < UNITS.len() - 1 {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n:.0} B")
+    } else {
+        format!("{x:.1} {}", UNITS[u])
+    }
+}
+
+fn duration(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
+    match (d, h) {
+        (0, 0) => format!("{m} min"),
+        (0, _) => format!("{h} h {m} min"),
+        _ => format!("{d} d {h} h"),
+    }
+}
+
+#[component]
+pub fn Admin() -> Element {
+    let diag = use_resource(|| async { get("/api/v1/admin/diagnostics").await });
+    let Some(reply) = diag.read().clone() else {
+        return rsx! { section { class: "card", p { "Loading…" } } };
+    };
+    if reply.status == 404 {
+        return rsx! {
+            section { class: "card", id: "admin-missing",
+                h2 { "Not found" }
+                p { "There is no page here. " a { href: "/", "Home" } }
+            }
+        };
+    }
+    if !reply.ok() {
+        return rsx! { section { class: "card", Notice { text: reply.message(), error: true } } };
+    }
+    rsx! {
+        div { class: "settings", id: "admin",
+            Diagnostics { d: reply.body.clone() }
+            Users {}
+            Audit {}
+        }
+    }
+}
+
+#[component]
+fn Diagnostics(d: Value) -> Element {
+    let db = &d["database"];
+    let skew = db["clock_skew_ms"].as_i64().unwrap_or(0);
+    let free = d["disk"]["free_bytes"].as_f64().unwrap_or(0.0);
+    let total = d["disk"]["total_bytes"].as_f64().unwrap_or(0.0);
+    let low_disk = total > 0.0 && free / total < 0.1;
+    let c = &d["collaboration"];
+    let backups = &d["backups"];
+    let rows: Vec<(String, String, bool)> = vec![
+        ("Version".into(), s(&d, "version"), false),
+        (
+            "Running for".into(),
+            duration(d["uptime_seconds"].as_u64().unwrap_or(0)),
+            false,
+        ),
+        (
+            "Database".into(),
+            format!(
+                "{}, {}, a round trip in {:.1} ms",
+                s(db, "backend"),
+                bytes(&db["size_bytes"]),
+                db["latency_ms"].as_f64().unwrap_or(0.0)
+            ),
+            db["error"].is_string(),
+        ),
+        (
+            "Clocks".into(),
+            if skew.abs() < 2000 {
+                "the server's and the database's agree".into()
+            } else {
+                format!("the database's clock is {skew} ms off the server's")
+            },
+            skew.abs() >= 2000,
+        ),
+        (
+            "Disk".into(),
+            format!(
+                "{} free of {} ({})",
+                bytes(&d["disk"]["free_bytes"]),
+                bytes(&d["disk"]["total_bytes"]),
+                s(&d["disk"], "path")
+            ),
+            low_disk,
+        ),
+        (
+            "Collaboration".into(),
+            format!(
+                "{} gateways, {} documents loaded ({}), {} people connected",
+                c["gateways_running"],
+                c["documents_loaded"],
+                bytes(&c["document_bytes"]),
+                c["clients_connected"]
+            ),
+            false,
+        ),
+        (
+            "Backups".into(),
+            match backups["every_seconds"].as_u64() {
+                None => "none scheduled ([backup] every); take them with `demiurge backup`".into(),
+                Some(e) => format!(
+                    "every {}, last {}{}",
+                    duration(e),
+                    short_time(&backups["last_at"]),
+                    backups["last_error"]
+                        .as_str()
+                        .map(|e| format!(" — failed: {e}"))
+                        .unwrap_or_default()
+                ),
+            },
+            backups["last_error"].is_string(),
+        ),
+        ("Accounts".into(), d["accounts"].to_string(), false),
+    ];
+    let certs = d["certificates"]["certificates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let subsystems = d["subsystems"].as_array().cloned().unwrap_or_default();
+    rsx! {
+        section { class: "card", id: "diagnostics",
+            h2 { "This server" }
+            table { class: "facts",
+                tbody {
+                    for (name, value, bad) in rows {
+                        tr { key: "{name}", class: if bad { "bad" } else { "" },
+                            th { "{name}" }
+                            td { "{value}" }
+                        }
+                    }
+                }
+            }
+            h3 { "Subsystems" }
+            ul { class: "rows", id: "admin-subsystems",
+                for x in subsystems.iter() {
+                    li { key: "{s(x, \"name\")}",
+                        span { "{s(x, \"name\")}" }
+                        span { class: "pill {s(x, \"state\")}", "{s(x, \"state\")}" }
+                        span { class: "muted", "{s(x, \"detail\")}" }
+                    }
+                }
+            }
+            h3 { "Certificates" }
+            if d["certificates"]["acme"] != true {
+                p { class: "muted", id: "no-acme",
+                    "ACME is off: HTTPS serves a self-signed certificate. Set [acme] email to get certificates from Let's Encrypt."
+                }
+            }
+            ul { class: "rows", id: "admin-certificates",
+                for x in certs.iter() {
+                    li { key: "{s(x, \"name\")}",
+                        span { "{x[\"domains\"].as_array().map(|d| d.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(\", \")).unwrap_or_default()}" }
+                        span { class: "pill {s(x, \"state\")}", "{s(x, \"state\")}" }
+                        span { class: "muted", "expires {short_time(&x[\"not_after\"])}, next attempt {short_time(&x[\"next_attempt\"])}" }
+                        if let Some(e) = x["last_error"].as_str() {
+                            span { class: "notice error", "{e}" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[component]
+fn Users() -> Element {
+    let mut q = use_signal(String::new);
+    let mut users = use_resource(move || async move {
+        let query = q();
+        get(&format!(
+            "/api/v1/admin/users?q={}",
+            super::signin::url_encode(query.trim())
+        ))
+        .await
+    });
+    let mut error = use_signal(String::new);
+    let act = move |method: &'static str, path: String, body: Option<Value>| {
+        spawn(async move {
+            error.set(String::new());
+            let r = call(method, &path, body).await;
+            if !r.ok() {
+                error.set(r.message());
+            }
+            users.restart();
+        });
+    };
+    let rows = users
+        .read()
+        .as_ref()
+        .filter(|r| r.ok())
+        .and_then(|r| r.body.as_array().cloned())
+        .unwrap_or_default();
+    rsx! {
+        section { class: "card", id: "admin-users",
+            h2 { "Accounts" }
+            input { id: "admin-user-search", r#type: "search", placeholder: "Search by username, name or email",
+                "aria-label": "Search accounts",
+                value: "{q}", oninput: move |e| q.set(e.value()) }
+            Notice { text: error(), error: true }
+            ul { class: "rows",
+                for x in rows.iter() {
+                    li { key: "{s(x, \"id\")}", "data-user": "{s(x, \"username\")}",
+                        span { strong { "{s(x, \"display_name\")}" } " @{s(x, \"username\")}" }
+                        span { class: "muted", "{s(x, \"email\")}, since {short_time(&x[\"created_at\"])}" }
+                        if x["is_admin"] == true { span { class: "pill running", "administrator" } }
+                        if x["disabled_at"].is_string() { span { class: "pill failed", "disabled" } }
+                        if x["disabled_at"].is_string() {
+                            button { class: "small", "data-action": "enable", onclick: {
+                                let path = format!("/api/v1/admin/users/{}", s(x, "id"));
+                                move |_| act("PATCH", path.clone(), Some(json!({"disabled": false})))
+                            }, "Enable" }
+                        } else {
+                            button { class: "danger small", "data-action": "disable", onclick: {
+                                let path = format!("/api/v1/admin/users/{}", s(x, "id"));
+                                move |_| act("PATCH", path.clone(), Some(json!({"disabled": true})))
+                            }, "Disable" }
+                        }
+                        button { class: "small", "data-action": if x["is_admin"] == true { "unmake-admin" } else { "make-admin" }, onclick: {
+                            let path = format!("/api/v1/admin/users/{}", s(x, "id"));
+                            let make = x["is_admin"] != true;
+                            move |_| act("PATCH", path.clone(), Some(json!({"is_admin": make})))
+                        }, if x["is_admin"] == true { "Remove administrator" } else { "Make administrator" } }
+                        button { class: "small", "data-action": "end-sessions", onclick: {
+                            let path = format!("/api/v1/admin/users/{}/sessions", s(x, "id"));
+                            move |_| act("DELETE", path.clone(), None)
+                        }, "Sign out everywhere" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Kinds of event a person may filter the log by, with their names.
+const KINDS: [(&str, &str); 7] = [
+    ("", "All events"),
+    ("sign_in", "Sign-ins"),
+    ("sign_in_failed", "Failed sign-ins"),
+    ("second_factor_failed", "Failed second steps"),
+    ("token_created", "Tokens made"),
+    ("role_changed", "Role changes"),
+    ("admin", "Administrator actions"),
+];
+
+#[component]
+fn Audit() -> Element {
+    let mut kind = use_signal(String::new);
+    let events = use_resource(move || async move {
+        let k = kind();
+        get(&format!("/api/v1/admin/audit?limit=100&kind={k}")).await
+    });
+    let rows = events
+        .read()
+        .as_ref()
+        .filter(|r| r.ok())
+        .and_then(|r| r.body.as_array().cloned())
+        .unwrap_or_default();
+    rsx! {
+        section { class: "card", id: "admin-audit",
+            h2 { "Audit log" }
+            select { id: "audit-kind", "aria-label": "Which events",
+                onchange: move |e| kind.set(e.value()),
+                for (k, name) in KINDS {
+                    option { key: "{k}", value: "{k}", selected: kind() == k, "{name}" }
+                }
+            }
+            if rows.is_empty() { p { class: "muted", "Nothing yet." } }
+            table { class: "audit",
+                tbody {
+                    for x in rows.iter() {
+                        tr { key: "{s(x, \"id\")}", "data-kind": "{s(x, \"kind\")}",
+                            td { class: "muted", "{short_time(&x[\"at\"])}" }
+                            td { "{s(x, \"detail\")}" }
+                            td { class: "muted", "{s(x, \"ip\")}" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
