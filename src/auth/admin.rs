@@ -148,3 +148,46 @@ impl Auth {
         Ok(self.db.audit(q).await?)
     }
 }
+
+/// What a test mail did.
+#[derive(Debug, Clone)]
+pub struct MailTest {
+    pub sent: bool,
+    /// The SMTP server's answer, or why nothing was sent.
+    pub answer: String,
+}
+
+impl Auth {
+    /// Sends a test mail to `to` and reports the SMTP server's answer (or its refusal).
+    pub async fn admin_mail_test(
+        &self,
+        admin: &InstanceAdmin,
+        to: &str,
+    ) -> Result<MailTest, AuthError> {
+        if !super::is_email_address(to) {
+            return Err(AuthError::Invalid {
+                field: "to",
+                message: "not an email address".into(),
+            });
+        }
+        let mail = crate::mail::Mail {
+            to: to.to_string(),
+            subject: format!("{}: a test mail", self.issuer),
+            body: format!(
+                "{} asked {} to send this test mail from the admin page. Mail works.\n",
+                admin.user.username, self.issuer
+            ),
+        };
+        Ok(match self.mailer.send_answered(&mail).await {
+            Ok(Some(answer)) => MailTest { sent: true, answer },
+            Ok(None) => MailTest {
+                sent: false,
+                answer: "not sent: [mail] url is empty, so mail goes to the server's log".into(),
+            },
+            Err(e) => MailTest {
+                sent: false,
+                answer: e.to_string(),
+            },
+        })
+    }
+}

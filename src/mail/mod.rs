@@ -64,6 +64,12 @@ impl Mailer {
 
     /// Sends one message (or logs it, with the log transport).
     pub async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        self.send_answered(mail).await.map(|_| ())
+    }
+
+    /// Sends one message and returns what the SMTP server answered (`250 ...`), or `None`
+    /// when nothing was sent (the log transport).
+    pub async fn send_answered(&self, mail: &Mail) -> Result<Option<String>, MailError> {
         let to: Mailbox = mail
             .to
             .parse()
@@ -71,7 +77,7 @@ impl Mailer {
         match &self.transport {
             Transport::Log => {
                 tracing::info!(to = %mail.to, subject = %mail.subject, "mail (log transport, not sent):\n{}", mail.body);
-                Ok(())
+                Ok(None)
             }
             Transport::Smtp(t) => {
                 let msg = Message::builder()
@@ -81,11 +87,16 @@ impl Mailer {
                     .header(ContentType::TEXT_PLAIN)
                     .body(mail.body.clone())
                     .map_err(|e| MailError::Send(e.to_string()))?;
-                t.send(msg)
+                let answer = t
+                    .send(msg)
                     .await
                     .map_err(|e| MailError::Send(e.to_string()))?;
                 tracing::debug!(subject = %mail.subject, "mail sent");
-                Ok(())
+                Ok(Some(format!(
+                    "{} {}",
+                    answer.code(),
+                    answer.message().collect::<Vec<_>>().join(" ")
+                )))
             }
         }
     }

@@ -210,6 +210,20 @@ async fn admin_api(pg: bool) {
         bob.get("/api/v1/admin/users").await.0,
         StatusCode::UNAUTHORIZED
     );
+    // No mail server configured: the test mail says so instead of pretending.
+    let (st, t) = admin
+        .post(
+            "/api/v1/admin/mail-test",
+            json!({"to": "root@example.test"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{t}");
+    assert_eq!(t["sent"], false, "{t}");
+    assert!(t["answer"].as_str().unwrap().contains("[mail] url"), "{t}");
+    let (st, t) = admin
+        .post("/api/v1/admin/mail-test", json!({"to": "not an address"}))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{t}");
 }
 
 /// The admin page in Chromium, clicked as the admin would (screenshots in
@@ -217,7 +231,8 @@ async fn admin_api(pg: bool) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_admin_page_works_in_chromium() {
     use std::time::Duration;
-    let server = Server::start_with(options(None, &[]));
+    let sink = crate::harness::peers::MailSink::start();
+    let server = Server::start_with(options(None, &[("DEMIURGE_MAIL__URL", &sink.url())]));
     signed_up(&server, "root").await;
     signed_up(&server, "carol").await;
     let shots = crate::harness::chromium::artifacts_dir("ui-admin");
@@ -244,6 +259,11 @@ async fn the_admin_page_works_in_chromium() {
     assert!(r["database"].as_str().unwrap().starts_with("sqlite"), "{r}");
     assert!(r["subsystems"].as_u64().unwrap() >= 5, "{r}");
     assert_eq!(r["no_acme"], true, "{r}");
+    // The test mail reached the SMTP server, which said so.
+    assert_eq!(r["mail_sent"], "true", "{r}");
+    assert!(r["mail_answer"].as_str().unwrap().contains("250"), "{r}");
+    let mail = sink.wait_mail("root@example.test", 1).await;
+    assert!(mail.to_string().contains("test mail"), "{mail}");
     assert_eq!(r["disabled_pill"], "disabled");
     assert_eq!(r["other_sent_to"], "/signin", "{r}");
     assert_eq!(

@@ -1741,6 +1741,12 @@ async fn authorization_matrix() {
             None,
             [200, 404, 404, 404, 404, 404, 404, 401],
         ),
+        row(
+            "POST",
+            "/api/v1/admin/mail-test".into(),
+            Some(json!({"to": "owner@example.test"})),
+            [200, 404, 404, 404, 404, 404, 404, 401],
+        ),
         row("DELETE", "/api/v1/me/sign-in-review".into(), None, me(404)),
         row(
             "GET",

@@ -33,7 +33,14 @@ try {
   result.no_acme = await admin.isVisible('#no-acme')
   await shot(admin, 'admin')
 
-  // The other person has the board open.
+  // A test mail, and the SMTP server's answer.
+  await admin.waitForFunction(() => document.querySelector('#mail-test-to').value.includes('@'))
+  await admin.click('#mail-test-send')
+  await admin.waitForSelector('#mail-test-answer')
+  result.mail_answer = (await admin.textContent('#mail-test-answer')).trim()
+  result.mail_sent = await admin.getAttribute('#mail-test-answer', 'data-sent')
+
+  // The other person has their settings open.
   const other = await signedIn(args.other)
   await other.goto(base + '/settings')
   await other.waitForSelector('#settings')

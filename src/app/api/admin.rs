@@ -1,7 +1,7 @@
 //! `/api/v1/admin/*`: the instance admin's view of the server. Anyone else gets 404 (the
 //! routes do not exist for them).
 
-use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -22,7 +22,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(users)
         .service(update_user)
         .service(end_sessions)
-        .service(audit);
+        .service(audit)
+        .service(mail_test);
 }
 
 /// The signed-in user as instance admin (the decision is `Auth`'s); 404 for anyone else.
@@ -493,4 +494,42 @@ async fn audit(
         })
         .collect();
     Ok(private_json(events))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailTestRequest {
+    /// Where to send it.
+    #[schema(max_length = 254)]
+    to: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailTestAnswer {
+    /// Whether the SMTP server took the message.
+    sent: bool,
+    /// The SMTP server's answer (`250 ...`), its refusal, or why nothing was sent.
+    answer: String,
+}
+
+/// Send a test mail and show what the SMTP server answered. Instance admins only.
+#[utoipa::path(tag = "admin", request_body = MailTestRequest,
+    responses(
+        (status = 200, description = "What happened", body = MailTestAnswer),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the instance admin", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not an email address", body = ErrorBody)
+    ))]
+#[post("/api/v1/admin/mail-test")]
+async fn mail_test(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: Json<MailTestRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin_only(&state, &who)?;
+    let r = state.auth.admin_mail_test(&admin, body.to.trim()).await?;
+    Ok(private_json(MailTestAnswer {
+        sent: r.sent,
+        answer: r.answer,
+    }))
 }

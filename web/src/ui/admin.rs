@@ -60,6 +60,7 @@ pub fn Admin() -> Element {
     rsx! {
         div { class: "settings", id: "admin",
             Diagnostics { d: reply.body.clone() }
+            MailTest {}
             Users {}
             Audit {}
         }
@@ -184,6 +185,52 @@ fn Diagnostics(d: Value) -> Element {
                             span { class: "notice error", "{e}" }
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Sends a test mail and shows the SMTP server's answer.
+#[component]
+fn MailTest() -> Element {
+    let me = use_resource(|| async { get("/api/v1/me").await });
+    let mut to = use_signal(String::new);
+    let mut answer = use_signal(|| None::<(bool, String)>);
+    let mut busy = use_signal(|| false);
+    if to().is_empty()
+        && let Some(r) = me.read().as_ref().filter(|r| r.ok())
+    {
+        let email = s(&r.body, "email");
+        if !email.is_empty() {
+            to.set(email);
+        }
+    }
+    let on_send = move |_| {
+        spawn(async move {
+            busy.set(true);
+            let r = super::post("/api/v1/admin/mail-test", json!({"to": to().trim()})).await;
+            busy.set(false);
+            answer.set(Some(if r.ok() {
+                (r.body["sent"] == true, s(&r.body, "answer"))
+            } else {
+                (false, r.message())
+            }));
+        });
+    };
+    rsx! {
+        section { class: "card", id: "admin-mail",
+            h2 { "Mail" }
+            p { class: "muted", "Sign-in links, invitations and notices go out by mail. Send one to see what the mail server says." }
+            div { class: "row",
+                input { id: "mail-test-to", r#type: "email", "aria-label": "Send a test mail to",
+                    value: "{to}", oninput: move |e| to.set(e.value()) }
+                button { id: "mail-test-send", disabled: busy(), onclick: on_send, "Send a test mail" }
+            }
+            if let Some((sent, text)) = answer() {
+                p { id: "mail-test-answer", class: if sent { "notice ok" } else { "notice error" },
+                    role: "status", "data-sent": if sent { "true" } else { "false" },
+                    if sent { "Sent. The mail server answered: {text}" } else { "Not sent: {text}" }
                 }
             }
         }
