@@ -261,6 +261,23 @@ impl App {
                     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
                     let metrics = metrics.clone();
                     let counted = InFlight::new(&counter);
+                    // U+0000 cannot be stored in PostgreSQL text, and no id or search has it:
+                    // a path holding one names nothing, a query holding one is refused.
+                    let raw = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
+                    if raw.contains("%00") || raw.contains('\0') {
+                        let in_path = req.uri().path().contains("%00") || req.uri().path().contains('\0');
+                        let err = if in_path {
+                            ApiError::NotFound("no such route".into())
+                        } else {
+                            ApiError::Unprocessable {
+                                code: crate::code::ErrorCode::InvalidInput,
+                                message: "a query parameter holds the NUL character (U+0000), which is not accepted".into(),
+                            }
+                        };
+                        return futures::future::Either::Left(futures::future::ready(Ok(
+                            req.error_response(err)
+                        )));
+                    }
                     // A cookie rides along on a cross-site WebSocket open: the LiveView socket
                     // (which reads it to open boards) takes only our own pages' Origin.
                     if req.path() == demiurge_web::WS_PATH

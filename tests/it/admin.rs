@@ -210,6 +210,23 @@ async fn admin_api(pg: bool) {
         bob.get("/api/v1/admin/users").await.0,
         StatusCode::UNAUTHORIZED
     );
+    // Parameters longer than the document allows do not fit the operation.
+    let long = "x".repeat(101);
+    for path in [
+        format!("/api/v1/admin/users?q={long}"),
+        format!("/api/v1/admin/audit?user={long}"),
+        format!("/api/v1/admin/audit?kind={long}"),
+        "/api/v1/admin/users?offset=-1".to_string(),
+        "/api/v1/admin/audit?limit=501".to_string(),
+    ] {
+        let (st, body) = admin.get(&path).await;
+        assert_eq!(
+            (st, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_query")),
+            "{path}"
+        );
+    }
+
     // No mail server configured: the test mail says so instead of pretending.
     let (st, t) = admin
         .post(

@@ -400,3 +400,50 @@ async fn operations_link_and_say_who_may_call_them() {
     // Only the names OpenAPI uses.
     assert!(!doc.to_string().contains("\"operation_id\""));
 }
+
+/// U+0000 cannot be stored in PostgreSQL text: a body or a path that holds one is refused
+/// with a 4xx on both backends, never a 500 (Schemathesis found the 500 on PostgreSQL).
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_characters_are_refused_not_a_server_error_sqlite() {
+    nul_characters(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_characters_are_refused_not_a_server_error_postgres() {
+    nul_characters(true).await;
+}
+
+async fn nul_characters(pg: bool) {
+    use crate::harness::team::{options, pg_url, team};
+    let server = crate::harness::Server::start_with(options(pg_url(pg).await, &[]));
+    let t = team(&server).await;
+    let (st, body) = t
+        .owner
+        .post(
+            &format!("/api/v1/projects/{}/members", t.pid),
+            serde_json::json!({"user": "\u{15}j", "role": "\u{0}P"}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 422, "{body}");
+    assert_eq!(body["error"], "invalid_input", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("role"),
+        "{body}"
+    );
+    let (st, body) = t
+        .owner
+        .post("/api/v1/orgs", serde_json::json!({"name": "a\u{0}b"}))
+        .await;
+    assert_eq!(st.as_u16(), 422, "{body}");
+    for path in [
+        "/api/v1/projects/%00".to_string(),
+        format!("/api/v1/orgs/{}/members/%00x", t.org),
+        "/api/v1/users/%00".to_string(),
+        "/api/v1/me/sessions/a%00".to_string(),
+    ] {
+        let (st, body) = t.owner.get(&path).await;
+        assert_eq!(st.as_u16(), 404, "{path}: {body}");
+    }
+    let (st, body) = t.owner.get("/api/v1/users?q=%00a").await;
+    assert_eq!(st.as_u16(), 422, "{body}");
+}

@@ -314,12 +314,23 @@ pub struct UsersQuery {
     offset: Option<i64>,
 }
 
+/// A query parameter longer than its schema allows does not fit the operation: 400.
+fn at_most(name: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::BadRequest {
+            code: crate::code::ErrorCode::InvalidQuery,
+            message: format!("{name}: at most {max} characters"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn page(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     match limit {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::Unprocessable {
-            code: crate::code::ErrorCode::InvalidInput,
+        Some(_) => Err(ApiError::BadRequest {
+            code: crate::code::ErrorCode::InvalidQuery,
             message: format!("limit: 1 to {max}"),
         }),
     }
@@ -331,8 +342,7 @@ fn page(limit: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     responses(
         (status = 200, description = "Accounts, by username", body = [AdminUserView]),
         (status = 401, description = "`not_authenticated`", body = ErrorBody),
-        (status = 404, description = "`not_found`: not the instance admin", body = ErrorBody),
-        (status = 422, description = "`invalid_input`", body = ErrorBody)
+        (status = 404, description = "`not_found`: not the instance admin", body = ErrorBody)
     ))]
 #[get("/api/v1/admin/users")]
 async fn users(
@@ -341,9 +351,16 @@ async fn users(
     q: web::Query<UsersQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin_only(&state, &who)?;
+    at_most("q", q.q.as_deref(), 100)?;
     let limit = page(q.limit, 50, 200)?;
-    let offset = q.offset.unwrap_or(0).max(0);
-    let prefix: String = q.q.as_deref().unwrap_or("").chars().take(100).collect();
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::BadRequest {
+            code: crate::code::ErrorCode::InvalidQuery,
+            message: "offset: 0 or more".into(),
+        });
+    }
+    let prefix = q.q.clone().unwrap_or_default();
     let list: Vec<AdminUserView> = state
         .auth
         .admin_users(&admin, &prefix, limit, offset)
@@ -462,8 +479,7 @@ pub struct AuditEvent {
     responses(
         (status = 200, description = "Events, newest first", body = [AuditEvent]),
         (status = 401, description = "`not_authenticated`", body = ErrorBody),
-        (status = 404, description = "`not_found`: not the instance admin", body = ErrorBody),
-        (status = 422, description = "`invalid_input`", body = ErrorBody)
+        (status = 404, description = "`not_found`: not the instance admin", body = ErrorBody)
     ))]
 #[get("/api/v1/admin/audit")]
 async fn audit(
@@ -472,6 +488,8 @@ async fn audit(
     q: web::Query<AuditParams>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin_only(&state, &who)?;
+    at_most("kind", q.kind.as_deref(), 64)?;
+    at_most("user", q.user.as_deref(), 64)?;
     let query = crate::db::admin::AuditQuery {
         kind: q.kind.clone().filter(|k| !k.is_empty()),
         user: q.user.clone().filter(|u| !u.is_empty()),

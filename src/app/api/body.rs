@@ -47,6 +47,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 }
                 .into());
             }
+            if let Some(field) = nul_in(&v, "") {
+                // PostgreSQL cannot store U+0000 in text, and no name, address or note needs
+                // it: refused everywhere alike, whichever backend runs.
+                return Err(ApiError::Unprocessable {
+                    code: ErrorCode::InvalidInput,
+                    message: format!("{field}: the NUL character (U+0000) is not accepted"),
+                }
+                .into());
+            }
             serde_json::from_value::<T>(v).map(Json).map_err(|e| {
                 ApiError::BadRequest {
                     code: ErrorCode::InvalidJson,
@@ -55,6 +64,38 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 .into()
             })
         })
+    }
+}
+
+/// Where a string (or a key) in `v` holds U+0000, as a field path.
+fn nul_in(v: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    let here = || {
+        if at.is_empty() {
+            "body".to_string()
+        } else {
+            at.to_string()
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(here()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_in(x, &format!("{}[{i}]", here()))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            let path = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here())
+            } else {
+                nul_in(x, &path)
+            }
+        }),
+        _ => None,
     }
 }
 
