@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 
 use super::accounts::User;
 use super::schema::{audit_events, sessions, users};
-use super::{Db, DbError, one_row, with_conn};
+use super::{Db, DbError, like_prefix, one_row, with_conn};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events)]
@@ -30,15 +30,6 @@ pub struct AuditQuery {
     /// Older than this (the page before).
     pub before: Option<NaiveDateTime>,
     pub limit: i64,
-}
-
-fn like_prefix(s: &str) -> String {
-    format!(
-        "{}%",
-        s.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    )
 }
 
 impl Db {

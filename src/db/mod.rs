@@ -260,6 +260,18 @@ impl Db {
     }
 }
 
+/// A LIKE pattern (escape `\\`) for values starting with `prefix`, its wildcards taken
+/// literally.
+pub(crate) fn like_prefix(prefix: &str) -> String {
+    format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 /// `Ok` when a statement touched a row, `NotFound` when it touched none.
 pub(crate) fn one_row(n: usize) -> Result<(), DbError> {
     if n == 0 {

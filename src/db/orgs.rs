@@ -11,7 +11,7 @@ use super::accounts::User;
 use super::schema::{
     invitations, org_members, organizations, project_members, projects, roles, users,
 };
-use super::{Db, DbError, one_row, with_conn};
+use super::{Db, DbError, like_prefix, one_row, with_conn};
 
 /// The built-in role key of owners (kept in step with `orgs::perms::Builtin`).
 pub const OWNER_ROLE: &str = "org:owner";
@@ -616,13 +616,7 @@ impl Db {
         prefix: &str,
         limit: i64,
     ) -> Result<Vec<User>, DbError> {
-        let pattern = format!(
-            "{}%",
-            prefix
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = like_prefix(prefix);
         with_conn!(self, conn => {
             let my_orgs: Vec<String> = org_members::table
                 .filter(org_members::user_id.eq(user_id))

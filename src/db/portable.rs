@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{Db, DbError};
+use super::{Db, DbError, with_conn};
 
 /// Our tables, parents before children (the order rows are loaded in).
 pub const TABLES: [&str; 23] = [
@@ -411,41 +411,26 @@ impl Db {
 
     /// Rows in each of our tables.
     pub async fn row_counts(&self) -> Result<BTreeMap<String, u64>, DbError> {
+        let tables = match self {
+            Db::Sqlite(_) => SQLITE_TABLES,
+            Db::Pg(_) => PG_TABLES,
+        };
         let mut out = BTreeMap::new();
-        match self {
-            Db::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
-                let present: Vec<String> = diesel::sql_query(SQLITE_TABLES)
-                    .load::<NameRow>(&mut conn)
+        with_conn!(self, conn => {
+            let present: Vec<String> = diesel::sql_query(tables)
+                .load::<NameRow>(&mut conn)
+                .await?
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            for t in check_tables(present)? {
+                let n = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {}", quote(t)))
+                    .get_result::<CountRow>(&mut conn)
                     .await?
-                    .into_iter()
-                    .map(|r| r.name)
-                    .collect();
-                for t in check_tables(present)? {
-                    let n = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {}", quote(t)))
-                        .get_result::<CountRow>(&mut conn)
-                        .await?
-                        .n;
-                    out.insert(t.to_string(), n as u64);
-                }
+                    .n;
+                out.insert(t.to_string(), n as u64);
             }
-            Db::Pg(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
-                let present: Vec<String> = diesel::sql_query(PG_TABLES)
-                    .load::<NameRow>(&mut conn)
-                    .await?
-                    .into_iter()
-                    .map(|r| r.name)
-                    .collect();
-                for t in check_tables(present)? {
-                    let n = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {}", quote(t)))
-                        .get_result::<CountRow>(&mut conn)
-                        .await?
-                        .n;
-                    out.insert(t.to_string(), n as u64);
-                }
-            }
-        }
+        });
         Ok(out)
     }
 

@@ -6,7 +6,7 @@
 use dioxus::prelude::*;
 use serde_json::{Value, json};
 
-use super::{Notice, call, get, short_time};
+use super::{Notice, call, get, list, short_time};
 
 fn s(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_string()
@@ -259,12 +259,7 @@ fn Users() -> Element {
             users.restart();
         });
     };
-    let rows = users
-        .read()
-        .as_ref()
-        .filter(|r| r.ok())
-        .and_then(|r| r.body.as_array().cloned())
-        .unwrap_or_default();
+    let rows = list(&users.read());
     rsx! {
         section { class: "card", id: "admin-users",
             h2 { "Accounts" }
@@ -324,12 +319,7 @@ fn Audit() -> Element {
         let k = kind();
         get(&format!("/api/v1/admin/audit?limit=100&kind={k}")).await
     });
-    let rows = events
-        .read()
-        .as_ref()
-        .filter(|r| r.ok())
-        .and_then(|r| r.body.as_array().cloned())
-        .unwrap_or_default();
+    let rows = list(&events.read());
     rsx! {
         section { class: "card", id: "admin-audit",
             h2 { "Audit log" }

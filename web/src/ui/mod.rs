@@ -224,6 +224,14 @@ pub fn Notice(text: String, error: bool) -> Element {
     }
 }
 
+/// The items of a list answer (none while loading or on a refusal).
+pub fn list(r: &Option<Reply>) -> Vec<Value> {
+    r.as_ref()
+        .filter(|r| r.ok())
+        .and_then(|r| r.body.as_array().cloned())
+        .unwrap_or_default()
+}
+
 /// A short date from the API's `YYYY-MM-DDTHH:MM:SS...`.
 pub fn short_time(v: &Value) -> String {
     v.as_str()

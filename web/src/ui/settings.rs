@@ -4,14 +4,7 @@
 use dioxus::prelude::*;
 use serde_json::{Value, json};
 
-use super::{Notice, call, get, passkey_ceremony, post, short_time};
-
-fn list(r: &Option<super::Reply>) -> Vec<Value> {
-    r.as_ref()
-        .filter(|r| r.ok())
-        .and_then(|r| r.body.as_array().cloned())
-        .unwrap_or_default()
-}
+use super::{Notice, call, get, list, passkey_ceremony, post, short_time};
 
 fn s(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_string()
