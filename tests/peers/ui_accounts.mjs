@@ -62,7 +62,11 @@ try {
   await page.fill('#display-name', 'UI Tester')
   await page.fill('#password', 'short')
   await page.click('#sign-up-submit')
-  await page.waitForSelector('#sign-up .notice.error')
+  // The refusal above is still on the page until this answer replaces it: wait for a new text.
+  await page.waitForFunction((before) => {
+    const e = document.querySelector('#sign-up .notice.error')
+    return e && e.textContent.trim() !== before
+  }, result.setup_refused, { timeout: 15000 })
   result.signup_error = (await page.textContent('#sign-up .notice.error')).trim()
   await shot('signup')
   await page.fill('#password', 'a long enough passphrase')
