@@ -330,7 +330,9 @@ async fn scheduled_backups_keep_the_newest() {
         if seen.len() >= 3 && now.len() == 2 {
             break now;
         }
-        assert!(now.len() <= 2, "more than keep = 2: {now:?}");
+        // A new backup is complete before the oldest goes (never fewer than `keep` good
+        // ones), so a listing between the two sees keep + 1.
+        assert!(now.len() <= 3, "more than keep + 1 = 3: {now:?}");
         assert!(t0.elapsed() < Duration::from_secs(30), "seen {seen:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
