@@ -22,6 +22,8 @@ pub enum Kind {
     AdminMadeAdmin,
     AdminRevokedAdmin,
     AdminEndedSessions,
+    AdminResetSignIn,
+    AdminSettingsChanged,
 }
 
 impl Kind {
@@ -39,11 +41,13 @@ impl Kind {
             Kind::AdminMadeAdmin => "admin.made_admin",
             Kind::AdminRevokedAdmin => "admin.revoked_admin",
             Kind::AdminEndedSessions => "admin.ended_sessions",
+            Kind::AdminResetSignIn => "admin.reset_sign_in",
+            Kind::AdminSettingsChanged => "admin.settings_changed",
         }
     }
 
     /// Every kind, for the API document.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::SignIn,
         Kind::SignInFailed,
         Kind::SecondFactorFailed,
@@ -56,6 +60,8 @@ impl Kind {
         Kind::AdminMadeAdmin,
         Kind::AdminRevokedAdmin,
         Kind::AdminEndedSessions,
+        Kind::AdminResetSignIn,
+        Kind::AdminSettingsChanged,
     ];
 }
 

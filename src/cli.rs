@@ -308,6 +308,7 @@ async fn admin(cfg: &Config, db: &Db, command: AdminCommand) -> anyhow::Result<(
             let auth = crate::app::Accounts::new(db, cfg)?.auth;
             let user = auth
                 .create_user(&crate::auth::SignUp {
+                    invitation: None,
                     username,
                     email,
                     display_name,

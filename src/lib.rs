@@ -18,6 +18,7 @@ pub mod edge;
 pub mod fsutil;
 pub mod gateway;
 pub mod heap;
+pub mod instance;
 pub mod mail;
 pub mod orgs;
 pub mod sealed;

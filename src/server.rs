@@ -171,6 +171,8 @@ async fn start_all(
         })?;
     let metrics = Metrics::new()?;
     let state = AppState::new(status.clone(), metrics, db.clone(), cfg)?;
+    // What an admin changed on the admin page overrides the config file from the start.
+    state.instance.load().await?;
     // A new instance is claimed only with its setup code (made before the app answers).
     match state.auth.setup_code().await {
         Ok(Some(code)) => tracing::warn!(
@@ -188,7 +190,7 @@ async fn start_all(
         state.gateways.clone(),
     ));
     let shell = demiurge_web::Shell {
-        instance_name: cfg.server.name.clone(),
+        instance_name: state.instance.watch_name(),
         boot_id: format!("{:08x}", rand::random::<u32>()),
         status: status.subscribe(),
         boards: boards.clone(),

@@ -44,6 +44,8 @@ pub const JSON_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub auth: Auth,
     pub orgs: crate::orgs::Orgs,
+    /// The instance's name and sign-up setting (admin-changeable).
+    pub instance: crate::instance::Instance,
     pub gateways: crate::gateway::GatewayRegistry,
     pub limits: ratelimit::RateLimits,
     pub status: StatusBoard,
@@ -102,6 +104,7 @@ pub struct Accounts {
     pub modules: crate::gateway::Modules,
     pub orgs: crate::orgs::Orgs,
     pub auth: Auth,
+    pub instance: crate::instance::Instance,
 }
 
 impl Accounts {
@@ -109,18 +112,20 @@ impl Accounts {
         let modules = crate::gateway::modules::builtin();
         let mailer = crate::mail::Mailer::new(&cfg.mail)
             .map_err(|e| crate::auth::AuthError::Internal(e.to_string()))?;
+        let instance = crate::instance::Instance::new(db.clone(), cfg);
         let orgs = crate::orgs::Orgs::new(
             db.clone(),
             mailer.clone(),
             &cfg.link_base(),
-            &cfg.server.name,
+            instance.clone(),
             &modules.permissions(),
         );
-        let auth = Auth::new(db.clone(), cfg, mailer, orgs.clone())?;
+        let auth = Auth::new(db.clone(), cfg, mailer, orgs.clone(), instance.clone())?;
         Ok(Self {
             modules,
             orgs,
             auth,
+            instance,
         })
     }
 }
@@ -136,6 +141,7 @@ impl AppState {
             modules,
             orgs,
             auth,
+            instance,
         } = Accounts::new(&db, cfg)?;
         let doc = api::openapi_document(&modules);
         let methods = methods::MethodTable::new(&doc, demiurge_web::get_paths(), &pages::PATHS);
@@ -152,6 +158,7 @@ impl AppState {
             )
             .map_err(|e| crate::auth::AuthError::Internal(format!("metrics: {e}")))?,
             auth,
+            instance,
             status,
             metrics,
             db,

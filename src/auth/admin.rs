@@ -7,6 +7,7 @@ use super::{Auth, AuthError, ClientMeta, now};
 use crate::audit::Kind;
 use crate::db::accounts::User;
 use crate::db::admin::{AuditQuery, AuditRow};
+use crate::instance::{InstanceSettings, SettingsChange, SettingsError};
 
 /// Proof that the signed-in user is the instance's administrator.
 #[derive(Debug, Clone)]
@@ -139,6 +140,101 @@ impl Auth {
         Ok(n)
     }
 
+    /// Resets how an account signs in, for someone locked out (a lost phone or security
+    /// key): removes its authenticator app and recovery codes and its passkeys, ends its
+    /// sessions, and emails it a link to choose a new password. The password, linked
+    /// provider accounts and personal access tokens stay.
+    pub async fn admin_reset_sign_in(
+        &self,
+        admin: &InstanceAdmin,
+        id: &str,
+        meta: &ClientMeta,
+    ) -> Result<SignInReset, AuthError> {
+        let target = self.target(id).await?;
+        let had_totp = self.db.totp_of(id).await?.is_some_and(|t| t.enabled);
+        self.db.disable_totp(id).await?;
+        let passkeys_removed = self.db.delete_passkeys_of(id).await?;
+        let sessions_ended = self.db.end_sessions_of(id).await?;
+        self.cache.forget_user(id);
+        let link = self
+            .send_email_link(&target.email, super::email_link::LinkPurpose::ResetPassword)
+            .await;
+        self.audit
+            .record(
+                Kind::AdminResetSignIn,
+                Some(&admin.user.id),
+                Some(id),
+                &meta.ip,
+                format!(
+                    "{} reset the sign-in of {}: {}{passkeys_removed} passkey(s) removed, {sessions_ended} session(s) ended",
+                    admin.user.username,
+                    target.username,
+                    if had_totp { "authenticator app removed, " } else { "" },
+                ),
+            )
+            .await;
+        Ok(SignInReset {
+            second_factor_removed: had_totp,
+            passkeys_removed,
+            sessions_ended,
+            link_sent_to: link.is_ok().then(|| target.email.clone()),
+            link_error: link.err().map(|e| e.to_string()),
+        })
+    }
+
+    /// The instance settings in force, and where each comes from.
+    pub fn admin_settings(&self, _admin: &InstanceAdmin) -> InstanceSettings {
+        self.instance.settings()
+    }
+
+    /// Changes the instance's name or sign-up setting (in force at once, kept across
+    /// restarts).
+    pub async fn admin_change_settings(
+        &self,
+        admin: &InstanceAdmin,
+        change: &SettingsChange,
+        meta: &ClientMeta,
+    ) -> Result<InstanceSettings, AuthError> {
+        let before = self.instance.settings();
+        let after = self
+            .instance
+            .change(change, &admin.user.id)
+            .await
+            .map_err(|e| match e {
+                SettingsError::Invalid(message) => AuthError::Invalid {
+                    field: "name",
+                    message,
+                },
+                SettingsError::Db(e) => e.into(),
+            })?;
+        let mut what = Vec::new();
+        if after.name != before.name {
+            what.push(format!(
+                "renamed the instance from “{}” to “{}”",
+                before.name, after.name
+            ));
+        }
+        if after.open_signup != before.open_signup {
+            what.push(if after.open_signup {
+                "opened sign-up".into()
+            } else {
+                "closed sign-up".into()
+            });
+        }
+        if !what.is_empty() {
+            self.audit
+                .record(
+                    Kind::AdminSettingsChanged,
+                    Some(&admin.user.id),
+                    None,
+                    &meta.ip,
+                    format!("{} {}", admin.user.username, what.join(" and ")),
+                )
+                .await;
+        }
+        Ok(after)
+    }
+
     /// The audit log, newest first.
     pub async fn admin_audit(
         &self,
@@ -147,6 +243,19 @@ impl Auth {
     ) -> Result<Vec<AuditRow>, AuthError> {
         Ok(self.db.audit(q).await?)
     }
+}
+
+/// What resetting an account's sign-in did.
+#[derive(Debug, Clone)]
+pub struct SignInReset {
+    /// It had an authenticator app (now removed, with its recovery codes).
+    pub second_factor_removed: bool,
+    pub passkeys_removed: usize,
+    pub sessions_ended: usize,
+    /// Where the link to choose a new password went.
+    pub link_sent_to: Option<String>,
+    /// Why the link could not be sent.
+    pub link_error: Option<String>,
 }
 
 /// What a test mail did.
@@ -172,10 +281,11 @@ impl Auth {
         }
         let mail = crate::mail::Mail {
             to: to.to_string(),
-            subject: format!("{}: a test mail", self.issuer),
+            subject: format!("{}: a test mail", self.instance.name()),
             body: format!(
                 "{} asked {} to send this test mail from the admin page. Mail works.\n",
-                admin.user.username, self.issuer
+                admin.user.username,
+                self.instance.name()
             ),
         };
         Ok(match self.mailer.send_answered(&mail).await {

@@ -89,13 +89,13 @@ impl Auth {
              It works once, for the next {lifetime}. If you did not ask for it, ignore this \
              message; nothing changes.\n",
             name = user.display_name,
-            instance = self.issuer,
+            instance = self.instance.name(),
             lifetime = humantime::format_duration(self.config.email_link_lifetime),
         );
         self.mailer
             .send(&Mail {
                 to: user.email.clone(),
-                subject: format!("{subject} ({})", self.issuer),
+                subject: format!("{subject} ({})", self.instance.name()),
                 body,
             })
             .await

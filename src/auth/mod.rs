@@ -11,7 +11,7 @@ pub mod passkeys;
 pub mod password;
 pub mod providers;
 pub mod setup;
-pub use admin::InstanceAdmin;
+pub use admin::{InstanceAdmin, MailTest, SignInReset};
 pub mod tokens;
 pub mod totp;
 
@@ -142,6 +142,9 @@ pub struct SignUp {
     pub email: String,
     pub display_name: Option<String>,
     pub password: String,
+    /// An invitation link's token: with sign-up closed, it still admits the person it
+    /// invites (an address-bound invitation only for that address).
+    pub invitation: Option<String>,
 }
 
 /// Where a request came from, kept with its session.
@@ -181,8 +184,9 @@ pub struct Auth {
     webauthn: Arc<Option<webauthn_rs::Webauthn>>,
     /// Made on first need (or by [`Auth::warm_up`]), so start-up does not wait for a hash.
     dummy_hash: Arc<tokio::sync::OnceCell<String>>,
-    /// Shown in authenticator apps.
-    issuer: Arc<str>,
+    /// The instance's name (shown in mails, authenticator apps and passkey prompts) and
+    /// whether sign-up is open.
+    instance: crate::instance::Instance,
     cache: Arc<cache::CredentialCache>,
     /// Wrong second-factor codes, counted per account.
     lockouts: lockout::Lockouts,
@@ -290,6 +294,7 @@ impl Auth {
         cfg: &Config,
         mailer: Mailer,
         orgs: crate::orgs::Orgs,
+        instance: crate::instance::Instance,
     ) -> Result<Self, AuthError> {
         let public_url = cfg.link_base();
         let webauthn = passkeys::build(&public_url, &cfg.server.name)?;
@@ -306,7 +311,7 @@ impl Auth {
             public_url: Arc::from(public_url),
             webauthn: Arc::new(webauthn),
             dummy_hash: Arc::default(),
-            issuer: Arc::from(cfg.server.name.as_str()),
+            instance,
             cache: Arc::default(),
             lockouts: lockout::Lockouts::new(cfg.auth.second_factor_lockout),
             reauthenticated: Arc::default(),
@@ -468,8 +473,18 @@ impl Auth {
                 }
                 Some(_) => {}
             }
-        } else if !self.config.open_signup {
-            return Err(AuthError::SignupClosed);
+        } else if !self.instance.open_signup() {
+            let invited = match req.invitation.as_deref() {
+                Some(secret) => self
+                    .orgs
+                    .invitation_admits(secret, &req.email)
+                    .await
+                    .map_err(|e| AuthError::Internal(e.to_string()))?,
+                None => false,
+            };
+            if !invited {
+                return Err(AuthError::SignupClosed);
+            }
         }
         let user = self.create_user(req).await?;
         self.open_session(user, meta, false).await
@@ -899,7 +914,7 @@ impl Auth {
     pub(crate) fn tell_owner(&self, user: &User, what: &str) {
         let mail = crate::mail::Mail {
             to: user.email.clone(),
-            subject: format!("Your {} account: {what}", self.issuer),
+            subject: format!("Your {} account: {what}", self.instance.name()),
             body: format!(
                 "Hello {name},\n\nOn your account at {instance}: {what}.\n\n\
                  If this was you, nothing more is needed. If not, sign in, change your \
@@ -1030,7 +1045,7 @@ impl Auth {
             return Err(AuthError::TotpAlreadyEnabled);
         }
         let secret = totp::new_secret();
-        let t = totp::totp(&secret, &self.issuer, &user.username)
+        let t = totp::totp(&secret, &self.instance.name(), &user.username)
             .ok_or_else(|| AuthError::Internal("cannot build a TOTP".into()))?;
         self.db
             .put_pending_totp(&crate::db::accounts::TotpRow {
@@ -1106,7 +1121,7 @@ impl Auth {
             .sealer
             .open(&row.secret, &user.id)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
-        let t = totp::totp(&secret, &self.issuer, &user.username)
+        let t = totp::totp(&secret, &self.instance.name(), &user.username)
             .ok_or_else(|| AuthError::Internal("stored TOTP secret is unreadable".into()))?;
         let step = totp::matching_step(&t, code).ok_or(AuthError::InvalidCode)?;
         let step = i64::try_from(step).map_err(|_| AuthError::InvalidCode)?;

@@ -159,6 +159,8 @@ impl Auth {
         let (mut ccr, reg) = wa
             .start_passkey_registration(uuid, &user.username, &user.display_name, Some(exclude))
             .map_err(failed)?;
+        // The name the authenticator shows is the instance's as it is now.
+        ccr.public_key.rp.name = self.instance.name();
         // Ask for a discoverable credential where the authenticator can keep one, so the
         // passkey alone signs in (no username first).
         if let Some(sel) = ccr.public_key.authenticator_selection.as_mut() {

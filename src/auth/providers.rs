@@ -664,7 +664,7 @@ impl Auth {
             // The first account is made with the setup code, on the sign-up page.
             return Err(AuthError::SetupCodeRequired);
         }
-        if !self.config.open_signup {
+        if !self.instance.open_signup() {
             return Err(AuthError::SignupClosed);
         }
         let base = username_from_hint(

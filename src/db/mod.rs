@@ -10,6 +10,7 @@ pub mod docs;
 pub mod orgs;
 pub mod portable;
 mod schema;
+pub mod settings;
 pub mod signin;
 pub mod vpn_peers;
 

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::{Db, DbError, with_conn};
 
 /// Our tables, parents before children (the order rows are loaded in).
-pub const TABLES: [&str; 23] = [
+pub const TABLES: [&str; 24] = [
     "users",
     "sessions",
     "api_tokens",
@@ -47,6 +47,7 @@ pub const TABLES: [&str; 23] = [
     "acme_accounts",
     "acme_certificates",
     "audit_events",
+    "instance_settings",
 ];
 
 /// A load sends rows in statements of about this many bytes of JSON.

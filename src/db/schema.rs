@@ -243,6 +243,7 @@ diesel::joinable!(doc_snapshots -> projects (project_id));
 diesel::joinable!(doc_history -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    instance_settings,
     sessions,
     api_tokens,
     totp,
@@ -294,5 +295,14 @@ diesel::table! {
         target -> Nullable<Text>,
         ip -> Text,
         detail -> Text,
+    }
+}
+
+diesel::table! {
+    instance_settings (key) {
+        key -> Text,
+        value -> Text,
+        updated_at -> Timestamp,
+        updated_by -> Nullable<Text>,
     }
 }

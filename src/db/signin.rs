@@ -364,6 +364,15 @@ impl Db {
         one_row(n)
     }
 
+    /// Removes every passkey of an account; how many there were.
+    pub async fn delete_passkeys_of(&self, user_id: &str) -> Result<usize, DbError> {
+        with_conn!(self, conn => {
+            Ok(diesel::delete(passkeys::table.filter(passkeys::user_id.eq(user_id)))
+                .execute(&mut conn)
+                .await?)
+        })
+    }
+
     pub async fn delete_passkey(&self, user_id: &str, id: &str) -> Result<(), DbError> {
         let n = with_conn!(self, conn => {
             diesel::delete(passkeys::table.filter(passkeys::id.eq(id)).filter(passkeys::user_id.eq(user_id)))

@@ -136,7 +136,8 @@ pub struct Orgs {
     changes: Arc<tokio::sync::watch::Sender<u64>>,
     mailer: Mailer,
     public_url: Arc<str>,
-    instance: Arc<str>,
+    /// The instance's name, for invitation mails.
+    instance: crate::instance::Instance,
     audit: crate::audit::Audit,
 }
 
@@ -198,7 +199,7 @@ impl Orgs {
         db: Db,
         mailer: Mailer,
         public_url: &str,
-        instance: &str,
+        instance: crate::instance::Instance,
         modules: &[PermissionDef],
     ) -> Self {
         let mut catalogue = Catalogue::default();
@@ -211,7 +212,7 @@ impl Orgs {
             changes: Arc::new(tokio::sync::watch::channel(0).0),
             mailer,
             public_url: Arc::from(public_url),
-            instance: Arc::from(instance),
+            instance,
         }
     }
 
@@ -749,12 +750,12 @@ impl Orgs {
              Open this link to see which organization and who invited you (sign in or create \
              an account with this address first):\n\n{link}\n\n\
              It works once, for 7 days. If you did not expect it, ignore this message.\n",
-            instance = self.instance,
+            instance = self.instance.name(),
         );
         let mailer = self.mailer.clone();
         let mail = Mail {
             to: email.to_string(),
-            subject: format!("An invitation to {}", self.instance),
+            subject: format!("An invitation to {}", self.instance.name()),
             body,
         };
         tokio::spawn(async move {
@@ -829,6 +830,18 @@ impl Orgs {
             email: (!inv.email.is_empty()).then_some(inv.email),
             expires_at: inv.expires_at,
         })
+    }
+
+    /// Whether a live invitation admits someone signing up with `email` (sign-up closed):
+    /// an open link admits anyone holding it, an address-bound one only that address.
+    pub async fn invitation_admits(&self, secret: &str, email: &str) -> Result<bool, OrgsError> {
+        match self.live_invitation(secret).await {
+            Ok(inv) => {
+                Ok(inv.email_lower.is_empty() || inv.email_lower == crate::auth::login_key(email))
+            }
+            Err(OrgsError::InvalidInvitation) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The signed-in user accepts an invitation (once); returns the organization. A link

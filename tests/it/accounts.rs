@@ -1584,7 +1584,13 @@ async fn first_run_needs_the_setup_code(backend: Backend) {
     let server = backend.start(Options::default()).await;
     let a = Browser::new(&server);
     let (st, setup) = a.get("/api/v1/auth/setup").await;
-    assert_eq!((st, &setup), (StatusCode::OK, &json!({"needed": true})));
+    assert_eq!(
+        (st, &setup),
+        (
+            StatusCode::OK,
+            &json!({"needed": true, "signup_open": true})
+        )
+    );
     let code = server.setup_code().expect("a new server has a setup code");
     let mode = std::fs::metadata(server.data_dir.join("setup-code"))
         .unwrap()
@@ -1617,7 +1623,10 @@ async fn first_run_needs_the_setup_code(backend: Backend) {
         refused(wrong).await,
         (StatusCode::FORBIDDEN, "invalid_setup_code".into())
     );
-    assert_eq!(a.get("/api/v1/auth/setup").await.1, json!({"needed": true}));
+    assert_eq!(
+        a.get("/api/v1/auth/setup").await.1,
+        json!({"needed": true, "signup_open": true})
+    );
     // Typed as a person would: lower case, spaces for dashes.
     let mut right = alice();
     right["setup_code"] = json!(code.to_lowercase().replace('-', " "));
@@ -1627,7 +1636,7 @@ async fn first_run_needs_the_setup_code(backend: Backend) {
     assert_eq!(server.setup_code(), None, "spent");
     assert_eq!(
         a.get("/api/v1/auth/setup").await.1,
-        json!({"needed": false})
+        json!({"needed": false, "signup_open": true})
     );
     let out = server.command(&["admin", "setup-code"]).output().unwrap();
     assert!(!out.status.success());

@@ -802,7 +802,7 @@ async fn accesses(
         db.clone(),
         demiurge::mail::Mailer::new(&demiurge::config::MailConfig::default()).unwrap(),
         "http://127.0.0.1",
-        "test",
+        demiurge::instance::Instance::new(db.clone(), &demiurge::config::Config::default()),
         &demiurge::gateway::modules::builtin().permissions(),
     );
     let owner = db.user_by_id(&t.owner_id).await.unwrap().unwrap();

@@ -1743,6 +1743,24 @@ async fn authorization_matrix() {
         ),
         row(
             "POST",
+            format!("/api/v1/admin/users/{t}/reset-sign-in"),
+            None,
+            [200, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        row(
+            "GET",
+            "/api/v1/admin/settings".into(),
+            None,
+            [200, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        row(
+            "PATCH",
+            "/api/v1/admin/settings".into(),
+            Some(json!({"open_signup": true})),
+            [200, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        row(
+            "POST",
             "/api/v1/admin/mail-test".into(),
             Some(json!({"to": "owner@example.test"})),
             [200, 404, 404, 404, 404, 404, 404, 401],

@@ -878,7 +878,7 @@ fn origin_of(server: &Server) -> url::Url {
 }
 
 /// Registers a passkey named `name` for the browser's user; returns its credential id.
-async fn register_passkey(
+pub(crate) async fn register_passkey(
     server: &Server,
     b: &Browser,
     key: &mut SoftPasskey,

@@ -1,7 +1,9 @@
 // The admin page in Debian's Chromium: the admin opens it from the header, reads the
 // diagnostics, finds an account by searching, disables it (that person's open page loses
 // its session), sees the action in the audit log, and enables it again. Someone else gets
-// "not found" at /admin and no link to it. Screenshots of each step.
+// "not found" at /admin and no link to it. The admin renames the server and closes sign-up
+// (open pages follow; a visitor's sign-up page says so) and resets the other's sign-in.
+// Screenshots of each step.
 // Usage: node ui_admin.mjs <base-url> <screenshot-dir> <json {admin, other}>.
 import { launchBrowser } from './browser.mjs'
 
@@ -73,11 +75,45 @@ try {
   const back = await other.context().request.post(base + '/api/v1/auth/login', { headers: { Origin: base }, data: { login: args.other.login, password: args.other.password } })
   result.other_sign_in_after = back.status()
 
+  // Settings: rename the server (every open page's header follows at once) and close
+  // sign-up (a visitor's sign-up page says so).
+  await other.goto(base + '/settings')
+  await other.waitForSelector('#settings')
+  await admin.waitForSelector('#instance-name-input')
+  await admin.fill('#instance-name-input', 'Acme Team')
+  await admin.click('#instance-name-save')
+  await admin.waitForFunction(() => document.querySelector('#instance-name').textContent === 'Acme Team', null, { timeout: 10000 })
+  await other.waitForFunction(() => document.querySelector('#instance-name').textContent === 'Acme Team', null, { timeout: 10000 })
+  result.other_header_name = await other.textContent('#instance-name')
+  await admin.waitForFunction(() => document.querySelector('#instance-name-origin').textContent.startsWith('Set here'), null, { timeout: 10000 })
+  result.name_origin = (await admin.textContent('#instance-name-origin')).trim()
+  await admin.uncheck('#open-signup')
+  await admin.waitForFunction(() => document.querySelector('#open-signup-origin').textContent.startsWith('Closed'), null, { timeout: 10000 })
+  await shot(admin, 'admin-settings')
+  const visitorCtx = await browser.newContext({ viewport: { width: 1100, height: 900 } })
+  const visitor = await visitorCtx.newPage()
+  visitor.on('pageerror', (e) => result.errors.push(String(e)))
+  await visitor.goto(base + '/signup')
+  await visitor.waitForSelector('#signup-closed')
+  result.visitor_title = await visitor.title()
+  result.visitor_form = await visitor.$('#sign-up-submit') !== null
+  await shot(visitor, 'signup-closed')
+  await visitorCtx.close()
+
   // Someone else at /admin: not found, and no link in the header.
   await other.goto(base + '/admin')
   await other.waitForSelector('#admin-missing')
   result.other_admin_link = await other.$('#admin-link') !== null
   await shot(other, 'admin-not-found')
+
+  // Reset the other person's sign-in: one click asks, the second does it.
+  await admin.click(`${row} [data-action="reset-sign-in"]`)
+  await admin.click(`${row} [data-action="reset-sign-in-confirm"]`)
+  await admin.waitForSelector('#admin-users .notice.ok')
+  result.reset_notice = (await admin.textContent('#admin-users .notice.ok')).trim()
+  await other.reload()
+  await other.waitForURL(/\/signin/, { timeout: 15000 })
+  result.other_after_reset = new URL(other.url()).pathname
   say('RESULT', result)
 } catch (e) {
   say('FAIL', { error: String(e && e.stack || e), result })

@@ -60,7 +60,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 /// projects' boards.
 #[derive(Clone)]
 pub struct Shell {
-    pub instance_name: String,
+    /// The instance's name, following an admin's change.
+    pub instance_name: watch::Receiver<String>,
     /// Changes at every server start; the page shows it, so a reconnect is visible.
     pub boot_id: String,
     pub status: watch::Receiver<Vec<SubsystemView>>,
@@ -69,7 +70,7 @@ pub struct Shell {
 
 impl PartialEq for Shell {
     fn eq(&self, other: &Self) -> bool {
-        self.instance_name == other.instance_name
+        self.instance_name.same_channel(&other.instance_name)
             && self.boot_id == other.boot_id
             && self.status.same_channel(&other.status)
             && Arc::ptr_eq(&self.boards, &other.boards)
@@ -79,14 +80,12 @@ impl PartialEq for Shell {
 struct UiState {
     shell: Shell,
     pool: LiveViewPool,
-    page: String,
     glue: String,
 }
 
 /// Mounts the UI routes. Create once per process (it owns the LiveView thread pool).
 pub fn configure(shell: Shell) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     let state = web::Data::new(UiState {
-        page: shell::page_html(&shell.instance_name),
         glue: shell::glue_js(),
         shell,
         pool: LiveViewPool::new(),
@@ -108,7 +107,7 @@ async fn index(state: web::Data<UiState>) -> HttpResponse {
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .insert_header(("Referrer-Policy", "same-origin"))
-        .body(state.page.clone())
+        .body(shell::page_html(&state.shell.instance_name.borrow()))
 }
 
 async fn glue(state: web::Data<UiState>) -> HttpResponse {

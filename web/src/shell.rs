@@ -174,9 +174,21 @@ fn Header(
     loaded: bool,
     on_sign_out: EventHandler<MouseEvent>,
 ) -> Element {
+    // The name as an admin last set it: a change shows on every open page.
+    let mut name = use_signal(|| shell.instance_name.borrow().clone());
+    let feed = shell.instance_name.clone();
+    use_future(move || {
+        let mut feed = feed.clone();
+        async move {
+            while feed.changed().await.is_ok() {
+                let now = feed.borrow_and_update().clone();
+                name.set(now);
+            }
+        }
+    });
     rsx! {
         header { class: "top",
-            h1 { a { href: "/", id: "instance-name", "{shell.instance_name}" } }
+            h1 { a { href: "/", id: "instance-name", "{name}" } }
             // This start of the server, for the page's reconnect logic and tests; not shown.
             span { id: "boot-id", hidden: true, "data-boot": "{shell.boot_id}" }
             nav { class: "account",

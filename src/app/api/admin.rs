@@ -22,7 +22,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(users)
         .service(update_user)
         .service(end_sessions)
+        .service(reset_sign_in)
         .service(audit)
+        .service(settings)
+        .service(update_settings)
         .service(mail_test);
 }
 
@@ -440,6 +443,171 @@ async fn end_sessions(
     Ok(private_json(EndedSessions { ended }))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInResetView {
+    /// It had an authenticator app (removed, with its recovery codes).
+    second_factor_removed: bool,
+    passkeys_removed: usize,
+    sessions_ended: usize,
+    /// Where the link to choose a new password went.
+    link_sent_to: Option<String>,
+    /// Why the link could not be sent (the rest was done).
+    link_error: Option<String>,
+}
+
+/// Reset how an account signs in, for someone locked out: removes its authenticator app,
+/// recovery codes and passkeys, ends its sessions, and emails a link to choose a new
+/// password (its password, linked accounts and tokens stay). Instance admins only.
+#[utoipa::path(tag = "admin", params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "What was reset", body = SignInResetView),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account, or not the instance admin", body = ErrorBody)
+    ))]
+#[post("/api/v1/admin/users/{id}/reset-sign-in")]
+async fn reset_sign_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin_only(&state, &who)?;
+    let r = state
+        .auth
+        .admin_reset_sign_in(&admin, &id, &session::client_meta(&req))
+        .await?;
+    Ok(private_json(SignInResetView {
+        second_factor_removed: r.second_factor_removed,
+        passkeys_removed: r.passkeys_removed,
+        sessions_ended: r.sessions_ended,
+        link_sent_to: r.link_sent_to,
+        link_error: r.link_error,
+    }))
+}
+
+/// Who set a setting on the admin page, and when.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetHere {
+    at: DateTime<Utc>,
+    /// The admin's user id (none once that account is gone).
+    by: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NameSetting {
+    /// In force: the page title and header, mails, authenticator apps, passkey prompts.
+    value: String,
+    /// `[server] name` in the config file.
+    config_file: String,
+    /// Set on the admin page (overriding the config file); none: the config file's value.
+    set_here: Option<SetHere>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignupSetting {
+    /// In force: anyone may create an account. When off, only people holding an invitation
+    /// (and accounts made with `demiurge admin create-user`).
+    value: bool,
+    /// `[auth] open_signup` in the config file.
+    config_file: bool,
+    set_here: Option<SetHere>,
+}
+
+/// The instance's settings, each with the config file's value and whether the admin page
+/// overrides it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceSettingsView {
+    name: NameSetting,
+    open_signup: SignupSetting,
+}
+
+fn set_here(s: Option<(chrono::NaiveDateTime, Option<String>)>) -> Option<SetHere> {
+    s.map(|(at, by)| SetHere {
+        at: at.and_utc(),
+        by,
+    })
+}
+
+impl From<crate::instance::InstanceSettings> for InstanceSettingsView {
+    fn from(s: crate::instance::InstanceSettings) -> Self {
+        Self {
+            name: NameSetting {
+                value: s.name,
+                config_file: s.configured_name,
+                set_here: set_here(s.name_set),
+            },
+            open_signup: SignupSetting {
+                value: s.open_signup,
+                config_file: s.configured_open_signup,
+                set_here: set_here(s.open_signup_set),
+            },
+        }
+    }
+}
+
+/// The instance's name and sign-up setting. Instance admins only.
+#[utoipa::path(tag = "admin",
+    responses(
+        (status = 200, description = "Settings", body = InstanceSettingsView),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the instance admin", body = ErrorBody)
+    ))]
+#[get("/api/v1/admin/settings")]
+async fn settings(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin_only(&state, &who)?;
+    Ok(private_json(InstanceSettingsView::from(
+        state.auth.admin_settings(&admin),
+    )))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsUpdate {
+    /// The instance's name: 1 to 64 characters (trimmed), no control characters. The
+    /// config file's value makes it follow the config file again.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
+    name: Option<String>,
+    /// Whether anyone may create an account. The config file's value makes it follow the
+    /// config file again.
+    open_signup: Option<bool>,
+}
+
+/// Change the instance's name or sign-up setting: in force at once, kept across restarts.
+/// Instance admins only.
+#[utoipa::path(tag = "admin", request_body = SettingsUpdate,
+    responses(
+        (status = 200, description = "Settings now", body = InstanceSettingsView),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: not the instance admin", body = ErrorBody),
+        (status = 422, description = "`invalid_input`", body = ErrorBody)
+    ))]
+#[patch("/api/v1/admin/settings")]
+async fn update_settings(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: Json<SettingsUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin_only(&state, &who)?;
+    let body = body.into_inner();
+    let change = crate::instance::SettingsChange {
+        name: body.name,
+        open_signup: body.open_signup,
+    };
+    let now = state
+        .auth
+        .admin_change_settings(&admin, &change, &session::client_meta(&req))
+        .await?;
+    Ok(private_json(InstanceSettingsView::from(now)))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
@@ -463,7 +631,7 @@ pub struct AuditEvent {
     /// `sign_in`, `sign_in_failed`, `second_factor_failed`, `token_created`, `member_added`,
     /// `role_changed`, `member_removed`, or `admin.*` (`admin.user_disabled`,
     /// `admin.user_enabled`, `admin.made_admin`, `admin.revoked_admin`,
-    /// `admin.ended_sessions`).
+    /// `admin.ended_sessions`, `admin.reset_sign_in`, `admin.settings_changed`).
     kind: String,
     /// Who did it (a user id); none for someone not signed in.
     actor: Option<String>,

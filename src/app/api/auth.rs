@@ -63,12 +63,19 @@ pub struct SignUpRequest {
     #[serde(default)]
     #[schema(max_length = 64)]
     setup_code: Option<String>,
+    /// An invitation link's token (`/invite?token=...`): while sign-up is closed it still
+    /// admits the person invited (an address-bound invitation only with that address).
+    #[serde(default)]
+    #[schema(max_length = 128)]
+    invitation: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SetupState {
     /// The server has no account yet: sign-up needs its setup code.
     needed: bool,
+    /// Anyone may create an account; when not, only with an invitation.
+    signup_open: bool,
 }
 
 /// Whether the server still waits for its first account (and so for the setup code).
@@ -78,6 +85,7 @@ pub struct SetupState {
 async fn setup_state(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(private_json(SetupState {
         needed: state.auth.setup_needed().await?,
+        signup_open: state.instance.open_signup(),
     }))
 }
 
@@ -222,6 +230,7 @@ async fn signup(
                 email: body.email,
                 display_name: body.display_name,
                 password: body.password,
+                invitation: body.invitation,
             },
             body.setup_code.as_deref(),
             &session::client_meta(&req),

@@ -1,6 +1,6 @@
 //! The instance admin's page (`/admin`): what is wrong with the server (diagnostics like
-//! Vaultwarden's), the accounts (search, disable, enable, make admin, end sessions) and the
-//! audit log. Everything comes from `/api/v1/admin/*`, which answers 404 to anyone else, so
+//! Vaultwarden's), the instance's settings (name, open sign-up), the accounts (search,
+//! disable, enable, make admin, end sessions, reset sign-in) and the audit log. Everything comes from `/api/v1/admin/*`, which answers 404 to anyone else, so
 //! the page shows "not found" to them too.
 
 use dioxus::prelude::*;
@@ -60,6 +60,7 @@ pub fn Admin() -> Element {
     rsx! {
         div { class: "settings", id: "admin",
             Diagnostics { d: reply.body.clone() }
+            InstanceSettings {}
             MailTest {}
             Users {}
             Audit {}
@@ -191,6 +192,83 @@ fn Diagnostics(d: Value) -> Element {
     }
 }
 
+/// Where a setting's value comes from, for people.
+fn origin(setting: &Value) -> String {
+    if setting["set_here"].is_object() {
+        format!(
+            "Set here {} (the config file says {}).",
+            short_time(&setting["set_here"]["at"]),
+            setting["config_file"]
+        )
+    } else {
+        "From the config file.".into()
+    }
+}
+
+/// The instance's name and whether anyone may sign up.
+#[component]
+fn InstanceSettings() -> Element {
+    let mut current = use_resource(|| async { get("/api/v1/admin/settings").await });
+    let mut name = use_signal(|| None::<String>);
+    let mut error = use_signal(String::new);
+    let mut saved = use_signal(String::new);
+    let body = current
+        .read()
+        .as_ref()
+        .filter(|r| r.ok())
+        .map(|r| r.body.clone());
+    let Some(body) = body else {
+        return rsx! {};
+    };
+    let shown_name = name().unwrap_or_else(|| s(&body["name"], "value"));
+    let open = body["open_signup"]["value"] == true;
+    let change = move |patch: Value, done: &'static str| {
+        spawn(async move {
+            error.set(String::new());
+            saved.set(String::new());
+            let r = call("PATCH", "/api/v1/admin/settings", Some(patch)).await;
+            if r.ok() {
+                name.set(None);
+                saved.set(done.into());
+                current.restart();
+            } else {
+                error.set(r.message());
+            }
+        });
+    };
+    rsx! {
+        section { class: "card", id: "admin-settings",
+            h2 { "Settings" }
+            Notice { text: error(), error: true }
+            Notice { text: saved(), error: false }
+            form { class: "row", id: "instance-name-form",
+                onsubmit: {
+                    let typed = shown_name.clone();
+                    move |_| change(json!({"name": typed.trim()}), "The name is changed.")
+                },
+                label { "Name of this server"
+                    input { id: "instance-name-input", maxlength: "64", value: "{shown_name}",
+                        oninput: move |e| name.set(Some(e.value())) }
+                }
+                button { id: "instance-name-save", r#type: "submit", "Save" }
+            }
+            p { class: "muted", id: "instance-name-origin", "{origin(&body[\"name\"])}" }
+            label { class: "check",
+                input { id: "open-signup", r#type: "checkbox", checked: open,
+                    onchange: move |e| {
+                        let on = e.checked();
+                        change(json!({"open_signup": on}), if on { "Anyone may now create an account." } else { "Sign-up is closed: only people with an invitation can create an account." })
+                    } }
+                " Anyone may create an account"
+            }
+            p { class: "muted", id: "open-signup-origin",
+                if open { "Open: anyone who reaches this server can sign up. " } else { "Closed: only people holding an invitation can sign up. " }
+                "{origin(&body[\"open_signup\"])}"
+            }
+        }
+    }
+}
+
 /// Sends a test mail and shows the SMTP server's answer.
 #[component]
 fn MailTest() -> Element {
@@ -249,13 +327,34 @@ fn Users() -> Element {
         .await
     });
     let mut error = use_signal(String::new);
+    let mut done = use_signal(String::new);
+    // The account whose "Reset sign-in" was clicked once (a second click confirms).
+    let mut confirming = use_signal(|| None::<String>);
     let act = move |method: &'static str, path: String, body: Option<Value>| {
         spawn(async move {
             error.set(String::new());
+            done.set(String::new());
             let r = call(method, &path, body).await;
             if !r.ok() {
                 error.set(r.message());
+            } else if path.ends_with("/reset-sign-in") {
+                let b = &r.body;
+                done.set(format!(
+                    "Sign-in reset: {}{} passkey(s) removed, {} session(s) ended; {}",
+                    if b["second_factor_removed"] == true {
+                        "authenticator app removed, "
+                    } else {
+                        ""
+                    },
+                    b["passkeys_removed"],
+                    b["sessions_ended"],
+                    match b["link_sent_to"].as_str() {
+                        Some(to) => format!("a link to choose a new password went to {to}."),
+                        None => format!("the link could not be sent: {}", s(b, "link_error")),
+                    }
+                ));
             }
+            confirming.set(None);
             users.restart();
         });
     };
@@ -267,6 +366,7 @@ fn Users() -> Element {
                 "aria-label": "Search accounts",
                 value: "{q}", oninput: move |e| q.set(e.value()) }
             Notice { text: error(), error: true }
+            Notice { text: done(), error: false }
             ul { class: "rows",
                 for x in rows.iter() {
                     li { key: "{s(x, \"id\")}", "data-user": "{s(x, \"username\")}",
@@ -294,6 +394,17 @@ fn Users() -> Element {
                             let path = format!("/api/v1/admin/users/{}/sessions", s(x, "id"));
                             move |_| act("DELETE", path.clone(), None)
                         }, "Sign out everywhere" }
+                        if confirming().as_deref() == Some(s(x, "id").as_str()) {
+                            button { class: "danger small", "data-action": "reset-sign-in-confirm", onclick: {
+                                let path = format!("/api/v1/admin/users/{}/reset-sign-in", s(x, "id"));
+                                move |_| act("POST", path.clone(), None)
+                            }, "Remove their second factor and passkeys, and email a reset link" }
+                        } else {
+                            button { class: "small", "data-action": "reset-sign-in", onclick: {
+                                let id = s(x, "id");
+                                move |_| confirming.set(Some(id.clone()))
+                            }, "Reset sign-in" }
+                        }
                     }
                 }
             }

@@ -218,6 +218,12 @@ pub(crate) fn url_encode(s: &str) -> String {
 #[component]
 pub fn SignUp(query: String) -> Element {
     let return_to = safe_path(&query_param(&query, "return_to").unwrap_or_else(|| "/".into()));
+    // Coming from an invitation link: its token admits this sign-up even when sign-up is
+    // closed.
+    let invitation = return_to
+        .strip_prefix("/invite?")
+        .and_then(|q| query_param(q, "token"))
+        .filter(|t| !t.is_empty());
     let mut username = use_signal(String::new);
     let mut email = use_signal(String::new);
     let mut display = use_signal(String::new);
@@ -231,8 +237,24 @@ pub fn SignUp(query: String) -> Element {
         .read()
         .as_ref()
         .is_some_and(|r| r.ok() && r.body["needed"] == true);
+    let closed = setup
+        .read()
+        .as_ref()
+        .is_some_and(|r| r.ok() && r.body["signup_open"] == false);
+    if closed && !first && invitation.is_none() {
+        return rsx! {
+            section { class: "card auth", id: "sign-up",
+                h2 { "Create an account" }
+                p { id: "signup-closed",
+                    "This server does not take new accounts. Ask one of its administrators for an invitation: its link lets you create yours."
+                }
+                p { class: "links", "Have an account? " a { href: "/signin", "Sign in" } }
+            }
+        };
+    }
     let on_submit = move |_| {
         let return_to = return_to.clone();
+        let invitation = invitation.clone();
         spawn(async move {
             busy.set(true);
             error.set(String::new());
@@ -243,6 +265,9 @@ pub fn SignUp(query: String) -> Element {
             }
             if first {
                 body["setup_code"] = json!(setup_code());
+            }
+            if let Some(t) = invitation {
+                body["invitation"] = json!(t);
             }
             let r = post("/api/v1/auth/signup", body).await;
             busy.set(false);
