@@ -554,6 +554,7 @@ impl Orgs {
         org_id: &str,
         who: &str,
         role: &str,
+        ip: &str,
     ) -> Result<(OrgMember, User), OrgsError> {
         let org = self
             .org_for(user, org_id, "org:members:manage", "add members")
@@ -577,7 +578,7 @@ impl Orgs {
                 crate::audit::Kind::MemberAdded,
                 Some(&user.id),
                 Some(&target.id),
-                "",
+                ip,
                 format!(
                     "{} added {} to {} as {role}",
                     user.username, target.username, org.name
@@ -593,6 +594,7 @@ impl Orgs {
         org_id: &str,
         member: &str,
         role: &str,
+        ip: &str,
     ) -> Result<(), OrgsError> {
         let org = self
             .org_for(user, org_id, "org:members:manage", "change roles")
@@ -622,7 +624,7 @@ impl Orgs {
                 crate::audit::Kind::RoleChanged,
                 Some(&user.id),
                 Some(member),
-                "",
+                ip,
                 format!(
                     "{} changed a member's role in {} from {} to {role}",
                     user.username, org.name, current.role
@@ -638,6 +640,7 @@ impl Orgs {
         user: &User,
         org_id: &str,
         member: &str,
+        ip: &str,
     ) -> Result<(), OrgsError> {
         let org = if member != user.id {
             let org = self
@@ -663,7 +666,7 @@ impl Orgs {
                 crate::audit::Kind::MemberRemoved,
                 Some(&user.id),
                 Some(member),
-                "",
+                ip,
                 if member == user.id {
                     format!("{} left {}", user.username, org.name)
                 } else {
@@ -1215,6 +1218,7 @@ impl Orgs {
         id: &str,
         member: &str,
         role: &str,
+        ip: &str,
     ) -> Result<(), OrgsError> {
         let p = self
             .project_for(user, id, "project:members:manage", "manage members")
@@ -1256,7 +1260,7 @@ impl Orgs {
                 crate::audit::Kind::RoleChanged,
                 Some(&user.id),
                 Some(&target.id),
-                "",
+                ip,
                 format!(
                     "{} gave {} the role {role} in project {}",
                     user.username, target.username, p.name

@@ -227,6 +227,28 @@ async fn admin_api(pg: bool) {
         );
     }
 
+    // Member and role changes are in the log with the address they came from.
+    let (st, org) = admin.post("/api/v1/orgs", json!({"name": "Audited"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{org}");
+    let org = org["id"].as_str().unwrap().to_string();
+    let (st, _) = admin
+        .post(
+            &format!("/api/v1/orgs/{org}/members"),
+            json!({"user": "bob", "role": "org:member"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let member = format!("/api/v1/orgs/{org}/members/{bob_id}");
+    let (st, _) = call(&admin, "PATCH", &member, Some(json!({"role": "org:admin"}))).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(admin.delete(&member).await, StatusCode::NO_CONTENT);
+    for kind in ["member_added", "role_changed", "member_removed"] {
+        let (_, e) = admin
+            .get(&format!("/api/v1/admin/audit?kind={kind}&user={bob_id}"))
+            .await;
+        assert_eq!(e[0]["ip"], "127.0.0.1", "{kind}: {e}");
+    }
+
     // No mail server configured: the test mail says so instead of pretending.
     let (st, t) = admin
         .post(

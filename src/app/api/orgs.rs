@@ -3,7 +3,7 @@
 //! organization the caller does not belong to answers 404.
 
 use crate::code::ErrorCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web::{delete, get, patch, post, put};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use super::body::Json;
 use super::private_json;
 use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
-use crate::app::session::Authenticated;
+use crate::app::session::{self, Authenticated};
 use crate::db::accounts::User;
 use crate::db::orgs::{Invitation, Org, Project};
 use crate::orgs::authz::Resource;
@@ -355,6 +355,7 @@ pub struct AddMember {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/api/v1/orgs/{org}/members")]
 async fn add_member(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
     org: web::Path<String>,
@@ -362,7 +363,13 @@ async fn add_member(
 ) -> Result<HttpResponse, ApiError> {
     let (m, u) = state
         .orgs
-        .add_member(&who.user, &org, &body.user, &body.role)
+        .add_member(
+            &who.user,
+            &org,
+            &body.user,
+            &body.role,
+            &session::client_meta(&req).ip,
+        )
         .await?;
     let email = Some(u.email.clone());
     Ok(HttpResponse::Created().json(MemberView::of(m.role, m.created_at, &u, email)))
@@ -381,6 +388,7 @@ pub struct RoleChange {
         (status = 409, description = "`last_owner`", body = ErrorBody)))]
 #[patch("/api/v1/orgs/{org}/members/{user}")]
 async fn set_member_role(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
     path: web::Path<(String, String)>,
@@ -389,7 +397,13 @@ async fn set_member_role(
     let (org, user) = path.into_inner();
     state
         .orgs
-        .set_member_role(&who.user, &org, &user, &body.role)
+        .set_member_role(
+            &who.user,
+            &org,
+            &user,
+            &body.role,
+            &session::client_meta(&req).ip,
+        )
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -401,12 +415,16 @@ async fn set_member_role(
         (status = 409, description = "`last_owner`", body = ErrorBody)))]
 #[delete("/api/v1/orgs/{org}/members/{user}")]
 async fn remove_member(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (org, user) = path.into_inner();
-    state.orgs.remove_member(&who.user, &org, &user).await?;
+    state
+        .orgs
+        .remove_member(&who.user, &org, &user, &session::client_meta(&req).ip)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -891,6 +909,7 @@ async fn list_project_members(
     responses((status = 204), (status = 422, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[post("/api/v1/projects/{id}/members")]
 async fn set_project_member(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
@@ -898,7 +917,13 @@ async fn set_project_member(
 ) -> Result<HttpResponse, ApiError> {
     state
         .orgs
-        .set_project_member(&who.user, &id, &body.user, &body.role)
+        .set_project_member(
+            &who.user,
+            &id,
+            &body.user,
+            &body.role,
+            &session::client_meta(&req).ip,
+        )
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
