@@ -128,6 +128,9 @@ codes! {
     ViewExists = "view_exists": "A board view with that id exists already.",
     ViewNotFound = "view_not_found": "No such board view.",
     InvalidBoardFile = "invalid_board_file": "The file to import is not a board file we read.",
+    ContainerNotFound = "container_not_found": "No such container in this project.",
+    InvalidImage = "invalid_image": "The image is not in the catalogue, or a custom image's reference is not one.",
+    InvalidService = "invalid_service": "A custom image's services are missing, too many, or their names or ports are refused.",
 }
 
 impl serde::Serialize for ErrorCode {

@@ -793,7 +793,10 @@ mod tests {
             })
         );
         let mut b = crate::gateway::modules::builtin();
-        assert_eq!(b.names(), vec!["gateway", "core-graph", "whiteboard"]);
+        assert_eq!(
+            b.names(),
+            vec!["gateway", "core-graph", "whiteboard", "user-containers"]
+        );
         assert!(b.add(Counter).is_ok());
         assert_eq!(b.add(Counter), Err(ModulesError::Duplicate("counter")));
         assert!(

@@ -9,6 +9,7 @@ mod backup;
 mod board;
 mod collab;
 mod config_file;
+mod containers;
 mod contract;
 mod dns;
 mod edge;

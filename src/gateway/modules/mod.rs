@@ -2,11 +2,13 @@
 
 pub mod core_graph;
 pub mod gateway;
+pub mod user_containers;
 pub mod whiteboard;
 
 use super::module::Modules;
 
-/// The built-in modules in dependency order: `gateway`, `core-graph`, `whiteboard`. Built
+/// The built-in modules in dependency order: `gateway`, `core-graph`, `whiteboard`,
+/// `user-containers`. Built
 /// once where the app is wired; the gateway runs them and the permission catalogue lists
 /// what they declare.
 pub fn builtin() -> Modules {
@@ -15,6 +17,7 @@ pub fn builtin() -> Modules {
     let _ = m.add(gateway::Gateway);
     let _ = m.add(core_graph::CoreGraph);
     let _ = m.add(whiteboard::Whiteboard);
+    let _ = m.add(user_containers::UserContainers);
     m
 }
 
