@@ -131,6 +131,10 @@ codes! {
     ContainerNotFound = "container_not_found": "No such container in this project.",
     InvalidImage = "invalid_image": "The image is not in the catalogue, or a custom image's reference is not one.",
     InvalidService = "invalid_service": "A custom image's services are missing, too many, or their names or ports are refused.",
+    VpnOff = "vpn_off": "The server's VPN is off (`[vpn] listen`), so containers cannot join its network.",
+    LabelTaken = "label_taken": "A container's service label is held by another container.",
+    InvalidEnrollment = "invalid_enrollment": "The enrollment token was used already, has expired, or never existed.",
+    InvalidAgentCredential = "invalid_agent_credential": "The agent's credential is not valid (its container was deleted or enrolled again).",
 }
 
 impl serde::Serialize for ErrorCode {

@@ -34,6 +34,7 @@ pub struct Config {
     pub vpn: VpnConfig,
     pub acme: AcmeConfig,
     pub backup: BackupConfig,
+    pub containers: ContainersConfig,
     pub auth: AuthConfig,
     pub mail: MailConfig,
     pub gateway: GatewayConfig,
@@ -235,6 +236,27 @@ impl AcmeConfig {
                 "https://acme-staging-v02.api.letsencrypt.org/directory".into()
             }
             other => other.to_string(),
+        }
+    }
+}
+
+/// `[containers]`: user containers and their agents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainersConfig {
+    /// How long the one-time token of a `docker run` line works.
+    #[serde(with = "humantime_serde")]
+    pub enrollment_lifetime: std::time::Duration,
+    /// How often agents report; three missed reports make a container stale.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: std::time::Duration,
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        Self {
+            enrollment_lifetime: std::time::Duration::from_secs(15 * 60),
+            heartbeat: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -719,6 +741,21 @@ impl Config {
         if !self.backup.every.is_zero() && self.backup.keep == 0 {
             return Err(ConfigError::Invalid(
                 "backup.keep: keep at least 1 backup (or set every = \"0s\")".into(),
+            ));
+        }
+        let c = &self.containers;
+        if c.enrollment_lifetime < std::time::Duration::from_secs(1)
+            || c.enrollment_lifetime > std::time::Duration::from_secs(24 * 3600)
+        {
+            return Err(ConfigError::Invalid(
+                "containers.enrollment_lifetime: 1s to 24h".into(),
+            ));
+        }
+        if c.heartbeat < std::time::Duration::from_secs(1)
+            || c.heartbeat > std::time::Duration::from_secs(300)
+        {
+            return Err(ConfigError::Invalid(
+                "containers.heartbeat: 1s to 5m".into(),
             ));
         }
         self.validate_providers()

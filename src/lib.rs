@@ -12,6 +12,7 @@ pub mod backup;
 pub mod cli;
 pub mod code;
 pub mod config;
+pub mod containers;
 pub mod db;
 pub mod dns;
 pub mod edge;

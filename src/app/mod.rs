@@ -46,6 +46,8 @@ pub struct AppState {
     pub orgs: crate::orgs::Orgs,
     /// The instance's name and sign-up setting (admin-changeable).
     pub instance: crate::instance::Instance,
+    /// User containers: enrollment, agents' credentials, routes.
+    pub containers: crate::containers::Containers,
     pub gateways: crate::gateway::GatewayRegistry,
     pub limits: ratelimit::RateLimits,
     pub status: StatusBoard,
@@ -53,7 +55,7 @@ pub struct AppState {
     pub db: Db,
     pub started_at: Instant,
     /// Hosts the app never answers for.
-    containers: crate::edge::ContainerHosts,
+    container_hosts: crate::edge::ContainerHosts,
     openapi: String,
     /// What each path answers, for 405 and OPTIONS.
     methods: methods::MethodTable,
@@ -147,23 +149,28 @@ impl AppState {
         let methods = methods::MethodTable::new(&doc, demiurge_web::get_paths(), &pages::PATHS);
         let openapi = api::render_document(&doc)
             .map_err(|e| crate::auth::AuthError::Internal(format!("openapi: {e}")))?;
+        let gateways = crate::gateway::GatewayRegistry::new(
+            db.clone(),
+            cfg.gateway.clone(),
+            modules,
+            metrics.registry(),
+        )
+        .map_err(|e| crate::auth::AuthError::Internal(format!("metrics: {e}")))?;
+        let containers = crate::containers::Containers::new(db.clone(), cfg);
+        // A deleted container's credential, peer and routes go before its deleter's answer.
+        gateways.observe(Arc::new(containers.clone()));
         Ok(Self {
             limits: ratelimit::RateLimits::new(&cfg.auth),
             orgs,
-            gateways: crate::gateway::GatewayRegistry::new(
-                db.clone(),
-                cfg.gateway.clone(),
-                modules,
-                metrics.registry(),
-            )
-            .map_err(|e| crate::auth::AuthError::Internal(format!("metrics: {e}")))?,
+            gateways,
+            containers,
             auth,
             instance,
             status,
             metrics,
             db,
             started_at: Instant::now(),
-            containers: crate::edge::ContainerHosts::new(&cfg.server.domain),
+            container_hosts: crate::edge::ContainerHosts::new(&cfg.server.domain),
             openapi,
             methods,
             hosts: hosts::KnownHosts::new(&cfg.server.domain, cfg.public_url().as_deref()),
@@ -237,7 +244,7 @@ impl App {
         let factory = move || {
             let metrics = state.metrics.clone();
             let counter = counter.clone();
-            let containers = state.containers.clone();
+            let containers = state.container_hosts.clone();
             let hosts = state.hosts.clone();
             let proxies = state.proxies.clone();
             let tls = state.tls.clone();

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod acme;
 pub mod admin;
+pub mod containers;
 pub mod docs;
 pub mod orgs;
 pub mod portable;

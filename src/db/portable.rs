@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::{Db, DbError, with_conn};
 
 /// Our tables, parents before children (the order rows are loaded in).
-pub const TABLES: [&str; 24] = [
+pub const TABLES: [&str; 27] = [
     "users",
     "sessions",
     "api_tokens",
@@ -48,6 +48,9 @@ pub const TABLES: [&str; 24] = [
     "acme_certificates",
     "audit_events",
     "instance_settings",
+    "containers",
+    "container_routes",
+    "container_enrollments",
 ];
 
 /// A load sends rows in statements of about this many bytes of JSON.

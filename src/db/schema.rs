@@ -244,6 +244,9 @@ diesel::joinable!(doc_history -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     instance_settings,
+    containers,
+    container_routes,
+    container_enrollments,
     sessions,
     api_tokens,
     totp,
@@ -306,3 +309,40 @@ diesel::table! {
         updated_by -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    containers (id) {
+        id -> Text,
+        org_id -> Text,
+        project_id -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        credential_hash -> Nullable<Text>,
+        enrolled_at -> Nullable<Timestamp>,
+        vpn_peer -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    container_routes (label) {
+        label -> Text,
+        container_id -> Text,
+        service -> Text,
+        port -> Integer,
+        terminal -> Bool,
+    }
+}
+
+diesel::table! {
+    container_enrollments (token_hash) {
+        token_hash -> Text,
+        container_id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(container_routes -> containers (container_id));
+diesel::joinable!(container_enrollments -> containers (container_id));

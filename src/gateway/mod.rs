@@ -346,9 +346,24 @@ struct Inner {
     metrics: GatewayMetrics,
     writer: Writer,
     gateways: Mutex<HashMap<String, Arc<Gateway>>>,
+    /// Told of every user event once it is durable (see [`EventObserver`]).
+    observers: std::sync::RwLock<Vec<Arc<dyn EventObserver>>>,
     /// The server's multi-threaded runtime: project tasks run there, not on the HTTP
     /// worker that happened to load them.
     rt: tokio::runtime::Handle,
+}
+
+/// Something outside the document that acts on a module's committed events (the
+/// containers service forgets a deleted container's credential and routes). Called after
+/// the event is durable and before its sender gets the answer; it never changes the event.
+pub trait EventObserver: Send + Sync {
+    fn committed<'a>(
+        &'a self,
+        org_id: &'a str,
+        project_id: &'a str,
+        kind: &'a str,
+        result: &'a serde_json::Value,
+    ) -> futures::future::BoxFuture<'a, ()>;
 }
 
 /// Every organization's gateway (the face of this subsystem). Cheap to clone.
@@ -482,6 +497,7 @@ impl GatewayRegistry {
                 metrics,
                 writer,
                 gateways: Mutex::default(),
+                observers: std::sync::RwLock::default(),
                 rt: tokio::runtime::Handle::current(),
             }),
         })
@@ -489,6 +505,15 @@ impl GatewayRegistry {
 
     pub fn metrics(&self) -> &GatewayMetrics {
         &self.inner.metrics
+    }
+
+    /// Adds an observer of committed user events.
+    pub fn observe(&self, observer: Arc<dyn EventObserver>) {
+        self.inner
+            .observers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(observer);
     }
 
     pub fn modules(&self) -> &Modules {
@@ -842,7 +867,23 @@ impl GatewayRegistry {
             // The event was consumed by the send; the caller may simply retry.
             return Err(GatewayError::Unloading);
         }
-        answer.await.unwrap_or(Err(GatewayError::Unloading))
+        let outcome = answer.await.unwrap_or(Err(GatewayError::Unloading))?;
+        let observers = self
+            .inner
+            .observers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for o in observers {
+            o.committed(
+                access.org_id(),
+                access.project_id(),
+                &outcome.kind,
+                &outcome.result,
+            )
+            .await;
+        }
+        Ok(outcome)
     }
 
     /// Undoes (`redo`: redoes) the user's last change in the project, as a new change every

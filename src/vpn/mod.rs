@@ -89,6 +89,10 @@ pub enum VpnError {
     BadName,
     #[error("vpn: the VPN is turned off (`[vpn] listen` is empty)")]
     Disabled,
+    #[error("vpn: a public key is 32 bytes in base64")]
+    BadKey,
+    #[error("vpn: a peer with this public key already exists")]
+    KeyTaken,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -179,22 +183,73 @@ fn valid_name(name: &str) -> bool {
 /// Creates a peer with a fresh key pair and the lowest free address of the subnet, and
 /// returns its wg-quick configuration. A running server picks the peer up by itself.
 pub async fn add_peer(db: &Db, cfg: &Config, name: &str) -> Result<CreatedPeer, VpnError> {
+    let secret = keys::generate();
+    let public = keys::encode(keys::public_of(&secret).as_bytes());
+    let joined = add_peer_with_key(db, cfg, name, &public).await?;
+    let wg_quick = format!(
+        "# Demiurge VPN peer \"{name}\"\n\
+         [Interface]\n\
+         PrivateKey = {private}\n\
+         Address = {address}/32\n\
+         \n\
+         [Peer]\n\
+         PublicKey = {server_public}\n\
+         AllowedIPs = {subnet}\n\
+         Endpoint = {endpoint}\n\
+         PersistentKeepalive = 25\n",
+        private = keys::encode(secret.as_bytes()),
+        address = joined.peer.address,
+        server_public = joined.server_public_key,
+        subnet = joined.subnet,
+        endpoint = joined.endpoint,
+    );
+    Ok(CreatedPeer {
+        peer: joined.peer,
+        wg_quick,
+    })
+}
+
+/// A peer registered with a public key its owner made (a container's agent keeps its
+/// private key to itself), and what it needs to reach the server.
+#[derive(Debug, Clone)]
+pub struct JoinedPeer {
+    pub peer: VpnPeer,
+    /// The server's public key (base64).
+    pub server_public_key: String,
+    /// The server's UDP endpoint (`host:port`).
+    pub endpoint: String,
+    /// The network (the server holds its first address).
+    pub subnet: Ipv4Net,
+    pub server_address: Ipv4Addr,
+}
+
+/// Registers a peer with the given public key at the lowest free address of the subnet.
+pub async fn add_peer_with_key(
+    db: &Db,
+    cfg: &Config,
+    name: &str,
+    public: &str,
+) -> Result<JoinedPeer, VpnError> {
     if !valid_name(name) {
         return Err(VpnError::BadName);
+    }
+    if keys::decode(public).is_none() {
+        return Err(VpnError::BadKey);
     }
     let endpoint = cfg.vpn_endpoint().ok_or(VpnError::Disabled)?;
     let server_secret = keys::load_or_create(&cfg.server.data_dir)?;
     let server_public = keys::encode(keys::public_of(&server_secret).as_bytes());
     let subnet = cfg.vpn.subnet;
     let server_ip = cfg.vpn.server_address();
-    let secret = keys::generate();
-    let public = keys::encode(keys::public_of(&secret).as_bytes());
 
     // Two adds at once may pick the same address; the unique index refuses one, which retries.
     for _ in 0..8 {
         let existing = db.vpn_peers().await?;
         if existing.iter().any(|p| p.name == name) {
             return Err(VpnError::NameTaken(name.to_string()));
+        }
+        if existing.iter().any(|p| p.public_key == public) {
+            return Err(VpnError::KeyTaken);
         }
         let taken: HashSet<Ipv4Addr> = existing
             .iter()
@@ -207,26 +262,19 @@ pub async fn add_peer(db: &Db, cfg: &Config, name: &str) -> Result<CreatedPeer, 
         let address_text = address.to_string();
         let new = NewVpnPeer {
             name,
-            public_key: &public,
+            public_key: public,
             address: &address_text,
             created_at: chrono::Utc::now().naive_utc(),
         };
         match db.insert_vpn_peer(&new).await {
             Ok(peer) => {
-                let wg_quick = format!(
-                    "# Demiurge VPN peer \"{name}\"\n\
-                     [Interface]\n\
-                     PrivateKey = {private}\n\
-                     Address = {address}/32\n\
-                     \n\
-                     [Peer]\n\
-                     PublicKey = {server_public}\n\
-                     AllowedIPs = {subnet}\n\
-                     Endpoint = {endpoint}\n\
-                     PersistentKeepalive = 25\n",
-                    private = keys::encode(secret.as_bytes()),
-                );
-                return Ok(CreatedPeer { peer, wg_quick });
+                return Ok(JoinedPeer {
+                    peer,
+                    server_public_key: server_public,
+                    endpoint,
+                    subnet,
+                    server_address: server_ip,
+                });
             }
             Err(DbError::Conflict(_)) => continue,
             Err(e) => return Err(e.into()),

@@ -1230,6 +1230,17 @@ async fn authorization_matrix() {
         .await;
     let other = other["id"].as_str().unwrap().to_string();
 
+    // A container of the project, made by its owner.
+    let (st, made) = owner
+        .call(
+            "POST",
+            &format!("/api/v1/projects/{p}/events"),
+            Some(json!({"type": "user-containers:create", "name": "C", "image": "terminal"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{made}");
+    let c = made["result"]["id"].as_str().unwrap().to_string();
+
     let t = &target.id;
     let a = &people[0].id;
     let rows = vec![
@@ -1477,6 +1488,34 @@ async fn authorization_matrix() {
             format!("/api/v1/projects/{p}/events"),
             Some(json!({"type": "gateway:init"})),
             [403, 403, 404, 403, 403, 403, 404, 401],
+        ),
+        // This server's VPN is off: who may ask is decided first, then `vpn_off`.
+        row(
+            "POST",
+            format!("/api/v1/projects/{p}/containers/{c}/enrollment"),
+            None,
+            [409, 409, 404, 409, 409, 403, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/projects/{p}/events"),
+            Some(json!({"type": "user-containers:create", "name": "D", "image": "vscode"})),
+            [200, 200, 404, 200, 200, 403, 404, 401],
+        ),
+        // The agent's side: its token or credential, never a person's session.
+        row(
+            "POST",
+            "/api/v1/agent/enroll".into(),
+            Some(
+                json!({"token": "dmen_forged", "wg_public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}),
+            ),
+            [401, 401, 401, 401, 401, 401, 401, 401],
+        ),
+        row(
+            "GET",
+            "/api/v1/agent/manifest".into(),
+            None,
+            [401, 401, 401, 401, 401, 401, 401, 401],
         ),
         row(
             "GET",

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod board;
 pub mod body;
 pub mod collab;
+pub mod containers;
 pub mod gateway;
 pub mod orgs;
 pub mod signin;
@@ -401,6 +402,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(signin::routes)
         .configure(orgs::routes)
         .configure(collab::routes)
+        .configure(containers::routes)
         .configure(gateway::routes)
         .configure(board::routes);
 }

@@ -1,0 +1,3 @@
+DROP TABLE container_enrollments;
+DROP TABLE container_routes;
+DROP TABLE containers;

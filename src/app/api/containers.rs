@@ -1,0 +1,226 @@
+//! User containers: the `docker run` line of a container (its one-time token, for the person
+//! who asks), and the agent's side (`/api/v1/agent/*`: the token exchanged for a credential,
+//! then the manifest). The decisions are `Containers`'.
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::body::Json;
+use super::gateway::project_access;
+use super::private_json;
+use crate::app::AppState;
+use crate::app::error::{ApiError, ErrorBody};
+use crate::app::session::Authenticated;
+use crate::code::ErrorCode;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(enrollment).service(enroll).service(manifest);
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrollmentView {
+    /// The one-time token (also inside `command`). Shown once, to the person who asked;
+    /// never in the project document.
+    token: String,
+    /// It stops working then, or at its first use.
+    expires_at: DateTime<Utc>,
+    /// The `docker run` line to paste on the machine that runs the container.
+    command: String,
+}
+
+/// A new `docker run` line for a container of the project, with a one-time token (15
+/// minutes by default, `[containers] enrollment_lifetime`). For the container's creator, or
+/// someone with `user-containers:container:delete`. Older unused tokens stop working.
+#[utoipa::path(tag = "containers",
+    params(("id" = String, Path, description = "Project id"), ("container" = String, Path, description = "Container id")),
+    responses(
+        (status = 201, description = "The command", body = EnrollmentView),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found` (no such project), `container_not_found`", body = ErrorBody),
+        (status = 409, description = "`vpn_off`: the server's VPN is off; `label_taken`", body = ErrorBody)
+    ))]
+#[post("/api/v1/projects/{id}/containers/{container}/enrollment")]
+async fn enrollment(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, container) = path.into_inner();
+    let (_, access) = project_access(&state, &who, &id).await?;
+    let doc = state.gateways.document(&access).await?;
+    let record = doc["roots"]["containers"].get(&container);
+    let e = state
+        .containers
+        .issue_enrollment(&access, &container, record)
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(EnrollmentView {
+            token: e.token,
+            expires_at: e.expires_at.and_utc(),
+            command: e.command,
+        }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The token of the `docker run` line (`DEMIURGE_ENROLL`).
+    #[schema(max_length = 128)]
+    token: String,
+    /// The WireGuard public key the agent made (base64, 32 bytes); its private key never
+    /// leaves the container's volume.
+    #[schema(max_length = 64)]
+    wg_public_key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TunnelPeer {
+    public_key: String,
+    /// `host:port` (UDP).
+    endpoint: String,
+    /// The server's address inside the tunnel.
+    tunnel_address: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Enrolled {
+    container_id: String,
+    /// The agent's credential from now on (`Authorization: Bearer ...`): keep it (0600) in
+    /// the volume. Shown once.
+    credential: String,
+    /// The container's own address in the tunnel.
+    tunnel_address: String,
+    /// The tunnel network.
+    subnet: String,
+    server: TunnelPeer,
+    /// How often to report.
+    heartbeat_seconds: u64,
+}
+
+/// The agent's first call: its one-time token and WireGuard public key for a credential of
+/// this one container and its place in the organization's network. The token works once.
+#[utoipa::path(security(()), tag = "containers", request_body = EnrollRequest,
+    responses(
+        (status = 200, description = "Enrolled", body = Enrolled),
+        (status = 401, description = "`invalid_enrollment`: used, expired or unknown token", body = ErrorBody),
+        (status = 409, description = "`vpn_off`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not a WireGuard public key", body = ErrorBody)
+    ))]
+#[post("/api/v1/agent/enroll")]
+async fn enroll(
+    state: web::Data<AppState>,
+    body: Json<EnrollRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let e = state
+        .containers
+        .enroll(body.token.trim(), body.wg_public_key.trim())
+        .await?;
+    Ok(private_json(Enrolled {
+        container_id: e.container_id,
+        credential: e.credential,
+        tunnel_address: e.tunnel_address,
+        subnet: e.subnet,
+        server: TunnelPeer {
+            public_key: e.server_public_key,
+            endpoint: e.server_endpoint,
+            tunnel_address: e.server_tunnel_address,
+        },
+        heartbeat_seconds: e.heartbeat.as_secs(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceView {
+    name: String,
+    /// `https://<label>.containers.<domain>/` answers for it.
+    label: String,
+    /// Where it listens inside the container (127.0.0.1).
+    port: i32,
+    terminal: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManifestView {
+    container_id: String,
+    project_id: String,
+    services: Vec<ServiceView>,
+    heartbeat_seconds: u64,
+}
+
+/// What an agent is to serve, fetched after each (re)connect with its credential
+/// (`Authorization: Bearer dmag_...`).
+#[utoipa::path(security(()), tag = "containers",
+    responses(
+        (status = 200, description = "The manifest", body = ManifestView),
+        (status = 401, description = "`invalid_agent_credential`", body = ErrorBody)
+    ))]
+#[get("/api/v1/agent/manifest")]
+async fn manifest(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let credential = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim();
+    let row = state.containers.agent(credential).await?;
+    let m = state.containers.manifest(&row).await?;
+    Ok(private_json(ManifestView {
+        container_id: m.container_id,
+        project_id: m.project_id,
+        services: m
+            .routes
+            .into_iter()
+            .map(|r| ServiceView {
+                name: r.service,
+                label: r.label,
+                port: r.port,
+                terminal: r.terminal,
+            })
+            .collect(),
+        heartbeat_seconds: m.heartbeat.as_secs(),
+    }))
+}
+
+impl From<crate::containers::ContainersError> for ApiError {
+    fn from(e: crate::containers::ContainersError) -> Self {
+        use crate::containers::ContainersError as C;
+        let message = e.to_string();
+        match e {
+            C::Forbidden(message) => Self::Forbidden {
+                code: ErrorCode::Forbidden,
+                message,
+            },
+            C::NoSuchContainer(_) => Self::Missing {
+                code: ErrorCode::ContainerNotFound,
+                message,
+            },
+            C::VpnOff => Self::Conflict {
+                code: ErrorCode::VpnOff,
+                message,
+            },
+            C::LabelTaken => Self::Conflict {
+                code: ErrorCode::LabelTaken,
+                message,
+            },
+            C::InvalidEnrollment => Self::Unauthorized {
+                code: ErrorCode::InvalidEnrollment,
+                message,
+            },
+            C::InvalidCredential => Self::Unauthorized {
+                code: ErrorCode::InvalidAgentCredential,
+                message,
+            },
+            C::BadKey => Self::Unprocessable {
+                code: ErrorCode::InvalidInput,
+                message,
+            },
+            C::Internal(m) => Self::Internal(m),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! User containers outside the project document: who may connect and where a host name goes
+//! (docs/decisions/containers.md). [`Containers`] issues the one-time enrollment token of a
+//! container's `docker run` line, exchanges it for the agent's credential and WireGuard peer,
+//! authenticates the agent afterwards, and forgets a deleted container at once.
+//!
+//! The decisions are here: a handler passes the caller's [`ProjectAccess`] and the
+//! container's record as the project document holds it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use serde_json::Value;
+
+use crate::auth::tokens;
+use crate::config::Config;
+use crate::db::containers::{ContainerRow, EnrollmentRow, RouteRow};
+use crate::db::{Db, DbError};
+use crate::gateway::modules::user_containers::{CREATE, DELETE};
+use crate::orgs::ProjectAccess;
+
+/// Where a running agent keeps its state (the volume of the `docker run` line).
+pub const AGENT_STATE_DIR: &str = "/var/lib/demiurge";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainersError {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no container `{0}` in this project")]
+    NoSuchContainer(String),
+    #[error(
+        "this server's VPN is off ([vpn] listen is empty), so containers cannot join its network"
+    )]
+    VpnOff,
+    #[error(
+        "this enrollment token is not valid: it was used already, has expired, or never existed; ask for a new command"
+    )]
+    InvalidEnrollment,
+    #[error("this agent credential is not valid (the container was deleted, or enrolled again)")]
+    InvalidCredential,
+    #[error("wg_public_key: a WireGuard public key is 32 bytes in base64")]
+    BadKey,
+    #[error(
+        "a service label of this container is held by another one; delete it and make a new one"
+    )]
+    LabelTaken,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<DbError> for ContainersError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Conflict(_) => Self::LabelTaken,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::vpn::VpnError> for ContainersError {
+    fn from(e: crate::vpn::VpnError) -> Self {
+        use crate::vpn::VpnError as V;
+        match e {
+            V::Disabled => Self::VpnOff,
+            V::BadKey | V::KeyTaken => Self::BadKey,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// What a person gets to start their container with (shown to them only).
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    pub token: String,
+    pub expires_at: NaiveDateTime,
+    /// The `docker run` line.
+    pub command: String,
+}
+
+/// What an agent gets for its token.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    pub container_id: String,
+    /// Its credential from now on (the only copy; stored as a hash).
+    pub credential: String,
+    pub tunnel_address: String,
+    pub server_tunnel_address: String,
+    pub server_public_key: String,
+    pub server_endpoint: String,
+    pub subnet: String,
+    pub heartbeat: Duration,
+}
+
+/// What an agent is told after each (re)connect.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub container_id: String,
+    pub project_id: String,
+    pub routes: Vec<RouteRow>,
+    pub heartbeat: Duration,
+}
+
+#[derive(Clone)]
+pub struct Containers {
+    db: Db,
+    cfg: Arc<Config>,
+}
+
+fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// The record's services as routes of container `id`.
+fn routes_of(id: &str, record: &Value) -> Vec<RouteRow> {
+    record["services"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|s| {
+                    Some(RouteRow {
+                        label: s["label"].as_str()?.to_string(),
+                        container_id: id.to_string(),
+                        service: s["name"].as_str()?.to_string(),
+                        port: i32::try_from(s["port"].as_f64()? as i64).ok()?,
+                        terminal: s["terminal"].as_bool().unwrap_or(false),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Quotes a word for a POSIX shell (single quotes; a `'` inside closes, escapes, reopens).
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+impl Containers {
+    pub fn new(db: Db, cfg: &Config) -> Self {
+        Self {
+            db,
+            cfg: Arc::new(cfg.clone()),
+        }
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        self.cfg.containers.heartbeat
+    }
+
+    /// A new one-time token and the `docker run` line for the container whose document
+    /// record is `record`, for its creator (or someone who may delete containers). Older
+    /// unused tokens of the container stop working.
+    pub async fn issue_enrollment(
+        &self,
+        access: &ProjectAccess,
+        container_id: &str,
+        record: Option<&Value>,
+    ) -> Result<Enrollment, ContainersError> {
+        if !access.may(CREATE) {
+            return Err(ContainersError::Forbidden(format!(
+                "starting a container needs `{CREATE}`"
+            )));
+        }
+        let record = record.filter(|r| r.is_object()).ok_or_else(|| {
+            ContainersError::NoSuchContainer(container_id.chars().take(64).collect())
+        })?;
+        let creator = record["created_by"].as_str().unwrap_or_default();
+        if creator != access.user_id() && !access.may(DELETE) {
+            return Err(ContainersError::Forbidden(format!(
+                "only its creator, or someone with `{DELETE}`, starts someone else's container"
+            )));
+        }
+        if self.cfg.vpn_endpoint().is_none() {
+            return Err(ContainersError::VpnOff);
+        }
+        let t = now();
+        let (raw, _) = tokens::new_token();
+        let token = format!("dmen_{raw}");
+        let token_hash = tokens::hash(&token);
+        let expires_at = t + chrono::Duration::from_std(self.cfg.containers.enrollment_lifetime)
+            .unwrap_or_default();
+        let row = ContainerRow {
+            id: container_id.to_string(),
+            org_id: access.org_id().to_string(),
+            project_id: access.project_id().to_string(),
+            created_by: (!creator.is_empty()).then(|| creator.to_string()),
+            created_at: t,
+            credential_hash: None,
+            enrolled_at: None,
+            vpn_peer: None,
+        };
+        let routes = routes_of(container_id, record);
+        self.db
+            .put_enrollment(
+                &row,
+                &routes,
+                &EnrollmentRow {
+                    token_hash,
+                    container_id: container_id.to_string(),
+                    user_id: access.user_id().to_string(),
+                    created_at: t,
+                    expires_at,
+                    used_at: None,
+                },
+            )
+            .await?;
+        let volume = format!(
+            "demiurge-{}",
+            routes
+                .first()
+                .map_or_else(|| container_id.to_string(), |r| r.label.clone())
+        );
+        let image = record["image_ref"].as_str().unwrap_or_default();
+        let url = self.cfg.link_base();
+        let command = format!(
+            "docker run -d --restart unless-stopped --name {volume} -v {volume}:{AGENT_STATE_DIR} \
+             -e DEMIURGE_URL={url} -e DEMIURGE_ENROLL={token} {image} \
+             sh -c {boot}",
+            url = sh_quote(url.trim_end_matches('/')),
+            token = sh_quote(&token),
+            image = sh_quote(image),
+            boot = sh_quote(
+                "(curl -fsSL \"$DEMIURGE_URL/agent/v1/install.sh\" || wget -qO- \"$DEMIURGE_URL/agent/v1/install.sh\") | sh"
+            ),
+        );
+        tracing::info!(container = %container_id, project = %access.project_id(), "container enrollment token issued");
+        Ok(Enrollment {
+            token,
+            expires_at,
+            command,
+        })
+    }
+
+    /// Exchanges a token (once) for the agent's credential and WireGuard peer.
+    pub async fn enroll(
+        &self,
+        token: &str,
+        wg_public_key: &str,
+    ) -> Result<Enrolled, ContainersError> {
+        if crate::vpn::keys::decode(wg_public_key).is_none() {
+            return Err(ContainersError::BadKey);
+        }
+        if token.is_empty() || token.len() > 128 {
+            return Err(ContainersError::InvalidEnrollment);
+        }
+        let t = now();
+        let row = self
+            .db
+            .take_enrollment(&tokens::hash(token), t)
+            .await?
+            .ok_or(ContainersError::InvalidEnrollment)?;
+        // Enrolling again (a new volume): the old key and credential stop working.
+        if let Some(old) = &row.vpn_peer {
+            match self.db.delete_vpn_peer(old).await {
+                Ok(()) | Err(DbError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let name = format!("container-{}", row.id);
+        let joined =
+            crate::vpn::add_peer_with_key(&self.db, &self.cfg, &name, wg_public_key).await?;
+        let (credential, _) = tokens::new_token();
+        let credential = format!("dmag_{credential}");
+        self.db
+            .set_container_agent(&row.id, &tokens::hash(&credential), &name, t)
+            .await?;
+        tracing::info!(container = %row.id, address = %joined.peer.address, "container agent enrolled");
+        Ok(Enrolled {
+            container_id: row.id,
+            credential,
+            tunnel_address: joined.peer.address,
+            server_tunnel_address: joined.server_address.to_string(),
+            server_public_key: joined.server_public_key,
+            server_endpoint: joined.endpoint,
+            subnet: joined.subnet.to_string(),
+            heartbeat: self.heartbeat(),
+        })
+    }
+
+    /// The container an agent's credential belongs to.
+    pub async fn agent(&self, credential: &str) -> Result<ContainerRow, ContainersError> {
+        if !credential.starts_with("dmag_") || credential.len() > 128 {
+            return Err(ContainersError::InvalidCredential);
+        }
+        self.db
+            .container_by_credential(&tokens::hash(credential))
+            .await?
+            .ok_or(ContainersError::InvalidCredential)
+    }
+
+    pub async fn manifest(&self, row: &ContainerRow) -> Result<Manifest, ContainersError> {
+        Ok(Manifest {
+            container_id: row.id.clone(),
+            project_id: row.project_id.clone(),
+            routes: self.db.container_routes(&row.id).await?,
+            heartbeat: self.heartbeat(),
+        })
+    }
+
+    /// Forgets a deleted container: its credential, WireGuard peer, routes and tokens.
+    pub async fn forget(&self, container_id: &str) -> Result<bool, ContainersError> {
+        let gone = self.db.delete_container(container_id).await?;
+        if gone {
+            tracing::info!(container = %container_id, "container forgotten: credential, peer and routes removed");
+        }
+        Ok(gone)
+    }
+}
+
+impl crate::gateway::EventObserver for Containers {
+    fn committed<'a>(
+        &'a self,
+        _org_id: &'a str,
+        _project_id: &'a str,
+        kind: &'a str,
+        result: &'a Value,
+    ) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if kind != "user-containers:delete" {
+                return;
+            }
+            let Some(id) = result["id"].as_str() else {
+                return;
+            };
+            if let Err(e) = self.forget(id).await {
+                tracing::error!(container = %id, error = %e, "a deleted container could not be forgotten");
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sh_quote;
+
+    #[test]
+    fn shell_words_are_quoted() {
+        assert_eq!(sh_quote("abc"), "'abc'");
+        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+    }
+}
