@@ -196,6 +196,7 @@ async fn start_all(
         boards: boards.clone(),
     };
     let tls = state.tls.clone();
+    let peer_changes = state.containers.peer_changes();
     let backups = state.backups.clone();
     let registry = state.metrics.registry().clone();
     let app = App::start(app_listener, state, shell, boards)?;
@@ -309,6 +310,7 @@ async fn start_all(
                     server_address: cfg.vpn.server_address(),
                     data_dir: cfg.server.data_dir.clone(),
                     forward_to,
+                    changes: peer_changes,
                 },
                 db.clone(),
             )

@@ -104,6 +104,8 @@ pub struct Manifest {
 pub struct Containers {
     db: Db,
     cfg: Arc<Config>,
+    /// The running VPN re-reads its peers when an agent enrolls or a container goes.
+    peers: crate::vpn::PeerChanges,
 }
 
 fn now() -> NaiveDateTime {
@@ -140,7 +142,13 @@ impl Containers {
         Self {
             db,
             cfg: Arc::new(cfg.clone()),
+            peers: crate::vpn::PeerChanges::default(),
         }
+    }
+
+    /// What the VPN listens to for peer changes.
+    pub fn peer_changes(&self) -> crate::vpn::PeerChanges {
+        self.peers.clone()
     }
 
     pub fn heartbeat(&self) -> Duration {
@@ -264,6 +272,7 @@ impl Containers {
         self.db
             .set_container_agent(&row.id, &tokens::hash(&credential), &name, t)
             .await?;
+        self.peers.notify();
         tracing::info!(container = %row.id, address = %joined.peer.address, "container agent enrolled");
         Ok(Enrolled {
             container_id: row.id,
@@ -301,6 +310,7 @@ impl Containers {
     pub async fn forget(&self, container_id: &str) -> Result<bool, ContainersError> {
         let gone = self.db.delete_container(container_id).await?;
         if gone {
+            self.peers.notify();
             tracing::info!(container = %container_id, "container forgotten: credential, peer and routes removed");
         }
         Ok(gone)

@@ -97,6 +97,18 @@ pub enum VpnError {
     Db(#[from] DbError),
 }
 
+/// Tells a running VPN that its peers changed in the database (a container enrolled or was
+/// deleted): it re-reads them at once instead of at its next periodic reload. Cheap to
+/// clone; a notice sent while no VPN runs is kept for the next one.
+#[derive(Clone, Default)]
+pub struct PeerChanges(std::sync::Arc<tokio::sync::Notify>);
+
+impl PeerChanges {
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// What the VPN needs to start.
 pub struct VpnSettings {
     pub listen: SocketAddr,
@@ -105,6 +117,8 @@ pub struct VpnSettings {
     pub data_dir: std::path::PathBuf,
     /// Where tunnel TCP port 80 is carried to (the edge's HTTP listener).
     pub forward_to: SocketAddr,
+    /// Notices that the peers changed.
+    pub changes: PeerChanges,
 }
 
 /// A running VPN endpoint.
@@ -131,6 +145,19 @@ impl Vpn {
         let (commands, rx) = mpsc::channel(16);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(engine.run(rx, shutdown.clone()));
+        let (changes, reload, stopped) = (s.changes.0.clone(), commands.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = changes.notified() => {
+                        if reload.send(engine::Command::Reload).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ = stopped.cancelled() => return,
+                }
+            }
+        });
         tracing::info!(%addr, server = %s.server_address, "vpn listening");
         Ok(Vpn {
             addr,

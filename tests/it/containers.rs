@@ -385,3 +385,189 @@ async fn an_enrollment_token_expires() {
         "{e}"
     );
 }
+
+/// A JSON call made from inside the namespace (the server runs there); `auth` is a bearer
+/// token.
+fn curl_json(
+    ns: &crate::vpn::Netns,
+    server: &Server,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = server.url(path);
+    let origin = format!("http://{}", server.http);
+    let mut args = vec![
+        "curl",
+        "-s",
+        "-m",
+        "10",
+        "-X",
+        method,
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+    ];
+    let origin_header = format!("Origin: {origin}");
+    args.push(&origin_header);
+    let auth_header = auth.map(|a| format!("Authorization: Bearer {a}"));
+    if let Some(h) = &auth_header {
+        args.extend(["-H", h]);
+    }
+    let data = body.map(|b| b.to_string());
+    if let Some(d) = &data {
+        args.extend(["--data", d]);
+    }
+    args.extend(["-w", "\n%{http_code}", &url]);
+    let out = crate::vpn::run_ok(&mut ns.exec(&args));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// Signs the first account up from inside the namespace; returns its personal access token.
+fn first_account_token(ns: &crate::vpn::Netns, server: &Server) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let jar = dir.path().join("cookies").display().to_string();
+    let origin = format!("Origin: http://{}", server.http);
+    let signup = json!({"username": "owner", "email": "owner@example.test",
+        "password": "correct horse battery", "setup_code": server.setup_code().unwrap()})
+    .to_string();
+    let post = |cookie_flag: &str, body: &str, path: &str| {
+        crate::vpn::run_ok(&mut ns.exec(&[
+            "curl",
+            "-sf",
+            "-m",
+            "10",
+            cookie_flag,
+            &jar,
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            &origin,
+            "--data",
+            body,
+            &server.url(path),
+        ]))
+        .stdout
+    };
+    post("-c", &signup, "/api/v1/auth/signup");
+    let out = post("-b", r#"{"name":"setup"}"#, "/api/v1/me/tokens");
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// Whether `GET http://10.88.0.1/healthz` answers through the tunnel (3 s at most).
+fn through_tunnel(ns: &crate::vpn::Netns) -> bool {
+    ns.exec(&["curl", "-sf", "-m", "3", "http://10.88.0.1/healthz"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A container's own WireGuard peer, with the key its agent made: through it the container
+/// reaches the server; once the container is deleted, the running VPN drops the peer at
+/// once (not at its periodic reload) and nothing passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_containers_tunnel_closes_at_once() {
+    use std::time::{Duration, Instant};
+    crate::vpn::require_wireguard();
+    let mut ns = crate::vpn::Netns::new();
+    let server = Server::start_with(crate::harness::Options {
+        netns: Some(ns.name.clone()),
+        dns: false,
+        ..crate::harness::Options::default()
+    });
+    // Where the container's wg-quick configuration goes (brought down when `ns` goes).
+    let dir = tempfile::tempdir().unwrap();
+    let conf_path = dir.path().join(format!("{}.conf", ns.name));
+    ns.wg_conf = Some(conf_path.clone());
+    let token = first_account_token(&ns, &server);
+    let call = |method: &str, path: &str, body: Option<Value>| {
+        curl_json(&ns, &server, method, path, Some(&token), body)
+    };
+    let (st, org) = call("POST", "/api/v1/orgs", Some(json!({"name": "Net"})));
+    assert_eq!(st, 201, "{org}");
+    let org = org["id"].as_str().unwrap().to_string();
+    let (st, p) = call(
+        "POST",
+        &format!("/api/v1/orgs/{org}/projects"),
+        Some(json!({"name": "P"})),
+    );
+    assert_eq!(st, 201, "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    let events = format!("/api/v1/projects/{pid}/events");
+    let (st, out) = call(
+        "POST",
+        &events,
+        Some(json!({"type": "user-containers:create", "name": "Lab", "image": "jupyterlab"})),
+    );
+    assert_eq!(st, 200, "{out}");
+    let id = out["result"]["id"].as_str().unwrap().to_string();
+    let (st, e) = call(
+        "POST",
+        &format!("/api/v1/projects/{pid}/containers/{id}/enrollment"),
+        None,
+    );
+    assert_eq!(st, 201, "{e}");
+
+    // The agent's part: its own key, the token, a tunnel.
+    let secret = demiurge::vpn::keys::generate();
+    let public = demiurge::vpn::keys::encode(demiurge::vpn::keys::public_of(&secret).as_bytes());
+    let (st, joined) = curl_json(
+        &ns,
+        &server,
+        "POST",
+        "/api/v1/agent/enroll",
+        None,
+        Some(json!({"token": e["token"], "wg_public_key": public})),
+    );
+    assert_eq!(st, 200, "{joined}");
+    let conf = format!(
+        "[Interface]\nPrivateKey = {}\nAddress = {}/32\n\n[Peer]\nPublicKey = {}\nAllowedIPs = {}\nEndpoint = {}\nPersistentKeepalive = 25\n",
+        demiurge::vpn::keys::encode(secret.as_bytes()),
+        joined["tunnel_address"].as_str().unwrap(),
+        joined["server"]["public_key"].as_str().unwrap(),
+        joined["subnet"].as_str().unwrap(),
+        joined["server"]["endpoint"].as_str().unwrap(),
+    );
+    std::fs::write(&conf_path, &conf).unwrap();
+    crate::vpn::run_ok(
+        ns.exec(&[
+            "env",
+            "WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go",
+            "wg-quick",
+            "up",
+        ])
+        .arg(&conf_path),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !through_tunnel(&ns) {
+        assert!(
+            Instant::now() < deadline,
+            "the container's peer gets no answer through the tunnel:\n{}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Deleted: the next request through the tunnel gets nothing, well before the VPN's
+    // periodic reload (30 s).
+    let (st, _) = call(
+        "POST",
+        &events,
+        Some(json!({"type": "user-containers:delete", "id": id})),
+    );
+    assert_eq!(st, 200);
+    let t0 = Instant::now();
+    assert!(
+        !through_tunnel(&ns),
+        "the deleted container's tunnel still answers"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    let log = server.logs();
+    assert!(log.contains("vpn: peer removed"), "{log}");
+}

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use crate::harness::{Options, Server, bin, require_cmd, require_root};
 
 /// A network namespace, deleted (with whatever runs in it) when dropped.
-struct Netns {
-    name: String,
-    wg_conf: Option<std::path::PathBuf>,
+pub(crate) struct Netns {
+    pub(crate) name: String,
+    pub(crate) wg_conf: Option<std::path::PathBuf>,
 }
 
 impl Netns {
-    fn new() -> Netns {
+    pub(crate) fn new() -> Netns {
         let name = format!("dmg{:06x}", rand::random::<u32>() & 0xff_ffff);
         run_ok(Command::new("ip").args(["netns", "add", &name]));
         run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
@@ -23,7 +23,7 @@ impl Netns {
         }
     }
 
-    fn exec(&self, args: &[&str]) -> Command {
+    pub(crate) fn exec(&self, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name]).args(args);
         c
@@ -49,7 +49,7 @@ impl Drop for Netns {
     }
 }
 
-fn run_ok(c: &mut Command) -> Output {
+pub(crate) fn run_ok(c: &mut Command) -> Output {
     let out = c.output().expect("spawn");
     assert!(
         out.status.success(),
@@ -60,7 +60,7 @@ fn run_ok(c: &mut Command) -> Output {
     out
 }
 
-fn require_wireguard() {
+pub(crate) fn require_wireguard() {
     require_root("network namespaces and wireguard-go need it");
     require_cmd("ip", "iproute2");
     require_cmd("wireguard-go", "wireguard-go");
