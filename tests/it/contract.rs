@@ -135,6 +135,8 @@ async fn head_is_answered_wherever_get_is() {
         "/healthz",
         "/api/v1/openapi.json",
         "/api/v1/me",
+        "/favicon.ico",
+        "/assets/app.css",
     ] {
         let get = http.get(server.url(path)).send().await.unwrap();
         let (status, ctype) = (get.status(), get.headers().get("content-type").cloned());

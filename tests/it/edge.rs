@@ -160,6 +160,17 @@ async fn assets_are_embedded_with_cache_headers() {
     assert_eq!(r.status(), 304);
     let r = c.get(server.url("/assets/nope.js")).send().await.unwrap();
     assert_eq!(r.status(), 404);
+
+    // The icon: linked from every page, and at /favicon.ico where browsers look first.
+    let start = html.find("<link rel=\"icon\"").expect("an icon link");
+    let link: String = html[start..].chars().take_while(|c| *c != '>').collect();
+    assert!(link.contains("/assets/favicon.svg?v="), "{link}");
+    for path in ["/favicon.ico", "/assets/favicon.svg"] {
+        let r = c.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "image/svg+xml", "{path}");
+        assert!(r.text().await.unwrap().starts_with("<svg"), "{path}");
+    }
 }
 
 /// TLS on the edge with the self-signed certificate kept in data_dir, checked with curl.

@@ -25,8 +25,17 @@ pub fn versioned_url(path: &str) -> String {
 }
 
 pub async fn serve(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
-    let path = path.into_inner();
-    let Some(file) = Assets::get(&path) else {
+    serve_file(&req, &path.into_inner())
+}
+
+/// `/favicon.ico`, which browsers ask for by default: the SVG icon (Chromium and Firefox
+/// read it whatever the name).
+pub async fn favicon(req: HttpRequest) -> HttpResponse {
+    serve_file(&req, "favicon.svg")
+}
+
+fn serve_file(req: &HttpRequest, path: &str) -> HttpResponse {
+    let Some(file) = Assets::get(path) else {
         return HttpResponse::NotFound()
             .content_type("application/json")
             .body(r#"{"error":"not_found","message":"no such asset"}"#);

@@ -44,8 +44,11 @@ const PAGES: [&str; 10] = [
 pub fn get_paths() -> impl Iterator<Item = &'static str> {
     PAGES
         .into_iter()
-        .chain([WS_PATH, shell::GLUE_PATH, "/assets/{path:.*}"])
+        .chain([WS_PATH, shell::GLUE_PATH, FAVICON_PATH, "/assets/{path:.*}"])
 }
+
+/// Where browsers look for a site's icon by default (pages also link the SVG).
+pub const FAVICON_PATH: &str = "/favicon.ico";
 
 /// The Content-Security-Policy of every page of the UI: scripts and styles from our own
 /// origin only, no inline script, never framed. `'unsafe-eval'` because dioxus-liveview runs
@@ -97,6 +100,7 @@ pub fn configure(shell: Shell) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
         }
         cfg.route(WS_PATH, web::get().to(socket))
             .route(shell::GLUE_PATH, web::get().to(glue))
+            .route(FAVICON_PATH, web::get().to(assets::favicon))
             .route("/assets/{path:.*}", web::get().to(assets::serve));
     }
 }

@@ -22,6 +22,7 @@ pub fn page_html(instance_name: &str) -> String {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{name}</title>
+<link rel="icon" type="image/svg+xml" href="{icon}">
 <link rel="stylesheet" href="{css}">
 <script src="{js}"></script>
 <script src="{app_js}"></script>
@@ -35,6 +36,7 @@ pub fn page_html(instance_name: &str) -> String {
 "#,
         name = escape_html(instance_name),
         css = assets::versioned_url("app.css"),
+        icon = assets::versioned_url("favicon.svg"),
         js = assets::versioned_url("reconnect.js"),
         app_js = assets::versioned_url("demiurge.js"),
         board_js = assets::versioned_url("board.js"),
