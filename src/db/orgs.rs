@@ -660,3 +660,67 @@ impl Db {
         })
     }
 }
+
+impl Db {
+    /// Records that `user_id` opened a board now.
+    pub async fn touch_visit(
+        &self,
+        user_id: &str,
+        project_id: &str,
+        at: NaiveDateTime,
+    ) -> Result<(), DbError> {
+        use super::schema::project_visits as v;
+        use diesel::upsert::excluded;
+        with_conn!(self, conn => {
+            diesel::insert_into(v::table)
+                .values((v::user_id.eq(user_id), v::project_id.eq(project_id), v::opened_at.eq(at)))
+                .on_conflict((v::user_id, v::project_id))
+                .do_update()
+                .set(v::opened_at.eq(excluded(v::opened_at)))
+                .execute(&mut conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// The boards `user_id` opened, last first, with when.
+    pub async fn visits_of(
+        &self,
+        user_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(Project, NaiveDateTime)>, DbError> {
+        use super::schema::project_visits as v;
+        with_conn!(self, conn => {
+            Ok(v::table
+                .inner_join(projects::table)
+                .filter(v::user_id.eq(user_id))
+                .order(v::opened_at.desc())
+                .limit(limit)
+                .select((Project::as_select(), v::opened_at))
+                .load(&mut conn)
+                .await?)
+        })
+    }
+
+    /// Who else opened these boards since `since`: (project id, display name), latest first.
+    pub async fn visitors_since(
+        &self,
+        project_ids: &[String],
+        except: &str,
+        since: NaiveDateTime,
+    ) -> Result<Vec<(String, String)>, DbError> {
+        use super::schema::project_visits as v;
+        use super::schema::users;
+        with_conn!(self, conn => {
+            Ok(v::table
+                .inner_join(users::table.on(users::id.eq(v::user_id)))
+                .filter(v::project_id.eq_any(project_ids))
+                .filter(v::user_id.ne(except))
+                .filter(v::opened_at.ge(since))
+                .order(v::opened_at.desc())
+                .select((v::project_id, users::display_name))
+                .load(&mut conn)
+                .await?)
+        })
+    }
+}

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::{Db, DbError, with_conn};
 
 /// Our tables, parents before children (the order rows are loaded in).
-pub const TABLES: [&str; 27] = [
+pub const TABLES: [&str; 28] = [
     "users",
     "sessions",
     "api_tokens",
@@ -51,6 +51,7 @@ pub const TABLES: [&str; 27] = [
     "containers",
     "container_routes",
     "container_enrollments",
+    "project_visits",
 ];
 
 /// A load sends rows in statements of about this many bytes of JSON.

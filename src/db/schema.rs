@@ -244,6 +244,7 @@ diesel::joinable!(doc_history -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     instance_settings,
+    project_visits,
     containers,
     container_routes,
     container_enrollments,
@@ -346,3 +347,13 @@ diesel::table! {
 
 diesel::joinable!(container_routes -> containers (container_id));
 diesel::joinable!(container_enrollments -> containers (container_id));
+
+diesel::table! {
+    project_visits (user_id, project_id) {
+        user_id -> Text,
+        project_id -> Text,
+        opened_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(project_visits -> projects (project_id));

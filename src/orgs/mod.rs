@@ -75,6 +75,16 @@ fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }
 
+/// A board someone opened lately, as their home page lists it.
+#[derive(Debug, Clone)]
+pub struct RecentBoard {
+    pub project: Project,
+    pub org_name: String,
+    pub opened_at: NaiveDateTime,
+    /// Others who opened it in the last two weeks (display names, latest first, at most 3).
+    pub others: Vec<String>,
+}
+
 /// What an invitation link is for.
 #[derive(Debug, Clone)]
 pub struct InvitationPreview {
@@ -140,6 +150,9 @@ pub struct Orgs {
     instance: crate::instance::Instance,
     audit: crate::audit::Audit,
 }
+
+/// The board every new account starts with.
+pub const FIRST_BOARD: &str = "My first board";
 
 const INVITATION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -346,12 +359,63 @@ impl Orgs {
     pub async fn create_personal(&self, user: &User) -> Result<Org, OrgsError> {
         let name = format!("{}'s workspace", user.display_name);
         let slug = slugify(&user.username);
-        match self.create_org(user, &name, Some(&slug), true).await {
+        let org = match self.create_org(user, &name, Some(&slug), true).await {
             Err(OrgsError::Conflict(_) | OrgsError::Invalid { .. }) => {
                 self.create_org(user, &name, None, true).await
             }
             other => other,
+        }?;
+        // A new account lands with a board ready to open, not an empty list.
+        self.create_project(user, &org.id, FIRST_BOARD).await?;
+        Ok(org)
+    }
+
+    /// Records that `user` opened board `project_id` (for their recent boards).
+    pub async fn record_visit(&self, user: &User, project_id: &str) -> Result<(), OrgsError> {
+        Ok(self.db.touch_visit(&user.id, project_id, now()).await?)
+    }
+
+    /// The boards `user` opened, last first, that they may still open (at most `limit`).
+    pub async fn recent_boards(
+        &self,
+        user: &User,
+        limit: usize,
+    ) -> Result<Vec<RecentBoard>, OrgsError> {
+        let orgs: std::collections::HashMap<String, String> = self
+            .my_orgs(user)
+            .await?
+            .into_iter()
+            .map(|(o, _)| (o.id, o.name))
+            .collect();
+        let mut out = Vec::new();
+        // Read a few more than asked: some may no longer be open to the user.
+        for (p, opened_at) in self.db.visits_of(&user.id, limit as i64 * 2 + 5).await? {
+            if out.len() == limit {
+                break;
+            }
+            match self.project_access(user, &p.id).await {
+                Ok(_) => {}
+                Err(OrgsError::NotFound(_) | OrgsError::Forbidden(_)) => continue,
+                Err(e) => return Err(e),
+            }
+            out.push(RecentBoard {
+                org_name: orgs.get(&p.org_id).cloned().unwrap_or_default(),
+                project: p,
+                opened_at,
+                others: Vec::new(),
+            });
         }
+        let ids: Vec<String> = out.iter().map(|b| b.project.id.clone()).collect();
+        let since = now() - chrono::Duration::days(14);
+        for (pid, name) in self.db.visitors_since(&ids, &user.id, since).await? {
+            if let Some(b) = out.iter_mut().find(|b| b.project.id == pid)
+                && b.others.len() < 3
+                && !b.others.contains(&name)
+            {
+                b.others.push(name);
+            }
+        }
+        Ok(out)
     }
 
     /// My organizations with my role.

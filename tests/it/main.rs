@@ -13,6 +13,7 @@ mod containers;
 mod contract;
 mod dns;
 mod edge;
+mod home;
 mod lifecycle;
 mod orgs;
 mod packaging;

@@ -1805,6 +1805,7 @@ async fn authorization_matrix() {
             [200, 404, 404, 404, 404, 404, 404, 401],
         ),
         row("DELETE", "/api/v1/me/sign-in-review".into(), None, me(404)),
+        row("GET", "/api/v1/me/recent-boards".into(), None, me(200)),
         row(
             "GET",
             "/api/v1/me".to_string(),

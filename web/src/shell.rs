@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::board::BoardPage;
 use crate::board::page::BoardsRef;
 use crate::ui::admin::Admin;
+use crate::ui::home::Home;
 use crate::ui::orgs::{AcceptInvite, OrgDashboard, OrgList, OrgSettings, ProjectSettings};
 use crate::ui::settings::{Settings, SignInReview};
 use crate::ui::signin::{Forgot, SignIn, SignUp};
@@ -133,7 +134,8 @@ pub fn app(root: Root) -> Element {
     }
     let signed_in = user.is_some();
     let page = match (segments.as_slice(), &user) {
-        ([""], _) => rsx! { Status { shell: shell.clone(), signed_in } },
+        ([""], Some(_)) => rsx! { Home {} },
+        ([""], None) => rsx! { Status { shell: shell.clone(), signed_in } },
         (["signin"], _) => rsx! { SignIn { query: here.query.clone() } },
         (["signup"], _) => rsx! { SignUp { query: here.query.clone() } },
         (["forgot"], _) => rsx! { Forgot {} },

@@ -167,6 +167,15 @@ async fn collab(
         }
         Err(e) => return Err(e.into()),
     };
+    // For the home page's recent boards; off the join's path (it never waits for this).
+    {
+        let (orgs, user, pid) = (state.orgs.clone(), user.clone(), project.id.clone());
+        actix_web::rt::spawn(async move {
+            if let Err(e) = orgs.record_visit(&user, &pid).await {
+                tracing::warn!(project = %pid, error = %e, "the board visit could not be recorded");
+            }
+        });
+    }
     let state = state.into_inner();
     takeover.set(move |up| {
         let max = if writable {

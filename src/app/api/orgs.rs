@@ -24,6 +24,7 @@ use crate::orgs::{OrgsError, RoleInfo, RoleSpec};
 /// Registers this file's handlers with the router and the API document at once.
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_orgs)
+        .service(recent_boards)
         .service(create_org)
         .service(get_org)
         .service(update_org)
@@ -999,4 +1000,45 @@ async fn get_user(
 ) -> Result<HttpResponse, ApiError> {
     let u = state.orgs.profile(&who.user, &id).await?;
     Ok(private_json(UserProfile::from(&u)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecentBoardView {
+    /// The project (its board is at `/projects/<id>`).
+    id: String,
+    name: String,
+    org_id: String,
+    org_name: String,
+    /// When I last opened it.
+    opened_at: DateTime<Utc>,
+    /// Others who opened it in the last two weeks (names, latest first, at most 3).
+    others: Vec<String>,
+}
+
+/// The boards I opened, last first (those I may still open; at most 20).
+#[utoipa::path(tag = "me",
+    responses(
+        (status = 200, description = "Boards, last opened first", body = [RecentBoardView]),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody)
+    ))]
+#[get("/api/v1/me/recent-boards")]
+async fn recent_boards(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let list: Vec<RecentBoardView> = state
+        .orgs
+        .recent_boards(&who.user, 20)
+        .await?
+        .into_iter()
+        .map(|b| RecentBoardView {
+            id: b.project.id,
+            name: b.project.name,
+            org_id: b.project.org_id,
+            org_name: b.org_name,
+            opened_at: b.opened_at.and_utc(),
+            others: b.others,
+        })
+        .collect();
+    Ok(private_json(list))
 }

@@ -127,6 +127,10 @@ impl BoardService {
             Err(e) => return Err(unavailable(e)),
         };
         let org = self.orgs.org_of(&access).await.map_err(unavailable)?;
+        // For the home page's recent boards; a failure here does not stop the board.
+        if let Err(e) = self.orgs.record_visit(&user, &project.id).await {
+            tracing::warn!(project = %project.id, error = %e, "the board visit could not be recorded");
+        }
         let can = abilities(access.holds());
         let doc = self.feeds.subscribe(&project.org_id, &project.id);
         tracing::debug!(project = %project.id, user = %user.id, "board opened");

@@ -3,6 +3,7 @@
 //! session cookie and Origin are what authorize every change, as for any other client.
 
 pub mod admin;
+pub mod home;
 pub mod orgs;
 pub mod settings;
 pub mod signin;
