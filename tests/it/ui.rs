@@ -149,6 +149,13 @@ async fn account_pages_work_in_chromium() {
         "{r}"
     );
     assert_eq!(r["token_after_reauth"], true, "{r}");
+    // Sessions as people say them, not raw user-agent strings.
+    let session = r["session_text"].as_str().unwrap_or_default();
+    assert!(
+        session.starts_with("Chrome on Linux") && session.contains(" · "),
+        "{r}"
+    );
+    assert!(!session.contains("Mozilla/5.0"), "{r}");
     assert!(
         r["forgot"]
             .as_str()

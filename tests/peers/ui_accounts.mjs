@@ -128,6 +128,7 @@ try {
   result.after_passkey = await whoami()
   await page.goto(base + '/settings')
   await page.waitForSelector('#sessions li')
+  result.session_text = (await page.textContent('#sessions li.session')).replace(/\s+/g, ' ').trim()
   await shot('settings-signed-in')
 
   // Once the sign-in is no longer recent (the test's window is 8 s), a new token asks to

@@ -5,7 +5,7 @@
 use dioxus::prelude::*;
 use serde_json::{Value, json};
 
-use super::{Notice, get, go, list, post, short_time};
+use super::{Notice, get, go, list, post};
 
 fn s(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_string()
@@ -94,7 +94,7 @@ pub fn Home() -> Element {
                                         "with {others.iter().filter_map(|o| o.as_str()).collect::<Vec<_>>().join(\", \")}"
                                     }
                                 }
-                                span { class: "muted", "opened {short_time(&b[\"opened_at\"])}" }
+                                span { class: "muted", "opened {super::people::ago(&b[\"opened_at\"])}" }
                             }
                         }
                     }

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod home;
 pub mod orgs;
+pub mod people;
 pub mod settings;
 pub mod signin;
 

@@ -4,7 +4,7 @@
 use dioxus::prelude::*;
 use serde_json::{Value, json};
 
-use super::{Notice, call, get, list, passkey_ceremony, post, short_time};
+use super::{Notice, call, get, list, passkey_ceremony, post};
 
 fn s(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_string()
@@ -317,7 +317,7 @@ fn Passkeys() -> Element {
                 for k in rows.iter() {
                     li { key: "{s(k, \"id\")}", class: "passkey", "data-name": "{s(k, \"name\")}",
                         span { "{s(k, \"name\")}" }
-                        span { class: "muted", "added {short_time(&k[\"created_at\"])}, last used {short_time(&k[\"last_used_at\"])}" }
+                        span { class: "muted", "added {super::people::ago(&k[\"created_at\"])}, last used {super::people::ago(&k[\"last_used_at\"])}" }
                         button { class: "danger small", onclick: {
                             let id = s(k, "id");
                             move |_| {
@@ -393,9 +393,13 @@ fn Sessions() -> Element {
             h2 { "Sessions" }
             ul { class: "rows",
                 for x in rows.iter() {
-                    li { key: "{s(x, \"id\")}",
-                        span { "{s(x, \"user_agent\")}" }
-                        span { class: "muted", "{s(x, \"ip\")}, last seen {short_time(&x[\"last_seen_at\"])}" }
+                    li { key: "{s(x, \"id\")}", class: "session",
+                        span { class: "device", title: "{s(x, \"user_agent\")}",
+                            "{super::people::device(&s(x, \"user_agent\"))}"
+                        }
+                        span { class: "muted",
+                            "{s(x, \"ip\")} · {super::people::ago(&x[\"last_seen_at\"])}"
+                        }
                         if x["current"] == true {
                             span { class: "pill running", "this browser" }
                         } else {
@@ -454,7 +458,7 @@ fn Tokens() -> Element {
                 for t in rows.iter() {
                     li { key: "{s(t, \"id\")}",
                         span { "{s(t, \"name\")}" }
-                        span { class: "muted", "last used {short_time(&t[\"last_used_at\"])}" }
+                        span { class: "muted", "last used {super::people::ago(&t[\"last_used_at\"])}" }
                         button { class: "danger small", onclick: {
                             let id = s(t, "id");
                             move |_| {
