@@ -386,6 +386,24 @@ impl Auth {
         .await
     }
 
+    /// Changes the name others see (1 to 100 characters after trimming, none of them control
+    /// characters).
+    pub async fn set_display_name(&self, user: &User, name: &str) -> Result<User, AuthError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(AuthError::Invalid {
+                field: "display_name",
+                message: "1 to 100 characters, no control characters".into(),
+            });
+        }
+        self.db.set_display_name(&user.id, name).await?;
+        self.cache.forget_user(&user.id);
+        self.db
+            .user_by_id(&user.id)
+            .await?
+            .ok_or(AuthError::NotAuthenticated)
+    }
+
     /// Inserts an account after checking its names; `password_hash` None for accounts that
     /// sign in another way (a provider, a passkey, an email link).
     async fn insert_account(

@@ -346,6 +346,16 @@ impl Db {
         })
     }
 
+    pub async fn set_display_name(&self, user_id: &str, name: &str) -> Result<(), DbError> {
+        let n = with_conn!(self, conn => {
+            diesel::update(users::table.find(user_id))
+                .set(users::display_name.eq(name))
+                .execute(&mut conn)
+                .await?
+        });
+        one_row(n)
+    }
+
     pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<(), DbError> {
         let n = with_conn!(self, conn => {
             diesel::update(users::table.find(user_id))

@@ -1664,3 +1664,73 @@ async fn first_run_needs_the_setup_code_sqlite() {
 async fn first_run_needs_the_setup_code_postgres() {
     first_run_needs_the_setup_code(Backend::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_changes_their_name_sqlite() {
+    changes_their_name(Server::start_with(Options::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_changes_their_name_postgres() {
+    let url = crate::harness::fresh_pg_database().await;
+    changes_their_name(Server::start_with(
+        Options::default().env("DEMIURGE_DATABASE__URL", &url),
+    ))
+    .await;
+}
+
+/// `PATCH /api/v1/me`: the name others see, trimmed and checked, kept, and with a token too.
+async fn changes_their_name(server: Server) {
+    let (b, _) = crate::harness::signed_up(&server, "renamer").await;
+    let patch = |body: Value| {
+        b.http
+            .patch(server.url("/api/v1/me"))
+            .header("Origin", &b.origin)
+            .json(&body)
+            .send()
+    };
+    let r = patch(json!({"display_name": "  Ren A. Mer  "}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let me: Value = r.json().await.unwrap();
+    assert_eq!(me["display_name"], "Ren A. Mer");
+    assert_eq!(b.get("/api/v1/me").await.1["display_name"], "Ren A. Mer");
+    for bad in [
+        json!({"display_name": "   "}),
+        json!({"display_name": "x".repeat(101)}),
+        json!({"display_name": "a\u{7}b"}),
+    ] {
+        let r = patch(bad.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"], "invalid_input", "{e}");
+    }
+    let r = patch(json!({"display_name": "x", "is_admin": true}))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "no other field changes"
+    );
+    assert_eq!(b.get("/api/v1/me").await.1["display_name"], "Ren A. Mer");
+    // With a personal access token as well; signed out, no.
+    let (token, _) = crate::harness::team::token_of(&b).await;
+    let r = reqwest::Client::new()
+        .patch(server.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .json(&json!({"display_name": "By Token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(b.get("/api/v1/me").await.1["display_name"], "By Token");
+    let r = reqwest::Client::new()
+        .patch(server.url("/api/v1/me"))
+        .json(&json!({"display_name": "Nobody"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

@@ -1807,6 +1807,12 @@ async fn authorization_matrix() {
         row("DELETE", "/api/v1/me/sign-in-review".into(), None, me(404)),
         row("GET", "/api/v1/me/recent-boards".into(), None, me(200)),
         row(
+            "PATCH",
+            "/api/v1/me".into(),
+            Some(json!({"display_name": "Renamed"})),
+            me(200),
+        ),
+        row(
             "GET",
             "/api/v1/me".to_string(),
             None,

@@ -156,6 +156,8 @@ async fn account_pages_work_in_chromium() {
         "{r}"
     );
     assert!(!session.contains("Mozilla/5.0"), "{r}");
+    assert_eq!(r["renamed_profile"], "UI Tester Renamed", "{r}");
+    assert_eq!(r["renamed_header"], "UI Tester Renamed", "{r}");
     assert!(
         r["forgot"]
             .as_str()

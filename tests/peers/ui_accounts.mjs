@@ -129,6 +129,12 @@ try {
   await page.goto(base + '/settings')
   await page.waitForSelector('#sessions li')
   result.session_text = (await page.textContent('#sessions li.session')).replace(/\s+/g, ' ').trim()
+  // A new name: the profile and the header follow at once.
+  await page.fill('#display-name-input', '  UI Tester Renamed ')
+  await page.click('#display-name-save')
+  await page.waitForFunction(() => document.querySelector('#whoami').textContent.trim() === 'UI Tester Renamed', null, { timeout: 10000 })
+  result.renamed_profile = (await page.textContent('#profile-name')).trim()
+  result.renamed_header = (await page.textContent('#whoami')).trim()
   await shot('settings-signed-in')
 
   // Once the sign-in is no longer recent (the test's window is 8 s), a new token asks to

@@ -99,6 +99,8 @@ pub fn app(root: Root) -> Element {
             .ok()
     });
     let me = use_resource(|| async { ui::get("/api/v1/me").await });
+    // A page that changes who the user is (their name) asks the header to read it again.
+    use_context_provider(|| ui::MeRefresh(me));
 
     let on_sign_out = move |_| {
         spawn(async move {

@@ -2,7 +2,7 @@
 
 use crate::code::ErrorCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_web::{delete, get, post, put};
+use actix_web::{delete, get, patch, post, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,6 +24,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(second_factor)
         .service(logout)
         .service(me)
+        .service(update_me)
         .service(change_password)
         .service(my_sessions)
         .service(revoke_session)
@@ -414,6 +415,38 @@ async fn logout(
 #[get("/api/v1/me")]
 async fn me(who: Authenticated) -> HttpResponse {
     private_json(UserView::from(&who.user))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    /// The name others see: 1 to 100 characters (trimmed), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
+    display_name: String,
+}
+
+/// Change my profile (the name others see).
+#[utoipa::path(tag = "me", request_body = ProfileUpdate,
+    responses(
+        (status = 200, description = "The user now", body = UserView),
+        (status = 401, description = "`not_authenticated`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`", body = ErrorBody)
+    ))]
+#[patch("/api/v1/me")]
+async fn update_me(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: Json<ProfileUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .auth
+        .set_display_name(&who.user, &body.display_name)
+        .await?;
+    Ok(private_json(UserView::from(&user)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

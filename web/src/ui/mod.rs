@@ -226,6 +226,11 @@ pub fn Notice(text: String, error: bool) -> Element {
     }
 }
 
+/// The shell's copy of `/api/v1/me`: `restart()` it after changing the profile, so the
+/// header shows the change.
+#[derive(Clone, Copy)]
+pub struct MeRefresh(pub Resource<Reply>);
+
 /// The items of a list answer (none while loading or on a refusal).
 pub fn list(r: &Option<Reply>) -> Vec<Value> {
     r.as_ref()

@@ -92,6 +92,30 @@ fn Profile(user: Value) -> Element {
     let mut error = use_signal(String::new);
     let mut notice = use_signal(String::new);
     let verified = user["email_verified"] == true;
+    let mut name = use_signal(|| s(&user, "display_name"));
+    let mut saved_name = use_signal(|| s(&user, "display_name"));
+    let mut me = use_context::<super::MeRefresh>().0;
+    let on_rename = move |_| {
+        spawn(async move {
+            error.set(String::new());
+            notice.set(String::new());
+            let r = super::call(
+                "PATCH",
+                "/api/v1/me",
+                Some(json!({"display_name": name().trim()})),
+            )
+            .await;
+            if r.ok() {
+                let now = s(&r.body, "display_name");
+                saved_name.set(now.clone());
+                name.set(now.clone());
+                notice.set(format!("Your name is now “{now}”."));
+                me.restart();
+            } else {
+                error.set(r.message());
+            }
+        });
+    };
     let on_verify = move |_| {
         spawn(async move {
             let r = post("/api/v1/me/email/verify", json!({})).await;
@@ -106,13 +130,21 @@ fn Profile(user: Value) -> Element {
         section { class: "card", id: "profile",
             h2 { "Profile" }
             dl {
-                dt { "Name" } dd { id: "profile-name", "{s(&user, \"display_name\")}" }
+                dt { "Name" } dd { id: "profile-name", "{saved_name}" }
                 dt { "Username" } dd { id: "profile-username", "{s(&user, \"username\")}" }
                 dt { "Email" }
                 dd { id: "profile-email", "{s(&user, \"email\")} "
                     if verified { span { class: "pill running", "verified" } }
                     else { span { class: "pill starting", "not verified" } }
                 }
+            }
+            form { class: "row", id: "rename", onsubmit: on_rename,
+                label { "Name others see"
+                    input { id: "display-name-input", maxlength: "100", autocomplete: "name",
+                        value: "{name}", oninput: move |e| name.set(e.value()) }
+                }
+                button { id: "display-name-save", r#type: "submit",
+                    disabled: name().trim() == saved_name().as_str(), "Save name" }
             }
             if !verified {
                 button { class: "secondary", id: "verify-email", onclick: on_verify, "Send a confirmation link" }
