@@ -31,19 +31,41 @@ pub fn bin() -> PathBuf {
 
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
-/// A port free for both TCP and UDP on 127.0.0.1, never handed out twice in this process.
+/// The kernel's range of ephemeral ports (the local ports of outgoing connections).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| {
+            let mut it = t.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// A port free for both TCP and UDP on 127.0.0.1, never handed out twice in this process,
+/// and outside the kernel's ephemeral range: a server restarted on the same ports must not
+/// find one taken by some client's outgoing connection in between (which once failed CI).
 pub fn free_port() -> u16 {
     let mut guard = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
     let used = guard.get_or_insert_with(HashSet::new);
-    for _ in 0..200 {
-        let Ok(t) = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)) else {
-            continue;
-        };
-        let Ok(addr) = t.local_addr() else { continue };
-        let port = addr.port();
-        if used.contains(&port) || UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
+    let (low, high) = ephemeral_range();
+    // Below the ephemeral range when it leaves room, else above it.
+    let (from, to) = if low > 11_000 {
+        (10_000, low - 1)
+    } else {
+        (high.saturating_add(1).max(1024), u16::MAX)
+    };
+    for _ in 0..500 {
+        let port = rand::random_range(from..=to);
+        if used.contains(&port) {
             continue;
         }
+        let (Ok(_t), Ok(_u)) = (
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)),
+            UdpSocket::bind((Ipv4Addr::LOCALHOST, port)),
+        ) else {
+            continue;
+        };
         used.insert(port);
         return port;
     }
