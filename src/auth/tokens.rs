@@ -12,6 +12,17 @@ pub fn new_token() -> (String, String) {
     (token, hash)
 }
 
+/// A new token that starts with `prefix` (`dmen_`, `dmag_`: what it is shows in a log or a
+/// leaked file), and the hash to store (of the whole token).
+pub fn new_prefixed_token(prefix: &str) -> (String, String) {
+    let token = format!(
+        "{prefix}{}",
+        URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+    );
+    let hash = hash(&token);
+    (token, hash)
+}
+
 pub fn hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()

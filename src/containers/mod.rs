@@ -182,9 +182,7 @@ impl Containers {
             return Err(ContainersError::VpnOff);
         }
         let t = now();
-        let (raw, _) = tokens::new_token();
-        let token = format!("dmen_{raw}");
-        let token_hash = tokens::hash(&token);
+        let (token, token_hash) = tokens::new_prefixed_token("dmen_");
         let expires_at = t + chrono::Duration::from_std(self.cfg.containers.enrollment_lifetime)
             .unwrap_or_default();
         let row = ContainerRow {
@@ -267,10 +265,9 @@ impl Containers {
         let name = format!("container-{}", row.id);
         let joined =
             crate::vpn::add_peer_with_key(&self.db, &self.cfg, &name, wg_public_key).await?;
-        let (credential, _) = tokens::new_token();
-        let credential = format!("dmag_{credential}");
+        let (credential, credential_hash) = tokens::new_prefixed_token("dmag_");
         self.db
-            .set_container_agent(&row.id, &tokens::hash(&credential), &name, t)
+            .set_container_agent(&row.id, &credential_hash, &name, t)
             .await?;
         self.peers.notify();
         tracing::info!(container = %row.id, address = %joined.peer.address, "container agent enrolled");
