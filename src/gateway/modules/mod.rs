@@ -2,6 +2,8 @@
 
 pub mod core_graph;
 pub mod gateway;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod user_containers;
 pub mod whiteboard;
 

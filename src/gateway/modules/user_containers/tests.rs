@@ -1,19 +1,12 @@
 //! The container records, run the way a project runs its events.
 
-use serde_json::{Value, json};
-use yrs::types::ToJson;
-use yrs::{Doc, Map, ReadTxn, Transact};
+use serde_json::json;
+use yrs::{Map, ReadTxn, Transact};
 
 use super::{CONTAINERS, CREATE, DELETE};
-use crate::gateway::module::{Actor, EventError, Modules};
-use crate::gateway::project::run_event;
-use crate::gateway::undo::UndoBook;
+use crate::gateway::module::Actor;
 
-struct Project {
-    doc: Doc,
-    modules: Modules,
-    undo: UndoBook,
-}
+type Project = crate::gateway::modules::testing::TestProject;
 
 fn member(id: &str) -> Actor {
     Actor::user(id, id.to_uppercase(), vec![CREATE])
@@ -21,54 +14,6 @@ fn member(id: &str) -> Actor {
 
 fn manager(id: &str) -> Actor {
     Actor::user(id, id.to_uppercase(), vec![CREATE, DELETE])
-}
-
-impl Project {
-    fn new() -> Self {
-        let modules = crate::gateway::modules::builtin();
-        let doc = Doc::new();
-        {
-            let mut txn = doc.transact_mut();
-            modules.init("p", &mut txn);
-        }
-        Self {
-            doc,
-            modules,
-            undo: UndoBook::default(),
-        }
-    }
-
-    fn run(&mut self, actor: &Actor, ev: Value) -> Result<Value, EventError> {
-        let parsed = self.modules.parse(ev)?;
-        run_event(&self.doc, &self.modules, &mut self.undo, "p", actor, parsed).0
-    }
-
-    fn ok(&mut self, actor: &Actor, ev: Value) -> Value {
-        let shown = ev.to_string();
-        self.run(actor, ev)
-            .unwrap_or_else(|e| panic!("{shown}: {e:?}"))
-    }
-
-    fn code(&mut self, actor: &Actor, ev: Value) -> &'static str {
-        match self.run(actor, ev) {
-            Err(
-                EventError::Invalid { code, .. }
-                | EventError::NotFound { code, .. }
-                | EventError::Conflict { code, .. }
-                | EventError::Forbidden { code, .. },
-            ) => code.as_str(),
-            Ok(v) => panic!("expected a refusal, got {v}"),
-        }
-    }
-
-    fn containers(&self) -> Value {
-        let txn = self.doc.transact();
-        let any = match txn.get_map(CONTAINERS) {
-            Some(m) => m.to_json(&txn),
-            None => return json!({}),
-        };
-        serde_json::to_value(any).unwrap()
-    }
 }
 
 #[test]
@@ -88,7 +33,7 @@ fn a_built_in_image_gets_its_services_and_fresh_labels() {
             .all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c)),
         "{label}"
     );
-    let c = &p.containers()[&id];
+    let c = &p.root(CONTAINERS)[&id];
     assert_eq!(c["name"], "Analysis");
     assert_eq!(c["image"], "jupyterlab");
     assert_eq!(c["image_ref"], "quay.io/jupyter/base-notebook:latest");
@@ -115,7 +60,7 @@ fn a_custom_image_names_its_services() {
             "image_ref": "grafana/grafana:11.0.0",
             "services": [{"name": "web", "port": 3000}, {"name": "shell", "port": 7681, "terminal": true}]}),
     );
-    let c = &p.containers()[r["id"].as_str().unwrap()];
+    let c = &p.root(CONTAINERS)[r["id"].as_str().unwrap()];
     assert_eq!(c["image_ref"], "grafana/grafana:11.0.0");
     assert_eq!(c["services"][1]["terminal"], true);
     for (bad, code) in [
@@ -183,7 +128,7 @@ fn a_custom_image_names_its_services() {
         "invalid_event"
     );
     assert_eq!(
-        p.containers().as_object().unwrap().len(),
+        p.root(CONTAINERS).as_object().unwrap().len(),
         1,
         "nothing written by a refusal"
     );
@@ -215,7 +160,7 @@ fn rename_is_the_creators_or_a_managers_and_delete_removes_the_record() {
         &boss,
         json!({"type": "user-containers:rename", "id": id, "name": "Renamed"}),
     );
-    assert_eq!(p.containers()[&id]["name"], "Renamed");
+    assert_eq!(p.root(CONTAINERS)[&id]["name"], "Renamed");
     assert_eq!(
         p.code(
             &boss,
@@ -224,7 +169,7 @@ fn rename_is_the_creators_or_a_managers_and_delete_removes_the_record() {
         "container_not_found"
     );
     p.ok(&boss, json!({"type": "user-containers:delete", "id": id}));
-    assert_eq!(p.containers(), json!({}));
+    assert_eq!(p.root(CONTAINERS), json!({}));
     assert_eq!(
         p.code(&boss, json!({"type": "user-containers:delete", "id": id})),
         "container_not_found"
@@ -248,13 +193,13 @@ fn reports_are_the_systems_and_write_only_what_changed() {
             .unwrap()
             .system_only
     );
-    let before = p.containers()[&id]["state_at"].clone();
+    let before = p.root(CONTAINERS)[&id]["state_at"].clone();
     p.ok(
         &Actor::System,
         json!({"type": "user-containers:report", "id": id, "state": "running",
             "resources": {"cpu_percent": 12.5, "memory_bytes": 1048576}, "health": {"lab": true}}),
     );
-    let c = p.containers()[&id].clone();
+    let c = p.root(CONTAINERS)[&id].clone();
     assert_eq!(c["state"], "running");
     assert_eq!(c["resources"]["cpu_percent"], 12.5);
     assert_eq!(c["health"]["lab"], true);
@@ -265,7 +210,7 @@ fn reports_are_the_systems_and_write_only_what_changed() {
         &Actor::System,
         json!({"type": "user-containers:report", "id": id, "state": "running"}),
     );
-    assert_eq!(p.containers()[&id]["state_at"], at);
+    assert_eq!(p.root(CONTAINERS)[&id]["state_at"], at);
     let txn = p.doc.transact();
     assert!(txn.get_map(CONTAINERS).unwrap().get(&txn, &id).is_some());
 }

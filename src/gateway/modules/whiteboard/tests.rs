@@ -1,20 +1,14 @@
 //! The whiteboard reducers and per-user undo, run the way a project runs them
-//! ([`run_event`]: one transaction per event, written with the actor's origin).
+//! (`gateway::project::run_event`: one transaction per event, written with the actor's
+//! origin).
 
 use crate::code::ErrorCode;
 use serde_json::{Value, json};
-use yrs::types::ToJson;
-use yrs::{Doc, Transact};
 
-use crate::gateway::module::{Actor, EventError, Modules};
-use crate::gateway::project::run_event;
-use crate::gateway::undo::UndoBook;
+use crate::gateway::module::{Actor, EventError};
 
-struct Board {
-    doc: Doc,
-    modules: Modules,
-    undo: UndoBook,
-}
+/// A project document with the built-in modules (the shared reducer-test harness).
+type Board = crate::gateway::modules::testing::TestProject;
 
 fn editor(id: &str) -> Actor {
     Actor::user(
@@ -36,43 +30,6 @@ fn admin(id: &str) -> Actor {
 }
 
 impl Board {
-    fn new() -> Self {
-        let modules = crate::gateway::modules::builtin();
-        let doc = Doc::new();
-        {
-            let mut txn = doc.transact_mut();
-            modules.init("p", &mut txn);
-        }
-        Self {
-            doc,
-            modules,
-            undo: UndoBook::default(),
-        }
-    }
-
-    fn run(&mut self, actor: &Actor, ev: Value) -> Result<Value, EventError> {
-        let parsed = self.modules.parse(ev)?;
-        run_event(&self.doc, &self.modules, &mut self.undo, "p", actor, parsed).0
-    }
-
-    fn ok(&mut self, actor: &Actor, ev: Value) -> Value {
-        let shown = ev.to_string();
-        self.run(actor, ev)
-            .unwrap_or_else(|e| panic!("{shown}: {e:?}"))
-    }
-
-    fn code(&mut self, actor: &Actor, ev: Value) -> &'static str {
-        match self.run(actor, ev) {
-            Err(
-                EventError::Invalid { code, .. }
-                | EventError::NotFound { code, .. }
-                | EventError::Conflict { code, .. }
-                | EventError::Forbidden { code, .. },
-            ) => code.as_str(),
-            Ok(v) => panic!("expected a refusal, got {v}"),
-        }
-    }
-
     fn undo(&mut self, actor: &Actor, redo: bool) -> Result<Vec<String>, EventError> {
         let modules = &self.modules;
         self.undo
@@ -80,13 +37,6 @@ impl Board {
                 modules.may_change(txn, actor, id)
             })
             .map(|(_, cards)| cards)
-    }
-
-    fn root(&self, name: &str) -> Value {
-        let txn = self.doc.transact();
-        yrs::ReadTxn::get_map(&txn, name)
-            .map(|m| serde_json::to_value(m.to_json(&txn)).expect("json"))
-            .unwrap_or(json!({}))
     }
 
     fn node(&self, id: &str) -> Value {
