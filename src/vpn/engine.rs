@@ -1,7 +1,12 @@
-//! The VPN event loop: one task owns the UDP socket, every peer's WireGuard tunnel (boringtun)
-//! and a userspace TCP/IP stack (smoltcp) holding the server's tunnel address. TCP connections
-//! that peers open to the server's port 80 are bridged to `forward_to` (the edge), so the whole
-//! HTTP surface answers inside the tunnel. No root, no TUN device.
+//! The WireGuard event loop, for both ends of the tunnel: one task owns the UDP socket, every
+//! peer's WireGuard tunnel (boringtun) and a userspace TCP/IP stack (smoltcp) holding this
+//! end's tunnel address. No root, no TUN device.
+//!
+//! TCP connections that peers open to a listening port are bridged to that port's target (the
+//! server: port 80 to the edge; an agent: each service port to `127.0.0.1:<port>`), and
+//! [`Command::Connect`] opens a TCP connection *into* the tunnel (the edge reaching a
+//! container's service). The server's peers come from the database; an agent has one static
+//! peer, the server, which it dials itself.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -17,9 +22,9 @@ use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::device::QueueDevice;
@@ -30,6 +35,13 @@ use crate::db::Db;
 pub const HTTP_PORT: u16 = 80;
 /// Most TCP connections carried at once; further SYNs are refused until some close.
 const MAX_CONNECTIONS: usize = 512;
+/// Listening sockets kept ready per port: smoltcp has no accept backlog, and a browser opens
+/// six connections at once.
+const LISTEN_POOL: usize = 8;
+/// An outbound connection that is not established by then fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An agent's keepalive towards the server (keeps NAT mappings open).
+const AGENT_KEEPALIVE: u16 = 25;
 const TCP_BUFFER: usize = 64 * 1024;
 const CHUNK: usize = 16 * 1024;
 /// WireGuard timers want a tick every 100-250 ms.
@@ -41,6 +53,31 @@ const RELOAD_MIN_GAP: Duration = Duration::from_millis(500);
 pub enum Command {
     /// Re-read peers from the database now.
     Reload,
+    /// Open a TCP connection to `to` inside the tunnel; the answer comes once it is
+    /// established (or refused, or timed out).
+    Connect {
+        to: std::net::SocketAddrV4,
+        reply: oneshot::Sender<std::io::Result<DuplexStream>>,
+    },
+    /// Which tunnel ports accept connections, and where each is carried to. Open
+    /// connections stay; ports no longer named stop accepting.
+    Listen(HashMap<u16, SocketAddr>),
+}
+
+/// Where this end's peers come from.
+pub enum Peers {
+    /// The server: every row of `vpn_peers` (inside `subnet`), re-read on changes.
+    Db { db: Db, subnet: Ipv4Net },
+    /// An agent: one peer it dials itself.
+    Static(StaticPeer),
+}
+
+/// A peer whose key, address and endpoint are known up front.
+pub struct StaticPeer {
+    pub name: String,
+    pub public: [u8; 32],
+    pub address: Ipv4Addr,
+    pub endpoint: SocketAddr,
 }
 
 struct Peer {
@@ -50,8 +87,18 @@ struct Peer {
     endpoint: Option<SocketAddr>,
 }
 
+/// A connection this end opened, not established yet.
+struct Dialing {
+    reply: oneshot::Sender<std::io::Result<DuplexStream>>,
+    /// The other ends of `Conn`'s channels, handed to the bridge once established.
+    to_up: mpsc::Receiver<Bytes>,
+    from_up: mpsc::Sender<Bytes>,
+    deadline: StdInstant,
+}
+
 struct Conn {
     handle: SocketHandle,
+    dialing: Option<Dialing>,
     /// Bytes from the peer, on their way to the upstream. None once the peer sent FIN.
     to_up: Option<mpsc::Sender<Bytes>>,
     from_up: mpsc::Receiver<Bytes>,
@@ -64,9 +111,9 @@ pub struct Engine {
     secret: StaticSecret,
     public: PublicKey,
     udp: UdpSocket,
-    db: Db,
-    subnet: Ipv4Net,
-    forward_to: SocketAddr,
+    source: Peers,
+    /// Tunnel port -> where its connections are carried.
+    targets: HashMap<u16, SocketAddr>,
     peers: HashMap<u32, Peer>,
     by_key: HashMap<[u8; 32], u32>,
     by_ip: HashMap<Ipv4Addr, u32>,
@@ -74,10 +121,12 @@ pub struct Engine {
     iface: Interface,
     device: QueueDevice,
     sockets: SocketSet<'static>,
-    listeners: Vec<SocketHandle>,
+    /// Ready listening sockets, with their port.
+    listeners: Vec<(SocketHandle, u16)>,
     conns: Vec<Conn>,
     notify: Arc<Notify>,
     last_reload: Option<StdInstant>,
+    next_local_port: u16,
 }
 
 fn now() -> Instant {
@@ -85,13 +134,15 @@ fn now() -> Instant {
 }
 
 impl Engine {
+    /// An endpoint holding `own_ip` (in a network of `prefix_len`), with peers from `source`
+    /// and `targets` listening.
     pub fn new(
         secret: StaticSecret,
         udp: UdpSocket,
-        db: Db,
-        subnet: Ipv4Net,
-        server_ip: Ipv4Addr,
-        forward_to: SocketAddr,
+        source: Peers,
+        own_ip: Ipv4Addr,
+        prefix_len: u8,
+        targets: HashMap<u16, SocketAddr>,
     ) -> Self {
         let public = keys::public_of(&secret);
         let mut device = QueueDevice::default();
@@ -99,15 +150,14 @@ impl Engine {
         cfg.random_seed = rand::random();
         let mut iface = Interface::new(cfg, &mut device, now());
         iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(server_ip), subnet.prefix_len()));
+            let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(own_ip), prefix_len));
         });
         let mut engine = Self {
             secret,
             public,
             udp,
-            db,
-            subnet,
-            forward_to,
+            source,
+            targets,
             peers: HashMap::new(),
             by_key: HashMap::new(),
             by_ip: HashMap::new(),
@@ -119,29 +169,118 @@ impl Engine {
             conns: Vec::new(),
             notify: Arc::new(Notify::new()),
             last_reload: None,
+            next_local_port: 49_152 + rand::random::<u16>() % 16_000,
         };
-        engine.add_listener();
+        engine.refill_listeners();
         engine
     }
 
-    fn add_listener(&mut self) {
+    fn new_socket() -> tcp::Socket<'static> {
         let mut sock = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
             tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
         );
-        if sock.listen(HTTP_PORT).is_ok() {
-            sock.set_nagle_enabled(false);
-            sock.set_timeout(Some(smoltcp::time::Duration::from_secs(120)));
-            sock.set_keep_alive(Some(smoltcp::time::Duration::from_secs(30)));
-            self.listeners.push(self.sockets.add(sock));
+        sock.set_nagle_enabled(false);
+        sock.set_timeout(Some(smoltcp::time::Duration::from_secs(120)));
+        sock.set_keep_alive(Some(smoltcp::time::Duration::from_secs(30)));
+        sock
+    }
+
+    /// Keeps [`LISTEN_POOL`] listening sockets ready on every target port (while there is
+    /// room for more connections), and none on ports that are no longer targets.
+    fn refill_listeners(&mut self) {
+        let sockets = &mut self.sockets;
+        let targets = &self.targets;
+        self.listeners.retain(|(h, port)| {
+            let keep = targets.contains_key(port);
+            if !keep {
+                sockets.remove(*h);
+            }
+            keep
+        });
+        if self.conns.len() + self.listeners.len() >= MAX_CONNECTIONS {
+            return;
         }
+        let mut ports: Vec<u16> = self.targets.keys().copied().collect();
+        ports.sort_unstable();
+        for port in ports {
+            let ready = self.listeners.iter().filter(|(_, p)| *p == port).count();
+            for _ in ready..LISTEN_POOL {
+                let mut sock = Self::new_socket();
+                if sock.listen(port).is_ok() {
+                    self.listeners.push((self.sockets.add(sock), port));
+                }
+            }
+        }
+    }
+
+    fn set_targets(&mut self, targets: HashMap<u16, SocketAddr>) {
+        self.targets = targets;
+        self.refill_listeners();
+    }
+
+    /// Starts a connection into the tunnel; [`Self::pump`] answers `reply` once it is
+    /// established or has failed.
+    fn connect(
+        &mut self,
+        to: std::net::SocketAddrV4,
+        reply: oneshot::Sender<std::io::Result<DuplexStream>>,
+    ) {
+        if self.conns.len() >= MAX_CONNECTIONS {
+            let _ = reply.send(Err(std::io::Error::other(
+                "the tunnel carries as many connections as it may",
+            )));
+            return;
+        }
+        let in_use: std::collections::HashSet<u16> = self
+            .conns
+            .iter()
+            .filter_map(|c| self.sockets.get::<tcp::Socket>(c.handle).local_endpoint())
+            .map(|e| e.port)
+            .collect();
+        let mut local = self.next_local_port;
+        for _ in 0..16_384 {
+            local = if local >= 65_000 { 49_152 } else { local + 1 };
+            if !in_use.contains(&local) {
+                break;
+            }
+        }
+        self.next_local_port = local;
+        let mut sock = Self::new_socket();
+        let remote = (IpAddress::Ipv4(*to.ip()), to.port());
+        if let Err(e) = sock.connect(self.iface.context(), remote, local) {
+            let _ = reply.send(Err(std::io::Error::other(format!(
+                "cannot connect to {to} in the tunnel: {e}"
+            ))));
+            return;
+        }
+        let handle = self.sockets.add(sock);
+        let (to_up_tx, to_up_rx) = mpsc::channel::<Bytes>(32);
+        let (from_up_tx, from_up_rx) = mpsc::channel::<Bytes>(32);
+        self.conns.push(Conn {
+            handle,
+            dialing: Some(Dialing {
+                reply,
+                to_up: to_up_rx,
+                from_up: from_up_tx,
+                deadline: StdInstant::now() + CONNECT_TIMEOUT,
+            }),
+            to_up: Some(to_up_tx),
+            from_up: from_up_rx,
+            pending: None,
+            upstream_done: false,
+        });
     }
 
     /// Reads the peers from the database: adds new ones, drops removed ones, keeps the
     /// sessions of unchanged ones.
     pub async fn reload_peers(&mut self) {
         self.last_reload = Some(StdInstant::now());
-        let rows = match self.db.vpn_peers().await {
+        let (db, subnet) = match &self.source {
+            Peers::Db { db, subnet } => (db, *subnet),
+            Peers::Static(_) => return,
+        };
+        let rows = match db.vpn_peers().await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "vpn: cannot read peers");
@@ -157,7 +296,7 @@ impl Engine {
                 tracing::warn!(peer = %row.name, "vpn: skipping a peer with a bad key or address");
                 continue;
             };
-            if !self.subnet.contains(&address) {
+            if !subnet.contains(&address) {
                 tracing::warn!(peer = %row.name, %address, "vpn: peer address outside the subnet; skipped");
                 continue;
             }
@@ -202,6 +341,37 @@ impl Engine {
         }
     }
 
+    /// An agent's one peer, dialled at once (and kept alive).
+    async fn start_static(&mut self, out: &mut [u8]) {
+        let Peers::Static(p) = &self.source else {
+            return;
+        };
+        let index = self.next_index;
+        self.next_index += 1;
+        let mut tunn = Tunn::new(
+            self.secret.clone(),
+            PublicKey::from(p.public),
+            None,
+            Some(AGENT_KEEPALIVE),
+            index,
+            None,
+        );
+        if let TunnResult::WriteToNetwork(pkt) = tunn.format_handshake_initiation(out, false) {
+            let _ = self.udp.send_to(pkt, p.endpoint).await;
+        }
+        self.by_key.insert(p.public, index);
+        self.by_ip.insert(p.address, index);
+        self.peers.insert(
+            index,
+            Peer {
+                name: p.name.clone(),
+                address: p.address,
+                tunn: Box::new(tunn),
+                endpoint: Some(p.endpoint),
+            },
+        );
+    }
+
     fn remove_peer(&mut self, public: [u8; 32]) {
         if let Some(idx) = self.by_key.remove(&public)
             && let Some(p) = self.peers.remove(&idx)
@@ -215,6 +385,7 @@ impl Engine {
         self.reload_peers().await;
         let mut buf = vec![0u8; 65_536];
         let mut out = vec![0u8; 65_536 + 64];
+        self.start_static(&mut out).await;
         let mut timers = tokio::time::interval(TIMER_TICK);
         timers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reload = tokio::time::interval(RELOAD_EVERY);
@@ -248,6 +419,8 @@ impl Engine {
                 _ = reload.tick() => self.reload_peers().await,
                 Some(cmd) = commands.recv() => match cmd {
                     Command::Reload => self.reload_peers().await,
+                    Command::Connect { to, reply } => self.connect(to, reply),
+                    Command::Listen(targets) => self.set_targets(targets),
                 },
                 _ = tokio::time::sleep(delay) => {}
             }
@@ -266,7 +439,9 @@ impl Engine {
                 let Ok(half) = parse_handshake_anon(&self.secret, &self.public, &init) else {
                     return;
                 };
-                if !self.by_key.contains_key(&half.peer_static_public) {
+                if !self.by_key.contains_key(&half.peer_static_public)
+                    && matches!(self.source, Peers::Db { .. })
+                {
                     // Perhaps a peer added a moment ago (`demiurge admin vpn add-peer`).
                     let due = self
                         .last_reload
@@ -331,6 +506,7 @@ impl Engine {
     async fn process(&mut self, out: &mut [u8]) {
         for _ in 0..2 {
             self.accept();
+            self.settle_dials();
             self.pump();
             self.iface.poll(now(), &mut self.device, &mut self.sockets);
             self.flush_tx(out).await;
@@ -341,14 +517,21 @@ impl Engine {
     /// Listening sockets that received a SYN become connections with a bridge each.
     fn accept(&mut self) {
         let mut i = 0;
+        let mut accepted = false;
         while i < self.listeners.len() {
-            let handle = self.listeners[i];
+            let (handle, port) = self.listeners[i];
             let state = self.sockets.get::<tcp::Socket>(handle).state();
             if state == tcp::State::Listen {
                 i += 1;
                 continue;
             }
             self.listeners.swap_remove(i);
+            accepted = true;
+            let Some(target) = self.targets.get(&port).copied() else {
+                self.sockets.get_mut::<tcp::Socket>(handle).abort();
+                self.conns.push(Conn::closed(handle));
+                continue;
+            };
             let (to_up_tx, to_up_rx) = mpsc::channel::<Bytes>(32);
             let (from_up_tx, from_up_rx) = mpsc::channel::<Bytes>(32);
             let peer_ip = self
@@ -356,8 +539,8 @@ impl Engine {
                 .get::<tcp::Socket>(handle)
                 .remote_endpoint()
                 .map(|e| std::net::IpAddr::from(e.addr));
-            tokio::spawn(bridge(
-                self.forward_to,
+            tokio::spawn(bridge_to(
+                target,
                 peer_ip,
                 to_up_rx,
                 from_up_tx,
@@ -365,19 +548,64 @@ impl Engine {
             ));
             self.conns.push(Conn {
                 handle,
+                dialing: None,
                 to_up: Some(to_up_tx),
                 from_up: from_up_rx,
                 pending: None,
                 upstream_done: false,
             });
         }
-        if self.listeners.is_empty() && self.conns.len() < MAX_CONNECTIONS {
-            self.add_listener();
+        if accepted {
+            self.refill_listeners();
+        }
+    }
+
+    /// Outbound connections that got established (handed to their caller) or failed.
+    fn settle_dials(&mut self) {
+        let now = StdInstant::now();
+        for conn in &mut self.conns {
+            let Some(d) = &conn.dialing else { continue };
+            let sock = self.sockets.get_mut::<tcp::Socket>(conn.handle);
+            let state = sock.state();
+            if d.reply.is_closed() {
+                sock.abort();
+                conn.dialing = None;
+                continue;
+            }
+            let failed = match state {
+                tcp::State::SynSent => now >= d.deadline,
+                tcp::State::Established | tcp::State::CloseWait => false,
+                _ => true,
+            };
+            if failed {
+                sock.abort();
+                if let Some(d) = conn.dialing.take() {
+                    let _ = d.reply.send(Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        "the service in the tunnel refused or did not answer",
+                    )));
+                }
+                continue;
+            }
+            if state == tcp::State::SynSent {
+                continue;
+            }
+            if let Some(d) = conn.dialing.take() {
+                let (ours, theirs) = tokio::io::duplex(TCP_BUFFER);
+                if d.reply.send(Ok(theirs)).is_ok() {
+                    tokio::spawn(bridge(ours, d.to_up, d.from_up, self.notify.clone()));
+                } else {
+                    sock.abort();
+                }
+            }
         }
     }
 
     fn pump(&mut self) {
         for conn in &mut self.conns {
+            if conn.dialing.is_some() {
+                continue;
+            }
             let sock = self.sockets.get_mut::<tcp::Socket>(conn.handle);
             // Peer -> upstream.
             if let Some(tx) = &conn.to_up {
@@ -449,14 +677,19 @@ impl Engine {
 
     fn reap(&mut self) {
         let sockets = &mut self.sockets;
+        let before = self.conns.len();
         self.conns.retain(|c| {
             let state = sockets.get::<tcp::Socket>(c.handle).state();
-            let done = matches!(state, tcp::State::Closed | tcp::State::TimeWait);
+            let done =
+                c.dialing.is_none() && matches!(state, tcp::State::Closed | tcp::State::TimeWait);
             if done {
                 sockets.remove(c.handle);
             }
             !done
         });
+        if self.conns.len() < before {
+            self.refill_listeners();
+        }
     }
 
     async fn flush_tx(&mut self, out: &mut [u8]) {
@@ -475,6 +708,21 @@ impl Engine {
     }
 }
 
+impl Conn {
+    /// A connection refused as it arrived (its socket aborted; reaped once closed).
+    fn closed(handle: SocketHandle) -> Self {
+        let (_, from_up) = mpsc::channel(1);
+        Self {
+            handle,
+            dialing: None,
+            to_up: None,
+            from_up,
+            pending: None,
+            upstream_done: true,
+        }
+    }
+}
+
 fn ipv4_destination(pkt: &[u8]) -> Option<Ipv4Addr> {
     if pkt.len() < 20 || pkt[0] >> 4 != 4 {
         return None;
@@ -484,10 +732,10 @@ fn ipv4_destination(pkt: &[u8]) -> Option<Ipv4Addr> {
 
 /// Carries one tunnel TCP connection to and from `target`; while it lasts, the edge knows
 /// its local address as the tunnel peer `peer_ip` ([`super::tunnel_peer`]).
-async fn bridge(
+async fn bridge_to(
     target: SocketAddr,
     peer_ip: Option<std::net::IpAddr>,
-    mut rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
     tx: mpsc::Sender<Bytes>,
     notify: Arc<Notify>,
 ) {
@@ -506,7 +754,17 @@ async fn bridge(
         (Ok(local), Some(ip)) => Some(super::Tunneled::register(local, ip)),
         _ => None,
     };
-    let (mut r, mut w) = stream.into_split();
+    bridge(stream, rx, tx, notify).await;
+}
+
+/// Moves bytes between a stream and one tunnel connection's channels until both sides end.
+async fn bridge<S: AsyncRead + AsyncWrite + Send + 'static>(
+    stream: S,
+    mut rx: mpsc::Receiver<Bytes>,
+    tx: mpsc::Sender<Bytes>,
+    notify: Arc<Notify>,
+) {
+    let (mut r, mut w) = tokio::io::split(stream);
     let up_notify = notify.clone();
     let up = async move {
         while let Some(chunk) = rx.recv().await {
@@ -535,4 +793,90 @@ async fn bridge(
         notify.notify_one();
     };
     tokio::join!(up, down);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two static ends on loopback: A dials B's listening port, which B carries to a local
+    /// echo server; what A writes comes back. A port B does not listen on is refused.
+    #[tokio::test]
+    async fn a_connection_crosses_the_tunnel_both_ways() {
+        let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let echo_addr = echo.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let (ka, kb) = (keys::generate(), keys::generate());
+        let ua = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ub = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (ea, eb) = (ua.local_addr().unwrap(), ub.local_addr().unwrap());
+        let (ipa, ipb) = (Ipv4Addr::new(10, 9, 0, 2), Ipv4Addr::new(10, 9, 0, 1));
+        let a = Engine::new(
+            ka.clone(),
+            ua,
+            Peers::Static(StaticPeer {
+                name: "b".into(),
+                public: *keys::public_of(&kb).as_bytes(),
+                address: ipb,
+                endpoint: eb,
+            }),
+            ipa,
+            24,
+            HashMap::new(),
+        );
+        let b = Engine::new(
+            kb,
+            ub,
+            Peers::Static(StaticPeer {
+                name: "a".into(),
+                public: *keys::public_of(&ka).as_bytes(),
+                address: ipa,
+                endpoint: ea,
+            }),
+            ipb,
+            24,
+            HashMap::from([(7000, echo_addr)]),
+        );
+        let stop = CancellationToken::new();
+        let (ta, ra) = mpsc::channel(4);
+        let (_tb, rb) = mpsc::channel(4);
+        tokio::spawn(a.run(ra, stop.clone()));
+        tokio::spawn(b.run(rb, stop.clone()));
+
+        let dial = |port: u16| {
+            let ta = ta.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                ta.send(Command::Connect {
+                    to: std::net::SocketAddrV4::new(ipb, port),
+                    reply,
+                })
+                .await
+                .unwrap();
+                answer.await.unwrap()
+            }
+        };
+        // Several at once, as a browser opens them.
+        let mut streams = Vec::new();
+        for _ in 0..6 {
+            streams.push(dial(7000).await.expect("connected through the tunnel"));
+        }
+        for (i, s) in streams.iter_mut().enumerate() {
+            let msg = vec![b'a' + i as u8; 100_000];
+            s.write_all(&msg).await.unwrap();
+            let mut back = vec![0u8; msg.len()];
+            s.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, msg);
+        }
+        let refused = dial(7001).await;
+        assert!(refused.is_err(), "a port nobody listens on is refused");
+        stop.cancel();
+    }
 }

@@ -1,20 +1,23 @@
 //! The organization network: a userspace WireGuard endpoint (boringtun + smoltcp).
 //!
 //! The server holds the first address of `[vpn] subnet`; peers are rows in the database and are
-//! picked up while the server runs (on a handshake from a key it does not know yet, and every
-//! 30 s). TCP to the server's tunnel address on port 80 reaches the HTTP front door.
+//! picked up while the server runs (on a handshake from a key it does not know yet, on a
+//! [`PeerChanges`] notice, and every 30 s). TCP to the server's tunnel address on port 80
+//! reaches the HTTP front door, and [`TunnelDialer`] opens TCP connections to peers (the edge
+//! reaching a container's service). [`AgentTunnel`] is the other end, in a container's agent:
+//! one peer (the server), and its service ports carried to `127.0.0.1`.
 
 mod device;
 mod engine;
 pub mod keys;
 
-use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +26,29 @@ use crate::db::vpn_peers::{NewVpnPeer, VpnPeer};
 use crate::db::{Db, DbError};
 
 pub use engine::HTTP_PORT;
+
+/// A TCP connection carried by the tunnel (this end's half of it).
+pub type TunnelStream = tokio::io::DuplexStream;
+
+/// Opens TCP connections into a running tunnel. Cheap to clone.
+#[derive(Clone)]
+pub struct TunnelDialer {
+    commands: mpsc::Sender<engine::Command>,
+}
+
+impl TunnelDialer {
+    /// A connection to `to` inside the tunnel, once it is established.
+    pub async fn connect(&self, to: SocketAddrV4) -> std::io::Result<TunnelStream> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(engine::Command::Connect { to, reply })
+            .await
+            .map_err(|_| std::io::Error::other("the tunnel is not running"))?;
+        answer
+            .await
+            .map_err(|_| std::io::Error::other("the tunnel stopped"))?
+    }
+}
 
 /// Tunnel connections as the edge sees them: the VPN bridges each to the edge from a local
 /// (loopback) address, which says nothing of who is on the other end. While a bridge lasts,
@@ -141,7 +167,17 @@ impl Vpn {
                 source,
             })?;
         let addr = udp.local_addr().unwrap_or(s.listen);
-        let engine = engine::Engine::new(secret, udp, db, s.subnet, s.server_address, s.forward_to);
+        let engine = engine::Engine::new(
+            secret,
+            udp,
+            engine::Peers::Db {
+                db,
+                subnet: s.subnet,
+            },
+            s.server_address,
+            s.subnet.prefix_len(),
+            HashMap::from([(HTTP_PORT, s.forward_to)]),
+        );
         let (commands, rx) = mpsc::channel(16);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(engine.run(rx, shutdown.clone()));
@@ -177,6 +213,13 @@ impl Vpn {
         &self.public_key
     }
 
+    /// Opens connections to peers through the tunnel.
+    pub fn dialer(&self) -> TunnelDialer {
+        TunnelDialer {
+            commands: self.commands.clone(),
+        }
+    }
+
     /// Re-reads the peers from the database now.
     pub async fn reload(&self) {
         let _ = self.commands.send(engine::Command::Reload).await;
@@ -191,6 +234,87 @@ impl Vpn {
             tracing::warn!("vpn did not stop within 3 s");
         }
     }
+}
+
+/// What an agent's end of the tunnel needs.
+pub struct AgentTunnelSettings {
+    pub secret: boringtun::x25519::StaticSecret,
+    /// Its own address in the tunnel.
+    pub address: Ipv4Addr,
+    pub subnet: Ipv4Net,
+    pub server_public_key: [u8; 32],
+    pub server_address: Ipv4Addr,
+    /// The server's UDP endpoint, resolved.
+    pub server_endpoint: SocketAddr,
+}
+
+/// A container agent's end of the tunnel: one peer (the server) and the container's service
+/// ports, each carried to `127.0.0.1:<port>`. Nothing else is reachable through it.
+pub struct AgentTunnel {
+    commands: mpsc::Sender<engine::Command>,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl AgentTunnel {
+    pub async fn start(s: AgentTunnelSettings, ports: &[u16]) -> Result<AgentTunnel, VpnError> {
+        let any: SocketAddr = if s.server_endpoint.is_ipv6() {
+            "[::]:0".parse().unwrap_or(s.server_endpoint)
+        } else {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        };
+        let udp = UdpSocket::bind(any)
+            .await
+            .map_err(|source| VpnError::Listen { addr: any, source })?;
+        let engine = engine::Engine::new(
+            s.secret,
+            udp,
+            engine::Peers::Static(engine::StaticPeer {
+                name: "server".into(),
+                public: s.server_public_key,
+                address: s.server_address,
+                endpoint: s.server_endpoint,
+            }),
+            s.address,
+            s.subnet.prefix_len(),
+            loopback_targets(ports),
+        );
+        let (commands, rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(engine.run(rx, shutdown.clone()));
+        Ok(AgentTunnel {
+            commands,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The service ports from now on (open connections stay).
+    pub async fn set_ports(&self, ports: &[u16]) {
+        let _ = self
+            .commands
+            .send(engine::Command::Listen(loopback_targets(ports)))
+            .await;
+    }
+
+    /// Opens connections to the server through the tunnel.
+    pub fn dialer(&self) -> TunnelDialer {
+        TunnelDialer {
+            commands: self.commands.clone(),
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+    }
+}
+
+fn loopback_targets(ports: &[u16]) -> HashMap<u16, SocketAddr> {
+    ports
+        .iter()
+        .map(|p| (*p, SocketAddr::from(([127, 0, 0, 1], *p))))
+        .collect()
 }
 
 /// A peer just created, with the only copy of its private key.
