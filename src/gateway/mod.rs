@@ -868,6 +868,46 @@ impl GatewayRegistry {
             return Err(GatewayError::Unloading);
         }
         let outcome = answer.await.unwrap_or(Err(GatewayError::Unloading))?;
+        self.notify_observers(access.org_id(), access.project_id(), &outcome)
+            .await;
+        Ok(outcome)
+    }
+
+    /// Runs an event as the server itself (`Actor::System`), such as the state reports of
+    /// a container's agent: no person's permission applies, and events only the gateway
+    /// sends are allowed. The project must exist (its id comes from the database).
+    pub async fn system_event(
+        &self,
+        org_id: &str,
+        project_id: &str,
+        value: serde_json::Value,
+    ) -> Result<EventOutcome, GatewayError> {
+        for _ in 0..ATTEMPTS {
+            let event = self.inner.modules.parse(value.clone())?;
+            let h = self.project(org_id, project_id).await;
+            let (reply, answer) = oneshot::channel();
+            let cmd = Cmd::Event {
+                actor: Actor::System,
+                event,
+                reply,
+            };
+            if h.tx.send(cmd).await.is_err() {
+                h.ended().await;
+                continue;
+            }
+            match answer.await {
+                Ok(Err(GatewayError::Unloading)) | Err(_) => h.ended().await,
+                Ok(r) => {
+                    let outcome = r?;
+                    self.notify_observers(org_id, project_id, &outcome).await;
+                    return Ok(outcome);
+                }
+            }
+        }
+        Err(GatewayError::Unloading)
+    }
+
+    async fn notify_observers(&self, org_id: &str, project_id: &str, outcome: &EventOutcome) {
         let observers = self
             .inner
             .observers
@@ -875,15 +915,9 @@ impl GatewayRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         for o in observers {
-            o.committed(
-                access.org_id(),
-                access.project_id(),
-                &outcome.kind,
-                &outcome.result,
-            )
-            .await;
+            o.committed(org_id, project_id, &outcome.kind, &outcome.result)
+                .await;
         }
-        Ok(outcome)
     }
 
     /// Undoes (`redo`: redoes) the user's last change in the project, as a new change every
