@@ -55,6 +55,11 @@ struct Running {
     vpn: Option<Vpn>,
     acme: Option<crate::acme::Acme>,
     backups: Option<crate::backup::Scheduler>,
+    /// The containers' state reports (stopped before the gateways).
+    container_reports: Option<(
+        tokio_util::sync::CancellationToken,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl Running {
@@ -90,6 +95,10 @@ impl Running {
         if let Some(dns) = self.dns {
             status.set(Subsystem::Dns, SubsystemState::Stopping, "");
             dns.stop().await;
+        }
+        if let Some((stop, task)) = self.container_reports {
+            stop.cancel();
+            let _ = task.await;
         }
         if let Some(app) = &self.app {
             app.stop_gateways().await;
@@ -197,6 +206,13 @@ async fn start_all(
     };
     let tls = state.tls.clone();
     let peer_changes = state.containers.peer_changes();
+    let reports_stop = tokio_util::sync::CancellationToken::new();
+    running.container_reports = Some((
+        reports_stop.clone(),
+        state
+            .containers
+            .spawn_reports(state.gateways.clone(), reports_stop),
+    ));
     let backups = state.backups.clone();
     let registry = state.metrics.registry().clone();
     let app = App::start(app_listener, state, shell, boards)?;

@@ -6,6 +6,10 @@
 //! The decisions are here: a handler passes the caller's [`ProjectAccess`] and the
 //! container's record as the project document holds it.
 
+pub mod live;
+pub mod protocol;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,6 +110,7 @@ pub struct Containers {
     cfg: Arc<Config>,
     /// The running VPN re-reads its peers when an agent enrolls or a container goes.
     peers: crate::vpn::PeerChanges,
+    live: Arc<live::Live>,
 }
 
 fn now() -> NaiveDateTime {
@@ -143,7 +148,104 @@ impl Containers {
             db,
             cfg: Arc::new(cfg.clone()),
             peers: crate::vpn::PeerChanges::default(),
+            live: Arc::default(),
         }
+    }
+
+    /// Heartbeats missed for this long make a container stale (three of them).
+    pub fn stale_after(&self) -> Duration {
+        self.cfg.containers.heartbeat * 3
+    }
+
+    /// What an agent is told when its control connection opens.
+    pub async fn agent_manifest(
+        &self,
+        row: &ContainerRow,
+    ) -> Result<protocol::AgentManifest, ContainersError> {
+        let m = self.manifest(row).await?;
+        Ok(protocol::AgentManifest {
+            container_id: m.container_id,
+            project_id: m.project_id,
+            image: row.image.clone(),
+            heartbeat_seconds: m.heartbeat.as_secs().max(1),
+            services: m
+                .routes
+                .into_iter()
+                .map(|r| protocol::AgentService {
+                    name: r.service,
+                    label: r.label,
+                    port: u16::try_from(r.port).unwrap_or(0),
+                    terminal: r.terminal,
+                })
+                .collect(),
+        })
+    }
+
+    /// An agent's control connection opened; the token is cancelled when the container is
+    /// deleted (the connection then says `bye` and ends).
+    pub fn agent_connected(&self, row: &ContainerRow) -> tokio_util::sync::CancellationToken {
+        tracing::info!(container = %row.id, "container agent connected");
+        self.live.connected(&row.id, &row.org_id, &row.project_id)
+    }
+
+    pub fn agent_disconnected(&self, id: &str) {
+        tracing::info!(container = %id, "container agent disconnected");
+        self.live.disconnected(id);
+    }
+
+    pub fn agent_heartbeat(
+        &self,
+        id: &str,
+        resources: Option<protocol::Resources>,
+        health: BTreeMap<String, bool>,
+    ) {
+        self.live.heartbeat(id, resources, health);
+    }
+
+    /// Whether the container's agent reports (its URLs answer; otherwise "offline").
+    pub fn is_running(&self, id: &str) -> bool {
+        self.live.is_running(id, self.stale_after())
+    }
+
+    /// Sends the containers' state changes to their projects (as `user-containers:report`
+    /// system events) until `shutdown`: every enrolled container is watched from now on.
+    pub fn spawn_reports(
+        &self,
+        gateways: crate::gateway::GatewayRegistry,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            match this.db.enrolled_containers().await {
+                Ok(rows) => {
+                    for r in rows {
+                        this.live.watch(&r.id, &r.org_id, &r.project_id);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "containers: cannot read the enrolled ones"),
+            }
+            let every =
+                (this.heartbeat() / 2).clamp(Duration::from_millis(200), Duration::from_secs(1));
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                for (id, (org, project, event)) in this.live.due(this.stale_after()) {
+                    if let Err(e) = gateways.system_event(&org, &project, event).await {
+                        match this.db.container(&id).await {
+                            Ok(None) => this.live.forget(&id),
+                            _ => {
+                                tracing::warn!(container = %id, error = %e, "containers: a state report was not delivered");
+                                this.live.unsent(&id);
+                            }
+                        }
+                    }
+                }
+            }
+        })
     }
 
     /// What the VPN listens to for peer changes.
@@ -194,6 +296,10 @@ impl Containers {
             credential_hash: None,
             enrolled_at: None,
             vpn_peer: None,
+            image: record["image"]
+                .as_str()
+                .unwrap_or(crate::gateway::modules::user_containers::catalogue::CUSTOM)
+                .to_string(),
         };
         let routes = routes_of(container_id, record);
         self.db
@@ -270,6 +376,7 @@ impl Containers {
             .set_container_agent(&row.id, &credential_hash, &name, t)
             .await?;
         self.peers.notify();
+        self.live.watch(&row.id, &row.org_id, &row.project_id);
         tracing::info!(container = %row.id, address = %joined.peer.address, "container agent enrolled");
         Ok(Enrolled {
             container_id: row.id,
@@ -306,6 +413,7 @@ impl Containers {
     /// Forgets a deleted container: its credential, WireGuard peer, routes and tokens.
     pub async fn forget(&self, container_id: &str) -> Result<bool, ContainersError> {
         let gone = self.db.delete_container(container_id).await?;
+        self.live.forget(container_id);
         if gone {
             self.peers.notify();
             tracing::info!(container = %container_id, "container forgotten: credential, peer and routes removed");

@@ -19,6 +19,8 @@ pub struct ContainerRow {
     pub credential_hash: Option<String>,
     pub enrolled_at: Option<NaiveDateTime>,
     pub vpn_peer: Option<String>,
+    /// The catalogue entry it runs (its agent starts that app).
+    pub image: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -182,6 +184,17 @@ impl Db {
                 .filter(container_routes::container_id.eq(id))
                 .order(container_routes::label.asc())
                 .select(RouteRow::as_select())
+                .load(&mut conn)
+                .await?)
+        })
+    }
+
+    /// Every container whose agent enrolled (the server watches their heartbeats).
+    pub async fn enrolled_containers(&self) -> Result<Vec<ContainerRow>, DbError> {
+        with_conn!(self, conn => {
+            Ok(containers::table
+                .filter(containers::credential_hash.is_not_null())
+                .select(ContainerRow::as_select())
                 .load(&mut conn)
                 .await?)
         })

@@ -321,6 +321,7 @@ diesel::table! {
         credential_hash -> Nullable<Text>,
         enrolled_at -> Nullable<Timestamp>,
         vpn_peer -> Nullable<Text>,
+        image -> Text,
     }
 }
 

@@ -1519,6 +1519,12 @@ async fn authorization_matrix() {
         ),
         row(
             "GET",
+            "/api/v1/agent/connect".into(),
+            None,
+            [401, 401, 401, 401, 401, 401, 401, 401],
+        ),
+        row(
+            "GET",
             format!("/api/v1/projects/{p}/document"),
             None,
             [200, 200, 404, 200, 200, 200, 404, 401],

@@ -15,9 +15,100 @@ use crate::app::AppState;
 use crate::app::error::{ApiError, ErrorBody};
 use crate::app::session::Authenticated;
 use crate::code::ErrorCode;
+use crate::containers::protocol;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(enrollment).service(enroll).service(manifest);
+    cfg.service(enrollment)
+        .service(enroll)
+        .service(manifest)
+        .service(connect);
+}
+
+/// The agent credential of a request (`Authorization: Bearer dmag_...`).
+fn bearer(req: &HttpRequest) -> &str {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim()
+}
+
+/// The agent's control channel (a WebSocket; `Authorization: Bearer dmag_...`). The server
+/// sends the manifest (`{"type": "manifest", ...}`) first; the agent answers `hello` and a
+/// `heartbeat` every `heartbeat_seconds`, from which the server derives the container's
+/// state. When the container is deleted the server sends `bye` and closes.
+#[utoipa::path(security(()), tag = "containers",
+    responses(
+        (status = 101, description = "The control channel (WebSocket)"),
+        (status = 400, description = "`not_a_websocket`", body = ErrorBody),
+        (status = 401, description = "`invalid_agent_credential`", body = ErrorBody)
+    ))]
+#[get("/api/v1/agent/connect")]
+async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let row = state.containers.agent(bearer(&req)).await?;
+    let first = state.containers.agent_manifest(&row).await?;
+    let (resp, session, msgs) = actix_ws::handle(&req, body).map_err(|e| ApiError::BadRequest {
+        code: ErrorCode::NotAWebsocket,
+        message: format!("the agent's control channel is a WebSocket: {e}"),
+    })?;
+    let containers = state.containers.clone();
+    actix_web::rt::spawn(control(containers, row, first, session, msgs));
+    Ok(resp)
+}
+
+/// One control connection, until the agent goes quiet, closes, or the container is deleted.
+async fn control(
+    containers: crate::containers::Containers,
+    row: crate::db::containers::ContainerRow,
+    first: protocol::AgentManifest,
+    mut session: actix_ws::Session,
+    msgs: actix_ws::MessageStream,
+) {
+    use futures::StreamExt as _;
+    let mut msgs = msgs.max_frame_size(64 * 1024);
+    let gone = containers.agent_connected(&row);
+    let quiet = containers.stale_after();
+    let text = |m: &protocol::ToAgent| serde_json::to_string(m).unwrap_or_default();
+    let mut ok = session
+        .text(text(&protocol::ToAgent::Manifest(first)))
+        .await
+        .is_ok();
+    while ok {
+        tokio::select! {
+            _ = gone.cancelled() => {
+                let bye = protocol::ToAgent::Bye { reason: "the container was deleted".into() };
+                let _ = session.text(text(&bye)).await;
+                break;
+            }
+            m = tokio::time::timeout(quiet, msgs.next()) => match m {
+                Err(_) => break,
+                Ok(None | Some(Err(_))) => break,
+                Ok(Some(Ok(actix_ws::Message::Text(t)))) => {
+                    match serde_json::from_str::<protocol::FromAgent>(&t) {
+                        Ok(protocol::FromAgent::Heartbeat { resources, health }) => {
+                            containers.agent_heartbeat(&row.id, resources, health);
+                        }
+                        Ok(protocol::FromAgent::Hello { version }) => {
+                            tracing::debug!(container = %row.id, %version, "container agent said hello");
+                        }
+                        Err(e) => {
+                            tracing::debug!(container = %row.id, error = %e, "container agent sent an unknown message");
+                        }
+                    }
+                }
+                Ok(Some(Ok(actix_ws::Message::Ping(p)))) => ok = session.pong(&p).await.is_ok(),
+                Ok(Some(Ok(actix_ws::Message::Close(_)))) => break,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+    let _ = session.close(None).await;
+    containers.agent_disconnected(&row.id);
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -161,14 +252,7 @@ pub struct ManifestView {
     ))]
 #[get("/api/v1/agent/manifest")]
 async fn manifest(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let credential = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .trim();
-    let row = state.containers.agent(credential).await?;
+    let row = state.containers.agent(bearer(&req)).await?;
     let m = state.containers.manifest(&row).await?;
     Ok(private_json(ManifestView {
         container_id: m.container_id,

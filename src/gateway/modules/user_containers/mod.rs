@@ -90,7 +90,7 @@ impl State {
 }
 
 /// What a container uses, as its agent last measured.
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
     #[serde(default)]
