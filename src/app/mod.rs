@@ -2,6 +2,7 @@
 //! UI and its assets. It serves the client connections the edge hands it ([`workers`]), and
 //! listens on an internal loopback address for the requests the edge proxies.
 
+mod agent_files;
 pub mod api;
 pub mod boards;
 pub mod client;
@@ -374,6 +375,7 @@ impl App {
                 })
                 .configure(api::configure)
                 .configure(pages::routes)
+                .configure(agent_files::routes)
                 .configure(ui.clone())
                 .default_service(web::to(unrouted))
         };
