@@ -58,6 +58,9 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Run as a user container's agent (what the container's `docker run` line starts):
+    /// enroll once, then keep the container joined to its project until SIGTERM.
+    Agent(AgentArgs),
     /// Operator tasks on the instance's data.
     Admin {
         #[command(flatten)]
@@ -65,6 +68,32 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The Demiurge server.
+    #[arg(long, env = "DEMIURGE_URL", value_name = "URL")]
+    pub url: String,
+    /// The one-time enrollment token of the `docker run` line (first start only).
+    #[arg(
+        long,
+        env = "DEMIURGE_ENROLL",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub enroll: Option<String>,
+    /// Where the agent keeps its key and credential (the container's volume).
+    #[arg(
+        long,
+        env = "DEMIURGE_STATE_DIR",
+        value_name = "DIR",
+        default_value = crate::containers::AGENT_STATE_DIR
+    )]
+    pub state_dir: PathBuf,
+    /// Log filter (tracing's EnvFilter syntax).
+    #[arg(long, env = "DEMIURGE_LOG", default_value = "info")]
+    pub log: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +276,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "To run on it, set in the configuration file:\n\n[database]\nurl = \"{}\"\n\n(or DEMIURGE_DATABASE__URL in the environment), then start the server.",
                 crate::config::redact_url(&to)
             );
+        }
+        Command::Agent(a) => {
+            let filter = tracing_subscriber::EnvFilter::try_new(&a.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let on_signal = shutdown.clone();
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+            let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                on_signal.cancel();
+            });
+            crate::agent::run(
+                crate::agent::AgentOptions {
+                    url: a.url,
+                    enroll: a.enroll,
+                    state_dir: a.state_dir,
+                },
+                shutdown,
+            )
+            .await?;
         }
         Command::Admin { config, command } => {
             let cfg = Config::load(config.config.as_deref())?;

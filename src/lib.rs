@@ -5,6 +5,7 @@
 //! starts and stops them together.
 
 pub mod acme;
+pub mod agent;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -5,6 +5,7 @@ mod harness;
 mod accounts;
 mod acme;
 mod admin;
+mod agent;
 mod backup;
 mod board;
 mod collab;

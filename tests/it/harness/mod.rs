@@ -105,6 +105,9 @@ pub struct Options {
     pub vpn: bool,
     /// Run inside this network namespace (`ip netns exec`).
     pub netns: Option<String>,
+    /// Listen on this address instead of loopback (a veth address, for a "container" in a
+    /// network namespace to reach the server).
+    pub listen: Option<Ipv4Addr>,
     /// Keep the data directory of an earlier server (for restarts).
     pub data_dir: Option<PathBuf>,
     pub ready_timeout: Duration,
@@ -118,6 +121,7 @@ impl Default for Options {
             dns: true,
             vpn: true,
             netns: None,
+            listen: None,
             data_dir: None,
             ready_timeout: Duration::from_secs(60),
         }
@@ -187,10 +191,12 @@ impl Server {
                 (Some(t), d)
             }
         };
-        let http = loopback(free_port());
-        let https = opts.https.then(|| loopback(free_port()));
-        let dns = opts.dns.then(|| loopback(free_port()));
-        let vpn = opts.vpn.then(|| loopback(free_port()));
+        let ip = opts.listen.unwrap_or(Ipv4Addr::LOCALHOST);
+        let at = |port| SocketAddr::from((ip, port));
+        let http = at(free_port());
+        let https = opts.https.then(|| at(free_port()));
+        let dns = opts.dns.then(|| at(free_port()));
+        let vpn = opts.vpn.then(|| at(free_port()));
         let mut s = Server {
             child: None,
             opts,
