@@ -207,11 +207,16 @@ async fn start_all(
     let tls = state.tls.clone();
     let peer_changes = state.containers.peer_changes();
     let reports_stop = tokio_util::sync::CancellationToken::new();
+    let guard = state.guard.clone();
+    let reports = state
+        .containers
+        .spawn_reports(state.gateways.clone(), reports_stop.clone());
+    let sweep = tokio::spawn(guard.clone().sweep(reports_stop.clone()));
     running.container_reports = Some((
-        reports_stop.clone(),
-        state
-            .containers
-            .spawn_reports(state.gateways.clone(), reports_stop),
+        reports_stop,
+        tokio::spawn(async move {
+            let _ = tokio::join!(reports, sweep);
+        }),
     ));
     let backups = state.backups.clone();
     let registry = state.metrics.registry().clone();
@@ -253,6 +258,7 @@ async fn start_all(
             certs: certs.clone(),
             threads: cfg.edge.threads,
             public_https_port: cfg.public_https_port(),
+            gate: Some(guard.clone()),
         })?;
         let waited = edge.wait_listening().await;
         running.edge = Some(edge);
@@ -336,6 +342,7 @@ async fn start_all(
                 SubsystemState::Running,
                 format!("{} udp, server {}", vpn.addr(), cfg.vpn.server_address()),
             );
+            guard.set_dialer(vpn.dialer());
             running.vpn = Some(vpn);
         }
     }

@@ -49,6 +49,8 @@ pub struct AppState {
     pub instance: crate::instance::Instance,
     /// User containers: enrollment, agents' credentials, routes.
     pub containers: crate::containers::Containers,
+    /// The guard in front of container services (the edge's gate; the authorize page).
+    pub guard: Arc<crate::containers::guard::Guard>,
     pub gateways: crate::gateway::GatewayRegistry,
     pub limits: ratelimit::RateLimits,
     pub status: StatusBoard,
@@ -160,11 +162,19 @@ impl AppState {
         let containers = crate::containers::Containers::new(db.clone(), cfg);
         // A deleted container's credential, peer and routes go before its deleter's answer.
         gateways.observe(Arc::new(containers.clone()));
+        let guard = Arc::new(crate::containers::guard::Guard::new(
+            auth.clone(),
+            orgs.clone(),
+            db.clone(),
+            containers.clone(),
+            cfg,
+        ));
         Ok(Self {
             limits: ratelimit::RateLimits::new(&cfg.auth),
             orgs,
             gateways,
             containers,
+            guard,
             auth,
             instance,
             status,

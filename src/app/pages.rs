@@ -17,7 +17,11 @@ use crate::auth::{LinkPurpose, Redeemed};
 const LINK_PAGE: &str = "/auth/link";
 
 /// The paths served here and their methods (for 405 and OPTIONS answers).
-pub const PATHS: [(&str, &[&str]); 2] = [(LINK_PAGE, &["GET", "POST"]), (ACME_CHALLENGE, &["GET"])];
+pub const PATHS: [(&str, &[&str]); 3] = [
+    (LINK_PAGE, &["GET", "POST"]),
+    (ACME_CHALLENGE, &["GET"]),
+    (crate::containers::guard::AUTHORIZE_PATH, &["GET"]),
+];
 
 /// ACME's HTTP-01 challenge answers ([`crate::edge::ACME_CHALLENGE_PREFIX`]).
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/{token}";
@@ -25,7 +29,84 @@ const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/{token}";
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(LINK_PAGE, web::get().to(link_page))
         .route(LINK_PAGE, web::post().to(link_submit))
-        .route(ACME_CHALLENGE, web::get().to(acme_challenge));
+        .route(ACME_CHALLENGE, web::get().to(acme_challenge))
+        .route(
+            crate::containers::guard::AUTHORIZE_PATH,
+            web::get().to(container_authorize),
+        );
+}
+
+#[derive(Deserialize)]
+struct AuthorizeQuery {
+    label: Option<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+/// A container host sends a person here (the guard's authorization step): signed in and
+/// allowed to open the service, they go back to the host with a one-time code; not signed
+/// in, to sign-in first and then here again.
+async fn container_authorize(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<AuthorizeQuery>,
+) -> HttpResponse {
+    use crate::containers::guard::AuthorizeError;
+    let signed_in = match session::presented_session(&req) {
+        Some(token) => state.auth.authenticate(&token).await.ok(),
+        None => None,
+    };
+    let Some((sess, user)) = signed_in else {
+        let here = format!(
+            "{}?{}",
+            crate::containers::guard::AUTHORIZE_PATH,
+            req.query_string()
+        );
+        let back: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+        return HttpResponse::Found()
+            .insert_header(("Location", format!("/signin?return_to={back}")))
+            .insert_header(("Cache-Control", "no-store"))
+            .finish();
+    };
+    let bad = || {
+        page(
+            StatusCode::BAD_REQUEST,
+            "Not a container sign-in",
+            "<p>This address is opened by a container's page, with its own parameters.</p>",
+        )
+    };
+    let (Some(label), Some(st), Some(challenge)) = (&q.label, &q.state, &q.code_challenge) else {
+        return bad();
+    };
+    if q.code_challenge_method.as_deref() != Some("S256") {
+        return bad();
+    }
+    match state
+        .guard
+        .authorize(&user.id, &sess.id, label, st, challenge)
+        .await
+    {
+        Ok(to) => HttpResponse::Found()
+            .insert_header(("Location", to))
+            .insert_header(("Cache-Control", "no-store"))
+            .insert_header(("Referrer-Policy", "no-referrer"))
+            .finish(),
+        Err(AuthorizeError::BadRequest) => bad(),
+        Err(AuthorizeError::NotFound) => page(
+            StatusCode::NOT_FOUND,
+            "No such container service",
+            "<p>Nothing by that address is in any of your projects.</p>",
+        ),
+        Err(AuthorizeError::Forbidden(why)) => page(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            &format!(
+                "<p>You may not open this container service ({}). A project admin can give your role this permission.</p>",
+                escape(why)
+            ),
+        ),
+    }
 }
 
 /// The key authorization for a token of an ACME order in progress (what the CA fetches to

@@ -6,6 +6,7 @@
 //! The decisions are here: a handler passes the caller's [`ProjectAccess`] and the
 //! container's record as the project document holds it.
 
+pub mod guard;
 pub mod live;
 pub mod protocol;
 
@@ -111,6 +112,20 @@ pub struct Containers {
     /// The running VPN re-reads its peers when an agent enrolls or a container goes.
     peers: crate::vpn::PeerChanges,
     live: Arc<live::Live>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Where a container host's label goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub label: String,
+    pub service: String,
+    pub port: u16,
+    pub terminal: bool,
+    pub container_id: String,
+    pub org_id: String,
+    pub project_id: String,
+    pub tunnel: Option<std::net::Ipv4Addr>,
 }
 
 fn now() -> NaiveDateTime {
@@ -149,6 +164,7 @@ impl Containers {
             cfg: Arc::new(cfg.clone()),
             peers: crate::vpn::PeerChanges::default(),
             live: Arc::default(),
+            generation: Arc::default(),
         }
     }
 
@@ -410,9 +426,42 @@ impl Containers {
         })
     }
 
+    /// Where a host label goes: its service, its container and the container's tunnel
+    /// address (`None` before the agent enrolled).
+    pub async fn route(&self, label: &str) -> Result<Option<Route>, ContainersError> {
+        let Some((r, c)) = self.db.route(label).await? else {
+            return Ok(None);
+        };
+        let tunnel = match &c.vpn_peer {
+            Some(peer) => self
+                .db
+                .vpn_peer_address(peer)
+                .await?
+                .and_then(|a| a.parse().ok()),
+            None => None,
+        };
+        Ok(Some(Route {
+            label: r.label,
+            service: r.service,
+            port: u16::try_from(r.port).unwrap_or(0),
+            terminal: r.terminal,
+            container_id: c.id,
+            org_id: c.org_id,
+            project_id: c.project_id,
+            tunnel,
+        }))
+    }
+
+    /// Bumped whenever a container goes: cached routing decisions older than it are void.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Forgets a deleted container: its credential, WireGuard peer, routes and tokens.
     pub async fn forget(&self, container_id: &str) -> Result<bool, ContainersError> {
         let gone = self.db.delete_container(container_id).await?;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.live.forget(container_id);
         if gone {
             self.peers.notify();

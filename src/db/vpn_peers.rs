@@ -61,4 +61,16 @@ impl Db {
         });
         one_row(n)
     }
+
+    /// The tunnel address of the peer named `name`.
+    pub async fn vpn_peer_address(&self, name: &str) -> Result<Option<String>, DbError> {
+        with_conn!(self, conn => {
+            Ok(vpn_peers::table
+                .filter(vpn_peers::name.eq(name))
+                .select(vpn_peers::address)
+                .first(&mut conn)
+                .await
+                .optional()?)
+        })
+    }
 }

@@ -13,7 +13,9 @@
 
 pub mod certs;
 
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -63,6 +65,8 @@ pub struct EdgeSettings {
     pub threads: usize,
     /// The port people reach HTTPS on (redirects point there); `None`: HTTPS is off.
     pub public_https_port: Option<u16>,
+    /// Routing and the guard for container hosts; `None`: they answer 404.
+    pub gate: Option<Arc<dyn ContainerGate>>,
 }
 
 /// A client connection's byte stream (TLS already terminated).
@@ -96,6 +100,80 @@ pub trait Handoff: Send + Sync {
     /// Takes the connection over; dropping it closes it.
     fn hand(&self, conn: HandedConnection);
 }
+
+/// A request for a container service, as the [`ContainerGate`] sees it.
+#[derive(Debug, Clone)]
+pub struct GateRequest {
+    /// The host without its port, lowercase.
+    pub host: String,
+    /// Its first label (`<label>.containers.<domain>`).
+    pub label: String,
+    pub tls: bool,
+    pub method: http::Method,
+    pub path_and_query: String,
+    /// The `Cookie` header, if any.
+    pub cookies: Option<String>,
+    pub origin: Option<String>,
+    /// A WebSocket (or other) upgrade.
+    pub upgrade: bool,
+}
+
+/// A byte stream to a container service (through the tunnel).
+pub trait ServiceIo: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug> ServiceIo for T {}
+
+/// Opens connections to container services.
+#[async_trait]
+pub trait ServiceDial: Send + Sync + std::fmt::Debug {
+    async fn dial(&self, to: SocketAddr) -> std::io::Result<Box<dyn ServiceIo>>;
+}
+
+/// The request goes on to a container service.
+pub struct Forward {
+    /// The service's address (inside the tunnel).
+    pub to: SocketAddr,
+    pub dial: Arc<dyn ServiceDial>,
+    /// Connections are pooled per group only (one person's, for one service).
+    pub group: u64,
+    /// Identity headers to add (after the client's own of these names are removed).
+    pub headers: Vec<(&'static str, String)>,
+    /// Cookies of the gate's own, removed before the request goes on.
+    pub strip_cookies: Vec<&'static str>,
+    /// Cancelled when the person loses access: their open connections close.
+    pub revoked: tokio_util::sync::CancellationToken,
+}
+
+/// An answer the edge gives itself.
+pub struct GateResponse {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+pub enum GateDecision {
+    Forward(Forward),
+    Respond(GateResponse),
+}
+
+/// Who decides what a request for a container host gets: routing, and the guard in front
+/// of every service. Without one the edge answers every container host with a 404 page.
+#[async_trait]
+pub trait ContainerGate: Send + Sync {
+    async fn decide(&self, req: GateRequest) -> GateDecision;
+}
+
+/// Identity headers a client may never send to a container service (oauth2-proxy's and
+/// their `X-Auth-Request-*` variants): the edge removes them before adding its own.
+pub const IDENTITY_HEADERS: [&str; 8] = [
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-preferred-username",
+    "x-auth-request-groups",
+];
 
 /// A running edge. Dropping it without [`Edge::stop`] leaves the threads running.
 pub struct Edge {
@@ -154,6 +232,7 @@ impl Edge {
                 containers: containers.clone(),
                 certs: s.certs.clone(),
                 https_port,
+                gate: s.gate.clone(),
             };
             let mut proxy = HttpProxy::new(front, conf.clone());
             proxy.handle_init_modules();
@@ -427,6 +506,104 @@ struct Front {
     containers: ContainerHosts,
     certs: Arc<CertStore>,
     https_port: Option<u16>,
+    gate: Option<Arc<dyn ContainerGate>>,
+}
+
+/// A connection to a container service that closes when its holder loses access.
+#[derive(Debug)]
+struct Guarded {
+    io: Box<dyn ServiceIo>,
+    revoked: std::sync::Mutex<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
+}
+
+impl Guarded {
+    fn check(&mut self, cx: &mut std::task::Context<'_>) -> std::io::Result<()> {
+        let revoked = self
+            .revoked
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match revoked.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "access to the container was lost",
+            )),
+            std::task::Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.check(cx)?;
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.check(cx)?;
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl pingora::protocols::l4::virt::VirtualSocket for Guarded {
+    fn set_socket_option(
+        &self,
+        _opt: pingora::protocols::l4::virt::VirtualSockOpt,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Pingora's connector for one forwarded request: through the gate's dialer, guarded.
+#[derive(Debug)]
+struct GateConnector {
+    dial: Arc<dyn ServiceDial>,
+    revoked: tokio_util::sync::CancellationToken,
+}
+
+#[async_trait]
+impl pingora::connectors::L4Connect for GateConnector {
+    async fn connect(
+        &self,
+        addr: &pingora::protocols::l4::socket::SocketAddr,
+    ) -> pingora::Result<pingora::protocols::l4::stream::Stream> {
+        let to = addr.as_inet().copied().ok_or_else(|| {
+            pingora::Error::explain(pingora::ErrorType::ConnectError, "not an inet address")
+        })?;
+        let io = self.dial.dial(to).await.map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::ConnectError, "through the tunnel", e)
+        })?;
+        let guarded = Guarded {
+            io,
+            revoked: std::sync::Mutex::new(Box::pin(self.revoked.clone().cancelled_owned())),
+        };
+        Ok(pingora::protocols::l4::stream::Stream::from(
+            pingora::protocols::l4::virt::VirtualSocketStream::new(Box::new(guarded)),
+        ))
+    }
 }
 
 /// Where ACME's HTTP-01 challenges are asked for: always answered over plain HTTP.
@@ -517,13 +694,16 @@ here once its agent has joined the organization's network and registered them.</
 
 #[async_trait]
 impl ProxyHttp for Front {
-    type CTX = ();
+    /// Where a request for a container service goes, once the gate let it through.
+    type CTX = Option<Forward>;
 
-    fn new_ctx(&self) -> Self::CTX {}
+    fn new_ctx(&self) -> Self::CTX {
+        None
+    }
 
     /// What an error log line says of the request: method, path and host, never the query
     /// (it may carry a token).
-    fn request_summary(&self, session: &Session, _ctx: &()) -> String {
+    fn request_summary(&self, session: &Session, _ctx: &Self::CTX) -> String {
         let req = session.req_header();
         format!(
             "{} {}, Host: {}",
@@ -533,7 +713,11 @@ impl ProxyHttp for Front {
         )
     }
 
-    async fn request_filter(&self, session: &mut Session, _ctx: &mut ()) -> pingora::Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<bool> {
         let host = Self::host_with_port(session);
         if !self.tls
             && self.containers.matches(&host)
@@ -556,6 +740,52 @@ impl ProxyHttp for Front {
             session.write_response_header(Box::new(resp), true).await?;
             return Ok(true);
         }
+        if self.containers.matches(&host)
+            && let Some(gate) = &self.gate
+        {
+            let req = session.req_header();
+            let header = |n: &str| {
+                req.headers
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let name = strip_port(&host).trim_end_matches('.').to_string();
+            let gate_req = GateRequest {
+                label: name.split('.').next().unwrap_or_default().to_string(),
+                host: name,
+                tls: self.tls,
+                method: req.method.clone(),
+                path_and_query: req
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+                cookies: header("cookie"),
+                origin: header("origin"),
+                upgrade: session.is_upgrade_req(),
+            };
+            match gate.decide(gate_req).await {
+                GateDecision::Forward(f) => {
+                    *ctx = Some(f);
+                    return Ok(false);
+                }
+                GateDecision::Respond(r) => {
+                    let body = Bytes::from(r.body);
+                    let mut resp = ResponseHeader::build(r.status, Some(r.headers.len() + 1))?;
+                    for (k, v) in r.headers {
+                        resp.append_header(k, v)?;
+                    }
+                    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+                    session
+                        .write_response_header(Box::new(resp), body.is_empty())
+                        .await?;
+                    if !body.is_empty() {
+                        session.write_response_body(Some(body), true).await?;
+                    }
+                    return Ok(true);
+                }
+            }
+        }
         if self.containers.matches(&host) {
             let body = Bytes::from_static(NO_SUCH_SERVICE.as_bytes());
             let mut resp = ResponseHeader::build(404, Some(4))?;
@@ -573,8 +803,18 @@ impl ProxyHttp for Front {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut (),
+        ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
+        if let Some(f) = ctx {
+            let mut peer = HttpPeer::new(f.to, false, String::new());
+            peer.group_key = f.group;
+            peer.options.idle_timeout = Some(UPSTREAM_IDLE);
+            peer.options.custom_l4 = Some(Arc::new(GateConnector {
+                dial: f.dial.clone(),
+                revoked: f.revoked.clone(),
+            }));
+            return Ok(Box::new(peer));
+        }
         let mut peer = HttpPeer::new(self.app, false, String::new());
         // Pooled connections to the app are dropped well before the app's keep-alive
         // closes them, so a request never lands on a connection closing under it (a 502).
@@ -586,8 +826,33 @@ impl ProxyHttp for Front {
         &self,
         session: &mut Session,
         upstream: &mut RequestHeader,
-        _ctx: &mut (),
+        ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
+        if let Some(f) = ctx {
+            for h in IDENTITY_HEADERS {
+                upstream.remove_header(h);
+            }
+            let kept: Option<String> = upstream
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .map(str::trim)
+                .filter(|kv| {
+                    let name = kv.split('=').next().unwrap_or_default();
+                    !kv.is_empty() && !f.strip_cookies.contains(&name)
+                })
+                .map(str::to_string)
+                .reduce(|a, b| format!("{a}; {b}"));
+            upstream.remove_header(&http::header::COOKIE);
+            if let Some(c) = kept {
+                upstream.insert_header(http::header::COOKIE, c)?;
+            }
+            for (k, v) in &f.headers {
+                upstream.insert_header(*k, v.as_str())?;
+            }
+        }
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())

@@ -31,7 +31,7 @@ pub use engine::HTTP_PORT;
 pub type TunnelStream = tokio::io::DuplexStream;
 
 /// Opens TCP connections into a running tunnel. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TunnelDialer {
     commands: mpsc::Sender<engine::Command>,
 }

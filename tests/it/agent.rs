@@ -296,3 +296,173 @@ async fn an_agent_started_by_its_command_joins_goes_stale_and_comes_back() {
     let _ = web.kill();
     let _ = web.wait();
 }
+
+/// A tiny web app for a custom image: it answers every GET with the request's path and
+/// headers as JSON, so a test sees exactly what reached the container.
+const ECHO_APP: &str = r#"
+import http.server, json
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = json.dumps({"path": self.path,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 9000), H).serve_forever()
+"#;
+
+/// Through the edge and the tunnel, in Chromium: the guard sends an anonymous visitor to
+/// sign in; a project member signs in on the way and reaches the app, which sees who they
+/// are in `X-Forwarded-*` headers (never the ones the client sent) and none of the edge's
+/// or the main domain's cookies; an outsider and a viewer (no `open` permission) are
+/// refused; a stopped agent's URL shows the offline page; a deleted container's URL is a
+/// 404 at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_opens_a_container_service_through_the_guard_in_chromium() {
+    crate::harness::chromium::require_browser();
+    require_cmd("python3", "python3");
+    let host = Host::new();
+    let mut opts = options(None, &[("DEMIURGE_CONTAINERS__HEARTBEAT", "1s")]);
+    opts.vpn = true;
+    opts.listen = Some(Ipv4Addr::UNSPECIFIED);
+    opts.vpn_endpoint_ip = Some(host.server_ip);
+    let server = Server::start_with(opts);
+    let port = server.http.port();
+    let t = team(&server).await;
+    let (st, out) = t
+        .event(
+            &t.editor,
+            json!({"type": "user-containers:create", "name": "Echo", "image": "custom",
+                   "image_ref": "python:3.11-slim", "services": [{"name": "web", "port": 9000}]}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 200, "{out}");
+    let id = out["result"]["id"].as_str().unwrap().to_string();
+    let label = out["result"]["services"][0]["label"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, e) = t
+        .editor
+        .post(
+            &format!("/api/v1/projects/{}/containers/{id}/enrollment", t.pid),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 201, "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("echo.py");
+    std::fs::write(&app, ECHO_APP).unwrap();
+    let mut web = host.ns.exec(&["python3"]);
+    let mut web = web
+        .arg(&app)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let volume = dir.path().join("volume");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // The agent reaches the server over the veth pair; people's browsers on loopback.
+    let agent_url = format!("http://{}:{port}", host.server_ip);
+    let mut agent = Agent::start(
+        &host,
+        &agent_url,
+        e["token"].as_str(),
+        &volume,
+        e["command"].as_str().unwrap(),
+        &home,
+    );
+    let logs = |a: &Agent| format!("agent:\n{}\nserver:\n{}", a.logs(), server.logs());
+    until(
+        &t,
+        &id,
+        Duration::from_secs(30),
+        "running",
+        || logs(&agent),
+        |c| c["state"] == "running" && c["health"]["web"] == true,
+    )
+    .await;
+
+    let main = format!("http://localhost:{port}");
+    let service = format!("http://{label}.containers.localhost:{port}/hello?x=1");
+    let shots = crate::harness::chromium::artifacts_dir("containers");
+    let who = |name: &str| json!({"login": name, "password": "correct horse battery"});
+    let args = json!({
+        "main": main, "service": service,
+        "member": who("editor"), "viewer": who("viewer"), "outsider": who("outsider"),
+        "shots": shots,
+    });
+    let mut script =
+        crate::harness::chromium::Script::start("ui_containers.mjs", &[&args.to_string()])
+            .quoting_logs_of(&server);
+    script.expect("PHASE", Duration::from_secs(90));
+    script.expect("PHASE", Duration::from_secs(60));
+    agent.kill();
+    until(
+        &t,
+        &id,
+        Duration::from_secs(8),
+        "stale",
+        || logs(&agent),
+        |c| c["state"] == "stale",
+    )
+    .await;
+    script.send("go");
+    let r = script.expect("RESULT", Duration::from_secs(60));
+
+    assert!(
+        r["anonymous_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{main}/signin")),
+        "{r}"
+    );
+    let h = &r["member_headers"];
+    assert_eq!(r["member_path"], "/hello?x=1", "{r}");
+    assert_eq!(h["x-forwarded-user"], "editor", "{r}");
+    assert_eq!(h["x-forwarded-preferred-username"], "editor", "{r}");
+    assert_eq!(h["x-forwarded-email"], "editor@example.test", "{r}");
+    let cookies = h["cookie"].as_str().unwrap_or_default();
+    assert!(
+        !cookies.contains("demiurge_session") && !cookies.contains("demiurge_ticket"),
+        "the app saw the edge's or the main domain's cookies: {cookies}"
+    );
+    assert_eq!(r["forged"]["x-forwarded-user"], "editor", "{r}");
+    assert_eq!(
+        r["forged"]["x-forwarded-email"], "editor@example.test",
+        "{r}"
+    );
+    assert!(
+        !r["document_cookie"].as_str().unwrap().contains("demiurge"),
+        "{r}"
+    );
+    assert_eq!(r["outsider_status"], 404, "{r}");
+    assert_eq!(r["viewer_status"], 403, "{r}");
+    assert_eq!(r["offline_status"], 503, "{r}");
+    assert_eq!(r["offline_text"], "This container is offline", "{r}");
+
+    // Deleted: its URL is gone at once.
+    let (st, _) = t
+        .event(
+            &t.editor,
+            json!({"type": "user-containers:delete", "id": id}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 200);
+    let gone = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/"))
+        .header("Host", format!("{label}.containers.localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 404);
+    let _ = web.kill();
+    let _ = web.wait();
+}

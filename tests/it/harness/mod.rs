@@ -108,6 +108,8 @@ pub struct Options {
     /// Listen on this address instead of loopback (a veth address, for a "container" in a
     /// network namespace to reach the server).
     pub listen: Option<Ipv4Addr>,
+    /// The address peers send WireGuard packets to (`[vpn] endpoint`, with the VPN's port).
+    pub vpn_endpoint_ip: Option<Ipv4Addr>,
     /// Keep the data directory of an earlier server (for restarts).
     pub data_dir: Option<PathBuf>,
     pub ready_timeout: Duration,
@@ -122,6 +124,7 @@ impl Default for Options {
             vpn: true,
             netns: None,
             listen: None,
+            vpn_endpoint_ip: None,
             data_dir: None,
             ready_timeout: Duration::from_secs(60),
         }
@@ -228,6 +231,12 @@ impl Server {
             ("DEMIURGE_VPN__LISTEN".into(), addr(self.vpn)),
             ("DEMIURGE_LOG__LEVEL".into(), "info,demiurge=debug".into()),
         ];
+        if let (Some(ip), Some(vpn)) = (self.opts.vpn_endpoint_ip, self.vpn) {
+            env.push((
+                "DEMIURGE_VPN__ENDPOINT".into(),
+                format!("{ip}:{}", vpn.port()),
+            ));
+        }
         env.extend(self.opts.env.iter().cloned());
         env
     }
