@@ -301,9 +301,22 @@ async fn an_agent_started_by_its_command_joins_goes_stale_and_comes_back() {
 /// headers as JSON, so a test sees exactly what reached the container.
 const ECHO_APP: &str = r#"
 import http.server, json
+import time
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
+        if self.path.startswith("/stream"):
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"5\r\ntick\n\r\n")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                return
         body = json.dumps({"path": self.path,
                            "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
         self.send_response(200)
@@ -322,76 +335,128 @@ http.server.ThreadingHTTPServer(("127.0.0.1", 9000), H).serve_forever()
 /// or the main domain's cookies; an outsider and a viewer (no `open` permission) are
 /// refused; a stopped agent's URL shows the offline page; a deleted container's URL is a
 /// 404 at once.
+/// A server, a team and a running custom container (the echo app) in a host namespace.
+pub(crate) struct EchoSetup {
+    /// Holds the namespace (deleted with it).
+    _host: Host,
+    pub(crate) server: Server,
+    pub(crate) t: Team,
+    pub(crate) id: String,
+    pub(crate) label: String,
+    pub(crate) agent: Agent,
+    web: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for EchoSetup {
+    fn drop(&mut self) {
+        let _ = self.web.kill();
+        let _ = self.web.wait();
+    }
+}
+
+impl EchoSetup {
+    pub(crate) async fn start() -> EchoSetup {
+        require_cmd("python3", "python3");
+        let host = Host::new();
+        let mut opts = options(None, &[("DEMIURGE_CONTAINERS__HEARTBEAT", "1s")]);
+        opts.vpn = true;
+        opts.listen = Some(Ipv4Addr::UNSPECIFIED);
+        opts.vpn_endpoint_ip = Some(host.server_ip);
+        let server = Server::start_with(opts);
+        let port = server.http.port();
+        let t = team(&server).await;
+        let (st, out) = t
+            .event(
+                &t.editor,
+                json!({"type": "user-containers:create", "name": "Echo", "image": "custom",
+                       "image_ref": "python:3.11-slim", "services": [{"name": "web", "port": 9000}]}),
+            )
+            .await;
+        assert_eq!(st.as_u16(), 200, "{out}");
+        let id = out["result"]["id"].as_str().unwrap().to_string();
+        let label = out["result"]["services"][0]["label"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (st, e) = t
+            .editor
+            .post(
+                &format!("/api/v1/projects/{}/containers/{id}/enrollment", t.pid),
+                json!({}),
+            )
+            .await;
+        assert_eq!(st.as_u16(), 201, "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("echo.py");
+        std::fs::write(&app, ECHO_APP).unwrap();
+        let mut web = host.ns.exec(&["python3"]);
+        let web = web
+            .arg(&app)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let volume = dir.path().join("volume");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        // The agent reaches the server over the veth pair; people's browsers on loopback.
+        let agent_url = format!("http://{}:{port}", host.server_ip);
+        let agent = Agent::start(
+            &host,
+            &agent_url,
+            e["token"].as_str(),
+            &volume,
+            e["command"].as_str().unwrap(),
+            &home,
+        );
+        let setup = EchoSetup {
+            _host: host,
+            server,
+            t,
+            id,
+            label,
+            agent,
+            web,
+            _dir: dir,
+        };
+        until(
+            &setup.t,
+            &setup.id,
+            Duration::from_secs(30),
+            "running",
+            || setup.logs(),
+            |c| c["state"] == "running" && c["health"]["web"] == true,
+        )
+        .await;
+        setup
+    }
+
+    pub(crate) fn logs(&self) -> String {
+        format!(
+            "agent:\n{}\nserver:\n{}",
+            self.agent.logs(),
+            self.server.logs()
+        )
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.server.http.port()
+    }
+
+    /// `http://<label>.containers.localhost:<port>`.
+    pub(crate) fn service(&self) -> String {
+        format!("http://{}.containers.localhost:{}", self.label, self.port())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_opens_a_container_service_through_the_guard_in_chromium() {
     crate::harness::chromium::require_browser();
-    require_cmd("python3", "python3");
-    let host = Host::new();
-    let mut opts = options(None, &[("DEMIURGE_CONTAINERS__HEARTBEAT", "1s")]);
-    opts.vpn = true;
-    opts.listen = Some(Ipv4Addr::UNSPECIFIED);
-    opts.vpn_endpoint_ip = Some(host.server_ip);
-    let server = Server::start_with(opts);
-    let port = server.http.port();
-    let t = team(&server).await;
-    let (st, out) = t
-        .event(
-            &t.editor,
-            json!({"type": "user-containers:create", "name": "Echo", "image": "custom",
-                   "image_ref": "python:3.11-slim", "services": [{"name": "web", "port": 9000}]}),
-        )
-        .await;
-    assert_eq!(st.as_u16(), 200, "{out}");
-    let id = out["result"]["id"].as_str().unwrap().to_string();
-    let label = out["result"]["services"][0]["label"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (st, e) = t
-        .editor
-        .post(
-            &format!("/api/v1/projects/{}/containers/{id}/enrollment", t.pid),
-            json!({}),
-        )
-        .await;
-    assert_eq!(st.as_u16(), 201, "{e}");
-
-    let dir = tempfile::tempdir().unwrap();
-    let app = dir.path().join("echo.py");
-    std::fs::write(&app, ECHO_APP).unwrap();
-    let mut web = host.ns.exec(&["python3"]);
-    let mut web = web
-        .arg(&app)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let volume = dir.path().join("volume");
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    // The agent reaches the server over the veth pair; people's browsers on loopback.
-    let agent_url = format!("http://{}:{port}", host.server_ip);
-    let mut agent = Agent::start(
-        &host,
-        &agent_url,
-        e["token"].as_str(),
-        &volume,
-        e["command"].as_str().unwrap(),
-        &home,
-    );
-    let logs = |a: &Agent| format!("agent:\n{}\nserver:\n{}", a.logs(), server.logs());
-    until(
-        &t,
-        &id,
-        Duration::from_secs(30),
-        "running",
-        || logs(&agent),
-        |c| c["state"] == "running" && c["health"]["web"] == true,
-    )
-    .await;
-
+    let mut e = EchoSetup::start().await;
+    let port = e.port();
     let main = format!("http://localhost:{port}");
-    let service = format!("http://{label}.containers.localhost:{port}/hello?x=1");
+    let service = format!("{}/hello?x=1", e.service());
     let shots = crate::harness::chromium::artifacts_dir("containers");
     let who = |name: &str| json!({"login": name, "password": "correct horse battery"});
     let args = json!({
@@ -401,22 +466,21 @@ async fn a_member_opens_a_container_service_through_the_guard_in_chromium() {
     });
     let mut script =
         crate::harness::chromium::Script::start("ui_containers.mjs", &[&args.to_string()])
-            .quoting_logs_of(&server);
+            .quoting_logs_of(&e.server);
     script.expect("PHASE", Duration::from_secs(90));
     script.expect("PHASE", Duration::from_secs(60));
-    agent.kill();
+    e.agent.kill();
     until(
-        &t,
-        &id,
+        &e.t,
+        &e.id,
         Duration::from_secs(8),
         "stale",
-        || logs(&agent),
+        || e.logs(),
         |c| c["state"] == "stale",
     )
     .await;
     script.send("go");
     let r = script.expect("RESULT", Duration::from_secs(60));
-
     assert!(
         r["anonymous_url"]
             .as_str()
@@ -449,20 +513,147 @@ async fn a_member_opens_a_container_service_through_the_guard_in_chromium() {
     assert_eq!(r["offline_text"], "This container is offline", "{r}");
 
     // Deleted: its URL is gone at once.
-    let (st, _) = t
-        .event(
-            &t.editor,
-            json!({"type": "user-containers:delete", "id": id}),
+    let (st, _) =
+        e.t.event(
+            &e.t.editor,
+            json!({"type": "user-containers:delete", "id": e.id}),
         )
         .await;
     assert_eq!(st.as_u16(), 200);
     let gone = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/"))
-        .header("Host", format!("{label}.containers.localhost:{port}"))
+        .header("Host", format!("{}.containers.localhost:{port}", e.label))
         .send()
         .await
         .unwrap();
     assert_eq!(gone.status().as_u16(), 404);
-    let _ = web.kill();
-    let _ = web.wait();
+}
+
+/// The guard's protocol as an attacker would probe it: a code is bound to the browser that
+/// started the flow and works once; a WebSocket from another site is refused; and losing
+/// project access closes an open connection to the app within seconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guard_binds_codes_checks_origins_and_closes_on_lost_access() {
+    let e = EchoSetup::start().await;
+    let port = e.port();
+    let main = format!("http://localhost:{port}");
+    let service = e.service();
+    let host = format!("{}.containers.localhost", e.label);
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let client = || {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&host, loopback)
+            .build()
+            .unwrap()
+    };
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_string();
+    let member = client();
+    let r = member
+        .post(format!("{main}/api/v1/auth/login"))
+        .header("Origin", &main)
+        .json(&json!({"login": "editor", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = member
+        .get(format!("{service}/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let authorize = location(&r);
+    assert!(
+        authorize.starts_with(&format!("{main}/containers/authorize?")),
+        "{authorize}"
+    );
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    let r = member.get(&authorize).send().await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        302,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let callback = location(&r);
+    assert!(
+        callback.starts_with(&format!("{service}/.demiurge/callback?")),
+        "{callback}"
+    );
+
+    // Someone else's browser (without the flow's cookie) cannot use the code.
+    let other = client().get(&callback).send().await.unwrap();
+    assert_eq!(other.status().as_u16(), 400);
+    assert_eq!(other.headers()["x-demiurge-error"], "invalid_callback");
+    let r = member.get(&callback).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    assert_eq!(location(&r), "/stream");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    // Once only.
+    let again = member.get(&callback).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 400);
+
+    // A WebSocket upgrade from another site is refused; from the host itself it goes on.
+    let upgrade = |origin: &str| {
+        member
+            .get(format!("{service}/socket"))
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("Origin", origin.to_string())
+            .send()
+    };
+    let r = upgrade("http://evil.example").await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(r.headers()["x-demiurge-error"], "forbidden");
+    let r = upgrade(&service).await.unwrap();
+    assert_ne!(r.status().as_u16(), 403, "{}", e.logs());
+
+    // An open stream to the app ends within seconds of the member leaving the project.
+    let mut stream = member
+        .get(format!("{service}/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200, "{}", e.logs());
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"tick\n");
+    let st =
+        e.t.owner
+            .delete(&format!(
+                "/api/v1/projects/{}/members/{}",
+                e.t.pid, e.t.editor_id
+            ))
+            .await;
+    assert_eq!(st.as_u16(), 204);
+    let t0 = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match stream.chunk().await {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream went on after access was lost");
+    let took = t0.elapsed();
+    eprintln!("access lost -> connection closed: {took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    let r = member.get(format!("{service}/hello")).send().await.unwrap();
+    assert!(
+        [403, 404].contains(&r.status().as_u16()),
+        "{} after leaving the project",
+        r.status()
+    );
 }
