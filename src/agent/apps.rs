@@ -32,7 +32,8 @@ class ForwardedUser(IdentityProvider):
         username = h.get("X-Forwarded-Preferred-Username") or h.get("X-Forwarded-User")
         if not username:
             return None
-        return User(username=username, name=username, display_name=username)
+        return User(username=username, name=username, display_name=username,
+                    initials=username[:1].upper())
 
     @property
     def login_available(self):
@@ -99,20 +100,26 @@ pub fn spec_for(image: &str, port: u16, state_dir: &Path) -> Option<Spec> {
                 Ok(p) if !p.is_empty() => format!("{}:{p}", py.display()),
                 _ => py.display().to_string(),
             };
+            let mut args = vec![
+                s("lab"),
+                s("--no-browser"),
+                s("--ip=127.0.0.1"),
+                format!("--port={port}"),
+                s("--port-retries=0"),
+                s("--ServerApp.allow_remote_access=True"),
+                s("--ServerApp.trust_xheaders=True"),
+                s("--ServerApp.identity_provider_class=demiurge_identity.ForwardedUser"),
+                s("--IdentityProvider.token="),
+                s("--ServerApp.password="),
+            ];
+            // The container is the sandbox: an image that runs as root still gets its lab.
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } == 0 {
+                args.push(s("--allow-root"));
+            }
             Some(Spec {
                 program: s("jupyter"),
-                args: vec![
-                    s("lab"),
-                    s("--no-browser"),
-                    s("--ip=127.0.0.1"),
-                    format!("--port={port}"),
-                    s("--port-retries=0"),
-                    s("--ServerApp.allow_remote_access=True"),
-                    s("--ServerApp.trust_xheaders=True"),
-                    s("--ServerApp.identity_provider_class=demiurge_identity.ForwardedUser"),
-                    s("--IdentityProvider.token="),
-                    s("--ServerApp.password="),
-                ],
+                args,
                 env: vec![(s("PYTHONPATH"), pythonpath)],
                 file: Some((py.join("demiurge_identity.py"), s(JUPYTER_IDENTITY))),
             })
@@ -167,6 +174,10 @@ fn command(
         .process_group(0)
         .env_clear();
     for (k, v) in inherited {
+        if k == "HOME" && std::path::Path::new(&v).is_dir() {
+            // Apps start in the person's home (JupyterLab's file browser shows it).
+            c.current_dir(&v);
+        }
         if !k.to_string_lossy().starts_with("DEMIURGE_") {
             c.env(k, v);
         }

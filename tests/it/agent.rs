@@ -73,8 +73,10 @@ impl Agent {
     ) -> Agent {
         let at = command.find(" sh -c ").expect("the command ends in sh -c");
         let entry = &command[at + 1..];
-        let n = std::fs::read_dir(home).map(|d| d.count()).unwrap_or(0);
-        let log = home.join(format!("agent-{n}.log"));
+        // Beside the home, not in it (JupyterLab shows the home).
+        let logs = home.parent().unwrap_or(home);
+        let n = std::fs::read_dir(logs).map(|d| d.count()).unwrap_or(0);
+        let log = logs.join(format!("agent-{n}.log"));
         let mut c = host.ns.exec(&["env", "-i"]);
         c.arg(format!(
             "PATH={}:/usr/local/bin:/usr/bin:/bin",
@@ -336,7 +338,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", 9000), H).serve_forever()
 /// refused; a stopped agent's URL shows the offline page; a deleted container's URL is a
 /// 404 at once.
 /// A server, a team and a running custom container (the echo app) in a host namespace.
-pub(crate) struct EchoSetup {
+pub(crate) struct Setup {
     /// Holds the namespace (deleted with it).
     _host: Host,
     pub(crate) server: Server,
@@ -344,19 +346,32 @@ pub(crate) struct EchoSetup {
     pub(crate) id: String,
     pub(crate) label: String,
     pub(crate) agent: Agent,
-    web: Child,
+    web: Option<Child>,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for EchoSetup {
+impl Drop for Setup {
     fn drop(&mut self) {
-        let _ = self.web.kill();
-        let _ = self.web.wait();
+        if let Some(w) = self.web.as_mut() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
     }
 }
 
-impl EchoSetup {
-    pub(crate) async fn start() -> EchoSetup {
+impl Setup {
+    /// A custom image with the echo app as its service.
+    pub(crate) async fn echo() -> Setup {
+        Self::start(
+            json!({"type": "user-containers:create", "name": "Echo", "image": "custom",
+                   "image_ref": "python:3.11-slim", "services": [{"name": "web", "port": 9000}]}),
+            true,
+        )
+        .await
+    }
+
+    /// The container `create` makes, with the echo app running beside it when `echo`.
+    pub(crate) async fn start(create: Value, echo: bool) -> Setup {
         require_cmd("python3", "python3");
         let host = Host::new();
         let mut opts = options(None, &[("DEMIURGE_CONTAINERS__HEARTBEAT", "1s")]);
@@ -366,13 +381,7 @@ impl EchoSetup {
         let server = Server::start_with(opts);
         let port = server.http.port();
         let t = team(&server).await;
-        let (st, out) = t
-            .event(
-                &t.editor,
-                json!({"type": "user-containers:create", "name": "Echo", "image": "custom",
-                       "image_ref": "python:3.11-slim", "services": [{"name": "web", "port": 9000}]}),
-            )
-            .await;
+        let (st, out) = t.event(&t.editor, create).await;
         assert_eq!(st.as_u16(), 200, "{out}");
         let id = out["result"]["id"].as_str().unwrap().to_string();
         let label = out["result"]["services"][0]["label"]
@@ -388,15 +397,17 @@ impl EchoSetup {
             .await;
         assert_eq!(st.as_u16(), 201, "{e}");
         let dir = tempfile::tempdir().unwrap();
-        let app = dir.path().join("echo.py");
-        std::fs::write(&app, ECHO_APP).unwrap();
-        let mut web = host.ns.exec(&["python3"]);
-        let web = web
-            .arg(&app)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let web = echo.then(|| {
+            let app = dir.path().join("echo.py");
+            std::fs::write(&app, ECHO_APP).unwrap();
+            host.ns
+                .exec(&["python3"])
+                .arg(&app)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        });
         let volume = dir.path().join("volume");
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
@@ -410,7 +421,7 @@ impl EchoSetup {
             e["command"].as_str().unwrap(),
             &home,
         );
-        let setup = EchoSetup {
+        let setup = Setup {
             _host: host,
             server,
             t,
@@ -420,13 +431,19 @@ impl EchoSetup {
             web,
             _dir: dir,
         };
+        // Running, and every service answers (JupyterLab takes some seconds to start).
         until(
             &setup.t,
             &setup.id,
-            Duration::from_secs(30),
+            Duration::from_secs(90),
             "running",
             || setup.logs(),
-            |c| c["state"] == "running" && c["health"]["web"] == true,
+            |c| {
+                c["state"] == "running"
+                    && c["health"]
+                        .as_object()
+                        .is_some_and(|h| !h.is_empty() && h.values().all(|v| v == true))
+            },
         )
         .await;
         setup
@@ -453,7 +470,7 @@ impl EchoSetup {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_opens_a_container_service_through_the_guard_in_chromium() {
     crate::harness::chromium::require_browser();
-    let mut e = EchoSetup::start().await;
+    let mut e = Setup::echo().await;
     let port = e.port();
     let main = format!("http://localhost:{port}");
     let service = format!("{}/hello?x=1", e.service());
@@ -534,7 +551,7 @@ async fn a_member_opens_a_container_service_through_the_guard_in_chromium() {
 /// project access closes an open connection to the app within seconds.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_guard_binds_codes_checks_origins_and_closes_on_lost_access() {
-    let e = EchoSetup::start().await;
+    let e = Setup::echo().await;
     let port = e.port();
     let main = format!("http://localhost:{port}");
     let service = e.service();
@@ -656,4 +673,41 @@ async fn the_guard_binds_codes_checks_origins_and_closes_on_lost_access() {
         "{} after leaving the project",
         r.status()
     );
+}
+
+/// The acceptance case: a real JupyterLab (the built-in image, started by the agent on
+/// 127.0.0.1 with the header identity provider), opened through the edge in Chromium by a
+/// project member: JupyterLab knows them by their username, and a notebook's kernel, over
+/// its WebSocket through the tunnel, prints 42.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_works_in_a_real_jupyterlab_through_the_edge() {
+    crate::harness::chromium::require_browser();
+    let probe = Command::new("python3")
+        .args(["-c", "import jupyterlab, ipykernel"])
+        .status();
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "JupyterLab is missing: {}",
+        crate::harness::INSTALL_HINT
+    );
+    let e = Setup::start(
+        json!({"type": "user-containers:create", "name": "Lab", "image": "jupyterlab"}),
+        false,
+    )
+    .await;
+    let port = e.port();
+    let args = json!({
+        "main": format!("http://localhost:{port}"),
+        "service": e.service(),
+        "member": {"login": "editor", "password": "correct horse battery"},
+        "shots": crate::harness::chromium::artifacts_dir("containers"),
+    });
+    let mut script =
+        crate::harness::chromium::Script::start("ui_jupyter.mjs", &[&args.to_string()])
+            .quoting_logs_of(&e.server);
+    script.expect("PHASE", Duration::from_secs(120));
+    let r = script.expect("RESULT", Duration::from_secs(150));
+    assert_eq!(r["me"]["username"], "editor", "{r}");
+    assert_eq!(r["me"]["display_name"], "editor", "{r}");
+    assert_eq!(r["output"], "42", "{r}");
 }
