@@ -25,15 +25,21 @@ try {
   await page.click('.jp-LauncherCard[data-category="Notebook"]')
   const cell = '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content'
   await page.waitForSelector(cell, { timeout: 60000 })
-  await page.waitForFunction(() => {
-    const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator')
-    return !s || s.getAttribute('data-status') === 'idle'
-  }, null, { timeout: 60000 }).catch(() => {})
+  // The kernel is ready when the status bar says so (a cell run before then is dropped).
+  await page.waitForFunction(() => /\| Idle/.test(document.querySelector('#jp-main-statusbar')?.textContent || ''),
+    null, { timeout: 90000 })
   await page.click(cell)
   await page.keyboard.type('print(6*7)')
-  await page.keyboard.press('Shift+Enter')
-  await page.waitForFunction(() => [...document.querySelectorAll('.jp-OutputArea-output')]
-    .some((e) => e.textContent.trim() === '42'), null, { timeout: 90000 })
+  const answered = () => page.waitForFunction(() => [...document.querySelectorAll('.jp-OutputArea-output')]
+    .some((e) => e.textContent.trim() === '42'), null, { timeout: 30000 })
+  // Run it; if nothing comes (a busy machine), run the same cell again, as a person would.
+  let ok = false
+  for (let i = 0; i < 3 && !ok; i++) {
+    await page.click('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content >> nth=0')
+    await page.keyboard.press('Shift+Enter')
+    ok = await answered().then(() => true, () => false)
+  }
+  if (!ok) throw new Error('the kernel never printed 42')
   result.output = '42'
   await page.screenshot({ path: `${args.shots}/jupyterlab-kernel.png` })
   out('RESULT', result)
