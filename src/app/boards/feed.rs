@@ -23,6 +23,7 @@ use yrs::updates::encoder::Encode;
 use yrs::{DeepObservable, Doc, GetString, Map, MapRef, Out, ReadTxn, StateVector, Transact};
 
 use crate::gateway::modules::core_graph::{EDGES, NODES, TEXTS};
+use crate::gateway::modules::user_containers::CONTAINERS;
 use crate::gateway::modules::whiteboard::doc::VIEWS;
 use crate::gateway::{Close, GatewayRegistry};
 use crate::orgs::ProjectAccess;
@@ -190,6 +191,8 @@ struct Touched {
     views: bool,
     /// Every card must be read again (a view appeared or went).
     all: bool,
+    /// The project's containers changed (module `user-containers`).
+    containers: bool,
 }
 
 /// The feed's copy of the document.
@@ -212,9 +215,12 @@ impl Replica {
         let touched: Arc<Mutex<Touched>> = Arc::default();
         // Roots must have their type before updates arrive (yrs reports nothing for an
         // untyped root).
-        for name in ["meta", NODES, EDGES, TEXTS] {
+        for name in ["meta", NODES, EDGES, TEXTS, CONTAINERS] {
             doc.get_or_insert_map(name);
         }
+        let t = touched.clone();
+        doc.get_or_insert_map(CONTAINERS)
+            .observe_deep("feed", move |_, _| lock(&t).containers = true);
         for (root, edges) in [(NODES, false), (TEXTS, false), (EDGES, true)] {
             let t = touched.clone();
             doc.get_or_insert_map(root)
@@ -293,6 +299,7 @@ impl Replica {
                     self.synced = true;
                     lock(&self.touched).all = true;
                     lock(&self.touched).views = true;
+                    lock(&self.touched).containers = true;
                     u
                 }
                 Message::Sync(SyncMessage::Update(u)) => u,
@@ -316,7 +323,12 @@ impl Replica {
         }
         let touched = std::mem::take(&mut *lock(&self.touched));
         let live_again = !prev.live || !prev.ready;
-        if touched.nodes.is_empty() && touched.edges.is_empty() && !touched.views && !live_again {
+        if touched.nodes.is_empty()
+            && touched.edges.is_empty()
+            && !touched.views
+            && !touched.containers
+            && !live_again
+        {
             return None;
         }
         let txn = self.doc.transact();
@@ -432,6 +444,13 @@ impl Replica {
                     .then(a.name.cmp(&b.name))
             });
             next.views = list;
+        }
+        if touched.containers || touched.all {
+            let json = txn
+                .get_map(CONTAINERS)
+                .map(|m| to_value(&m.to_json(&txn)))
+                .unwrap_or(Value::Null);
+            next.containers = demiurge_web::board::model::containers_of(&json);
         }
         next.ready = true;
         next.live = true;

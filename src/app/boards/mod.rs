@@ -44,11 +44,14 @@ pub struct BoardService {
     gateways: GatewayRegistry,
     feeds: Arc<Feeds>,
     rt: tokio::runtime::Handle,
+    service_url: String,
 }
 
 impl BoardService {
     /// Must be called inside the server's runtime (pages' work runs there).
-    pub fn new(auth: Auth, orgs: Orgs, gateways: GatewayRegistry) -> Self {
+    /// `service_url` is a container service's address with `{label}` for its label
+    /// ([`crate::containers::guard::Guard::service_url`]).
+    pub fn new(auth: Auth, orgs: Orgs, gateways: GatewayRegistry, service_url: String) -> Self {
         let rt = tokio::runtime::Handle::current();
         Self {
             feeds: Feeds::new(gateways.clone(), rt.clone()),
@@ -56,6 +59,7 @@ impl BoardService {
             orgs,
             gateways,
             rt,
+            service_url,
         }
     }
 
@@ -164,6 +168,7 @@ impl BoardService {
             peers,
             ended,
             presence,
+            service_url: self.service_url.clone(),
         })
     }
 }
@@ -176,6 +181,8 @@ fn abilities(holds: &[&str]) -> Abilities {
         restore: has("gateway:history:restore"),
         settings: has("project:project:update") || has("project:members:manage"),
         views: has(crate::gateway::modules::whiteboard::VIEWS_MANAGE),
+        containers: has(crate::gateway::modules::user_containers::CREATE),
+        containers_manage: has(crate::gateway::modules::user_containers::DELETE),
     }
 }
 

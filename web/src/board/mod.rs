@@ -52,6 +52,10 @@ pub struct Abilities {
     pub settings: bool,
     /// Add, rename and delete views.
     pub views: bool,
+    /// Create containers (and rename, re-issue the command of, one's own).
+    pub containers: bool,
+    /// Delete any container, and issue the command of anyone's.
+    pub containers_manage: bool,
 }
 
 /// Someone else on the board (from the project's awareness).
@@ -101,6 +105,8 @@ pub struct BoardSession {
     pub ended: watch::Receiver<Option<Ended>>,
     /// This page's presence, to the others.
     pub presence: mpsc::Sender<Presence>,
+    /// A container service's address, with `{label}` for its label.
+    pub service_url: String,
 }
 
 /// Why a board cannot be opened.

@@ -376,6 +376,76 @@ pub struct BoardDoc {
     pub version: u64,
     /// Each view, ready to draw ([`BoardDoc::prepare`]).
     pub drawings: HashMap<String, Arc<Drawing>>,
+    /// The project's containers (module `user-containers`), oldest first.
+    pub containers: Arc<Vec<ContainerInfo>>,
+}
+
+/// A container of the project, as its record in the document says.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    /// The catalogue entry (`jupyterlab`, `terminal`, `vscode`, `custom`).
+    pub image: String,
+    /// `created`, `connecting`, `running`, `stale`.
+    pub state: String,
+    pub created_by: String,
+    pub created_by_name: String,
+    pub created_at: String,
+    pub services: Vec<ServiceInfo>,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub label: String,
+    pub terminal: bool,
+    /// It answered the agent's last check.
+    pub healthy: Option<bool>,
+}
+
+/// The records of a `containers` root, oldest first.
+pub fn containers_of(root: &Value) -> Arc<Vec<ContainerInfo>> {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let mut list: Vec<ContainerInfo> = root
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(id, c)| ContainerInfo {
+                    id: id.clone(),
+                    name: s(c, "name"),
+                    image: s(c, "image"),
+                    state: s(c, "state"),
+                    created_by: s(c, "created_by"),
+                    created_by_name: s(c, "created_by_name"),
+                    created_at: s(c, "created_at"),
+                    services: c
+                        .get("services")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .map(|v| {
+                                    let name = s(v, "name");
+                                    ServiceInfo {
+                                        healthy: c["health"].get(&name).and_then(Value::as_bool),
+                                        label: s(v, "label"),
+                                        terminal: v["terminal"].as_bool().unwrap_or(false),
+                                        name,
+                                    }
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    cpu_percent: c["resources"]["cpu_percent"].as_f64(),
+                    memory_bytes: c["resources"]["memory_bytes"].as_u64(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Arc::new(list)
 }
 
 /// A card as one view draws it.
@@ -526,6 +596,7 @@ impl BoardDoc {
             edges,
             version: 1,
             drawings: HashMap::new(),
+            containers: containers_of(roots.get("containers").unwrap_or(&empty)),
         }
     }
 

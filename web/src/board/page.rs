@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::cards::{CardView, EdgeView, Minimap, kind_class};
 use super::model::{BoardDoc, Edge, MAIN, Rect, Shared, ViewInfo};
-use super::panels::{HelpDialog, HistoryPanel, LayersPanel, StylePanel};
+use super::panels::{ContainersPanel, HelpDialog, HistoryPanel, LayersPanel, StylePanel};
 use super::{BoardSession, Boards, Ended, OpenError, Peer, Presence, Visitor};
 use crate::ui;
 
@@ -451,6 +451,10 @@ fn BoardView(session: Session) -> Element {
             if panel() == "history" {
                 HistoryPanel { project: s.project_id.clone(), can_save: can.save_points, can_restore: can.restore }
             }
+            if panel() == "containers" {
+                ContainersPanel { project: s.project_id.clone(), containers: d.containers.clone(), me: s.me.user_id.clone(),
+                    can_create: can.containers, can_manage: can.containers_manage, service_url: s.service_url.clone() }
+            }
             if panel() == "layers" {
                 LayersPanel { doc: Shared(d.clone()), view: view.clone(), selected: sel_cards.clone(), can_edit: can.edit }
             }
@@ -569,6 +573,7 @@ fn TopBar(
                 }
                 button { class: "secondary small", "data-action": "panel", "data-arg": "layers", id: "layers-button", title: "Layers (L)", "Layers" }
                 button { class: "secondary small", "data-action": "panel", "data-arg": "history", id: "history-button", "History" }
+                button { class: "secondary small", "data-action": "panel", "data-arg": "containers", id: "containers-button", "Containers" }
                 details { class: "menu", id: "export-menu",
                     summary { class: "button secondary small", "Export" }
                     div { class: "menu-items",

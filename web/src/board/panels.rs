@@ -3,12 +3,13 @@
 //! calls the API itself.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use dioxus::prelude::*;
 use serde_json::{Value, json};
 
 use super::geometry::{SHAPES, shape_outline};
-use super::model::{BoardDoc, Card, CardKind, Placed, Shared};
+use super::model::{BoardDoc, Card, CardKind, ContainerInfo, Placed, Shared};
 use crate::ui::{self, Notice, short_time};
 
 const SWATCHES: &[&str] = &[
@@ -410,4 +411,210 @@ pub(super) fn HelpDialog() -> Element {
             }
         }
     }
+}
+
+/// The project's containers (module `user-containers`): each with its state, its services
+/// (links that open in a new tab), what it uses and who made it; a new one from the
+/// catalogue, the `docker run` line for it (to its creator, or anyone who may delete), and
+/// delete.
+#[component]
+pub(super) fn ContainersPanel(
+    project: String,
+    containers: Arc<Vec<ContainerInfo>>,
+    me: String,
+    can_create: bool,
+    can_manage: bool,
+    service_url: String,
+) -> Element {
+    let mut name = use_signal(String::new);
+    let mut image = use_signal(|| "jupyterlab".to_string());
+    let mut error = use_signal(String::new);
+    let mut busy = use_signal(|| false);
+    // The `docker run` line last asked for: (container id, command).
+    let command = use_signal(|| None::<(String, String)>);
+    let create = {
+        let project = project.clone();
+        move |_| {
+            let project = project.clone();
+            spawn(async move {
+                busy.set(true);
+                let r = ui::post(
+                    &format!("/api/v1/projects/{project}/events"),
+                    json!({"type": "user-containers:create", "name": name().trim(), "image": image()}),
+                )
+                .await;
+                if r.ok() {
+                    name.set(String::new());
+                    error.set(String::new());
+                    if let Some(id) = r.body["result"]["id"].as_str() {
+                        issue_command(project.clone(), id.to_string(), command, error).await;
+                    }
+                } else {
+                    error.set(r.message());
+                }
+                busy.set(false);
+            });
+        }
+    };
+    let url = |label: &str| service_url.replace("{label}", label);
+    rsx! {
+        aside { class: "board-panel containers-panel", id: "containers-panel", "aria-label": "Containers",
+            div { class: "panel-head",
+                h3 { "Containers" }
+                button { class: "icon", "data-action": "panel", "data-arg": "containers", "aria-label": "Close containers", "×" }
+            }
+            if can_create {
+                form { onsubmit: create, id: "container-form",
+                    label { "Name"
+                        input { id: "container-name", value: "{name}", maxlength: "64", placeholder: "Analysis",
+                            oninput: move |e| name.set(e.value()) }
+                    }
+                    label { "Image"
+                        select { id: "container-image", value: "{image}", onchange: move |e| image.set(e.value()),
+                            option { value: "jupyterlab", "JupyterLab" }
+                            option { value: "vscode", "VS Code" }
+                            option { value: "terminal", "Terminal" }
+                        }
+                    }
+                    button { id: "container-create", r#type: "submit", disabled: busy() || name().trim().is_empty(), "New container" }
+                }
+            }
+            Notice { text: error(), error: true }
+            if let Some((id, cmd)) = command() {
+                div { class: "container-command", id: "container-command", "data-container": "{id}",
+                    p { class: "muted", "Run this on the machine that should host it (the token works once, for 15 minutes):" }
+                    textarea { id: "container-command-text", readonly: true, rows: "5", "{cmd}" }
+                }
+            }
+            if containers.is_empty() {
+                p { class: "muted", "No containers yet. A container runs JupyterLab, VS Code or a terminal on any machine with Docker, joined to this project." }
+            }
+            ul { class: "rows containers", id: "container-list",
+                for c in containers.iter() {
+                    li { key: "{c.id}", class: "container", "data-container": "{c.id}", "data-state": "{c.state}",
+                        div { class: "container-head",
+                            span { class: "state-light state-{c.state}", title: "{state_text(&c.state)}", "aria-hidden": "true" }
+                            span { class: "container-name", "{c.name}" }
+                            span { class: "muted container-image", " · {image_title(&c.image)}" }
+                        }
+                        div { class: "muted container-state", "{state_text(&c.state)}{usage(c)} · by {c.created_by_name}" }
+                        div { class: "row container-services",
+                            for s in c.services.iter() {
+                                a { class: "button secondary small service-link", href: "{url(&s.label)}", target: "_blank", rel: "noopener",
+                                    "data-service": "{s.name}",
+                                    if s.terminal { "Open terminal" } else { "Open {s.name}" }
+                                }
+                            }
+                        }
+                        if can_manage || (can_create && c.created_by == me) {
+                            div { class: "row",
+                                CommandButton { project: project.clone(), container: c.id.clone(), command, error }
+                                if can_manage {
+                                    DeleteContainer { project: project.clone(), container: c.id.clone(), error }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Asks for a new `docker run` line for `container` and shows it.
+async fn issue_command(
+    project: String,
+    container: String,
+    mut command: Signal<Option<(String, String)>>,
+    mut error: Signal<String>,
+) {
+    let r = ui::post(
+        &format!("/api/v1/projects/{project}/containers/{container}/enrollment"),
+        json!({}),
+    )
+    .await;
+    match r.body["command"].as_str() {
+        Some(cmd) if r.ok() => {
+            error.set(String::new());
+            command.set(Some((container, cmd.to_string())));
+        }
+        _ => error.set(r.message()),
+    }
+}
+
+#[component]
+fn CommandButton(
+    project: String,
+    container: String,
+    command: Signal<Option<(String, String)>>,
+    error: Signal<String>,
+) -> Element {
+    let get = move |_| {
+        let (project, container) = (project.clone(), container.clone());
+        spawn(issue_command(project, container, command, error));
+    };
+    rsx! { button { class: "secondary small container-command-button", onclick: get, "Command…" } }
+}
+
+#[component]
+fn DeleteContainer(project: String, container: String, error: Signal<String>) -> Element {
+    let mut confirming = use_signal(|| false);
+    let delete = move |_| {
+        let (project, container) = (project.clone(), container.clone());
+        spawn(async move {
+            let r = ui::post(
+                &format!("/api/v1/projects/{project}/events"),
+                json!({"type": "user-containers:delete", "id": container}),
+            )
+            .await;
+            confirming.set(false);
+            if !r.ok() {
+                error.set(r.message());
+            }
+        });
+    };
+    if confirming() {
+        rsx! {
+            span { class: "confirm",
+                button { class: "danger small container-delete-confirm", onclick: delete, "Delete for good" }
+                button { class: "secondary small", onclick: move |_| confirming.set(false), "Cancel" }
+            }
+        }
+    } else {
+        rsx! { button { class: "secondary small container-delete", onclick: move |_| confirming.set(true), "Delete…" } }
+    }
+}
+
+fn state_text(state: &str) -> &'static str {
+    match state {
+        "created" => "Waiting for its machine",
+        "connecting" => "Connecting",
+        "running" => "Running",
+        "stale" => "Offline",
+        _ => "Unknown",
+    }
+}
+
+fn image_title(image: &str) -> &str {
+    match image {
+        "jupyterlab" => "JupyterLab",
+        "vscode" => "VS Code",
+        "terminal" => "Terminal",
+        "custom" => "Custom image",
+        other => other,
+    }
+}
+
+/// ` · 12% CPU · 340 MB`, what it reported last.
+fn usage(c: &ContainerInfo) -> String {
+    let mut s = String::new();
+    if c.state == "running" {
+        if let Some(p) = c.cpu_percent {
+            s.push_str(&format!(" · {p:.0}% CPU"));
+        }
+        if let Some(m) = c.memory_bytes {
+            s.push_str(&format!(" · {} MB", m / 1_000_000));
+        }
+    }
+    s
 }
