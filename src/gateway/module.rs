@@ -74,6 +74,10 @@ pub struct RootDef {
     pub client_writable: bool,
     /// A user's undo history covers their changes here.
     pub undoable: bool,
+    /// Restoring a saved version brings this root back to it. False for a root that mirrors
+    /// facts kept outside the document (a container's credential, peer and routes), which a
+    /// restore can neither bring back nor take away.
+    pub restorable: bool,
 }
 
 /// Who caused an event.
@@ -751,6 +755,7 @@ mod tests {
                 kind: RootKind::Map,
                 client_writable: false,
                 undoable: false,
+                restorable: true,
             }]
         }
         fn permissions(&self) -> &'static [PermissionDef] {
@@ -821,6 +826,7 @@ mod tests {
                     kind: RootKind::Map,
                     client_writable: true,
                     undoable: false,
+                    restorable: true,
                 }]
             }
             fn permissions(&self) -> &'static [PermissionDef] {

@@ -1248,7 +1248,7 @@ impl Project {
         let old_txn = old.transact();
         let delta = {
             let mut txn = self.awareness.doc().transact_mut();
-            for root in self.modules.roots() {
+            for root in self.modules.roots().filter(|r| r.restorable) {
                 restore_root(&mut txn, &old_txn, root.name, root.kind);
             }
             delta_of(&txn)

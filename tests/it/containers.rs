@@ -571,3 +571,68 @@ async fn a_deleted_containers_tunnel_closes_at_once() {
     let log = server.logs();
     assert!(log.contains("vpn: peer removed"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restoring_a_version_leaves_the_containers_alone_sqlite() {
+    restore_keeps_containers(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restoring_a_version_leaves_the_containers_alone_postgres() {
+    restore_keeps_containers(true).await;
+}
+
+/// The `containers` root follows the containers that exist (their credentials, peers and
+/// routes live outside the document): restoring a saved version neither brings back a
+/// deleted one nor removes one made since, while the board itself goes back.
+async fn restore_keeps_containers(pg: bool) {
+    let server = Server::start_with(options(pg_url(pg).await, &[]));
+    let t = team(&server).await;
+    let create =
+        |name: &str| json!({"type": "user-containers:create", "name": name, "image": "terminal"});
+    let (_, old) = t.event(&t.editor, create("Old")).await;
+    let old = old["result"]["id"].as_str().unwrap().to_string();
+    let (st, point) = t
+        .owner
+        .post(
+            &format!("/api/v1/projects/{}/history", t.pid),
+            json!({"name": "before"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{point}");
+    let point = point["id"].as_str().unwrap().to_string();
+    let (st, _) = t
+        .event(
+            &t.editor,
+            json!({"type": "user-containers:delete", "id": old}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, new) = t.event(&t.editor, create("New")).await;
+    let new = new["result"]["id"].as_str().unwrap().to_string();
+    let (st, note) = t
+        .event(
+            &t.editor,
+            json!({"type": "core-graph:add-node", "kind": "note", "x": 0, "y": 0}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{note}");
+    let (st, r) = t
+        .owner
+        .post(
+            &format!("/api/v1/projects/{}/history/{point}/restore", t.pid),
+            json!({}),
+        )
+        .await;
+    assert!(st.is_success(), "{st} {r}");
+    let doc = t.document(&t.viewer).await;
+    let containers = &doc["roots"]["containers"];
+    assert!(
+        containers.get(&old).is_none(),
+        "a deleted container came back: {doc}"
+    );
+    assert_eq!(containers[&new]["name"], "New", "{doc}");
+    // The board itself did go back (the note made after the point is gone).
+    let nodes = doc["roots"]["nodes"].as_object().map_or(0, |n| n.len());
+    assert_eq!(nodes, 0, "{doc}");
+}

@@ -141,12 +141,14 @@ const ROOTS: &[RootDef] = &[
         kind: RootKind::Map,
         client_writable: false,
         undoable: true,
+        restorable: true,
     },
     RootDef {
         name: EDGES,
         kind: RootKind::Map,
         client_writable: false,
         undoable: true,
+        restorable: true,
     },
     // Collaborative text (id → Y.Text, such as a node's body), typed by clients directly.
     RootDef {
@@ -154,6 +156,7 @@ const ROOTS: &[RootDef] = &[
         kind: RootKind::Map,
         client_writable: true,
         undoable: true,
+        restorable: true,
     },
 ];
 

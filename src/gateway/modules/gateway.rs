@@ -56,6 +56,7 @@ const ROOTS: &[RootDef] = &[RootDef {
     kind: RootKind::Map,
     client_writable: false,
     undoable: false,
+    restorable: true,
 }];
 
 impl Module for Gateway {

@@ -177,6 +177,8 @@ const ROOTS: &[RootDef] = &[RootDef {
     client_writable: false,
     // A deleted container's credential is revoked; an undo could not bring it back.
     undoable: false,
+    // Nor can a restore: the records follow the containers that exist.
+    restorable: false,
 }];
 
 fn invalid(code: ErrorCode, message: impl Into<String>) -> EventError {

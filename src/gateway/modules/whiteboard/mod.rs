@@ -55,6 +55,7 @@ const ROOTS: &[RootDef] = &[RootDef {
     kind: RootKind::Map,
     client_writable: false,
     undoable: true,
+    restorable: true,
 }];
 
 /// What a card is.
