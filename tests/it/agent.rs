@@ -231,6 +231,8 @@ async fn an_agent_started_by_its_command_joins_goes_stale_and_comes_back() {
         c["resources"]["disk_bytes"].as_u64().is_some_and(|b| b > 0),
         "{c}"
     );
+    // (No memory or CPU figures here: `ip netns exec` mounts a fresh /sys without the
+    // cgroup filesystems; report.rs's unit tests cover cgroup v1 and v2.)
     // The agent came from the server, checked, and keeps its key and credential private.
     use std::os::unix::fs::PermissionsExt as _;
     for f in ["demiurge-agent", "agent.key", "agent.json"] {
