@@ -76,6 +76,9 @@ struct Identity {
     groups: String,
 }
 
+/// Why a person who may not see the project is refused.
+const NOT_IN_PROJECT: &str = "not in the project";
+
 #[derive(Debug, Clone, PartialEq)]
 enum Verdict {
     Allowed(Identity),
@@ -111,8 +114,14 @@ struct Ticket {
     in_use: bool,
 }
 
+/// A route as last read, when, and at which container generation.
+type CachedRoute = (Instant, u64, Option<Route>);
+
 #[derive(Default)]
 struct Stores {
+    /// By label: every request looks its route up, the database only after [`RECHECK`] or a
+    /// container change.
+    routes: HashMap<String, CachedRoute>,
     flows: HashMap<String, Flow>,
     codes: HashMap<String, Code>,
     /// By the SHA-256 of the cookie's value.
@@ -237,6 +246,25 @@ impl Guard {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Where `label` goes (`None`: nowhere), from the cache while it is fresh.
+    async fn route(&self, label: &str) -> Result<Option<Route>, super::ContainersError> {
+        let generation = self.containers.generation();
+        if let Some((at, g, r)) = self.lock().routes.get(label)
+            && at.elapsed() < RECHECK
+            && *g == generation
+        {
+            return Ok(r.clone());
+        }
+        let r = self.containers.route(label).await?;
+        let mut s = self.lock();
+        if s.routes.len() >= MAX_TICKETS {
+            s.routes.clear();
+        }
+        s.routes
+            .insert(label.to_string(), (Instant::now(), generation, r.clone()));
+        Ok(r)
+    }
+
     /// `scheme://<label>.containers.<domain>[:port]` (the main URL's scheme and port): where
     /// people open the service with this label.
     pub fn service_url(&self, label: &str) -> String {
@@ -275,7 +303,7 @@ impl Guard {
         };
         let access = match self.orgs.project_access(&user, &route.project_id).await {
             Ok((_, a)) => a,
-            Err(_) => return Verdict::Denied("not in the project"),
+            Err(_) => return Verdict::Denied(NOT_IN_PROJECT),
         };
         if !access.may(OPEN) {
             return Verdict::Denied("needs user-containers:container:open");
@@ -311,7 +339,8 @@ impl Guard {
             .ok_or(AuthorizeError::NotFound)?;
         match self.decide_access(user_id, session_id, &route).await {
             Verdict::Allowed(_) => {}
-            Verdict::Denied("not in the project") => return Err(AuthorizeError::NotFound),
+            // The main domain does not tell who is in a project the person cannot see.
+            Verdict::Denied(NOT_IN_PROJECT) => return Err(AuthorizeError::NotFound),
             Verdict::Denied(why) => return Err(AuthorizeError::Forbidden(why)),
         }
         let code = random();
@@ -513,7 +542,7 @@ impl Guard {
                     .collect()
             };
             for (key, label) in due {
-                match self.containers.route(&label).await {
+                match self.route(&label).await {
                     Ok(Some(route)) => {
                         let _ = self.verdict(&key, &route).await;
                     }
@@ -560,7 +589,7 @@ impl ServiceDial for TunnelDial {
 impl ContainerGate for Guard {
     async fn decide(&self, req: GateRequest) -> GateDecision {
         let respond = GateDecision::Respond;
-        let route = match self.containers.route(&req.label).await {
+        let route = match self.route(&req.label).await {
             Ok(Some(r)) => r,
             Ok(None) => {
                 return respond(page(

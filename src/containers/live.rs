@@ -36,6 +36,27 @@ struct Agent {
     gone: CancellationToken,
 }
 
+impl Agent {
+    /// Just watched: no connection, no report yet.
+    fn new(org_id: &str, project_id: &str) -> Agent {
+        Agent {
+            org_id: org_id.to_string(),
+            project_id: project_id.to_string(),
+            connections: 0,
+            since: Instant::now(),
+            connected_at: None,
+            last_seen: None,
+            resources: None,
+            health: BTreeMap::new(),
+            reported: None,
+            reported_health: BTreeMap::new(),
+            resources_reported: None,
+            resources_new: false,
+            gone: CancellationToken::new(),
+        }
+    }
+}
+
 /// A report for the document: `(org, project, event)`.
 pub type Report = (String, String, Value);
 
@@ -53,21 +74,9 @@ impl Live {
 
     /// Starts watching a container (at server start, or when its agent enrolls).
     pub fn watch(&self, id: &str, org_id: &str, project_id: &str) {
-        self.lock().entry(id.to_string()).or_insert_with(|| Agent {
-            org_id: org_id.to_string(),
-            project_id: project_id.to_string(),
-            connections: 0,
-            since: Instant::now(),
-            connected_at: None,
-            last_seen: None,
-            resources: None,
-            health: BTreeMap::new(),
-            reported: None,
-            reported_health: BTreeMap::new(),
-            resources_reported: None,
-            resources_new: false,
-            gone: CancellationToken::new(),
-        });
+        self.lock()
+            .entry(id.to_string())
+            .or_insert_with(|| Agent::new(org_id, project_id));
     }
 
     /// A control connection opened; the token ends it when the container is deleted.
@@ -190,21 +199,7 @@ mod tests {
     use super::*;
 
     fn agent() -> Agent {
-        Agent {
-            org_id: "o".into(),
-            project_id: "p".into(),
-            connections: 0,
-            since: Instant::now(),
-            connected_at: None,
-            last_seen: None,
-            resources: None,
-            health: BTreeMap::new(),
-            reported: None,
-            reported_health: BTreeMap::new(),
-            resources_reported: None,
-            resources_new: false,
-            gone: CancellationToken::new(),
-        }
+        Agent::new("o", "p")
     }
 
     #[test]

@@ -452,7 +452,8 @@ impl Containers {
         }))
     }
 
-    /// Bumped whenever a container goes: cached routing decisions older than it are void.
+    /// Bumped whenever a container goes or (re-)enrolls: cached routes and routing decisions
+    /// older than it are void.
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }

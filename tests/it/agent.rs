@@ -463,6 +463,18 @@ impl Setup {
         self.server.http.port()
     }
 
+    /// A Chromium script in `tests/peers` opening the service as the member (the editor).
+    pub(crate) fn member_script(&self, script: &str) -> crate::harness::chromium::Script {
+        let args = json!({
+            "main": format!("http://localhost:{}", self.port()),
+            "service": self.service(),
+            "member": {"login": "editor", "password": "correct horse battery"},
+            "shots": crate::harness::chromium::artifacts_dir("containers"),
+        });
+        crate::harness::chromium::Script::start(script, &[&args.to_string()])
+            .quoting_logs_of(&self.server)
+    }
+
     /// `http://<label>.containers.localhost:<port>`.
     pub(crate) fn service(&self) -> String {
         format!("http://{}.containers.localhost:{}", self.label, self.port())
@@ -697,16 +709,7 @@ async fn a_member_works_in_a_real_jupyterlab_through_the_edge() {
         false,
     )
     .await;
-    let port = e.port();
-    let args = json!({
-        "main": format!("http://localhost:{port}"),
-        "service": e.service(),
-        "member": {"login": "editor", "password": "correct horse battery"},
-        "shots": crate::harness::chromium::artifacts_dir("containers"),
-    });
-    let mut script =
-        crate::harness::chromium::Script::start("ui_jupyter.mjs", &[&args.to_string()])
-            .quoting_logs_of(&e.server);
+    let mut script = e.member_script("ui_jupyter.mjs");
     script.expect("PHASE", Duration::from_secs(120));
     let r = script.expect("RESULT", Duration::from_secs(150));
     assert_eq!(r["me"]["username"], "editor", "{r}");
@@ -729,16 +732,7 @@ async fn a_member_uses_a_real_terminal_through_the_edge() {
         false,
     )
     .await;
-    let port = e.port();
-    let args = json!({
-        "main": format!("http://localhost:{port}"),
-        "service": e.service(),
-        "member": {"login": "editor", "password": "correct horse battery"},
-        "shots": crate::harness::chromium::artifacts_dir("containers"),
-    });
-    let mut script =
-        crate::harness::chromium::Script::start("ui_terminal.mjs", &[&args.to_string()])
-            .quoting_logs_of(&e.server);
+    let mut script = e.member_script("ui_terminal.mjs");
     let r = script.expect("RESULT", Duration::from_secs(90));
     assert_eq!(r["user"], "editor", "{r}\n{}", e.logs());
     assert_eq!(r["echoed"], true, "{r}");
