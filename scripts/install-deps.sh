@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 apt_pkgs=(cmake pkg-config fonts-liberation)
 if [ "$want_test" = 1 ]; then
   apt_pkgs+=(bind9-dnsutils wireguard-tools wireguard-go iproute2 iputils-ping curl
-             chromium procps pdns-server pdns-backend-bind pebble openssl systemd)
+             chromium procps pdns-server pdns-backend-bind pebble openssl systemd iptables)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -207,6 +207,7 @@ async fn start_all(
     };
     let tls = state.tls.clone();
     let peer_changes = state.containers.peer_changes();
+    let relays = state.containers.relays();
     let reports_stop = tokio_util::sync::CancellationToken::new();
     let guard = state.guard.clone();
     let reports = state
@@ -334,6 +335,7 @@ async fn start_all(
                     data_dir: cfg.server.data_dir.clone(),
                     forward_to,
                     changes: peer_changes,
+                    relays,
                 },
                 db.clone(),
             )

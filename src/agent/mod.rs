@@ -295,16 +295,35 @@ async fn session(
     if let Err(e) = tx.send(text(&hello)).await {
         return End::Lost(e.to_string());
     }
+    // The tunnel's datagrams ride along as binary messages, for when UDP does not get through.
+    let mut relay = match &node.tunnel {
+        Some(t) => t.relay().await,
+        None => None,
+    };
     let mut meter = report::Meter::new();
     let mut beat = tokio::time::interval(every);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = Instant::now();
     loop {
+        let datagram = async {
+            match relay.as_mut() {
+                Some(r) => r.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => {
                 let _ = tx.send(Message::Close(None)).await;
                 return End::Shutdown;
             }
+            d = datagram => match d {
+                Some(d) => {
+                    if let Err(e) = tx.send(Message::Binary(d)).await {
+                        return End::Lost(e.to_string());
+                    }
+                }
+                None => relay = None,
+            },
             _ = beat.tick() => {
                 if heard.elapsed() > every * 3 + Duration::from_secs(2) {
                     return End::Lost("the server went silent".into());
@@ -333,6 +352,11 @@ async fn session(
                         Ok(ToAgent::Bye { reason }) => return End::Bye(reason),
                         Err(e) => tracing::debug!(error = %e, "unknown message from the server"),
                     },
+                    Some(Ok(Message::Binary(d))) => {
+                        if let Some(r) = &relay {
+                            r.deliver(d);
+                        }
+                    }
                     Some(Ok(Message::Close(_))) | None => return End::Lost("closed by the server".into()),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return End::Lost(e.to_string()),

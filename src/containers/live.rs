@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::modules::user_containers::{Resources, State};
+use crate::gateway::modules::user_containers::{Resources, State, Tunnel};
 
 /// Resource figures reach the document at most this often (state changes at once).
 pub const RESOURCES_EVERY: Duration = Duration::from_secs(30);
@@ -27,9 +27,12 @@ struct Agent {
     last_seen: Option<Instant>,
     resources: Option<Resources>,
     health: BTreeMap<String, bool>,
+    /// How the network reaches it (none while the VPN is off).
+    tunnel: Option<Tunnel>,
     /// What the document was last told.
     reported: Option<State>,
     reported_health: BTreeMap<String, bool>,
+    reported_tunnel: Option<Tunnel>,
     resources_reported: Option<Instant>,
     resources_new: bool,
     /// Cancelled when the container is deleted: its control connections end.
@@ -48,8 +51,10 @@ impl Agent {
             last_seen: None,
             resources: None,
             health: BTreeMap::new(),
+            tunnel: None,
             reported: None,
             reported_health: BTreeMap::new(),
+            reported_tunnel: None,
             resources_reported: None,
             resources_new: false,
             gone: CancellationToken::new(),
@@ -104,9 +109,13 @@ impl Live {
         id: &str,
         resources: Option<Resources>,
         health: BTreeMap<String, bool>,
+        tunnel: Option<Tunnel>,
     ) {
         if let Some(a) = self.lock().get_mut(id) {
             a.last_seen = Some(Instant::now());
+            if tunnel.is_some() {
+                a.tunnel = tunnel;
+            }
             if resources.is_some() {
                 a.resources = resources;
                 a.resources_new = true;
@@ -147,6 +156,10 @@ impl Live {
                 a.reported_health = a.health.clone();
                 event.insert("health".into(), json!(a.health));
             }
+            if a.tunnel != a.reported_tunnel && a.reported == Some(State::Running) {
+                a.reported_tunnel = a.tunnel;
+                event.insert("tunnel".into(), json!(a.tunnel));
+            }
             let resources_due = a.resources_new
                 && (!event.is_empty()
                     || a.resources_reported
@@ -174,6 +187,7 @@ impl Live {
         if let Some(a) = self.lock().get_mut(id) {
             a.reported = None;
             a.reported_health.clear();
+            a.reported_tunnel = None;
             a.resources_new = a.resources.is_some();
         }
     }
@@ -254,10 +268,12 @@ mod tests {
                 disk_bytes: None,
             }),
             BTreeMap::from([("lab".into(), true)]),
+            Some(Tunnel::Relay),
         );
         let r = live.due(stale);
         assert_eq!(r[0].1.2["state"], "running");
         assert_eq!(r[0].1.2["health"]["lab"], true);
+        assert_eq!(r[0].1.2["tunnel"], "relay");
         assert_eq!(r[0].1.2["resources"]["memory_bytes"], 10);
         // Resources again within 30 s are held back.
         live.heartbeat(
@@ -268,8 +284,16 @@ mod tests {
                 disk_bytes: None,
             }),
             BTreeMap::from([("lab".into(), true)]),
+            None,
         );
-        assert!(live.due(stale).is_empty());
+        assert!(live.due(stale).is_empty(), "no tunnel news keeps the last");
+        live.heartbeat(
+            "c",
+            None,
+            BTreeMap::from([("lab".into(), true)]),
+            Some(Tunnel::Udp),
+        );
+        assert_eq!(live.due(stale)[0].1.2["tunnel"], "udp");
         live.unsent("c");
         assert_eq!(live.due(stale)[0].1.2["state"], "running");
         let gone = live.connected("c", "o", "p");

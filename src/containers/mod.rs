@@ -21,7 +21,7 @@ use crate::auth::tokens;
 use crate::config::Config;
 use crate::db::containers::{ContainerRow, EnrollmentRow, RouteRow};
 use crate::db::{Db, DbError};
-use crate::gateway::modules::user_containers::{CREATE, DELETE};
+use crate::gateway::modules::user_containers::{CREATE, DELETE, Tunnel};
 use crate::orgs::ProjectAccess;
 
 /// Where a running agent keeps its state (the volume of the `docker run` line).
@@ -111,6 +111,8 @@ pub struct Containers {
     cfg: Arc<Config>,
     /// The running VPN re-reads its peers when an agent enrolls or a container goes.
     peers: crate::vpn::PeerChanges,
+    /// Agents' control channels carry their tunnel's datagrams where UDP is blocked.
+    relays: crate::vpn::Relays,
     live: Arc<live::Live>,
     generation: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -163,6 +165,7 @@ impl Containers {
             db,
             cfg: Arc::new(cfg.clone()),
             peers: crate::vpn::PeerChanges::default(),
+            relays: crate::vpn::Relays::default(),
             live: Arc::default(),
             generation: Arc::default(),
         }
@@ -214,8 +217,13 @@ impl Containers {
         id: &str,
         resources: Option<protocol::Resources>,
         health: BTreeMap<String, bool>,
+        tunnel: Option<crate::vpn::TunnelPath>,
     ) {
-        self.live.heartbeat(id, resources, health);
+        let tunnel = tunnel.map(|t| match t {
+            crate::vpn::TunnelPath::Udp => Tunnel::Udp,
+            crate::vpn::TunnelPath::Relay => Tunnel::Relay,
+        });
+        self.live.heartbeat(id, resources, health, tunnel);
     }
 
     /// Whether the container's agent reports (its URLs answer; otherwise "offline").
@@ -267,6 +275,25 @@ impl Containers {
     /// What the VPN listens to for peer changes.
     pub fn peer_changes(&self) -> crate::vpn::PeerChanges {
         self.peers.clone()
+    }
+
+    /// Where the VPN hands out relays.
+    pub fn relays(&self) -> crate::vpn::Relays {
+        self.relays.clone()
+    }
+
+    /// The relay an agent's control channel carries its tunnel over (none while the VPN is
+    /// off or before the agent enrolled).
+    pub async fn agent_relay(&self, row: &ContainerRow) -> Option<crate::vpn::RelayLink> {
+        let name = row.vpn_peer.as_deref()?;
+        let key = match self.db.vpn_peer_key(name).await {
+            Ok(k) => k?,
+            Err(e) => {
+                tracing::warn!(container = %row.id, error = %e, "containers: cannot read the agent's peer");
+                return None;
+            }
+        };
+        self.relays.attach(&key).await
     }
 
     pub fn heartbeat(&self) -> Duration {

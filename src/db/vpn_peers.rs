@@ -62,6 +62,18 @@ impl Db {
         one_row(n)
     }
 
+    /// The public key (base64) of the peer named `name`.
+    pub async fn vpn_peer_key(&self, name: &str) -> Result<Option<String>, DbError> {
+        with_conn!(self, conn => {
+            Ok(vpn_peers::table
+                .filter(vpn_peers::name.eq(name))
+                .select(vpn_peers::public_key)
+                .first(&mut conn)
+                .await
+                .optional()?)
+        })
+    }
+
     /// The tunnel address of the peer named `name`.
     pub async fn vpn_peer_address(&self, name: &str) -> Result<Option<String>, DbError> {
         with_conn!(self, conn => {

@@ -49,6 +49,14 @@ const TIMER_TICK: Duration = Duration::from_millis(100);
 /// Peers are re-read from the database this often (and on a handshake from an unknown key).
 const RELOAD_EVERY: Duration = Duration::from_secs(30);
 const RELOAD_MIN_GAP: Duration = Duration::from_millis(500);
+/// A peer heard over UDP this recently is sent to over UDP only; otherwise over its relay
+/// too (longer than the agent's keepalive, so an idle tunnel that works stays on UDP).
+const UDP_FRESH: Duration = Duration::from_secs(30);
+/// Datagrams waiting for one relay's WebSocket; more are dropped, as a full UDP buffer would.
+pub const RELAY_QUEUE: usize = 512;
+
+/// Datagrams that arrived over relays, with the relay's id.
+pub type Inbound = mpsc::Sender<(u64, Bytes)>;
 
 pub enum Command {
     /// Re-read peers from the database now.
@@ -62,6 +70,28 @@ pub enum Command {
     /// Which tunnel ports accept connections, and where each is carried to. Open
     /// connections stay; ports no longer named stop accepting.
     Listen(HashMap<u16, SocketAddr>),
+    /// A relay for the peer with key `public` opened (its WebSocket carries the same
+    /// datagrams as UDP); datagrams for it go to `tx`, and it delivers to [`Inbound`].
+    RelayOpen {
+        id: u64,
+        public: [u8; 32],
+        tx: mpsc::Sender<Bytes>,
+    },
+    /// Which way the peer with key `public` is reached now (`None`: no such peer, or no
+    /// session with it yet).
+    Path {
+        public: [u8; 32],
+        reply: oneshot::Sender<Option<TunnelPath>>,
+    },
+}
+
+/// Which way a peer's datagrams travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelPath {
+    /// Heard over UDP within [`UDP_FRESH`]: UDP alone.
+    Udp,
+    /// Not heard over UDP lately: its relay (a WebSocket) carries the tunnel.
+    Relay,
 }
 
 /// Where this end's peers come from.
@@ -82,9 +112,28 @@ pub struct StaticPeer {
 
 struct Peer {
     name: String,
+    public: [u8; 32],
     address: Ipv4Addr,
     tunn: Box<Tunn>,
+    /// Its UDP address (the last one it was heard from).
     endpoint: Option<SocketAddr>,
+    /// When it was last heard over UDP.
+    udp_heard: Option<StdInstant>,
+    /// The relay it was last heard over (or that opened for it).
+    relay: Option<u64>,
+}
+
+/// A WebSocket carrying one peer's datagrams (see [`super::Relays`]).
+struct Relay {
+    public: [u8; 32],
+    tx: mpsc::Sender<Bytes>,
+}
+
+/// Where a datagram came from, and where an answer to it goes.
+#[derive(Clone, Copy)]
+enum Source {
+    Udp(SocketAddr),
+    Relay(u64),
 }
 
 /// A connection this end opened, not established yet.
@@ -127,6 +176,9 @@ pub struct Engine {
     notify: Arc<Notify>,
     last_reload: Option<StdInstant>,
     next_local_port: u16,
+    relays: HashMap<u64, Relay>,
+    inbound_tx: Inbound,
+    inbound_rx: Option<mpsc::Receiver<(u64, Bytes)>>,
 }
 
 fn now() -> Instant {
@@ -145,6 +197,7 @@ impl Engine {
         targets: HashMap<u16, SocketAddr>,
     ) -> Self {
         let public = keys::public_of(&secret);
+        let (inbound_tx, inbound_rx) = mpsc::channel(4 * RELAY_QUEUE);
         let mut device = QueueDevice::default();
         let mut cfg = IfaceConfig::new(HardwareAddress::Ip);
         cfg.random_seed = rand::random();
@@ -170,9 +223,58 @@ impl Engine {
             notify: Arc::new(Notify::new()),
             last_reload: None,
             next_local_port: 49_152 + rand::random::<u16>() % 16_000,
+            relays: HashMap::new(),
+            inbound_tx,
+            inbound_rx: Some(inbound_rx),
         };
         engine.refill_listeners();
         engine
+    }
+
+    /// Where relays deliver the datagrams they carry.
+    pub fn inbound(&self) -> Inbound {
+        self.inbound_tx.clone()
+    }
+
+    /// The open relay of the peer with key `public`, if any.
+    fn relay_of(&self, public: &[u8; 32]) -> Option<u64> {
+        self.relays
+            .iter()
+            .filter(|(_, r)| &r.public == public && !r.tx.is_closed())
+            .map(|(id, _)| *id)
+            .max()
+    }
+
+    fn path_of(&self, public: &[u8; 32]) -> Option<TunnelPath> {
+        let peer = self.by_key.get(public).and_then(|i| self.peers.get(i))?;
+        if peer.udp_heard.is_some_and(|t| t.elapsed() < UDP_FRESH) {
+            return Some(TunnelPath::Udp);
+        }
+        peer.tunn.time_since_last_handshake()?;
+        peer.relay.map(|_| TunnelPath::Relay)
+    }
+
+    /// A relay opened: the peer is sent to over it (too) from now on. An agent whose tunnel
+    /// has no session yet starts its handshake again at once, over both paths.
+    async fn open_relay(
+        &mut self,
+        id: u64,
+        public: [u8; 32],
+        tx: mpsc::Sender<Bytes>,
+        out: &mut [u8],
+    ) {
+        self.relays.insert(id, Relay { public, tx });
+        let Some(peer) = self.by_key.get(&public).and_then(|i| self.peers.get_mut(i)) else {
+            return;
+        };
+        peer.relay = Some(id);
+        if matches!(self.source, Peers::Static(_))
+            && peer.tunn.time_since_last_handshake().is_none()
+            && let TunnResult::WriteToNetwork(pkt) =
+                peer.tunn.format_handshake_initiation(out, true)
+        {
+            transmit(&self.udp, &mut self.relays, peer, pkt).await;
+        }
     }
 
     fn new_socket() -> tcp::Socket<'static> {
@@ -320,13 +422,17 @@ impl Engine {
             self.by_key.insert(public, index);
             self.by_ip.insert(address, index);
             tracing::info!(peer = %row.name, %address, "vpn: peer loaded");
+            let relay = self.relay_of(&public);
             self.peers.insert(
                 index,
                 Peer {
                     name: row.name,
+                    public,
                     address,
                     tunn: Box::new(tunn),
                     endpoint: None,
+                    udp_heard: None,
+                    relay,
                 },
             );
         }
@@ -348,7 +454,7 @@ impl Engine {
         };
         let index = self.next_index;
         self.next_index += 1;
-        let mut tunn = Tunn::new(
+        let tunn = Tunn::new(
             self.secret.clone(),
             PublicKey::from(p.public),
             None,
@@ -356,20 +462,21 @@ impl Engine {
             index,
             None,
         );
-        if let TunnResult::WriteToNetwork(pkt) = tunn.format_handshake_initiation(out, false) {
-            let _ = self.udp.send_to(pkt, p.endpoint).await;
-        }
+        let mut peer = Peer {
+            name: p.name.clone(),
+            public: p.public,
+            address: p.address,
+            tunn: Box::new(tunn),
+            endpoint: Some(p.endpoint),
+            udp_heard: None,
+            relay: None,
+        };
         self.by_key.insert(p.public, index);
         self.by_ip.insert(p.address, index);
-        self.peers.insert(
-            index,
-            Peer {
-                name: p.name.clone(),
-                address: p.address,
-                tunn: Box::new(tunn),
-                endpoint: Some(p.endpoint),
-            },
-        );
+        if let TunnResult::WriteToNetwork(pkt) = peer.tunn.format_handshake_initiation(out, false) {
+            transmit(&self.udp, &mut self.relays, &mut peer, pkt).await;
+        }
+        self.peers.insert(index, peer);
     }
 
     fn remove_peer(&mut self, public: [u8; 32]) {
@@ -392,6 +499,9 @@ impl Engine {
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reload.reset();
         let notify = self.notify.clone();
+        let Some(mut inbound) = self.inbound_rx.take() else {
+            return;
+        };
         loop {
             let delay = self
                 .iface
@@ -403,17 +513,28 @@ impl Engine {
                 _ = shutdown.cancelled() => break,
                 r = self.udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
-                        self.on_datagram(n, &buf, from, &mut out).await;
+                        self.on_datagram(&buf[..n], Source::Udp(from), &mut out).await;
                         // Take whatever else is already queued before running the stack.
                         for _ in 0..64 {
                             match self.udp.try_recv_from(&mut buf) {
-                                Ok((n, from)) => self.on_datagram(n, &buf, from, &mut out).await,
+                                Ok((n, from)) => {
+                                    self.on_datagram(&buf[..n], Source::Udp(from), &mut out).await;
+                                }
                                 Err(_) => break,
                             }
                         }
                     }
                     Err(e) => tracing::debug!(error = %e, "vpn: udp receive failed"),
                 },
+                Some((id, datagram)) = inbound.recv() => {
+                    self.on_datagram(&datagram, Source::Relay(id), &mut out).await;
+                    for _ in 0..64 {
+                        match inbound.try_recv() {
+                            Ok((id, d)) => self.on_datagram(&d, Source::Relay(id), &mut out).await,
+                            Err(_) => break,
+                        }
+                    }
+                }
                 _ = notify.notified() => {}
                 _ = timers.tick() => self.tick_timers(&mut out).await,
                 _ = reload.tick() => self.reload_peers().await,
@@ -421,6 +542,10 @@ impl Engine {
                     Command::Reload => self.reload_peers().await,
                     Command::Connect { to, reply } => self.connect(to, reply),
                     Command::Listen(targets) => self.set_targets(targets),
+                    Command::RelayOpen { id, public, tx } => self.open_relay(id, public, tx, &mut out).await,
+                    Command::Path { public, reply } => {
+                        let _ = reply.send(self.path_of(&public));
+                    }
                 },
                 _ = tokio::time::sleep(delay) => {}
             }
@@ -432,9 +557,11 @@ impl Engine {
         self.process(&mut out).await;
     }
 
-    async fn on_datagram(&mut self, n: usize, buf: &[u8], from: SocketAddr, out: &mut [u8]) {
-        let data = &buf[..n];
-        let index = match Tunn::parse_incoming_packet(data) {
+    async fn on_datagram(&mut self, data: &[u8], from: Source, out: &mut [u8]) {
+        let packet = Tunn::parse_incoming_packet(data);
+        // A cookie reply is not proof that the peer is reachable this way; the rest is.
+        let proves_path = !matches!(packet, Ok(Packet::PacketCookieReply(_)));
+        let index = match packet {
             Ok(Packet::HandshakeInit(init)) => {
                 let Ok(half) = parse_handshake_anon(&self.secret, &self.public, &init) else {
                     return;
@@ -453,7 +580,7 @@ impl Engine {
                 match self.by_key.get(&half.peer_static_public) {
                     Some(i) => *i,
                     None => {
-                        tracing::debug!(%from, "vpn: handshake from an unknown key");
+                        tracing::debug!("vpn: handshake from an unknown key");
                         return;
                     }
                 }
@@ -466,16 +593,35 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&index) else {
             return;
         };
+        let src_ip = match from {
+            Source::Udp(addr) => Some(addr.ip()),
+            Source::Relay(id) => {
+                // A relay carries its own container's peer, nobody else's.
+                if self.relays.get(&id).is_none_or(|r| r.public != peer.public) {
+                    tracing::debug!(peer = %peer.name, "vpn: dropped a datagram from another peer's relay");
+                    return;
+                }
+                None
+            }
+        };
         let mut datagram: &[u8] = data;
         loop {
-            match peer.tunn.decapsulate(Some(from.ip()), datagram, out) {
+            let result = peer.tunn.decapsulate(src_ip, datagram, out);
+            if proves_path && !matches!(result, TunnResult::Err(_)) {
+                match from {
+                    Source::Udp(addr) => {
+                        peer.endpoint = Some(addr);
+                        peer.udp_heard = Some(StdInstant::now());
+                    }
+                    Source::Relay(id) => peer.relay = Some(id),
+                }
+            }
+            match result {
                 TunnResult::WriteToNetwork(pkt) => {
-                    peer.endpoint = Some(from);
-                    let _ = self.udp.send_to(pkt, from).await;
+                    send_via(&self.udp, &mut self.relays, from, pkt).await;
                     datagram = &[];
                 }
                 TunnResult::WriteToTunnelV4(pkt, src) => {
-                    peer.endpoint = Some(from);
                     if src == peer.address {
                         self.device.rx.push_back(pkt.to_vec());
                     } else {
@@ -493,11 +639,13 @@ impl Engine {
     }
 
     async fn tick_timers(&mut self, out: &mut [u8]) {
+        self.relays.retain(|_, r| !r.tx.is_closed());
         for peer in self.peers.values_mut() {
-            if let TunnResult::WriteToNetwork(pkt) = peer.tunn.update_timers(out)
-                && let Some(ep) = peer.endpoint
-            {
-                let _ = self.udp.send_to(pkt, ep).await;
+            if peer.relay.is_some_and(|id| !self.relays.contains_key(&id)) {
+                peer.relay = None;
+            }
+            if let TunnResult::WriteToNetwork(pkt) = peer.tunn.update_timers(out) {
+                transmit(&self.udp, &mut self.relays, peer, pkt).await;
             }
         }
     }
@@ -700,9 +848,8 @@ impl Engine {
             let Some(peer) = self.by_ip.get(&dst).and_then(|i| self.peers.get_mut(i)) else {
                 continue;
             };
-            let Some(ep) = peer.endpoint else { continue };
             if let TunnResult::WriteToNetwork(wire) = peer.tunn.encapsulate(&pkt, out) {
-                let _ = self.udp.send_to(wire, ep).await;
+                transmit(&self.udp, &mut self.relays, peer, wire).await;
             }
         }
     }
@@ -719,6 +866,50 @@ impl Conn {
             from_up,
             pending: None,
             upstream_done: true,
+        }
+    }
+}
+
+/// Sends a datagram to a peer: over UDP only while UDP is known to work both ways (heard
+/// within [`UDP_FRESH`]), otherwise over UDP and the peer's relay alike (WireGuard drops the
+/// duplicate), so a blocked UDP path costs nothing and a working one is found by itself.
+async fn transmit(udp: &UdpSocket, relays: &mut HashMap<u64, Relay>, peer: &mut Peer, pkt: &[u8]) {
+    if let Some(ep) = peer.endpoint {
+        let _ = udp.send_to(pkt, ep).await;
+    }
+    if peer.udp_heard.is_some_and(|t| t.elapsed() < UDP_FRESH) {
+        return;
+    }
+    if let Some(id) = peer.relay
+        && !relay_send(relays, id, pkt)
+    {
+        peer.relay = None;
+    }
+}
+
+/// Answers a datagram the way it came.
+async fn send_via(udp: &UdpSocket, relays: &mut HashMap<u64, Relay>, to: Source, pkt: &[u8]) {
+    match to {
+        Source::Udp(addr) => {
+            let _ = udp.send_to(pkt, addr).await;
+        }
+        Source::Relay(id) => {
+            relay_send(relays, id, pkt);
+        }
+    }
+}
+
+/// Queues a datagram on a relay (dropped when its queue is full, as UDP would); false once
+/// the relay is gone.
+fn relay_send(relays: &mut HashMap<u64, Relay>, id: u64, pkt: &[u8]) -> bool {
+    let Some(r) = relays.get(&id) else {
+        return false;
+    };
+    match r.tx.try_send(Bytes::copy_from_slice(pkt)) {
+        Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            relays.remove(&id);
+            false
         }
     }
 }
@@ -877,6 +1068,105 @@ mod tests {
         }
         let refused = dial(7001).await;
         assert!(refused.is_err(), "a port nobody listens on is refused");
+        stop.cancel();
+    }
+
+    /// UDP lost both ways (each end's endpoint is a socket nobody reads): the two ends reach
+    /// each other over a relay alone, while UDP is still tried.
+    #[tokio::test]
+    async fn a_relay_carries_the_tunnel_when_udp_is_lost() {
+        let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let echo_addr = echo.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let void = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let nowhere = void.local_addr().unwrap();
+        let (ka, kb) = (keys::generate(), keys::generate());
+        let (pa, pb) = (
+            *keys::public_of(&ka).as_bytes(),
+            *keys::public_of(&kb).as_bytes(),
+        );
+        let (ipa, ipb) = (Ipv4Addr::new(10, 9, 0, 2), Ipv4Addr::new(10, 9, 0, 1));
+        let end = |secret: StaticSecret,
+                   peer: [u8; 32],
+                   own: Ipv4Addr,
+                   other: Ipv4Addr,
+                   targets| async move {
+            Engine::new(
+                secret,
+                UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+                Peers::Static(StaticPeer {
+                    name: "other".into(),
+                    public: peer,
+                    address: other,
+                    endpoint: nowhere,
+                }),
+                own,
+                24,
+                targets,
+            )
+        };
+        let a = end(ka, pb, ipa, ipb, HashMap::new()).await;
+        let b = end(kb, pa, ipb, ipa, HashMap::from([(7000, echo_addr)])).await;
+        let (ia, ib) = (a.inbound(), b.inbound());
+        let stop = CancellationToken::new();
+        let (ta, ra) = mpsc::channel(4);
+        let (tb, rb) = mpsc::channel(4);
+        tokio::spawn(a.run(ra, stop.clone()));
+        tokio::spawn(b.run(rb, stop.clone()));
+        // One relay each way, wired to each other as a WebSocket would carry them.
+        let (a_out, mut a_rx) = mpsc::channel(RELAY_QUEUE);
+        let (b_out, mut b_rx) = mpsc::channel(RELAY_QUEUE);
+        ta.send(Command::RelayOpen {
+            id: 1,
+            public: pb,
+            tx: a_out,
+        })
+        .await
+        .unwrap();
+        tb.send(Command::RelayOpen {
+            id: 2,
+            public: pa,
+            tx: b_out,
+        })
+        .await
+        .unwrap();
+        let carried = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = carried.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(d) = a_rx.recv() => { count.fetch_add(1, std::sync::atomic::Ordering::Relaxed); let _ = ib.try_send((2, d)); }
+                    Some(d) = b_rx.recv() => { let _ = ia.try_send((1, d)); }
+                    else => break,
+                }
+            }
+        });
+        let (reply, answer) = oneshot::channel();
+        ta.send(Command::Connect {
+            to: std::net::SocketAddrV4::new(ipb, 7000),
+            reply,
+        })
+        .await
+        .unwrap();
+        let mut s = answer.await.unwrap().expect("connected over the relay");
+        let msg = vec![b'r'; 200_000];
+        s.write_all(&msg).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, msg);
+        assert!(carried.load(std::sync::atomic::Ordering::Relaxed) > 100);
+        let mut buf = [0u8; 2048];
+        assert!(
+            void.try_recv_from(&mut buf).is_ok(),
+            "UDP was tried at the same time"
+        );
         stop.cancel();
     }
 }

@@ -6,6 +6,10 @@
 //! reaches the HTTP front door, and [`TunnelDialer`] opens TCP connections to peers (the edge
 //! reaching a container's service). [`AgentTunnel`] is the other end, in a container's agent:
 //! one peer (the server), and its service ports carried to `127.0.0.1`.
+//!
+//! Where UDP is blocked, the same WireGuard datagrams travel over a WebSocket (a
+//! [`RelayLink`]: the agent's control channel carries them as binary messages). Both paths
+//! are used until the peer is heard over UDP; from then on UDP alone.
 
 mod device;
 mod engine;
@@ -25,7 +29,7 @@ use crate::config::Config;
 use crate::db::vpn_peers::{NewVpnPeer, VpnPeer};
 use crate::db::{Db, DbError};
 
-pub use engine::HTTP_PORT;
+pub use engine::{HTTP_PORT, TunnelPath};
 
 /// A TCP connection carried by the tunnel (this end's half of it).
 pub type TunnelStream = tokio::io::DuplexStream;
@@ -135,6 +139,94 @@ impl PeerChanges {
     }
 }
 
+/// Relays of the running VPN: WireGuard datagrams that a WebSocket carries instead of UDP.
+/// Cheap to clone; attaching while no VPN runs gives nothing.
+#[derive(Clone, Default)]
+pub struct Relays(std::sync::Arc<std::sync::Mutex<Option<RelayPort>>>);
+
+impl Relays {
+    fn set(&self, port: Option<RelayPort>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = port;
+    }
+
+    /// A relay for the peer whose public key is `peer` (base64), if the VPN runs. Datagrams
+    /// it delivers count only if they are that peer's.
+    pub async fn attach(&self, peer: &str) -> Option<RelayLink> {
+        let public = keys::decode(peer)?;
+        let port = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        port.attach(public).await
+    }
+}
+
+#[derive(Clone)]
+struct RelayPort {
+    commands: mpsc::Sender<engine::Command>,
+    inbound: engine::Inbound,
+}
+
+impl RelayPort {
+    async fn attach(&self, public: [u8; 32]) -> Option<RelayLink> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, outbound) = mpsc::channel(engine::RELAY_QUEUE);
+        self.commands
+            .send(engine::Command::RelayOpen { id, public, tx })
+            .await
+            .ok()?;
+        Some(RelayLink {
+            id,
+            public,
+            commands: self.commands.clone(),
+            inbound: self.inbound.clone(),
+            outbound,
+        })
+    }
+}
+
+/// One WebSocket's share of a tunnel: what arrives on it is [`Self::deliver`]ed, and what
+/// [`Self::next`] gives is sent on it. Dropping it closes the relay.
+pub struct RelayLink {
+    id: u64,
+    public: [u8; 32],
+    commands: mpsc::Sender<engine::Command>,
+    inbound: engine::Inbound,
+    outbound: mpsc::Receiver<bytes::Bytes>,
+}
+
+impl RelayLink {
+    /// A datagram that arrived over the WebSocket (dropped when the tunnel is busy, as a
+    /// full UDP buffer would).
+    pub fn deliver(&self, datagram: bytes::Bytes) {
+        let _ = self.inbound.try_send((self.id, datagram));
+    }
+
+    /// Which way the tunnel's peer is reached now (`None` before a session, or once the
+    /// tunnel stopped).
+    pub async fn path(&self) -> Option<TunnelPath> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(engine::Command::Path {
+                public: self.public,
+                reply,
+            })
+            .await
+            .ok()?;
+        answer.await.ok().flatten()
+    }
+
+    /// The next datagram to send over the WebSocket; `None` once the tunnel stopped.
+    pub async fn next(&mut self) -> Option<bytes::Bytes> {
+        self.outbound.recv().await
+    }
+}
+
 /// What the VPN needs to start.
 pub struct VpnSettings {
     pub listen: SocketAddr,
@@ -145,6 +237,8 @@ pub struct VpnSettings {
     pub forward_to: SocketAddr,
     /// Notices that the peers changed.
     pub changes: PeerChanges,
+    /// Where agents' control channels find the tunnel for their datagrams.
+    pub relays: Relays,
 }
 
 /// A running VPN endpoint.
@@ -152,6 +246,7 @@ pub struct Vpn {
     addr: SocketAddr,
     public_key: String,
     commands: mpsc::Sender<engine::Command>,
+    relays: Relays,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -179,6 +274,10 @@ impl Vpn {
             HashMap::from([(HTTP_PORT, s.forward_to)]),
         );
         let (commands, rx) = mpsc::channel(16);
+        s.relays.set(Some(RelayPort {
+            commands: commands.clone(),
+            inbound: engine.inbound(),
+        }));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(engine.run(rx, shutdown.clone()));
         let (changes, reload, stopped) = (s.changes.0.clone(), commands.clone(), shutdown.clone());
@@ -199,6 +298,7 @@ impl Vpn {
             addr,
             public_key,
             commands,
+            relays: s.relays,
             shutdown,
             task,
         })
@@ -226,6 +326,7 @@ impl Vpn {
     }
 
     pub async fn stop(self) {
+        self.relays.set(None);
         self.shutdown.cancel();
         if tokio::time::timeout(Duration::from_secs(3), self.task)
             .await
@@ -252,6 +353,8 @@ pub struct AgentTunnelSettings {
 /// ports, each carried to `127.0.0.1:<port>`. Nothing else is reachable through it.
 pub struct AgentTunnel {
     commands: mpsc::Sender<engine::Command>,
+    relay: RelayPort,
+    server_public_key: [u8; 32],
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -266,6 +369,7 @@ impl AgentTunnel {
         let udp = UdpSocket::bind(any)
             .await
             .map_err(|source| VpnError::Listen { addr: any, source })?;
+        let server_public_key = s.server_public_key;
         let engine = engine::Engine::new(
             s.secret,
             udp,
@@ -280,10 +384,16 @@ impl AgentTunnel {
             loopback_targets(ports),
         );
         let (commands, rx) = mpsc::channel(16);
+        let relay = RelayPort {
+            commands: commands.clone(),
+            inbound: engine.inbound(),
+        };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(engine.run(rx, shutdown.clone()));
         Ok(AgentTunnel {
             commands,
+            relay,
+            server_public_key,
             shutdown,
             task,
         })
@@ -302,6 +412,12 @@ impl AgentTunnel {
         TunnelDialer {
             commands: self.commands.clone(),
         }
+    }
+
+    /// A relay to the server, for a WebSocket that carries the tunnel where UDP does not
+    /// get through (the control channel).
+    pub async fn relay(&self) -> Option<RelayLink> {
+        self.relay.attach(self.server_public_key).await
     }
 
     pub async fn stop(self) {

@@ -342,7 +342,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", 9000), H).serve_forever()
 /// A server, a team and a running custom container (the echo app) in a host namespace.
 pub(crate) struct Setup {
     /// Holds the namespace (deleted with it).
-    _host: Host,
+    pub(crate) host: Host,
     pub(crate) server: Server,
     pub(crate) t: Team,
     pub(crate) id: String,
@@ -374,8 +374,12 @@ impl Setup {
 
     /// The container `create` makes, with the echo app running beside it when `echo`.
     pub(crate) async fn start(create: Value, echo: bool) -> Setup {
+        Self::start_on(Host::new(), create, echo).await
+    }
+
+    /// The same, on a host the test prepared.
+    pub(crate) async fn start_on(host: Host, create: Value, echo: bool) -> Setup {
         require_cmd("python3", "python3");
-        let host = Host::new();
         let mut opts = options(None, &[("DEMIURGE_CONTAINERS__HEARTBEAT", "1s")]);
         opts.vpn = true;
         opts.listen = Some(Ipv4Addr::UNSPECIFIED);
@@ -424,7 +428,7 @@ impl Setup {
             &home,
         );
         let setup = Setup {
-            _host: host,
+            host,
             server,
             t,
             id,
@@ -461,6 +465,40 @@ impl Setup {
 
     pub(crate) fn port(&self) -> u16 {
         self.server.http.port()
+    }
+
+    /// An HTTP client signed in as the member (the editor), main domain and the service's
+    /// guard alike (the flow the guard test checks step by step).
+    pub(crate) async fn member_client(&self) -> reqwest::Client {
+        let main = format!("http://localhost:{}", self.port());
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], self.port()));
+        let c = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&format!("{}.containers.localhost", self.label), loopback)
+            .build()
+            .unwrap();
+        let r = c
+            .post(format!("{main}/api/v1/auth/login"))
+            .header("Origin", &main)
+            .json(&json!({"login": "editor", "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        let mut next = format!("{}/", self.service());
+        for _ in 0..3 {
+            let r = c.get(&next).send().await.unwrap();
+            if r.status().as_u16() != 302 {
+                break;
+            }
+            let to = r.headers()["location"].to_str().unwrap().to_string();
+            if to == "/" {
+                return c;
+            }
+            next = to;
+        }
+        panic!("the guard's flow did not finish at {next}\n{}", self.logs());
     }
 
     /// A Chromium script in `tests/peers` opening the service as the member (the editor).
@@ -563,6 +601,85 @@ async fn a_member_opens_a_container_service_through_the_guard_in_chromium() {
 /// The guard's protocol as an attacker would probe it: a code is bound to the browser that
 /// started the flow and works once; a WebSocket from another site is refused; and losing
 /// project access closes an open connection to the app within seconds.
+/// Where the container's machine lets no UDP out, its agent's control WebSocket carries the
+/// tunnel: the service answers through the edge and the card says the link is the relay.
+/// Once UDP gets through again, the tunnel moves back to it by itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_whose_udp_is_blocked_is_reached_over_its_websocket() {
+    require_cmd("iptables", "iptables");
+    let host = Host::new();
+    let udp_rule = |op: &str| {
+        run_ok(
+            &mut host
+                .ns
+                .exec(&["iptables", op, "OUTPUT", "-p", "udp", "-j", "DROP"]),
+        );
+    };
+    udp_rule("-A");
+    let e = Setup::start_on(
+        host,
+        json!({"type": "user-containers:create", "name": "Echo", "image": "custom",
+               "image_ref": "python:3.11-slim", "services": [{"name": "web", "port": 9000}]}),
+        true,
+    )
+    .await;
+    let (_, took) = until(
+        &e.t,
+        &e.id,
+        Duration::from_secs(10),
+        "the relay",
+        || e.logs(),
+        |c| c["tunnel"] == "relay",
+    )
+    .await;
+    eprintln!("running -> tunnel over the relay reported: {took:?}");
+    let member = e.member_client().await;
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        hello(&e, &member).await;
+    }
+    eprintln!("20 requests over the relay: {:?}", t0.elapsed());
+
+    let udp_rule = |op: &str| {
+        run_ok(
+            &mut e
+                .host
+                .ns
+                .exec(&["iptables", op, "OUTPUT", "-p", "udp", "-j", "DROP"]),
+        );
+    };
+    udp_rule("-D");
+    hello(&e, &member).await;
+    let (_, took) = until(
+        &e.t,
+        &e.id,
+        Duration::from_secs(10),
+        "back on UDP",
+        || e.logs(),
+        |c| c["tunnel"] == "udp",
+    )
+    .await;
+    eprintln!("UDP open -> tunnel over UDP reported: {took:?}");
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        hello(&e, &member).await;
+    }
+    eprintln!("20 requests over UDP: {:?}", t0.elapsed());
+}
+
+/// `GET /hello` through the edge and the tunnel answers the echo app's 200, as the member.
+async fn hello(e: &Setup, member: &reqwest::Client) {
+    let r = member
+        .get(format!("{}/hello", e.service()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", e.logs());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["path"], "/hello");
+    assert_eq!(body["headers"]["x-forwarded-user"], "editor");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_guard_binds_codes_checks_origins_and_closes_on_lost_access() {
     let e = Setup::echo().await;

@@ -62,6 +62,8 @@ async fn connect(
 }
 
 /// One control connection, until the agent goes quiet, closes, or the container is deleted.
+/// Binary messages both ways are the tunnel's WireGuard datagrams (the relay for agents
+/// whose UDP does not get through).
 async fn control(
     containers: crate::containers::Containers,
     row: crate::db::containers::ContainerRow,
@@ -73,37 +75,61 @@ async fn control(
     let mut msgs = msgs.max_frame_size(64 * 1024);
     let gone = containers.agent_connected(&row);
     let quiet = containers.stale_after();
+    let mut relay = containers.agent_relay(&row).await;
     let text = |m: &protocol::ToAgent| serde_json::to_string(m).unwrap_or_default();
     let mut ok = session
         .text(text(&protocol::ToAgent::Manifest(first)))
         .await
         .is_ok();
+    let mut heard = tokio::time::Instant::now();
     while ok {
+        let datagram = async {
+            match relay.as_mut() {
+                Some(r) => r.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = gone.cancelled() => {
                 let bye = protocol::ToAgent::Bye { reason: "the container was deleted".into() };
                 let _ = session.text(text(&bye)).await;
                 break;
             }
-            m = tokio::time::timeout(quiet, msgs.next()) => match m {
-                Err(_) => break,
-                Ok(None | Some(Err(_))) => break,
-                Ok(Some(Ok(actix_ws::Message::Text(t)))) => {
-                    match serde_json::from_str::<protocol::FromAgent>(&t) {
-                        Ok(protocol::FromAgent::Heartbeat { resources, health }) => {
-                            containers.agent_heartbeat(&row.id, resources, health);
-                        }
-                        Ok(protocol::FromAgent::Hello { version }) => {
-                            tracing::debug!(container = %row.id, %version, "container agent said hello");
-                        }
-                        Err(e) => {
-                            tracing::debug!(container = %row.id, error = %e, "container agent sent an unknown message");
+            _ = tokio::time::sleep_until(heard + quiet) => break,
+            d = datagram => match d {
+                Some(d) => ok = session.binary(d).await.is_ok(),
+                None => relay = None,
+            },
+            m = msgs.next() => {
+                heard = tokio::time::Instant::now();
+                match m {
+                    None | Some(Err(_)) => break,
+                    Some(Ok(actix_ws::Message::Text(t))) => {
+                        match serde_json::from_str::<protocol::FromAgent>(&t) {
+                            Ok(protocol::FromAgent::Heartbeat { resources, health }) => {
+                                let tunnel = match &relay {
+                                    Some(r) => r.path().await,
+                                    None => None,
+                                };
+                                containers.agent_heartbeat(&row.id, resources, health, tunnel);
+                            }
+                            Ok(protocol::FromAgent::Hello { version }) => {
+                                tracing::debug!(container = %row.id, %version, "container agent said hello");
+                            }
+                            Err(e) => {
+                                tracing::debug!(container = %row.id, error = %e, "container agent sent an unknown message");
+                            }
                         }
                     }
+                    Some(Ok(actix_ws::Message::Binary(b))) => {
+                        if let Some(r) = &relay {
+                            r.deliver(b);
+                        }
+                    }
+                    Some(Ok(actix_ws::Message::Ping(p))) => ok = session.pong(&p).await.is_ok(),
+                    Some(Ok(actix_ws::Message::Close(_))) => break,
+                    Some(Ok(_)) => {}
                 }
-                Ok(Some(Ok(actix_ws::Message::Ping(p)))) => ok = session.pong(&p).await.is_ok(),
-                Ok(Some(Ok(actix_ws::Message::Close(_)))) => break,
-                Ok(Some(Ok(_))) => {}
             }
         }
     }

@@ -395,6 +395,8 @@ pub struct ContainerInfo {
     pub services: Vec<ServiceInfo>,
     pub cpu_percent: Option<f64>,
     pub memory_bytes: Option<u64>,
+    /// How the server reaches it: `udp`, or `relay` where UDP is blocked.
+    pub tunnel: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -440,6 +442,7 @@ pub fn containers_of(root: &Value) -> Arc<Vec<ContainerInfo>> {
                         .unwrap_or_default(),
                     cpu_percent: c["resources"]["cpu_percent"].as_f64(),
                     memory_bytes: c["resources"]["memory_bytes"].as_u64(),
+                    tunnel: s(c, "tunnel"),
                 })
                 .collect()
         })

@@ -605,7 +605,7 @@ fn image_title(image: &str) -> &str {
     }
 }
 
-/// ` · 12% CPU · 340 MB`, what it reported last.
+/// ` · 12% CPU · 340 MB`, what it reported last (and a warning where UDP is blocked).
 fn usage(c: &ContainerInfo) -> String {
     let mut s = String::new();
     if c.state == "running" {
@@ -614,6 +614,9 @@ fn usage(c: &ContainerInfo) -> String {
         }
         if let Some(m) = c.memory_bytes {
             s.push_str(&format!(" · {} MB", m / 1_000_000));
+        }
+        if c.tunnel == "relay" {
+            s.push_str(" · UDP blocked, slower link over the WebSocket");
         }
     }
     s

@@ -89,6 +89,25 @@ impl State {
     }
 }
 
+/// How the server reaches a container's agent through the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Tunnel {
+    /// WireGuard over UDP.
+    Udp,
+    /// UDP does not get through: the agent's control WebSocket carries the tunnel (slower).
+    Relay,
+}
+
+impl Tunnel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Relay => "relay",
+        }
+    }
+}
+
 /// What a container uses, as its agent last measured.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +160,8 @@ pub enum Event {
         resources: Option<Resources>,
         #[serde(default)]
         health: Option<BTreeMap<String, bool>>,
+        #[serde(default)]
+        tunnel: Option<Tunnel>,
     },
 }
 
@@ -404,8 +425,12 @@ impl Module for UserContainers {
                 state,
                 resources,
                 health,
+                tunnel,
             } => {
                 let m = record(cx.txn, &id).ok_or_else(|| missing(&id))?;
+                if let Some(t) = tunnel {
+                    m.insert(cx.txn, "tunnel", t.as_str());
+                }
                 let now = cx.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
                 if let Some(s) = state
                     && str_of(&m, cx.txn, "state").as_deref() != Some(s.as_str())
