@@ -467,6 +467,12 @@ impl Setup {
         self.server.http.port()
     }
 
+    /// What the agent saved at enrollment (`agent.json` in its volume).
+    pub(crate) fn saved(&self) -> Value {
+        let path = self._dir.path().join("volume/agent.json");
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
     /// An HTTP client signed in as the member (the editor), main domain and the service's
     /// guard alike (the flow the guard test checks step by step).
     pub(crate) async fn member_client(&self) -> reqwest::Client {
@@ -665,6 +671,150 @@ async fn a_container_whose_udp_is_blocked_is_reached_over_its_websocket() {
         hello(&e, &member).await;
     }
     eprintln!("20 requests over UDP: {:?}", t0.elapsed());
+}
+
+/// Another organization's container, enrolled with its own token, turned hostile: it takes
+/// its WireGuard key to wireguard-go (kernel networking, any address in the subnet routed to
+/// the server) and tries to reach the first organization's container. Its tunnel works
+/// (the server's front door answers), but the server forwards nothing between peers: the
+/// container's tunnel address answers nothing, and its URL through the front door gets only
+/// the guard (a sign-in redirect), never the app.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_of_another_organization_cannot_reach_this_one() {
+    let e = Setup::echo().await;
+    let a = e.saved();
+    let a_ip = a["tunnel_address"].as_str().unwrap().to_string();
+
+    // The outsider's own organization, project and container.
+    let out = &e.t.outsider;
+    let (st, org) = out.post("/api/v1/orgs", json!({"name": "Elsewhere"})).await;
+    assert_eq!(st.as_u16(), 201, "{org}");
+    let (st, p) = out
+        .post(
+            &format!("/api/v1/orgs/{}/projects", org["id"].as_str().unwrap()),
+            json!({"name": "Theirs"}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 201, "{p}");
+    let pid = p["id"].as_str().unwrap();
+    let (st, c) = out
+        .post(
+            &format!("/api/v1/projects/{pid}/events"),
+            json!({"type": "user-containers:create", "name": "Mole", "image": "custom",
+                   "image_ref": "python:3.11-slim", "services": [{"name": "web", "port": 9000}]}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 200, "{c}");
+    let cid = c["result"]["id"].as_str().unwrap();
+    let (st, en) = out
+        .post(
+            &format!("/api/v1/projects/{pid}/containers/{cid}/enrollment"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 201, "{en}");
+
+    let mole = Host::new();
+    let wg = |args: &[&str], input: &str| {
+        let mut c = Command::new("wg")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let o = c.wait_with_output().unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let secret = wg(&["genkey"], "");
+    let public = wg(&["pubkey"], &secret);
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/v1/agent/enroll", e.port()))
+        .json(&json!({"token": en["token"], "wg_public_key": public}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let b: Value = r.json().await.unwrap();
+    let b_ip = b["tunnel_address"].as_str().unwrap();
+    let server_ip = b["server"]["tunnel_address"].as_str().unwrap();
+    assert_ne!(b_ip, a_ip);
+    run_ok(&mut mole.ns.exec(&[
+        "ip",
+        "route",
+        "add",
+        "default",
+        "via",
+        &mole.server_ip.to_string(),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join(format!("{}.conf", mole.ns.name));
+    std::fs::write(
+        &conf,
+        format!(
+            "[Interface]\nPrivateKey = {secret}\nAddress = {b_ip}/32\n\n[Peer]\nPublicKey = {}\n\
+             Endpoint = {}\nAllowedIPs = {}\nPersistentKeepalive = 1\n",
+            b["server"]["public_key"].as_str().unwrap(),
+            b["server"]["endpoint"].as_str().unwrap(),
+            b["subnet"].as_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    run_ok(
+        mole.ns
+            .exec(&[
+                "env",
+                "WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go",
+                "wg-quick",
+                "up",
+            ])
+            .arg(&conf),
+    );
+    let mut mole = mole;
+    mole.ns.wg_conf = Some(conf.clone());
+    let curl = |args: &[&str]| {
+        let mut c = mole
+            .ns
+            .exec(&["curl", "-s", "-m", "3", "-w", "\n%{http_code}"]);
+        let o = c.args(args).output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+
+    // Its tunnel is up: the server's front door answers over it.
+    let t0 = Instant::now();
+    loop {
+        let (ok, body) = curl(&[&format!("http://{server_ip}/healthz")]);
+        if ok && body.contains("\"ok\"") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no tunnel: {body}\n{}",
+            e.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The other container's address answers nothing, on its service port or any other.
+    for port in [9000, 80, 22] {
+        let (ok, body) = curl(&[&format!("http://{a_ip}:{port}/hello")]);
+        assert!(
+            !ok && !body.contains("x-forwarded-user"),
+            "{a_ip}:{port} answered: {body}"
+        );
+    }
+    // Its URL through the front door: the guard's sign-in redirect, not the app.
+    let host = format!("Host: {}.containers.localhost", e.label);
+    let (ok, body) = curl(&["-H", &host, &format!("http://{server_ip}/hello")]);
+    assert!(ok, "{body}");
+    assert!(!body.contains("\"path\""), "the app answered: {body}");
+    assert!(body.ends_with("\n302"), "not the guard's redirect: {body}");
+    // And the first container is still served to its own member.
+    let member = e.member_client().await;
+    hello(&e, &member).await;
 }
 
 /// `GET /hello` through the edge and the tunnel answers the echo app's 200, as the member.
