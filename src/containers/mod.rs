@@ -21,7 +21,7 @@ use crate::auth::tokens;
 use crate::config::Config;
 use crate::db::containers::{ContainerRow, EnrollmentRow, RouteRow};
 use crate::db::{Db, DbError};
-use crate::gateway::modules::user_containers::{CREATE, DELETE, Tunnel};
+use crate::gateway::modules::user_containers::{CREATE, DELETE, Tunnel, catalogue};
 use crate::orgs::ProjectAccess;
 
 /// Where a running agent keeps its state (the volume of the `docker run` line).
@@ -341,7 +341,7 @@ impl Containers {
             vpn_peer: None,
             image: record["image"]
                 .as_str()
-                .unwrap_or(crate::gateway::modules::user_containers::catalogue::CUSTOM)
+                .unwrap_or(catalogue::CUSTOM)
                 .to_string(),
         };
         let routes = routes_of(container_id, record);
@@ -367,6 +367,11 @@ impl Containers {
         );
         let image = record["image_ref"].as_str().unwrap_or_default();
         let url = self.cfg.link_base();
+        let fetch = "(curl -fsSL \"$DEMIURGE_URL/agent/v1/install.sh\" || wget -qO- \"$DEMIURGE_URL/agent/v1/install.sh\") | sh";
+        let boot = match catalogue::entry(&row.image).and_then(|e| e.prepare) {
+            Some(prepare) => format!("{prepare}; {fetch}"),
+            None => fetch.to_string(),
+        };
         let command = format!(
             "docker run -d --restart unless-stopped --name {volume} -v {volume}:{AGENT_STATE_DIR} \
              -e DEMIURGE_URL={url} -e DEMIURGE_ENROLL={token} {image} \
@@ -374,9 +379,7 @@ impl Containers {
             url = sh_quote(url.trim_end_matches('/')),
             token = sh_quote(&token),
             image = sh_quote(image),
-            boot = sh_quote(
-                "(curl -fsSL \"$DEMIURGE_URL/agent/v1/install.sh\" || wget -qO- \"$DEMIURGE_URL/agent/v1/install.sh\") | sh"
-            ),
+            boot = sh_quote(&boot),
         );
         tracing::info!(container = %container_id, project = %access.project_id(), "container enrollment token issued");
         Ok(Enrollment {

@@ -22,6 +22,9 @@ pub struct Entry {
     pub description: &'static str,
     /// The image the command runs; none for `custom` (the person names it).
     pub image: Option<&'static str>,
+    /// A shell step the command runs before it fetches the agent, for a stock image that
+    /// lacks what the entry needs (it runs again on a restart and must then do nothing).
+    pub prepare: Option<&'static str>,
     pub services: &'static [BuiltinService],
 }
 
@@ -34,6 +37,7 @@ pub const BUILTIN: &[Entry] = &[
         title: "JupyterLab",
         description: "Notebooks, a file browser and Python kernels (the official Jupyter image)",
         image: Some("quay.io/jupyter/base-notebook:latest"),
+        prepare: None,
         services: &[BuiltinService {
             name: "lab",
             port: 8888,
@@ -43,8 +47,15 @@ pub const BUILTIN: &[Entry] = &[
     Entry {
         key: "terminal",
         title: "Terminal",
-        description: "A shell in the browser (ttyd) on plain Debian",
-        image: Some("debian:bookworm-slim"),
+        description: "A shell in the browser (ttyd) on plain Ubuntu",
+        // Ubuntu 24.04 packages ttyd (Debian 13 does not); the stock image has neither it
+        // nor curl, so the first start installs both from the distribution.
+        image: Some("ubuntu:24.04"),
+        prepare: Some(
+            "command -v ttyd >/dev/null && command -v curl >/dev/null || { apt-get update -qq && \
+             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+             ttyd curl ca-certificates >/dev/null; }",
+        ),
         services: &[BuiltinService {
             name: "term",
             port: 7681,
@@ -56,6 +67,7 @@ pub const BUILTIN: &[Entry] = &[
         title: "VS Code",
         description: "Visual Studio Code in the browser (code-server's image)",
         image: Some("codercom/code-server:latest"),
+        prepare: None,
         services: &[BuiltinService {
             name: "code",
             port: 8080,
@@ -67,6 +79,7 @@ pub const BUILTIN: &[Entry] = &[
         title: "Custom image",
         description: "Any image: name it and the ports of its web services",
         image: None,
+        prepare: None,
         services: &[],
     },
 ];
@@ -128,6 +141,15 @@ mod tests {
             }
         }
         assert!(entry("terminal").unwrap().services[0].terminal);
+        // Each preparing step is one valid shell command list (it lands inside `sh -c '...'`).
+        for p in BUILTIN.iter().filter_map(|e| e.prepare) {
+            assert!(!p.contains('\''), "{p}");
+            let ok = std::process::Command::new("sh")
+                .args(["-n", "-c", p])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "{p}");
+        }
         assert!(entry("nope").is_none());
     }
 }
