@@ -172,6 +172,8 @@ pub struct Engine {
     sockets: SocketSet<'static>,
     /// Ready listening sockets, with their port.
     listeners: Vec<(SocketHandle, u16)>,
+    /// SYNs queued for the stack since it last ran, by port.
+    syns_waiting: HashMap<u16, usize>,
     conns: Vec<Conn>,
     notify: Arc<Notify>,
     last_reload: Option<StdInstant>,
@@ -219,6 +221,7 @@ impl Engine {
             device,
             sockets: SocketSet::new(Vec::new()),
             listeners: Vec::new(),
+            syns_waiting: HashMap::new(),
             conns: Vec::new(),
             notify: Arc::new(Notify::new()),
             last_reload: None,
@@ -605,6 +608,7 @@ impl Engine {
             }
         };
         let mut datagram: &[u8] = data;
+        let mut syn_to = None;
         loop {
             let result = peer.tunn.decapsulate(src_ip, datagram, out);
             if proves_path && !matches!(result, TunnResult::Err(_)) {
@@ -623,6 +627,7 @@ impl Engine {
                 }
                 TunnResult::WriteToTunnelV4(pkt, src) => {
                     if src == peer.address {
+                        syn_to = tcp_syn_port(pkt);
                         self.device.rx.push_back(pkt.to_vec());
                     } else {
                         tracing::debug!(peer = %peer.name, %src, "vpn: dropped a packet with a spoofed source");
@@ -635,6 +640,28 @@ impl Engine {
                     break;
                 }
             }
+        }
+        if let Some(port) = syn_to {
+            self.listener_for_syn(port);
+        }
+    }
+
+    /// A SYN for a target port waits in the stack's queue: a listening socket is ready for
+    /// it when the stack runs (smoltcp has no accept backlog, so a burst of SYNs larger than
+    /// the pool would otherwise be reset).
+    fn listener_for_syn(&mut self, port: u16) {
+        if !self.targets.contains_key(&port) {
+            return;
+        }
+        let waiting = self.syns_waiting.entry(port).or_insert(0);
+        *waiting += 1;
+        let ready = self.listeners.iter().filter(|(_, p)| *p == port).count();
+        if ready >= *waiting || self.conns.len() + self.listeners.len() >= MAX_CONNECTIONS {
+            return;
+        }
+        let mut sock = Self::new_socket();
+        if sock.listen(port).is_ok() {
+            self.listeners.push((self.sockets.add(sock), port));
         }
     }
 
@@ -657,6 +684,7 @@ impl Engine {
             self.settle_dials();
             self.pump();
             self.iface.poll(now(), &mut self.device, &mut self.sockets);
+            self.syns_waiting.clear();
             self.flush_tx(out).await;
         }
         self.reap();
@@ -914,6 +942,20 @@ fn relay_send(relays: &mut HashMap<u64, Relay>, id: u64, pkt: &[u8]) -> bool {
     }
 }
 
+/// The destination port of an IPv4 TCP segment that opens a connection (SYN without ACK).
+fn tcp_syn_port(pkt: &[u8]) -> Option<u16> {
+    if pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != 6 {
+        return None;
+    }
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let tcp = pkt.get(ihl..)?;
+    if tcp.len() < 20 {
+        return None;
+    }
+    let (syn, ack) = (tcp[13] & 0x02 != 0, tcp[13] & 0x10 != 0);
+    (syn && !ack).then(|| u16::from_be_bytes([tcp[2], tcp[3]]))
+}
+
 fn ipv4_destination(pkt: &[u8]) -> Option<Ipv4Addr> {
     if pkt.len() < 20 || pkt[0] >> 4 != 4 {
         return None;
@@ -990,6 +1032,152 @@ async fn bridge<S: AsyncRead + AsyncWrite + Send + 'static>(
 mod tests {
     use super::*;
 
+    #[test]
+    fn syns_are_told_from_other_segments() {
+        // IPv4 (IHL 5) + TCP with the given flags, to port 9000.
+        let segment = |flags: u8| {
+            let mut p = vec![0u8; 40];
+            p[0] = 0x45;
+            p[9] = 6;
+            p[22..24].copy_from_slice(&9000u16.to_be_bytes());
+            p[33] = flags;
+            p
+        };
+        assert_eq!(tcp_syn_port(&segment(0x02)), Some(9000));
+        assert_eq!(tcp_syn_port(&segment(0x12)), None, "SYN-ACK");
+        assert_eq!(tcp_syn_port(&segment(0x10)), None, "ACK");
+        let mut udp = segment(0x02);
+        udp[9] = 17;
+        assert_eq!(tcp_syn_port(&udp), None);
+        assert_eq!(tcp_syn_port(&segment(0x02)[..30]), None, "cut short");
+    }
+
+    /// Two static ends on loopback: A (dialing, no ports) reaches B at `b_at`; B, on
+    /// `ub`, carries `targets` and reaches A at `a_at` (A's own socket when `None`).
+    /// Answers (A, B, B's tunnel address).
+    async fn static_pair(
+        ub: UdpSocket,
+        b_at: SocketAddr,
+        a_at: Option<SocketAddr>,
+        targets: HashMap<u16, SocketAddr>,
+    ) -> (Engine, Engine, Ipv4Addr) {
+        let (ka, kb) = (keys::generate(), keys::generate());
+        let ua = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ea = ua.local_addr().unwrap();
+        let (ipa, ipb) = (Ipv4Addr::new(10, 9, 0, 2), Ipv4Addr::new(10, 9, 0, 1));
+        let a = Engine::new(
+            ka.clone(),
+            ua,
+            Peers::Static(StaticPeer {
+                name: "b".into(),
+                public: *keys::public_of(&kb).as_bytes(),
+                address: ipb,
+                endpoint: b_at,
+            }),
+            ipa,
+            24,
+            HashMap::new(),
+        );
+        let b = Engine::new(
+            kb,
+            ub,
+            Peers::Static(StaticPeer {
+                name: "a".into(),
+                public: *keys::public_of(&ka).as_bytes(),
+                address: ipa,
+                endpoint: a_at.unwrap_or(ea),
+            }),
+            ipb,
+            24,
+            targets,
+        );
+        (a, b, ipb)
+    }
+
+    /// Many SYNs reaching the listening end together (a burst of connections while it was
+    /// busy: here held back by a UDP hop in between, then let go at once) each find a
+    /// listening socket; smoltcp has no backlog and would reset those beyond the pool.
+    #[tokio::test]
+    async fn a_burst_of_new_connections_is_accepted_whole() {
+        let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sink_addr = sink.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = sink.accept().await {
+                held.push(s);
+            }
+        });
+        let ub = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let eb = ub.local_addr().unwrap();
+        // The hop: A -> hop -> B and B -> hop -> A (once A was heard); A's datagrams are
+        // held while `hold` is set.
+        let hop = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let hop_at = hop.local_addr().unwrap();
+        let (a, b, ipb) =
+            static_pair(ub, hop_at, Some(hop_at), HashMap::from([(7000, sink_addr)])).await;
+        let hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+        {
+            let (hop, hold, held) = (hop.clone(), hold.clone(), held.clone());
+            tokio::spawn(async move {
+                let mut a_at = None;
+                let mut buf = vec![0u8; 65_536];
+                while let Ok((n, from)) = hop.recv_from(&mut buf).await {
+                    if from == eb {
+                        if let Some(to) = a_at {
+                            let _ = hop.send_to(&buf[..n], to).await;
+                        }
+                        continue;
+                    }
+                    a_at = Some(from);
+                    if hold.load(std::sync::atomic::Ordering::SeqCst) {
+                        held.lock().unwrap().push(buf[..n].to_vec());
+                    } else {
+                        let _ = hop.send_to(&buf[..n], eb).await;
+                    }
+                }
+            });
+        }
+        let stop = CancellationToken::new();
+        let (ta, ra) = mpsc::channel(64);
+        let (_tb, rb) = mpsc::channel(4);
+        tokio::spawn(a.run(ra, stop.clone()));
+        tokio::spawn(b.run(rb, stop.clone()));
+        let dial = |ta: mpsc::Sender<Command>| async move {
+            let (reply, answer) = oneshot::channel();
+            ta.send(Command::Connect {
+                to: std::net::SocketAddrV4::new(ipb, 7000),
+                reply,
+            })
+            .await
+            .unwrap();
+            answer.await.unwrap()
+        };
+        // The session first.
+        dial(ta.clone()).await.expect("a first connection");
+        let n = 4 * LISTEN_POOL;
+        hold.store(true, std::sync::atomic::Ordering::SeqCst);
+        let burst = tokio::spawn(futures::future::join_all((0..n).map(|_| dial(ta.clone()))));
+        let t0 = std::time::Instant::now();
+        while held.lock().unwrap().len() < n {
+            assert!(
+                t0.elapsed() < Duration::from_secs(3),
+                "the SYNs did not reach the hop: {} held",
+                held.lock().unwrap().len()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        hold.store(false, std::sync::atomic::Ordering::SeqCst);
+        let all: Vec<Vec<u8>> = std::mem::take(&mut *held.lock().unwrap());
+        for d in &all {
+            hop.send_to(d, eb).await.unwrap();
+        }
+        let results = burst.await.unwrap();
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!(failed, 0, "{failed} of {n} connections were refused");
+        stop.cancel();
+    }
+
     /// Two static ends on loopback: A dials B's listening port, which B carries to a local
     /// echo server; what A writes comes back. A port B does not listen on is refused.
     #[tokio::test]
@@ -1004,37 +1192,9 @@ mod tests {
                 });
             }
         });
-        let (ka, kb) = (keys::generate(), keys::generate());
-        let ua = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let ub = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let (ea, eb) = (ua.local_addr().unwrap(), ub.local_addr().unwrap());
-        let (ipa, ipb) = (Ipv4Addr::new(10, 9, 0, 2), Ipv4Addr::new(10, 9, 0, 1));
-        let a = Engine::new(
-            ka.clone(),
-            ua,
-            Peers::Static(StaticPeer {
-                name: "b".into(),
-                public: *keys::public_of(&kb).as_bytes(),
-                address: ipb,
-                endpoint: eb,
-            }),
-            ipa,
-            24,
-            HashMap::new(),
-        );
-        let b = Engine::new(
-            kb,
-            ub,
-            Peers::Static(StaticPeer {
-                name: "a".into(),
-                public: *keys::public_of(&ka).as_bytes(),
-                address: ipa,
-                endpoint: ea,
-            }),
-            ipb,
-            24,
-            HashMap::from([(7000, echo_addr)]),
-        );
+        let eb = ub.local_addr().unwrap();
+        let (a, b, ipb) = static_pair(ub, eb, None, HashMap::from([(7000, echo_addr)])).await;
         let stop = CancellationToken::new();
         let (ta, ra) = mpsc::channel(4);
         let (_tb, rb) = mpsc::channel(4);
