@@ -843,6 +843,8 @@
 
     function onPointerDown(ev) {
       if (b.editor && b.editor.area.contains(ev.target)) return;
+      // A link on a card (a container's service) opens as a link does.
+      if (ev.target.closest(".board-card a[href]")) return;
       if (ev.target.closest(".minimap")) return;
       b.pointers.set(ev.pointerId, [ev.clientX, ev.clientY]);
       port.focus({ preventScroll: true });
@@ -1361,6 +1363,8 @@
       var e = cardEl(id);
       if (!e || lockedByOther(id)) return;
       var kind = e.getAttribute("data-kind");
+      // A container card shows its container; it has no text of its own.
+      if (kind === "container") return;
       var r = rect(id);
       if (kind === "frame") { editTitle(id, e, r); return; }
       var area = document.createElement("textarea");

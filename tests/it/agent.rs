@@ -330,6 +330,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
+http.server.ThreadingHTTPServer.request_queue_size = 128
 http.server.ThreadingHTTPServer(("127.0.0.1", 9000), H).serve_forever()
 "#;
 
@@ -473,17 +474,12 @@ impl Setup {
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
     }
 
-    /// An HTTP client signed in as the member (the editor), main domain and the service's
-    /// guard alike (the flow the guard test checks step by step).
-    pub(crate) async fn member_client(&self) -> reqwest::Client {
+    /// The cookies of the member (the editor), signed in on the main domain and through the
+    /// service's guard (the flow the guard test checks step by step).
+    pub(crate) async fn member_jar(&self) -> std::sync::Arc<reqwest::cookie::Jar> {
         let main = format!("http://localhost:{}", self.port());
-        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], self.port()));
-        let c = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .resolve(&format!("{}.containers.localhost", self.label), loopback)
-            .build()
-            .unwrap();
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let c = self.client_with(&jar);
         let r = c
             .post(format!("{main}/api/v1/auth/login"))
             .header("Origin", &main)
@@ -500,11 +496,32 @@ impl Setup {
             }
             let to = r.headers()["location"].to_str().unwrap().to_string();
             if to == "/" {
-                return c;
+                return jar;
             }
             next = to;
         }
         panic!("the guard's flow did not finish at {next}\n{}", self.logs());
+    }
+
+    /// A client (with its own connections) holding `jar`'s cookies; the service's host
+    /// resolves to the server.
+    pub(crate) fn client_with(
+        &self,
+        jar: &std::sync::Arc<reqwest::cookie::Jar>,
+    ) -> reqwest::Client {
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], self.port()));
+        reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(&format!("{}.containers.localhost", self.label), loopback)
+            .build()
+            .unwrap()
+    }
+
+    /// A client signed in as the member, guard included.
+    pub(crate) async fn member_client(&self) -> reqwest::Client {
+        let jar = self.member_jar().await;
+        self.client_with(&jar)
     }
 
     /// A Chromium script in `tests/peers` opening the service as the member (the editor).
@@ -671,6 +688,19 @@ async fn a_container_whose_udp_is_blocked_is_reached_over_its_websocket() {
         hello(&e, &member).await;
     }
     eprintln!("20 requests over UDP: {:?}", t0.elapsed());
+    // A burst of new connections at once (a few browsers' worth) is answered, none reset.
+    let jar = e.member_jar().await;
+    let t0 = Instant::now();
+    let e = &e;
+    let burst = (0..48).map(|_| {
+        let c = e.client_with(&jar);
+        async move { hello(e, &c).await }
+    });
+    futures::future::join_all(burst).await;
+    eprintln!(
+        "48 requests on 48 new connections at once: {:?}",
+        t0.elapsed()
+    );
 }
 
 /// Another organization's container, enrolled with its own token, turned hostile: it takes
@@ -1008,7 +1038,9 @@ async fn a_member_uses_a_real_terminal_through_the_edge() {
 /// The board's containers panel in Chromium, end to end: a member makes a terminal
 /// container there and gets its `docker run` line, which the test runs (in a network
 /// namespace, exactly as pasted); the card turns `running` live, its link opens the real
-/// terminal through the guard in a new tab, and deleting it from the panel removes it.
+/// terminal through the guard in a new tab; it is renamed in place; a custom image is made
+/// with its services (a malformed list refused with a message); deleting them from the
+/// panel removes them.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_member_makes_runs_opens_and_deletes_a_container_from_the_board() {
     crate::harness::chromium::require_browser();
@@ -1083,6 +1115,40 @@ async fn a_member_makes_runs_opens_and_deletes_a_container_from_the_board() {
         "{r}"
     );
     assert!(r["tab_url"].as_str().unwrap().starts_with(href), "{r}");
+    assert!(
+        r["card_created"]
+            .as_str()
+            .unwrap()
+            .contains("Waiting for its machine"),
+        "{r}"
+    );
+    assert!(
+        r["card_running"].as_str().unwrap().contains("Running"),
+        "{r}"
+    );
+    assert!(r["card_tab_url"].as_str().unwrap().starts_with(href), "{r}");
+    assert!(
+        r["card_deleted"]
+            .as_str()
+            .unwrap()
+            .contains("This container was deleted"),
+        "{r}"
+    );
+    assert_eq!(r["renamed"], "Build shell", "{r}");
+    assert!(
+        r["bad_services"].as_str().unwrap().contains("name:port"),
+        "{r}"
+    );
+    assert!(
+        r["custom_text"].as_str().unwrap().contains("Custom image"),
+        "{r}"
+    );
+    assert_eq!(r["custom_links"], json!(["Open web", "Open api"]), "{r}");
+    let doc = t.document(&t.viewer).await;
+    assert!(
+        doc["roots"]["containers"].as_object().unwrap().is_empty(),
+        "{doc}"
+    );
     assert_eq!(r["deleted"], true, "{r}");
     assert_eq!(r["errors"], json!([]), "{r}");
 }

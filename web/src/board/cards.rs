@@ -6,7 +6,8 @@ use std::sync::Arc;
 use dioxus::prelude::*;
 
 use super::geometry::{dash_array, shape_outline};
-use super::model::{Card, CardKind, Edge, Rect, Shared};
+use super::model::{Card, CardKind, ContainerInfo, Edge, Rect, Shared};
+use super::panels::{image_title, state_text, usage};
 
 /// The CSS class suffix of a card's kind (kinds of other modules share one look).
 pub(super) fn kind_class(kind: &CardKind) -> &str {
@@ -23,6 +24,12 @@ pub(super) fn CardView(
     parent: Option<Arc<str>>,
     collapsed: bool,
     hidden: bool,
+    /// For a container card: the container, as its record says.
+    #[props(default)]
+    container: Option<ContainerInfo>,
+    /// `http://{label}.containers.<domain>/`, for a container card's links.
+    #[props(default)]
+    service_url: String,
 ) -> Element {
     let c = &*card;
     let st = &c.style;
@@ -64,6 +71,9 @@ pub(super) fn CardView(
                     }
                     div { class: "text centred", "{text}" }
                 },
+                CardKind::Other(ref k) if k == "container" => rsx! {
+                    ContainerBody { container, service_url }
+                },
                 CardKind::Other(ref k) => rsx! {
                     div { class: "card-kind", "{k}" }
                     div { class: "text", "{text}" }
@@ -77,6 +87,40 @@ pub(super) fn CardView(
                     svg { "viewBox": "0 0 24 24", path { d: "M7 11V8a5 5 0 0 1 10 0v3M5 11h14v10H5z" } }
                 }
             }
+        }
+    }
+}
+
+/// A container card's face: state light, name, image, what it uses, who made it, and its
+/// services as links that open in a new tab.
+#[component]
+fn ContainerBody(container: Option<ContainerInfo>, service_url: String) -> Element {
+    let Some(c) = container else {
+        return rsx! {
+            div { class: "container-card gone", "data-state": "deleted",
+                div { class: "container-head", span { class: "state-light", "aria-hidden": "true" } span { "Container" } }
+                p { class: "muted", "This container was deleted." }
+            }
+        };
+    };
+    let url = |label: &str| service_url.replace("{label}", label);
+    rsx! {
+        div { class: "container-card", "data-container": "{c.id}", "data-state": "{c.state}",
+            div { class: "container-head",
+                span { class: "state-light state-{c.state}", title: "{state_text(&c.state)}", "aria-hidden": "true" }
+                span { class: "container-name", "{c.name}" }
+                span { class: "muted container-image", " · {image_title(&c.image)}" }
+            }
+            div { class: "muted container-state", "{state_text(&c.state)}{usage(&c)}" }
+            div { class: "row container-services",
+                for s in c.services.iter() {
+                    a { class: "button secondary small service-link", href: "{url(&s.label)}", target: "_blank", rel: "noopener",
+                        "data-service": "{s.name}",
+                        if s.terminal { "Open terminal" } else { "Open {s.name}" }
+                    }
+                }
+            }
+            div { class: "muted container-by", "by {c.created_by_name}" }
         }
     }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::cards::{CardView, EdgeView, Minimap, kind_class};
-use super::model::{BoardDoc, Edge, MAIN, Rect, Shared, ViewInfo};
+use super::model::{BoardDoc, Card, ContainerInfo, Edge, MAIN, Rect, Shared, ViewInfo};
 use super::panels::{ContainersPanel, HelpDialog, HistoryPanel, LayersPanel, StylePanel};
 use super::{BoardSession, Boards, Ended, OpenError, Peer, Presence, Visitor};
 use crate::ui;
@@ -415,7 +415,8 @@ fn BoardView(session: Session) -> Element {
                             }
                         } else {
                             for (p, hidden) in cards {
-                                CardView { key: "{p.card.id}", card: p.card, rect: p.rect, parent: p.parent, collapsed: p.collapsed, hidden }
+                                CardView { key: "{p.card.id}", container: container_of(&d, &p.card), service_url: s.service_url.clone(),
+                                    card: p.card, rect: p.rect, parent: p.parent, collapsed: p.collapsed, hidden }
                             }
                         }
                     }
@@ -453,7 +454,8 @@ fn BoardView(session: Session) -> Element {
             }
             if panel() == "containers" {
                 ContainersPanel { project: s.project_id.clone(), containers: d.containers.clone(), me: s.me.user_id.clone(),
-                    can_create: can.containers, can_manage: can.containers_manage, service_url: s.service_url.clone() }
+                    can_create: can.containers, can_manage: can.containers_manage, service_url: s.service_url.clone(),
+                    view: view.clone(), viewport: cam.viewport }
             }
             if panel() == "layers" {
                 LayersPanel { doc: Shared(d.clone()), view: view.clone(), selected: sel_cards.clone(), can_edit: can.edit }
@@ -464,6 +466,19 @@ fn BoardView(session: Session) -> Element {
             div { class: "board-toast", id: "board-toast", role: "status", "aria-live": "polite" }
         }
     }
+}
+
+/// The container a container card stands for (`None` for other cards, and for a container
+/// that was deleted, which the card then says).
+fn container_of(doc: &BoardDoc, card: &Card) -> Option<ContainerInfo> {
+    if card.kind.as_str() != "container" {
+        return None;
+    }
+    let id = card
+        .data
+        .get("container")
+        .and_then(serde_json::Value::as_str)?;
+    doc.containers.iter().find(|c| c.id == id).cloned()
 }
 
 /// The view a page shows: the one it asked for, or the main one once that is gone.

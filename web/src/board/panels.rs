@@ -425,28 +425,55 @@ pub(super) fn ContainersPanel(
     can_create: bool,
     can_manage: bool,
     service_url: String,
+    /// The view shown and where the screen is: a new container's card goes in its middle.
+    view: String,
+    viewport: super::model::Rect,
 ) -> Element {
     let mut name = use_signal(String::new);
     let mut image = use_signal(|| "jupyterlab".to_string());
+    // A custom image's reference and its services (`web:8080, api:3000`).
+    let mut image_ref = use_signal(String::new);
+    let mut services = use_signal(String::new);
     let mut error = use_signal(String::new);
     let mut busy = use_signal(|| false);
     // The `docker run` line last asked for: (container id, command).
     let command = use_signal(|| None::<(String, String)>);
     let create = {
         let project = project.clone();
+        // Each new one a little down and right of the last, so they do not hide each other.
+        let step = 28.0 * (containers.len() % 8) as f64;
+        let (view, at) = (view.clone(), (viewport.cx() + step, viewport.cy() + step));
         move |_| {
-            let project = project.clone();
+            let (project, view) = (project.clone(), view.clone());
+            let mut event =
+                json!({"type": "user-containers:create", "name": name().trim(), "image": image()});
+            if image() == "custom" {
+                match parse_services(&services()) {
+                    Ok(list) => {
+                        event["image_ref"] = json!(image_ref().trim());
+                        event["services"] = list;
+                    }
+                    Err(e) => {
+                        error.set(e);
+                        return;
+                    }
+                }
+            }
             spawn(async move {
                 busy.set(true);
-                let r = ui::post(
-                    &format!("/api/v1/projects/{project}/events"),
-                    json!({"type": "user-containers:create", "name": name().trim(), "image": image()}),
-                )
-                .await;
+                let r = ui::post(&format!("/api/v1/projects/{project}/events"), event).await;
                 if r.ok() {
                     name.set(String::new());
+                    image_ref.set(String::new());
+                    services.set(String::new());
                     error.set(String::new());
                     if let Some(id) = r.body["result"]["id"].as_str() {
+                        // Its card on the board, in the middle of the screen (someone who
+                        // may not edit the board still has the container in this list).
+                        let card = json!({"type": "whiteboard:insert", "view": view, "at": {"x": at.0, "y": at.1},
+                            "cards": [{"ref": "c", "kind": "container", "x": 0, "y": 0, "w": 300, "h": 150,
+                                       "data": {"container": id}}]});
+                        let _ = ui::post(&format!("/api/v1/projects/{project}/events"), card).await;
                         issue_command(project.clone(), id.to_string(), command, error).await;
                     }
                 } else {
@@ -474,9 +501,23 @@ pub(super) fn ContainersPanel(
                             option { value: "jupyterlab", "JupyterLab" }
                             option { value: "vscode", "VS Code" }
                             option { value: "terminal", "Terminal" }
+                            option { value: "custom", "Custom image…" }
                         }
                     }
-                    button { id: "container-create", r#type: "submit", disabled: busy() || name().trim().is_empty(), "New container" }
+                    if image() == "custom" {
+                        label { "Image reference"
+                            input { id: "container-image-ref", value: "{image_ref}", maxlength: "255",
+                                placeholder: "ghcr.io/team/app:latest", oninput: move |e| image_ref.set(e.value()) }
+                        }
+                        label { "Web services (name:port, comma-separated)"
+                            input { id: "container-services", value: "{services}", maxlength: "200",
+                                placeholder: "web:8080", oninput: move |e| services.set(e.value()) }
+                        }
+                    }
+                    button { id: "container-create", r#type: "submit",
+                        disabled: busy() || name().trim().is_empty()
+                            || (image() == "custom" && (image_ref().trim().is_empty() || services().trim().is_empty())),
+                        "New container" }
                 }
             }
             Notice { text: error(), error: true }
@@ -494,7 +535,11 @@ pub(super) fn ContainersPanel(
                     li { key: "{c.id}", class: "container", "data-container": "{c.id}", "data-state": "{c.state}",
                         div { class: "container-head",
                             span { class: "state-light state-{c.state}", title: "{state_text(&c.state)}", "aria-hidden": "true" }
-                            span { class: "container-name", "{c.name}" }
+                            if can_manage || (can_create && c.created_by == me) {
+                                RenameContainer { key: "{c.id}-{c.name}", project: project.clone(), container: c.id.clone(), name: c.name.clone(), error }
+                            } else {
+                                span { class: "container-name", "{c.name}" }
+                            }
                             span { class: "muted container-image", " · {image_title(&c.image)}" }
                         }
                         div { class: "muted container-state", "{state_text(&c.state)}{usage(c)} · by {c.created_by_name}" }
@@ -517,6 +562,73 @@ pub(super) fn ContainersPanel(
                     }
                 }
             }
+        }
+    }
+}
+
+/// `web:8080, api:3000` as the create event's services; a message saying what is wrong
+/// otherwise.
+fn parse_services(text: &str) -> Result<Value, String> {
+    let mut list = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, port) = part
+            .split_once(':')
+            .ok_or_else(|| format!("“{part}”: write each service as name:port, e.g. web:8080"))?;
+        let port: u16 = port
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("“{part}”: the port is a number from 1 to 65535"))?;
+        list.push(json!({"name": name.trim(), "port": port}));
+    }
+    if list.is_empty() {
+        return Err("Name at least one web service, e.g. web:8080".into());
+    }
+    Ok(Value::Array(list))
+}
+
+/// The container's name, and for who may rename it, a button that turns it into a field.
+#[component]
+fn RenameContainer(
+    project: String,
+    container: String,
+    name: String,
+    error: Signal<String>,
+) -> Element {
+    let mut editing = use_signal(|| false);
+    let mut value = use_signal(|| name.clone());
+    let save = move |_| {
+        let (project, container) = (project.clone(), container.clone());
+        let new = value().trim().to_string();
+        spawn(async move {
+            let r = ui::post(
+                &format!("/api/v1/projects/{project}/events"),
+                json!({"type": "user-containers:rename", "id": container, "name": new}),
+            )
+            .await;
+            if r.ok() {
+                error.set(String::new());
+                editing.set(false);
+            } else {
+                error.set(r.message());
+            }
+        });
+    };
+    if editing() {
+        rsx! {
+            form { class: "container-rename", onsubmit: save,
+                input { class: "container-rename-input", value: "{value}", maxlength: "64", "aria-label": "Container name",
+                    oninput: move |e| value.set(e.value()) }
+                button { class: "small", r#type: "submit", disabled: value().trim().is_empty(), "Save" }
+                button { class: "secondary small", r#type: "button", onclick: move |_| editing.set(false), "Cancel" }
+            }
+        }
+    } else {
+        rsx! {
+            span { class: "container-name", "{name}" }
+            button { class: "icon small container-rename-button", "aria-label": "Rename {name}", title: "Rename",
+                onclick: move |_| editing.set(true), "✎" }
         }
     }
 }
@@ -585,7 +697,7 @@ fn DeleteContainer(project: String, container: String, error: Signal<String>) ->
     }
 }
 
-fn state_text(state: &str) -> &'static str {
+pub(super) fn state_text(state: &str) -> &'static str {
     match state {
         "created" => "Waiting for its machine",
         "connecting" => "Connecting",
@@ -595,7 +707,7 @@ fn state_text(state: &str) -> &'static str {
     }
 }
 
-fn image_title(image: &str) -> &str {
+pub(super) fn image_title(image: &str) -> &str {
     match image {
         "jupyterlab" => "JupyterLab",
         "vscode" => "VS Code",
@@ -606,7 +718,7 @@ fn image_title(image: &str) -> &str {
 }
 
 /// ` · 12% CPU · 340 MB`, what it reported last (and a warning where UDP is blocked).
-fn usage(c: &ContainerInfo) -> String {
+pub(super) fn usage(c: &ContainerInfo) -> String {
     let mut s = String::new();
     if c.state == "running" {
         if let Some(p) = c.cpu_percent {
