@@ -259,6 +259,8 @@ def main():
         agent_pid = next(p for p in host.pids()
                          if "demiurge-agent" in open(f"/proc/{p}/cmdline").read())
 
+        time.sleep(3)  # a few heartbeats, idle
+        idle_rss, idle_anon = rss_kb(agent_pid), rss_kb(agent_pid, "RssAnon")
         # Requests through the edge and the tunnel, and straight to the service.
         results = {}
         for conns in (1, 16):
@@ -328,7 +330,8 @@ def main():
           f" wireguard-go both ends {wg:.0f} MB/s (direct {wg_direct:.0f} MB/s); ours/wireguard-go {ours / wg:.2f}")
     print(f"agent start -> URL answers: first start (download, enroll, tunnel) {first_start:.2f} s;"
           f" restart from its volume {restart:.2f} s")
-    print(f"agent memory: RSS {agent_rss / 1024:.1f} MB after the load (heap and stacks {agent_anon / 1024:.1f} MB,"
+    print(f"agent memory: RSS {idle_rss / 1024:.1f} MB idle (heap and stacks {idle_anon / 1024:.1f} MB);"
+          f" {agent_rss / 1024:.1f} MB after the load (heap and stacks {agent_anon / 1024:.1f} MB,"
           f" pages of the executable {agent_file / 1024:.1f} MB), peak {agent_hwm / 1024:.1f} MB;"
           f" wireguard-go (two ends) {wg_rss / 1024:.1f} MB")
     print("goals: >= 0.5x direct req/s and +<= 1 ms p50; >= wireguard-go's throughput; start <= 3 s; RSS <= 20 MB")

@@ -422,6 +422,10 @@ impl Containers {
             .set_container_agent(&row.id, &credential_hash, &name, t)
             .await?;
         self.peers.notify();
+        // Routes looked up before (no tunnel address yet: "offline") are void now, so the
+        // URL answers as soon as the agent runs, not when the cache expires.
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.live.watch(&row.id, &row.org_id, &row.project_id);
         tracing::info!(container = %row.id, address = %joined.peer.address, "container agent enrolled");
         Ok(Enrolled {

@@ -418,6 +418,18 @@ impl Setup {
         let volume = dir.path().join("volume");
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
+        // Someone opens the address before the container runs (its card shows the link):
+        // the guard looks the route up then, and must not keep the container-less one.
+        let early = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .header("Host", format!("{label}.containers.localhost:{port}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(early.status().as_u16(), 302, "the guard's sign-in");
         // The agent reaches the server over the veth pair; people's browsers on loopback.
         let agent_url = format!("http://{}:{port}", host.server_ip);
         let agent = Agent::start(
