@@ -162,7 +162,11 @@ pub fn spec_for(image: &str, port: u16, state_dir: &Path) -> Option<Spec> {
     }
 }
 
-/// The app's command, with `inherited` (the agent's environment) less `DEMIURGE_*`.
+/// What the installer sets for the agent alone (its allocator's settings).
+const AGENT_ONLY: &[&str] = &["MIMALLOC_ARENA_EAGER_COMMIT"];
+
+/// The app's command, with `inherited` (the agent's environment) less `DEMIURGE_*` and
+/// [`AGENT_ONLY`].
 fn command(
     spec: &Spec,
     inherited: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
@@ -178,7 +182,8 @@ fn command(
             // Apps start in the person's home (JupyterLab's file browser shows it).
             c.current_dir(&v);
         }
-        if !k.to_string_lossy().starts_with("DEMIURGE_") {
+        let name = k.to_string_lossy();
+        if !name.starts_with("DEMIURGE_") && !AGENT_ONLY.contains(&name.as_ref()) {
             c.env(k, v);
         }
     }
@@ -284,6 +289,7 @@ mod tests {
             ("HOME", "/root".into()),
             ("DEMIURGE_ENROLL", "dmen_secret".into()),
             ("DEMIURGE_URL", "http://server".into()),
+            ("MIMALLOC_ARENA_EAGER_COMMIT", "0".into()),
         ]
         .map(|(k, v)| (k.into(), v.into()));
         let out = command(&spec, agent_env).output().await.unwrap();
@@ -293,5 +299,6 @@ mod tests {
             "{env}"
         );
         assert!(!env.contains("DEMIURGE_"), "{env}");
+        assert!(!env.contains("MIMALLOC_"), "{env}");
     }
 }

@@ -83,7 +83,8 @@ if ! ok "$bin"; then
   chmod 0755 "$tmp"
   mv -f "$tmp" "$bin"
 fi
-exec "$bin" agent
+# mimalloc commits its arenas eagerly on Linux; for the agent that is 13 of its 32 MB idle.
+MIMALLOC_ARENA_EAGER_COMMIT=0 exec "$bin" agent
 "#
     )
 }
