@@ -1050,7 +1050,8 @@ async fn a_member_uses_a_real_terminal_through_the_edge() {
 /// The board's containers panel in Chromium, end to end: a member makes a terminal
 /// container there and gets its `docker run` line, which the test runs (in a network
 /// namespace, exactly as pasted); the card turns `running` live, its link opens the real
-/// terminal through the guard in a new tab; it is renamed in place; a custom image is made
+/// terminal through the guard in a new tab, from the panel and from its card on the board;
+/// its card deleted, the panel puts it back; it is renamed in place; a custom image is made
 /// with its services (a malformed list refused with a message); deleting them from the
 /// panel removes them.
 #[tokio::test(flavor = "multi_thread")]
@@ -1139,6 +1140,7 @@ async fn a_member_makes_runs_opens_and_deletes_a_container_from_the_board() {
         "{r}"
     );
     assert!(r["card_tab_url"].as_str().unwrap().starts_with(href), "{r}");
+    assert_eq!(r["put_back"], true, "{r}");
     assert!(
         r["card_deleted"]
             .as_str()

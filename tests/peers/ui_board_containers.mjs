@@ -63,8 +63,15 @@ try {
   await tab2.waitForSelector('.xterm', { timeout: 30000 })
   result.card_tab_url = tab2.url()
   await tab2.close()
+  // Its card deleted (selected, Delete), the panel offers to put it back, and does.
+  await page.click(`${cardSel} .container-by`)
+  await page.keyboard.press('Delete')
+  await page.waitForSelector('.board-card[data-kind="container"]', { state: 'detached', timeout: 15000 })
   await page.click('#containers-button')
   await page.waitForSelector('#containers-panel')
+  await page.click('li.container .container-place')
+  await page.waitForSelector(cardSel, { timeout: 15000 })
+  result.put_back = await page.locator('li.container .container-place').count() === 0
 
   // Renamed in place: the field, Enter, and the name everyone sees.
   await page.click('li.container .container-rename-button')

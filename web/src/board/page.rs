@@ -455,7 +455,7 @@ fn BoardView(session: Session) -> Element {
             if panel() == "containers" {
                 ContainersPanel { project: s.project_id.clone(), containers: d.containers.clone(), me: s.me.user_id.clone(),
                     can_create: can.containers, can_manage: can.containers_manage, service_url: s.service_url.clone(),
-                    view: view.clone(), viewport: cam.viewport }
+                    view: view.clone(), viewport: cam.viewport, can_edit: can.edit, placed: placed_containers(&d) }
             }
             if panel() == "layers" {
                 LayersPanel { doc: Shared(d.clone()), view: view.clone(), selected: sel_cards.clone(), can_edit: can.edit }
@@ -466,6 +466,19 @@ fn BoardView(session: Session) -> Element {
             div { class: "board-toast", id: "board-toast", role: "status", "aria-live": "polite" }
         }
     }
+}
+
+/// The containers that have a card on the board.
+fn placed_containers(doc: &BoardDoc) -> Vec<String> {
+    let mut ids: Vec<String> = doc
+        .cards
+        .values()
+        .filter(|c| c.kind.as_str() == "container")
+        .filter_map(|c| c.data.get("container").and_then(serde_json::Value::as_str))
+        .map(str::to_string)
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// The container a container card stands for (`None` for other cards, and for a container

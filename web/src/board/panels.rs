@@ -428,6 +428,10 @@ pub(super) fn ContainersPanel(
     /// The view shown and where the screen is: a new container's card goes in its middle.
     view: String,
     viewport: super::model::Rect,
+    /// Whether I may edit the board (put a container's card on it).
+    can_edit: bool,
+    /// The containers that have a card (sorted).
+    placed: Vec<String>,
 ) -> Element {
     let mut name = use_signal(String::new);
     let mut image = use_signal(|| "jupyterlab".to_string());
@@ -441,8 +445,7 @@ pub(super) fn ContainersPanel(
     let create = {
         let project = project.clone();
         // Each new one a little down and right of the last, so they do not hide each other.
-        let step = 28.0 * (containers.len() % 8) as f64;
-        let (view, at) = (view.clone(), (viewport.cx() + step, viewport.cy() + step));
+        let (view, at) = (view.clone(), card_spot(viewport, containers.len()));
         move |_| {
             let (project, view) = (project.clone(), view.clone());
             let mut event =
@@ -470,10 +473,11 @@ pub(super) fn ContainersPanel(
                     if let Some(id) = r.body["result"]["id"].as_str() {
                         // Its card on the board, in the middle of the screen (someone who
                         // may not edit the board still has the container in this list).
-                        let card = json!({"type": "whiteboard:insert", "view": view, "at": {"x": at.0, "y": at.1},
-                            "cards": [{"ref": "c", "kind": "container", "x": 0, "y": 0, "w": 300, "h": 150,
-                                       "data": {"container": id}}]});
-                        let _ = ui::post(&format!("/api/v1/projects/{project}/events"), card).await;
+                        let _ = ui::post(
+                            &format!("/api/v1/projects/{project}/events"),
+                            card_event(&view, at, id),
+                        )
+                        .await;
                         issue_command(project.clone(), id.to_string(), command, error).await;
                     }
                 } else {
@@ -551,6 +555,10 @@ pub(super) fn ContainersPanel(
                                 }
                             }
                         }
+                        if can_edit && placed.binary_search(&c.id).is_err() {
+                            PutOnBoard { project: project.clone(), container: c.id.clone(), view: view.clone(),
+                                at: card_spot(viewport, 0), error }
+                        }
                         if can_manage || (can_create && c.created_by == me) {
                             div { class: "row",
                                 CommandButton { project: project.clone(), container: c.id.clone(), command, error }
@@ -564,6 +572,41 @@ pub(super) fn ContainersPanel(
             }
         }
     }
+}
+
+/// Where a new container card goes: mid-screen, each of the `n` before it a step down and
+/// right, so they do not hide each other.
+fn card_spot(viewport: super::model::Rect, n: usize) -> (f64, f64) {
+    let step = 28.0 * (n % 8) as f64;
+    (viewport.cx() + step, viewport.cy() + step)
+}
+
+/// The event that puts `container`'s card on `view`, centred on `at`.
+fn card_event(view: &str, at: (f64, f64), container: &str) -> Value {
+    json!({"type": "whiteboard:insert", "view": view, "at": {"x": at.0, "y": at.1},
+        "cards": [{"ref": "c", "kind": "container", "x": 0, "y": 0, "w": 300, "h": 150,
+                   "data": {"container": container}}]})
+}
+
+/// For a container without a card (made through the API, or its card deleted).
+#[component]
+fn PutOnBoard(
+    project: String,
+    container: String,
+    view: String,
+    at: (f64, f64),
+    error: Signal<String>,
+) -> Element {
+    let put = move |_| {
+        let (project, event) = (project.clone(), card_event(&view, at, &container));
+        spawn(async move {
+            let r = ui::post(&format!("/api/v1/projects/{project}/events"), event).await;
+            if !r.ok() {
+                error.set(r.message());
+            }
+        });
+    };
+    rsx! { button { class: "secondary small container-place", onclick: put, "Put on board" } }
 }
 
 /// `web:8080, api:3000` as the create event's services; a message saying what is wrong
