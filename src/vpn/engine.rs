@@ -1052,6 +1052,21 @@ mod tests {
         assert_eq!(tcp_syn_port(&segment(0x02)[..30]), None, "cut short");
     }
 
+    /// A TCP server on loopback that sends back what it is sent.
+    async fn echo_server() -> SocketAddr {
+        let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = echo.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
     /// Two static ends on loopback: A (dialing, no ports) reaches B at `b_at`; B, on
     /// `ub`, carries `targets` and reaches A at `a_at` (A's own socket when `None`).
     /// Answers (A, B, B's tunnel address).
@@ -1182,16 +1197,7 @@ mod tests {
     /// echo server; what A writes comes back. A port B does not listen on is refused.
     #[tokio::test]
     async fn a_connection_crosses_the_tunnel_both_ways() {
-        let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let echo_addr = echo.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = echo.accept().await {
-                tokio::spawn(async move {
-                    let (mut r, mut w) = s.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
+        let echo_addr = echo_server().await;
         let ub = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let eb = ub.local_addr().unwrap();
         let (a, b, ipb) = static_pair(ub, eb, None, HashMap::from([(7000, echo_addr)])).await;
@@ -1235,16 +1241,7 @@ mod tests {
     /// each other over a relay alone, while UDP is still tried.
     #[tokio::test]
     async fn a_relay_carries_the_tunnel_when_udp_is_lost() {
-        let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let echo_addr = echo.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = echo.accept().await {
-                tokio::spawn(async move {
-                    let (mut r, mut w) = s.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
+        let echo_addr = echo_server().await;
         let void = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let nowhere = void.local_addr().unwrap();
         let (ka, kb) = (keys::generate(), keys::generate());

@@ -633,9 +633,6 @@ async fn a_member_opens_a_container_service_through_the_guard_in_chromium() {
     assert_eq!(gone.status().as_u16(), 404);
 }
 
-/// The guard's protocol as an attacker would probe it: a code is bound to the browser that
-/// started the flow and works once; a WebSocket from another site is refused; and losing
-/// project access closes an open connection to the app within seconds.
 /// Where the container's machine lets no UDP out, its agent's control WebSocket carries the
 /// tunnel: the service answers through the edge and the card says the link is the relay.
 /// Once UDP gets through again, the tunnel moves back to it by itself.
@@ -643,14 +640,7 @@ async fn a_member_opens_a_container_service_through_the_guard_in_chromium() {
 async fn a_container_whose_udp_is_blocked_is_reached_over_its_websocket() {
     require_cmd("iptables", "iptables");
     let host = Host::new();
-    let udp_rule = |op: &str| {
-        run_ok(
-            &mut host
-                .ns
-                .exec(&["iptables", op, "OUTPUT", "-p", "udp", "-j", "DROP"]),
-        );
-    };
-    udp_rule("-A");
+    drop_udp(&host, "-A");
     let e = Setup::start_on(
         host,
         json!({"type": "user-containers:create", "name": "Echo", "image": "custom",
@@ -675,15 +665,7 @@ async fn a_container_whose_udp_is_blocked_is_reached_over_its_websocket() {
     }
     eprintln!("20 requests over the relay: {:?}", t0.elapsed());
 
-    let udp_rule = |op: &str| {
-        run_ok(
-            &mut e
-                .host
-                .ns
-                .exec(&["iptables", op, "OUTPUT", "-p", "udp", "-j", "DROP"]),
-        );
-    };
-    udp_rule("-D");
+    drop_udp(&e.host, "-D");
     hello(&e, &member).await;
     let (_, took) = until(
         &e.t,
@@ -859,6 +841,15 @@ async fn a_container_of_another_organization_cannot_reach_this_one() {
     hello(&e, &member).await;
 }
 
+/// Adds (`-A`) or removes (`-D`) the rule that drops every UDP datagram leaving `host`.
+fn drop_udp(host: &Host, op: &str) {
+    run_ok(
+        &mut host
+            .ns
+            .exec(&["iptables", op, "OUTPUT", "-p", "udp", "-j", "DROP"]),
+    );
+}
+
 /// `GET /hello` through the edge and the tunnel answers the echo app's 200, as the member.
 async fn hello(e: &Setup, member: &reqwest::Client) {
     let r = member
@@ -872,6 +863,9 @@ async fn hello(e: &Setup, member: &reqwest::Client) {
     assert_eq!(body["headers"]["x-forwarded-user"], "editor");
 }
 
+/// The guard's protocol as an attacker would probe it: a code is bound to the browser that
+/// started the flow and works once; a WebSocket from another site is refused; and losing
+/// project access closes an open connection to the app within seconds.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_guard_binds_codes_checks_origins_and_closes_on_lost_access() {
     let e = Setup::echo().await;

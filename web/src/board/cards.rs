@@ -7,7 +7,7 @@ use dioxus::prelude::*;
 
 use super::geometry::{dash_array, shape_outline};
 use super::model::{Card, CardKind, ContainerInfo, Edge, Rect, Shared};
-use super::panels::{image_title, state_text, usage};
+use super::panels::{ServiceLinks, image_title, state_text, usage};
 
 /// The CSS class suffix of a card's kind (kinds of other modules share one look).
 pub(super) fn kind_class(kind: &CardKind) -> &str {
@@ -103,7 +103,6 @@ fn ContainerBody(container: Option<ContainerInfo>, service_url: String) -> Eleme
             }
         };
     };
-    let url = |label: &str| service_url.replace("{label}", label);
     rsx! {
         div { class: "container-card", "data-container": "{c.id}", "data-state": "{c.state}",
             div { class: "container-head",
@@ -112,14 +111,7 @@ fn ContainerBody(container: Option<ContainerInfo>, service_url: String) -> Eleme
                 span { class: "muted container-image", " · {image_title(&c.image)}" }
             }
             div { class: "muted container-state", "{state_text(&c.state)}{usage(&c)}" }
-            div { class: "row container-services",
-                for s in c.services.iter() {
-                    a { class: "button secondary small service-link", href: "{url(&s.label)}", target: "_blank", rel: "noopener",
-                        "data-service": "{s.name}",
-                        if s.terminal { "Open terminal" } else { "Open {s.name}" }
-                    }
-                }
-            }
+            ServiceLinks { services: c.services.clone(), service_url }
             div { class: "muted container-by", "by {c.created_by_name}" }
         }
     }

@@ -9,7 +9,7 @@ use dioxus::prelude::*;
 use serde_json::{Value, json};
 
 use super::geometry::{SHAPES, shape_outline};
-use super::model::{BoardDoc, Card, CardKind, ContainerInfo, Placed, Shared};
+use super::model::{BoardDoc, Card, CardKind, ContainerInfo, Placed, ServiceInfo, Shared};
 use crate::ui::{self, Notice, short_time};
 
 const SWATCHES: &[&str] = &[
@@ -487,7 +487,6 @@ pub(super) fn ContainersPanel(
             });
         }
     };
-    let url = |label: &str| service_url.replace("{label}", label);
     rsx! {
         aside { class: "board-panel containers-panel", id: "containers-panel", "aria-label": "Containers",
             div { class: "panel-head",
@@ -547,14 +546,7 @@ pub(super) fn ContainersPanel(
                             span { class: "muted container-image", " · {image_title(&c.image)}" }
                         }
                         div { class: "muted container-state", "{state_text(&c.state)}{usage(c)} · by {c.created_by_name}" }
-                        div { class: "row container-services",
-                            for s in c.services.iter() {
-                                a { class: "button secondary small service-link", href: "{url(&s.label)}", target: "_blank", rel: "noopener",
-                                    "data-service": "{s.name}",
-                                    if s.terminal { "Open terminal" } else { "Open {s.name}" }
-                                }
-                            }
-                        }
+                        ServiceLinks { services: c.services.clone(), service_url: service_url.clone() }
                         if can_edit && placed.binary_search(&c.id).is_err() {
                             PutOnBoard { project: project.clone(), container: c.id.clone(), view: view.clone(),
                                 at: card_spot(viewport, 0), error }
@@ -568,6 +560,22 @@ pub(super) fn ContainersPanel(
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// A container's services as links that open in a new tab (`service_url` is
+/// `http://{label}.containers.<domain>/`).
+#[component]
+pub(super) fn ServiceLinks(services: Vec<ServiceInfo>, service_url: String) -> Element {
+    rsx! {
+        div { class: "row container-services",
+            for s in services.iter() {
+                a { class: "button secondary small service-link", href: service_url.replace("{label}", &s.label),
+                    target: "_blank", rel: "noopener", "data-service": "{s.name}",
+                    if s.terminal { "Open terminal" } else { "Open {s.name}" }
                 }
             }
         }
