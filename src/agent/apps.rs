@@ -1,8 +1,9 @@
 //! The apps of the built-in images, started and kept running by the agent: JupyterLab,
 //! ttyd and code-server, each on `127.0.0.1:<its port>` only (the tunnel is the only way
 //! in, and the edge's guard is in front of it). Each is told who the person is by the
-//! edge's `X-Forwarded-*` headers. A custom image runs its own processes; the agent starts
-//! nothing there. No `DEMIURGE_*` variable reaches an app.
+//! edge's `X-Forwarded-*` headers. A custom or an organization's image names a start
+//! command, which the agent runs the same way; without one the image's own processes serve.
+//! No `DEMIURGE_*` variable reaches an app.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,7 +48,8 @@ pub struct Apps {
 }
 
 impl Apps {
-    /// Starts the apps of the manifest's image (none for a custom image).
+    /// Starts the apps of the manifest's image, or its start command (a custom or an
+    /// organization's image; without one the image's own processes serve).
     pub fn start(m: &AgentManifest, state_dir: &Path) -> Apps {
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -59,6 +61,19 @@ impl Apps {
             tasks.push(tokio::spawn(supervise(
                 s.name.clone(),
                 spec,
+                shutdown.clone(),
+            )));
+        }
+        if let Some(c) = m.command.as_deref().filter(|c| !c.trim().is_empty()) {
+            tracing::info!("starting the image's app with its command");
+            tasks.push(tokio::spawn(supervise(
+                "command".to_string(),
+                Spec {
+                    program: "sh".to_string(),
+                    args: vec!["-c".to_string(), c.to_string()],
+                    env: vec![],
+                    file: None,
+                },
                 shutdown.clone(),
             )));
         }

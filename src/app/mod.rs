@@ -162,6 +162,8 @@ impl AppState {
         let containers = crate::containers::Containers::new(db.clone(), cfg);
         // A deleted container's credential, peer and routes go before its deleter's answer.
         gateways.observe(Arc::new(containers.clone()));
+        // A create event naming the organization's catalogue entry gets the entry.
+        gateways.prepare_with(Arc::new(containers.clone()));
         let guard = Arc::new(crate::containers::guard::Guard::new(
             auth.clone(),
             orgs.clone(),

@@ -7,6 +7,7 @@
 //! container's record as the project document holds it.
 
 pub mod guard;
+pub mod images;
 pub mod live;
 pub mod protocol;
 
@@ -49,8 +50,26 @@ pub enum ContainersError {
         "a service label of this container is held by another one; delete it and make a new one"
     )]
     LabelTaken,
+    /// A field of a catalogue entry is refused.
+    #[error("{1}")]
+    Invalid(crate::code::ErrorCode, String),
+    #[error("no entry `{0}` in the organization's container catalogue")]
+    NoSuchImage(String),
+    #[error("the organization's container catalogue has an entry `{0}` already")]
+    ImageExists(String),
+    #[error(
+        "the organization's container catalogue holds {} entries, its limit",
+        catalogue::MAX_ORG_ENTRIES
+    )]
+    TooManyImages,
     #[error("{0}")]
     Internal(String),
+}
+
+impl ContainersError {
+    fn invalid((code, message): catalogue::Refusal) -> Self {
+        Self::Invalid(code, message)
+    }
 }
 
 impl From<DbError> for ContainersError {
@@ -186,6 +205,7 @@ impl Containers {
             container_id: m.container_id,
             project_id: m.project_id,
             image: row.image.clone(),
+            command: row.command.clone(),
             heartbeat_seconds: m.heartbeat.as_secs().max(1),
             services: m
                 .routes
@@ -343,6 +363,7 @@ impl Containers {
                 .as_str()
                 .unwrap_or(catalogue::CUSTOM)
                 .to_string(),
+            command: record["command"].as_str().map(str::to_string),
         };
         let routes = routes_of(container_id, record);
         self.db
@@ -368,7 +389,11 @@ impl Containers {
         let image = record["image_ref"].as_str().unwrap_or_default();
         let url = self.cfg.link_base();
         let fetch = "(curl -fsSL \"$DEMIURGE_URL/agent/v1/install.sh\" || wget -qO- \"$DEMIURGE_URL/agent/v1/install.sh\") | sh";
-        let boot = match catalogue::entry(&row.image).and_then(|e| e.prepare) {
+        // A built-in entry's preparing step, or the one an organization entry came with.
+        let prepare = catalogue::entry(&row.image)
+            .and_then(|e| e.prepare)
+            .or_else(|| record["prepare"].as_str());
+        let boot = match prepare {
             Some(prepare) => format!("{prepare}; {fetch}"),
             None => fetch.to_string(),
         };

@@ -32,6 +32,10 @@ pub struct AgentManifest {
     /// The catalogue entry (`jupyterlab`, `terminal`, `vscode`, `custom`): which app the
     /// agent starts.
     pub image: String,
+    /// A custom or organization image's app: a shell command the agent starts and keeps
+    /// running (none: the image's own processes serve).
+    #[serde(default)]
+    pub command: Option<String>,
     pub heartbeat_seconds: u64,
     pub services: Vec<AgentService>,
 }
@@ -72,6 +76,7 @@ mod tests {
             container_id: "c".into(),
             project_id: "p".into(),
             image: "terminal".into(),
+            command: None,
             heartbeat_seconds: 5,
             services: vec![AgentService {
                 name: "term".into(),

@@ -5,7 +5,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::schema::{container_enrollments, container_routes, containers, vpn_peers};
+use super::schema::{
+    container_enrollments, container_images, container_routes, containers, vpn_peers,
+};
 use super::{Db, DbError, with_conn};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -21,6 +23,26 @@ pub struct ContainerRow {
     pub vpn_peer: Option<String>,
     /// The catalogue entry it runs (its agent starts that app).
     pub image: String,
+    /// The command that starts a custom or organization image's app (the agent runs it).
+    pub command: Option<String>,
+}
+
+/// One of an organization's own catalogue entries.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = container_images)]
+pub struct ContainerImageRow {
+    pub org_id: String,
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    pub image_ref: String,
+    /// JSON: `[{"name", "port", "terminal"}]`.
+    pub services: String,
+    pub command: Option<String>,
+    pub prepare: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -243,6 +265,75 @@ impl Db {
             Ok(true)
             })
             .await
+        })
+    }
+
+    /// The organization's own catalogue entries, by slug.
+    pub async fn container_images(&self, org_id: &str) -> Result<Vec<ContainerImageRow>, DbError> {
+        with_conn!(self, conn => {
+            Ok(container_images::table
+                .filter(container_images::org_id.eq(org_id))
+                .order(container_images::slug.asc())
+                .select(ContainerImageRow::as_select())
+                .load(&mut conn)
+                .await?)
+        })
+    }
+
+    pub async fn container_image(
+        &self,
+        org_id: &str,
+        slug: &str,
+    ) -> Result<Option<ContainerImageRow>, DbError> {
+        with_conn!(self, conn => {
+            Ok(container_images::table
+                .find((org_id, slug))
+                .select(ContainerImageRow::as_select())
+                .first(&mut conn)
+                .await
+                .optional()?)
+        })
+    }
+
+    /// Adds an entry; one of that slug in the organization already is `Conflict`.
+    pub async fn add_container_image(&self, row: &ContainerImageRow) -> Result<(), DbError> {
+        with_conn!(self, conn => {
+            diesel::insert_into(container_images::table)
+                .values(row)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| DbError::conflict_as(e, "a catalogue entry of that key"))?;
+            Ok(())
+        })
+    }
+
+    /// Replaces an entry's title, description, image, services, command and preparing
+    /// step (not its creator); whether there was one.
+    pub async fn update_container_image(&self, row: &ContainerImageRow) -> Result<bool, DbError> {
+        with_conn!(self, conn => {
+            let n = diesel::update(container_images::table.find((&row.org_id, &row.slug)))
+                .set((
+                    container_images::title.eq(&row.title),
+                    container_images::description.eq(&row.description),
+                    container_images::image_ref.eq(&row.image_ref),
+                    container_images::services.eq(&row.services),
+                    container_images::command.eq(&row.command),
+                    container_images::prepare.eq(&row.prepare),
+                    container_images::updated_at.eq(row.updated_at),
+                ))
+                .execute(&mut conn)
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Whether there was one. Containers made from it keep what they were made with.
+    pub async fn delete_container_image(&self, org_id: &str, slug: &str) -> Result<bool, DbError> {
+        with_conn!(self, conn => {
+            let n = diesel::delete(container_images::table.find((org_id, slug)))
+                .execute(&mut conn)
+                .await?;
+            Ok(n > 0)
         })
     }
 }

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::{Db, DbError, with_conn};
 
 /// Our tables, parents before children (the order rows are loaded in).
-pub const TABLES: [&str; 28] = [
+pub const TABLES: [&str; 29] = [
     "users",
     "sessions",
     "api_tokens",
@@ -52,6 +52,7 @@ pub const TABLES: [&str; 28] = [
     "container_routes",
     "container_enrollments",
     "project_visits",
+    "container_images",
 ];
 
 /// A load sends rows in statements of about this many bytes of JSON.

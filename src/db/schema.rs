@@ -247,6 +247,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     project_visits,
     containers,
     container_routes,
+    container_images,
     container_enrollments,
     sessions,
     api_tokens,
@@ -322,6 +323,23 @@ diesel::table! {
         enrolled_at -> Nullable<Timestamp>,
         vpn_peer -> Nullable<Text>,
         image -> Text,
+        command -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    container_images (org_id, slug) {
+        org_id -> Text,
+        slug -> Text,
+        title -> Text,
+        description -> Text,
+        image_ref -> Text,
+        services -> Text,
+        command -> Nullable<Text>,
+        prepare -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 

@@ -348,6 +348,8 @@ struct Inner {
     gateways: Mutex<HashMap<String, Arc<Gateway>>>,
     /// Told of every user event once it is durable (see [`EventObserver`]).
     observers: std::sync::RwLock<Vec<Arc<dyn EventObserver>>>,
+    /// Fill in user events before they are parsed (see [`EventPreparer`]).
+    preparers: std::sync::RwLock<Vec<Arc<dyn EventPreparer>>>,
     /// The server's multi-threaded runtime: project tasks run there, not on the HTTP
     /// worker that happened to load them.
     rt: tokio::runtime::Handle,
@@ -364,6 +366,18 @@ pub trait EventObserver: Send + Sync {
         kind: &'a str,
         result: &'a serde_json::Value,
     ) -> futures::future::BoxFuture<'a, ()>;
+}
+
+/// Something outside the document that fills in a person's event before it is parsed, with
+/// what only the database knows (the containers service puts the organization's catalogue
+/// entry into a create event that names one). It runs for every user event, so what it
+/// fills in is never what the client sent; events the system sends do not pass it.
+pub trait EventPreparer: Send + Sync {
+    fn prepare<'a>(
+        &'a self,
+        org_id: &'a str,
+        event: &'a mut serde_json::Value,
+    ) -> futures::future::BoxFuture<'a, Result<(), GatewayError>>;
 }
 
 /// Every organization's gateway (the face of this subsystem). Cheap to clone.
@@ -498,6 +512,7 @@ impl GatewayRegistry {
                 writer,
                 gateways: Mutex::default(),
                 observers: std::sync::RwLock::default(),
+                preparers: std::sync::RwLock::default(),
                 rt: tokio::runtime::Handle::current(),
             }),
         })
@@ -514,6 +529,15 @@ impl GatewayRegistry {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(observer);
+    }
+
+    /// Adds a preparer of user events.
+    pub fn prepare_with(&self, preparer: Arc<dyn EventPreparer>) {
+        self.inner
+            .preparers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(preparer);
     }
 
     pub fn modules(&self) -> &Modules {
@@ -843,10 +867,19 @@ impl GatewayRegistry {
     pub async fn event(
         &self,
         access: &ProjectAccess,
-        value: serde_json::Value,
+        mut value: serde_json::Value,
     ) -> Result<EventOutcome, GatewayError> {
         if let Some(kind) = value.get("type").and_then(serde_json::Value::as_str) {
             self.may_send(access, kind)?;
+        }
+        let preparers = self
+            .inner
+            .preparers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for p in preparers {
+            p.prepare(access.org_id(), &mut value).await?;
         }
         let event = self.inner.modules.parse(value)?;
         if event.system_only {

@@ -113,6 +113,13 @@ impl Agent {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM to the agent (as a container's stop does): it ends its apps and exits.
+    pub(crate) fn stop(&mut self) {
+        // SAFETY: killpg on the group this child leads.
+        unsafe { libc::killpg(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.exit_within(Duration::from_secs(10));
+    }
+
     /// Its exit status, if it has exited by `within`.
     pub(crate) fn exit_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + within;
@@ -848,6 +855,43 @@ fn drop_udp(host: &Host, op: &str) {
             .ns
             .exec(&["iptables", op, "OUTPUT", "-p", "udp", "-j", "DROP"]),
     );
+}
+
+/// A custom image that names its start command: the agent runs it (no app of the test's
+/// beside it), the service answers through the edge, and no `DEMIURGE_*` variable reaches
+/// the app; the agent's stop ends it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_runs_a_custom_images_start_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("echo.py");
+    std::fs::write(&app, ECHO_APP).unwrap();
+    let env = dir.path().join("env.txt");
+    let command = format!("env > {}; exec python3 {}", env.display(), app.display());
+    let mut e = Setup::start(
+        json!({"type": "user-containers:create", "name": "Own", "image": "custom",
+               "image_ref": "python:3.11-slim", "services": [{"name": "web", "port": 9000}],
+               "command": command}),
+        false,
+    )
+    .await;
+    let member = e.member_client().await;
+    hello(&e, &member).await;
+    let seen = std::fs::read_to_string(&env).unwrap();
+    assert!(seen.contains("PATH="), "{seen}");
+    assert!(!seen.contains("DEMIURGE_"), "{seen}");
+    assert!(!seen.contains("MIMALLOC_ARENA_EAGER_COMMIT"), "{seen}");
+    e.agent.stop();
+    let stopped = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        e.host
+            .ns
+            .exec(&["python3", "-c"])
+            .arg("import socket; socket.create_connection(('127.0.0.1', 9000), 1)")
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| !s.success())
+    });
+    assert!(stopped, "the app outlived its agent\n{}", e.logs());
 }
 
 /// `GET /hello` through the edge and the tunnel answers the echo app's 200, as the member.

@@ -636,3 +636,260 @@ async fn restore_keeps_containers(pg: bool) {
     let nodes = doc["roots"]["nodes"].as_object().map_or(0, |n| n.len());
     assert_eq!(nodes, 0, "{doc}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organization_keeps_its_own_container_catalogue_sqlite() {
+    org_catalogue(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organization_keeps_its_own_container_catalogue_postgres() {
+    org_catalogue(true).await;
+}
+
+async fn org_catalogue(pg: bool) {
+    let mut opts = options(pg_url(pg).await, &[]);
+    opts.vpn = true;
+    let server = Server::start_with(opts);
+    let t = team(&server).await;
+    let list = format!("/api/v1/orgs/{}/container-images", t.org);
+    let gpu = json!({"key": "gpu-lab", "title": "GPU notebooks", "description": "CUDA 12",
+        "image_ref": "ghcr.io/team/gpu-lab:1", "services": [{"name": "lab", "port": 8888}],
+        "command": "start-notebook.sh --ip=127.0.0.1", "prepare": "command -v curl || apt-get install -y curl"});
+
+    // Only those who may manage the organization's containers keep the catalogue.
+    let (st, e) = t.editor.post(&list, gpu.clone()).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{e}"
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("org:containers:manage"),
+        "{e}"
+    );
+    assert_eq!(
+        t.outsider.post(&list, gpu.clone()).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (st, added) = t.owner.post(&list, gpu.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{added}");
+    assert_eq!(added["key"], "gpu-lab");
+    // Bad entries are clear 4xx that store nothing.
+    for (bad, status, code) in [
+        (
+            json!({"key": "gpu-lab"}),
+            StatusCode::CONFLICT,
+            "image_exists",
+        ),
+        (
+            json!({"key": "terminal"}),
+            StatusCode::CONFLICT,
+            "image_exists",
+        ),
+        (
+            json!({"key": "Bad Key"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+        ),
+        (
+            json!({"key": "x", "image_ref": "a b"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_image",
+        ),
+        (
+            json!({"key": "x", "services": []}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_service",
+        ),
+        (
+            json!({"key": "x", "command": "a\nb"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_command",
+        ),
+    ] {
+        let mut body = gpu.clone();
+        for (k, v) in bad.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (st, e) = t.owner.post(&list, body.clone()).await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (status, Some(code)),
+            "{body}: {e}"
+        );
+    }
+    let (st, e) = t.owner.post(&list, json!({"key": "x"})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "a body without fields: {e}");
+
+    // Members list it, after the built-in entries; so do the project's members.
+    let (st, cat) = t.editor.get(&list).await;
+    assert_eq!(st, StatusCode::OK, "{cat}");
+    let keys: Vec<&str> = cat
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["jupyterlab", "terminal", "vscode", "custom", "gpu-lab"]
+    );
+    assert_eq!(cat[4]["builtin"], false);
+    assert_eq!(cat[0]["builtin"], true);
+    let (st, from_project) = t
+        .viewer
+        .get(&format!("/api/v1/projects/{}/container-images", t.pid))
+        .await;
+    assert_eq!((st, &from_project), (StatusCode::OK, &cat));
+    assert_eq!(t.outsider.get(&list).await.0, StatusCode::NOT_FOUND);
+
+    // A member makes a container of it by its key: the record holds what the entry says,
+    // and a client cannot put in an entry of its own making.
+    let forged = json!({"key": "gpu-lab", "title": "GPU notebooks", "image_ref": "evil/miner",
+        "services": [{"name": "lab", "port": 8888}]});
+    let (st, out) = t
+        .event(
+            &t.editor,
+            json!({"type": "user-containers:create", "name": "Train", "image": "gpu-lab",
+                "catalogue_entry": forged}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{out}");
+    let id = out["result"]["id"].as_str().unwrap().to_string();
+    let doc = t.document(&t.viewer).await;
+    let c = &doc["roots"]["containers"][&id];
+    assert_eq!(c["image"], "gpu-lab", "{c}");
+    assert_eq!(c["image_ref"], "ghcr.io/team/gpu-lab:1", "{c}");
+    assert_eq!(c["image_title"], "GPU notebooks");
+    assert_eq!(c["command"], "start-notebook.sh --ip=127.0.0.1");
+    let (st, e) = t
+        .event(
+            &t.editor,
+            json!({"type": "user-containers:create", "name": "T", "image": "no-such",
+                "catalogue_entry": forged}),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_image")),
+        "a key the organization has not: {e}"
+    );
+    // Its `docker run` line runs the entry's image, after its preparing step.
+    let (st, en) = t
+        .editor
+        .post(
+            &format!("/api/v1/projects/{}/containers/{id}/enrollment", t.pid),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{en}");
+    let command = en["command"].as_str().unwrap();
+    assert!(command.contains("'ghcr.io/team/gpu-lab:1'"), "{command}");
+    assert!(
+        command.contains("command -v curl || apt-get install -y curl; (curl"),
+        "{command}"
+    );
+
+    // Changing the entry leaves the container as it was made; deleting it too, and the
+    // key is gone for new containers.
+    let item = format!("{list}/gpu-lab");
+    let mut changed = gpu.clone();
+    changed["image_ref"] = json!("ghcr.io/team/gpu-lab:2");
+    assert_eq!(
+        t.editor.put(&item, changed.clone()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (st, e) = t.owner.put(&item, changed.clone()).await;
+    assert_eq!(
+        (st, &e["image_ref"]),
+        (StatusCode::OK, &json!("ghcr.io/team/gpu-lab:2")),
+        "{e}"
+    );
+    let (st, e) = t.owner.put(&format!("{list}/nope"), changed).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("image_not_found")),
+        "{e}"
+    );
+    assert_eq!(t.editor.delete(&item).await, StatusCode::FORBIDDEN);
+    assert_eq!(t.owner.delete(&item).await, StatusCode::NO_CONTENT);
+    assert_eq!(t.owner.delete(&item).await, StatusCode::NOT_FOUND);
+    let doc = t.document(&t.viewer).await;
+    assert_eq!(
+        doc["roots"]["containers"][&id]["image_ref"],
+        "ghcr.io/team/gpu-lab:1"
+    );
+    let (st, e) = t
+        .event(
+            &t.editor,
+            json!({"type": "user-containers:create", "name": "T", "image": "gpu-lab"}),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_image")),
+        "{e}"
+    );
+}
+
+/// The catalogue as people use it, in Chromium: the owner adds and edits an image on the
+/// organization's settings page; a member picks it on the board and gets the `docker run`
+/// line of its image; the owner deletes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_owner_adds_an_image_that_a_member_picks_on_the_board() {
+    crate::harness::chromium::require_browser();
+    let mut opts = options(None, &[]);
+    opts.vpn = true;
+    let server = Server::start_with(opts);
+    let t = team(&server).await;
+    let args = json!({
+        "main": format!("http://localhost:{}", server.http.port()),
+        "org": t.org, "pid": t.pid,
+        "owner": {"login": "owner", "password": "correct horse battery"},
+        "member": {"login": "editor", "password": "correct horse battery"},
+        "shots": crate::harness::chromium::artifacts_dir("containers"),
+    });
+    let mut script =
+        crate::harness::chromium::Script::start("ui_container_images.mjs", &[&args.to_string()])
+            .quoting_logs_of(&server);
+    let r = script.expect("RESULT", std::time::Duration::from_secs(120));
+    assert_eq!(r["empty"], true, "{r}");
+    assert!(
+        r["bad_services"].as_str().unwrap().contains("name:port"),
+        "{r}"
+    );
+    assert_eq!(r["key_locked"], true, "{r}");
+    assert_eq!(r["services_shown"], "lab:8888, shell:7681:terminal", "{r}");
+    assert!(
+        r["row"]
+            .as_str()
+            .unwrap()
+            .contains("ghcr.io/team/gpu-lab:1"),
+        "{r}"
+    );
+    assert_eq!(r["option"], "GPU notebooks (CUDA 12)", "{r}");
+    let command = r["command"].as_str().unwrap();
+    assert!(command.contains("'ghcr.io/team/gpu-lab:1'"), "{command}");
+    assert!(
+        r["listed"]
+            .as_str()
+            .unwrap()
+            .contains("GPU notebooks (CUDA 12)"),
+        "{r}"
+    );
+    assert_eq!(r["links"], json!(["Open lab", "Open terminal"]), "{r}");
+    assert_eq!(r["deleted"], true, "{r}");
+    assert_eq!(r["errors"], json!([]), "{r}");
+    // The container made from it keeps its image.
+    let doc = t.document(&t.viewer).await;
+    let list = doc["roots"]["containers"].as_object().unwrap();
+    assert_eq!(list.len(), 1, "{doc}");
+    let c = list.values().next().unwrap();
+    assert_eq!(c["image"], "gpu-lab");
+    assert_eq!(c["command"], "start-notebook.sh --ip=127.0.0.1");
+    assert_eq!(c["services"][1]["terminal"], true);
+}

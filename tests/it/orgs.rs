@@ -1502,6 +1502,42 @@ async fn authorization_matrix() {
             Some(json!({"type": "user-containers:create", "name": "D", "image": "vscode"})),
             [200, 200, 404, 200, 200, 403, 404, 401],
         ),
+        // The organization's container catalogue: its members read it, the project's too;
+        // those who may manage its containers keep it (refused here for the bad key).
+        row(
+            "GET",
+            format!("/api/v1/orgs/{o}/container-images"),
+            None,
+            [200, 200, 200, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "GET",
+            format!("/api/v1/projects/{p}/container-images"),
+            None,
+            [200, 200, 404, 200, 200, 200, 404, 401],
+        ),
+        row(
+            "POST",
+            format!("/api/v1/orgs/{o}/container-images"),
+            Some(
+                json!({"key": "Bad Key", "title": "T", "image_ref": "debian", "services": [{"name": "web", "port": 80}]}),
+            ),
+            [422, 422, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "PUT",
+            format!("/api/v1/orgs/{o}/container-images/nope"),
+            Some(
+                json!({"key": "nope", "title": "T", "image_ref": "debian", "services": [{"name": "web", "port": 80}]}),
+            ),
+            [404, 404, 403, 403, 403, 403, 404, 401],
+        ),
+        row(
+            "DELETE",
+            format!("/api/v1/orgs/{o}/container-images/nope"),
+            None,
+            [404, 404, 403, 403, 403, 403, 404, 401],
+        ),
         // The agent's side: its token or credential, never a person's session.
         row(
             "POST",

@@ -2,7 +2,7 @@
 //! who asks), and the agent's side (`/api/v1/agent/*`: the token exchanged for a credential,
 //! then the manifest). The decisions are `Containers`'.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -16,12 +16,19 @@ use crate::app::error::{ApiError, ErrorBody};
 use crate::app::session::Authenticated;
 use crate::code::ErrorCode;
 use crate::containers::protocol;
+use crate::gateway::modules::user_containers::ServiceSpec;
+use crate::gateway::modules::user_containers::catalogue::{self, OrgEntry};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(enrollment)
         .service(enroll)
         .service(manifest)
-        .service(connect);
+        .service(connect)
+        .service(org_images)
+        .service(project_images)
+        .service(add_image)
+        .service(update_image)
+        .service(delete_image);
 }
 
 /// The agent credential of a request (`Authorization: Bearer dmag_...`).
@@ -318,6 +325,24 @@ impl From<crate::containers::ContainersError> for ApiError {
                 code: ErrorCode::LabelTaken,
                 message,
             },
+            // A built-in key is taken, as an entry of the organization's would be.
+            C::Invalid(ErrorCode::ImageExists, message) => Self::Conflict {
+                code: ErrorCode::ImageExists,
+                message,
+            },
+            C::Invalid(code, message) => Self::Unprocessable { code, message },
+            C::NoSuchImage(_) => Self::Missing {
+                code: ErrorCode::ImageNotFound,
+                message,
+            },
+            C::ImageExists(_) => Self::Conflict {
+                code: ErrorCode::ImageExists,
+                message,
+            },
+            C::TooManyImages => Self::Conflict {
+                code: ErrorCode::TooManyImages,
+                message,
+            },
             C::InvalidEnrollment => Self::Unauthorized {
                 code: ErrorCode::InvalidEnrollment,
                 message,
@@ -333,4 +358,151 @@ impl From<crate::containers::ContainersError> for ApiError {
             C::Internal(m) => Self::Internal(m),
         }
     }
+}
+
+/// An entry of a project's container catalogue: built in, or the organization's own.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageView {
+    /// What a create event's `image` names.
+    key: String,
+    title: String,
+    description: String,
+    /// The image the `docker run` line runs (none for `custom`: the person names it).
+    image_ref: Option<String>,
+    services: Vec<ServiceSpec>,
+    /// The command the agent starts the app with (none: built in, or the image's own).
+    command: Option<String>,
+    /// The shell step the `docker run` line runs before it fetches the agent.
+    prepare: Option<String>,
+    /// Built in (not the organization's own; cannot be changed).
+    builtin: bool,
+}
+
+fn catalogue_view(own: Vec<OrgEntry>) -> Vec<ImageView> {
+    catalogue::BUILTIN
+        .iter()
+        .map(|e| ImageView {
+            key: e.key.to_string(),
+            title: e.title.to_string(),
+            description: e.description.to_string(),
+            image_ref: e.image.map(str::to_string),
+            services: e
+                .services
+                .iter()
+                .map(|s| ServiceSpec {
+                    name: s.name.to_string(),
+                    port: s.port,
+                    terminal: s.terminal,
+                })
+                .collect(),
+            command: None,
+            prepare: e.prepare.map(str::to_string),
+            builtin: true,
+        })
+        .chain(own.into_iter().map(|e| ImageView {
+            key: e.key,
+            title: e.title,
+            description: e.description,
+            image_ref: Some(e.image_ref),
+            services: e.services,
+            command: e.command,
+            prepare: e.prepare,
+            builtin: false,
+        }))
+        .collect()
+}
+
+/// The organization's container catalogue: the built-in entries, then its own (by key).
+#[utoipa::path(tag = "containers", params(("org" = String, Path)),
+    responses((status = 200, body = Vec<ImageView>), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/orgs/{org}/container-images")]
+async fn org_images(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, access) = state.orgs.org_access(&who.user, &org).await?;
+    let own = state.containers.org_images(access.org_id()).await?;
+    Ok(private_json(catalogue_view(own)))
+}
+
+/// What a container of this project may run: the same catalogue as its organization's,
+/// for project members who are not members of the organization.
+#[utoipa::path(tag = "containers", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<ImageView>), (status = 404, body = ErrorBody)))]
+#[get("/api/v1/projects/{id}/container-images")]
+async fn project_images(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, access) = project_access(&state, &who, &id).await?;
+    let own = state.containers.org_images(access.org_id()).await?;
+    Ok(private_json(catalogue_view(own)))
+}
+
+/// Add an entry to the organization's container catalogue. Needs `org:containers:manage`.
+#[utoipa::path(tag = "containers", params(("org" = String, Path)), request_body = OrgEntry,
+    responses((status = 201, body = OrgEntry),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "`image_exists`, `too_many_images`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`, `invalid_image`, `invalid_service`, `invalid_command`", body = ErrorBody)))]
+#[post("/api/v1/orgs/{org}/container-images")]
+async fn add_image(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    org: web::Path<String>,
+    body: Json<OrgEntry>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, access) = state.orgs.org_access(&who.user, &org).await?;
+    let e = state
+        .containers
+        .add_image(&access, body.into_inner())
+        .await?;
+    let mut resp = private_json(e);
+    *resp.status_mut() = actix_web::http::StatusCode::CREATED;
+    Ok(resp)
+}
+
+/// Replace an entry of the organization's container catalogue (its `key` stays the one in
+/// the path). Containers made from it keep what they were made with. Needs
+/// `org:containers:manage`.
+#[utoipa::path(tag = "containers", params(("org" = String, Path), ("key" = String, Path)),
+    request_body = OrgEntry,
+    responses((status = 200, body = OrgEntry),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "`not_found`, `image_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`, `invalid_image`, `invalid_service`, `invalid_command`", body = ErrorBody)))]
+#[put("/api/v1/orgs/{org}/container-images/{key}")]
+async fn update_image(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<(String, String)>,
+    body: Json<OrgEntry>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, key) = path.into_inner();
+    let (_, access) = state.orgs.org_access(&who.user, &org).await?;
+    let e = state
+        .containers
+        .update_image(&access, &key, body.into_inner())
+        .await?;
+    Ok(private_json(e))
+}
+
+/// Delete an entry of the organization's container catalogue. Containers made from it
+/// keep running. Needs `org:containers:manage`.
+#[utoipa::path(tag = "containers", params(("org" = String, Path), ("key" = String, Path)),
+    responses((status = 204),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "`not_found`, `image_not_found`", body = ErrorBody)))]
+#[delete("/api/v1/orgs/{org}/container-images/{key}")]
+async fn delete_image(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, key) = path.into_inner();
+    let (_, access) = state.orgs.org_access(&who.user, &org).await?;
+    state.containers.delete_image(&access, &key).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -108,7 +108,7 @@ fn ContainerBody(container: Option<ContainerInfo>, service_url: String) -> Eleme
             div { class: "container-head",
                 span { class: "state-light state-{c.state}", title: "{state_text(&c.state)}", "aria-hidden": "true" }
                 span { class: "container-name", "{c.name}" }
-                span { class: "muted container-image", " · {image_title(&c.image)}" }
+                span { class: "muted container-image", " · {image_title(&c)}" }
             }
             div { class: "muted container-state", "{state_text(&c.state)}{usage(&c)}" }
             ServiceLinks { services: c.services.clone(), service_url }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A shared, immutable value whose equality is cheap when it was not replaced.
 #[derive(Debug)]
@@ -385,8 +385,11 @@ pub struct BoardDoc {
 pub struct ContainerInfo {
     pub id: String,
     pub name: String,
-    /// The catalogue entry (`jupyterlab`, `terminal`, `vscode`, `custom`).
+    /// The catalogue entry (`jupyterlab`, `terminal`, `vscode`, `custom`, or the
+    /// organization's own).
     pub image: String,
+    /// An organization entry's title (empty for the built-in ones).
+    pub image_title: String,
     /// `created`, `connecting`, `running`, `stale`.
     pub state: String,
     pub created_by: String,
@@ -408,6 +411,32 @@ pub struct ServiceInfo {
     pub healthy: Option<bool>,
 }
 
+/// `web:8080, api:3000, shell:7681:terminal` as an image's services (a `:terminal` one
+/// needs the terminal permission to open); a message saying what is wrong otherwise.
+pub fn parse_services(text: &str) -> Result<Value, String> {
+    let mut list = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (part, terminal) = match part.strip_suffix(":terminal") {
+            Some(p) => (p, true),
+            None => (part, false),
+        };
+        let (name, port) = part
+            .split_once(':')
+            .ok_or_else(|| format!("“{part}”: write each service as name:port, e.g. web:8080"))?;
+        let port: u16 = port
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("“{part}”: the port is a number from 1 to 65535"))?;
+        list.push(json!({"name": name.trim(), "port": port, "terminal": terminal}));
+    }
+    if list.is_empty() {
+        return Err("Name at least one web service, e.g. web:8080".into());
+    }
+    Ok(Value::Array(list))
+}
+
 /// The records of a `containers` root, oldest first.
 pub fn containers_of(root: &Value) -> Arc<Vec<ContainerInfo>> {
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
@@ -419,6 +448,7 @@ pub fn containers_of(root: &Value) -> Arc<Vec<ContainerInfo>> {
                     id: id.clone(),
                     name: s(c, "name"),
                     image: s(c, "image"),
+                    image_title: s(c, "image_title"),
                     state: s(c, "state"),
                     created_by: s(c, "created_by"),
                     created_by_name: s(c, "created_by_name"),
@@ -697,6 +727,18 @@ impl BoardDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_are_read_as_people_write_them() {
+        assert_eq!(
+            parse_services(" web:8080, shell:7681:terminal ,").unwrap(),
+            json!([{"name": "web", "port": 8080, "terminal": false},
+                   {"name": "shell", "port": 7681, "terminal": true}])
+        );
+        assert!(parse_services("web").unwrap_err().contains("name:port"));
+        assert!(parse_services("web:0").unwrap_err().contains("1 to 65535"));
+        assert!(parse_services(" , ").unwrap_err().contains("at least one"));
+    }
     use serde_json::json;
 
     #[test]

@@ -438,8 +438,26 @@ pub(super) fn ContainersPanel(
     // A custom image's reference and its services (`web:8080, api:3000`).
     let mut image_ref = use_signal(String::new);
     let mut services = use_signal(String::new);
+    // A custom image's start command (optional).
+    let mut start = use_signal(String::new);
     let mut error = use_signal(String::new);
     let mut busy = use_signal(|| false);
+    // The catalogue: the built-in entries and the organization's own.
+    let images = ui::use_get(format!("/api/v1/projects/{project}/container-images"));
+    let own: Vec<(String, String)> = images
+        .read()
+        .as_ref()
+        .and_then(|r| r.body.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["builtin"] == false)
+        .filter_map(|e| {
+            Some((
+                e["key"].as_str()?.to_string(),
+                e["title"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
     // The `docker run` line last asked for: (container id, command).
     let command = use_signal(|| None::<(String, String)>);
     let create = {
@@ -451,10 +469,13 @@ pub(super) fn ContainersPanel(
             let mut event =
                 json!({"type": "user-containers:create", "name": name().trim(), "image": image()});
             if image() == "custom" {
-                match parse_services(&services()) {
+                match super::model::parse_services(&services()) {
                     Ok(list) => {
                         event["image_ref"] = json!(image_ref().trim());
                         event["services"] = list;
+                        if !start().trim().is_empty() {
+                            event["command"] = json!(start().trim());
+                        }
                     }
                     Err(e) => {
                         error.set(e);
@@ -469,6 +490,7 @@ pub(super) fn ContainersPanel(
                     name.set(String::new());
                     image_ref.set(String::new());
                     services.set(String::new());
+                    start.set(String::new());
                     error.set(String::new());
                     if let Some(id) = r.body["result"]["id"].as_str() {
                         // Its card on the board, in the middle of the screen (someone who
@@ -504,6 +526,9 @@ pub(super) fn ContainersPanel(
                             option { value: "jupyterlab", "JupyterLab" }
                             option { value: "vscode", "VS Code" }
                             option { value: "terminal", "Terminal" }
+                            for (key, title) in own.iter() {
+                                option { key: "{key}", value: "{key}", "{title}" }
+                            }
                             option { value: "custom", "Custom image…" }
                         }
                     }
@@ -515,6 +540,10 @@ pub(super) fn ContainersPanel(
                         label { "Web services (name:port, comma-separated)"
                             input { id: "container-services", value: "{services}", maxlength: "200",
                                 placeholder: "web:8080", oninput: move |e| services.set(e.value()) }
+                        }
+                        label { "Start command (optional: else the image's own processes serve)"
+                            input { id: "container-start", value: "{start}", maxlength: "2000",
+                                placeholder: "python -m http.server 8080", oninput: move |e| start.set(e.value()) }
                         }
                     }
                     button { id: "container-create", r#type: "submit",
@@ -543,7 +572,7 @@ pub(super) fn ContainersPanel(
                             } else {
                                 span { class: "container-name", "{c.name}" }
                             }
-                            span { class: "muted container-image", " · {image_title(&c.image)}" }
+                            span { class: "muted container-image", " · {image_title(c)}" }
                         }
                         div { class: "muted container-state", "{state_text(&c.state)}{usage(c)} · by {c.created_by_name}" }
                         ServiceLinks { services: c.services.clone(), service_url: service_url.clone() }
@@ -615,28 +644,6 @@ fn PutOnBoard(
         });
     };
     rsx! { button { class: "secondary small container-place", onclick: put, "Put on board" } }
-}
-
-/// `web:8080, api:3000` as the create event's services; a message saying what is wrong
-/// otherwise.
-fn parse_services(text: &str) -> Result<Value, String> {
-    let mut list = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, port) = part
-            .split_once(':')
-            .ok_or_else(|| format!("“{part}”: write each service as name:port, e.g. web:8080"))?;
-        let port: u16 = port
-            .trim()
-            .parse()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("“{part}”: the port is a number from 1 to 65535"))?;
-        list.push(json!({"name": name.trim(), "port": port}));
-    }
-    if list.is_empty() {
-        return Err("Name at least one web service, e.g. web:8080".into());
-    }
-    Ok(Value::Array(list))
 }
 
 /// The container's name, and for who may rename it, a button that turns it into a field.
@@ -721,8 +728,7 @@ fn CommandButton(
 
 #[component]
 fn DeleteContainer(project: String, container: String, error: Signal<String>) -> Element {
-    let mut confirming = use_signal(|| false);
-    let delete = move |_| {
+    let delete = move |()| {
         let (project, container) = (project.clone(), container.clone());
         spawn(async move {
             let r = ui::post(
@@ -730,21 +736,13 @@ fn DeleteContainer(project: String, container: String, error: Signal<String>) ->
                 json!({"type": "user-containers:delete", "id": container}),
             )
             .await;
-            confirming.set(false);
             if !r.ok() {
                 error.set(r.message());
             }
         });
     };
-    if confirming() {
-        rsx! {
-            span { class: "confirm",
-                button { class: "danger small container-delete-confirm", onclick: delete, "Delete for good" }
-                button { class: "secondary small", onclick: move |_| confirming.set(false), "Cancel" }
-            }
-        }
-    } else {
-        rsx! { button { class: "secondary small container-delete", onclick: move |_| confirming.set(true), "Delete…" } }
+    rsx! {
+        ui::ConfirmButton { label: "Delete…", confirm: "Delete for good", class: "container-delete", onconfirm: delete }
     }
 }
 
@@ -758,8 +756,11 @@ pub(super) fn state_text(state: &str) -> &'static str {
     }
 }
 
-pub(super) fn image_title(image: &str) -> &str {
-    match image {
+pub(super) fn image_title(c: &ContainerInfo) -> &str {
+    if !c.image_title.is_empty() {
+        return &c.image_title;
+    }
+    match c.image.as_str() {
         "jupyterlab" => "JupyterLab",
         "vscode" => "VS Code",
         "terminal" => "Terminal",

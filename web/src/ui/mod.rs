@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod home;
+pub mod images;
 pub mod orgs;
 pub mod people;
 pub mod settings;
@@ -148,6 +149,34 @@ fn local_refusal(message: &str) -> Reply {
         status: 0,
         body: serde_json::json!({"error": "passkey", "message": message}),
         retry_after: None,
+    }
+}
+
+/// A button that asks once more before it acts: `label` (class `class`), then `confirm`
+/// (class `<class>-confirm`) beside Cancel.
+#[component]
+pub fn ConfirmButton(
+    label: String,
+    confirm: String,
+    class: String,
+    onconfirm: EventHandler<()>,
+) -> Element {
+    let mut asking = use_signal(|| false);
+    if asking() {
+        rsx! {
+            span { class: "confirm",
+                button { class: "danger small {class}-confirm", r#type: "button",
+                    onclick: move |_| {
+                        asking.set(false);
+                        onconfirm.call(());
+                    },
+                    "{confirm}"
+                }
+                button { class: "secondary small", r#type: "button", onclick: move |_| asking.set(false), "Cancel" }
+            }
+        }
+    } else {
+        rsx! { button { class: "secondary small {class}", r#type: "button", onclick: move |_| asking.set(true), "{label}" } }
     }
 }
 

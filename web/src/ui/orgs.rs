@@ -589,6 +589,7 @@ pub fn OrgSettings(id: String) -> Element {
                 }
             }
         }
+        super::images::ContainerImages { org: id.clone() }
         section { class: "card danger-zone", id: "org-delete",
             h2 { "Delete the organization" }
             p { "This deletes every project in it. Type the slug " code { "{s(&o, \"slug\")}" } " to confirm." }

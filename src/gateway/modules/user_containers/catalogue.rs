@@ -1,7 +1,14 @@
 //! The image catalogue: what a person picks when they make a container. The built-in entries
 //! are stock images that have `sh` and `curl` or `wget` (the agent fetches itself from the
 //! server) and an app the agent knows how to start; "custom" is any image, with the ports of
-//! its services named by the person.
+//! its services named by the person. An organization adds its own entries ([`OrgEntry`],
+//! kept in the database by those with `org:containers:manage`); the server puts the entry
+//! into a create event that names it, so the reducer needs no database.
+
+use serde::{Deserialize, Serialize};
+
+use super::{MAX_SERVICE_NAME, MAX_SERVICES, ServiceSpec};
+use crate::code::ErrorCode;
 
 /// One service a container offers: a web app on a loopback port inside the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +96,166 @@ pub fn entry(key: &str) -> Option<&'static Entry> {
     BUILTIN.iter().find(|e| e.key == key)
 }
 
+/// Longest start command or preparing step.
+pub const MAX_COMMAND: usize = 2000;
+/// Longest organization entry key.
+pub const MAX_KEY: usize = 32;
+/// Most entries one organization keeps.
+pub const MAX_ORG_ENTRIES: usize = 50;
+
+/// One of an organization's own catalogue entries: an image its members pick by key, the
+/// web services it offers, the command that starts its app (the agent runs it, as it runs
+/// the built-in apps; without one the image's processes are its own) and a shell step the
+/// `docker run` line runs before it fetches the agent (to install `curl`, say).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgEntry {
+    /// 1 to 32 lowercase letters, digits or `-`, starting with a letter; not a built-in key.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z][a-z0-9-]*$")]
+    pub key: String,
+    /// 1 to 64 characters.
+    #[schema(min_length = 1, max_length = 64)]
+    pub title: String,
+    /// Up to 200 characters.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub description: String,
+    /// `[registry/]name[:tag][@digest]`.
+    #[schema(min_length = 1, max_length = 255)]
+    pub image_ref: String,
+    /// 1 to 8, distinct names and ports.
+    pub services: Vec<ServiceSpec>,
+    /// A shell command (`sh -c`) that starts the app, on one line.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub command: Option<String>,
+    /// A shell step run before the agent is fetched, at every start (it must then do
+    /// nothing the second time), on one line.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub prepare: Option<String>,
+}
+
+/// A refusal: the code and a message naming the field.
+pub type Refusal = (ErrorCode, String);
+
+impl OrgEntry {
+    /// Checks every field (trimming the text ones, and making empty optional ones none).
+    pub fn checked(mut self) -> Result<OrgEntry, Refusal> {
+        self.key = self.key.trim().to_string();
+        if !valid_key(&self.key) {
+            return Err((
+                ErrorCode::InvalidInput,
+                format!(
+                    "key: 1 to {MAX_KEY} lowercase letters, digits or `-`, starting with a letter"
+                ),
+            ));
+        }
+        if entry(&self.key).is_some() {
+            return Err((
+                ErrorCode::ImageExists,
+                format!("key: `{}` is a built-in entry", self.key),
+            ));
+        }
+        self.title = self.title.trim().to_string();
+        if self.title.is_empty() || self.title.chars().count() > 64 || has_control(&self.title) {
+            return Err((ErrorCode::InvalidInput, "title: 1 to 64 characters".into()));
+        }
+        self.description = self.description.trim().to_string();
+        if self.description.chars().count() > 200 || has_control(&self.description) {
+            return Err((
+                ErrorCode::InvalidInput,
+                "description: up to 200 characters on one line".into(),
+            ));
+        }
+        self.image_ref = self.image_ref.trim().to_string();
+        if !valid_image_ref(&self.image_ref) {
+            return Err((
+                ErrorCode::InvalidImage,
+                "image_ref: not an image reference ([registry/]name[:tag][@digest])".into(),
+            ));
+        }
+        check_services(&self.services)?;
+        self.command = check_command("command", self.command)?;
+        self.prepare = check_command("prepare", self.prepare)?;
+        Ok(self)
+    }
+}
+
+fn valid_key(k: &str) -> bool {
+    k.len() <= MAX_KEY
+        && k.starts_with(|c: char| c.is_ascii_lowercase())
+        && k.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// A start command or preparing step: none when absent or blank; otherwise one line of at
+/// most [`MAX_COMMAND`] characters.
+pub fn check_command(field: &str, c: Option<String>) -> Result<Option<String>, Refusal> {
+    let Some(c) = c.map(|c| c.trim().to_string()).filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    if c.chars().count() > MAX_COMMAND || has_control(&c) {
+        return Err((
+            ErrorCode::InvalidCommand,
+            format!("{field}: one line of at most {MAX_COMMAND} characters"),
+        ));
+    }
+    Ok(Some(c))
+}
+
+/// A service's name: what its URL label starts with.
+pub fn valid_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SERVICE_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+}
+
+/// A custom image's or an organization entry's services: 1 to [`MAX_SERVICES`], each named
+/// and with a port, no two alike.
+pub fn check_services(services: &[ServiceSpec]) -> Result<(), Refusal> {
+    if services.is_empty() || services.len() > MAX_SERVICES {
+        return Err((
+            ErrorCode::InvalidService,
+            format!("an image names 1 to {MAX_SERVICES} services"),
+        ));
+    }
+    for (i, s) in services.iter().enumerate() {
+        if !valid_service_name(&s.name) {
+            return Err((
+                ErrorCode::InvalidService,
+                format!(
+                    "a service's name is 1 to {MAX_SERVICE_NAME} lowercase letters, digits or `-`, starting with a letter"
+                ),
+            ));
+        }
+        if s.port == 0 {
+            return Err((ErrorCode::InvalidService, "a port is 1 to 65535".into()));
+        }
+        if services[..i]
+            .iter()
+            .any(|o| o.name == s.name || o.port == s.port)
+        {
+            return Err((
+                ErrorCode::InvalidService,
+                format!(
+                    "two services share the name `{}` or the port {}",
+                    s.name, s.port
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether `r` reads as an image reference (`[registry/]name[:tag][@digest]`): 1 to 255
 /// characters of letters, digits and `._-/:@`, starting with a letter or digit. Docker
 /// itself has the last word; this keeps out what could never be one, and anything that a
@@ -151,5 +318,65 @@ mod tests {
             assert!(ok, "{p}");
         }
         assert!(entry("nope").is_none());
+    }
+
+    fn org_entry() -> OrgEntry {
+        OrgEntry {
+            key: " gpu-lab ".into(),
+            title: " GPU notebooks ".into(),
+            description: String::new(),
+            image_ref: "ghcr.io/team/gpu:1".into(),
+            services: vec![ServiceSpec {
+                name: "lab".into(),
+                port: 8888,
+                terminal: false,
+            }],
+            command: Some("  ".into()),
+            prepare: Some("apt-get install -y curl".into()),
+        }
+    }
+
+    #[test]
+    fn organization_entries_are_checked() {
+        let e = org_entry().checked().unwrap();
+        assert_eq!(
+            (e.key.as_str(), e.title.as_str()),
+            ("gpu-lab", "GPU notebooks")
+        );
+        assert_eq!(e.command, None, "a blank command is none");
+        assert!(e.prepare.is_some());
+        let refused = |f: fn(&mut OrgEntry)| {
+            let mut e = org_entry();
+            f(&mut e);
+            e.checked().unwrap_err().0
+        };
+        assert_eq!(
+            refused(|e| e.key = "jupyterlab".into()),
+            ErrorCode::ImageExists
+        );
+        assert_eq!(refused(|e| e.key = "custom".into()), ErrorCode::ImageExists);
+        assert_eq!(refused(|e| e.key = "GPU".into()), ErrorCode::InvalidInput);
+        assert_eq!(refused(|e| e.key = "a".repeat(33)), ErrorCode::InvalidInput);
+        assert_eq!(
+            refused(|e| e.title = String::new()),
+            ErrorCode::InvalidInput
+        );
+        assert_eq!(
+            refused(|e| e.image_ref = "a b".into()),
+            ErrorCode::InvalidImage
+        );
+        assert_eq!(refused(|e| e.services.clear()), ErrorCode::InvalidService);
+        assert_eq!(
+            refused(|e| e.services.push(e.services[0].clone())),
+            ErrorCode::InvalidService
+        );
+        assert_eq!(
+            refused(|e| e.command = Some("a\nb".into())),
+            ErrorCode::InvalidCommand
+        );
+        assert_eq!(
+            refused(|e| e.prepare = Some("x".repeat(2001))),
+            ErrorCode::InvalidCommand
+        );
     }
 }

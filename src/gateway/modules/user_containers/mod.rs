@@ -1,7 +1,8 @@
 //! The `user-containers` module: the containers of a project, as everyone in it sees them.
 //!
 //! Document: root map `containers` (id → map {id, name, image, image_ref, services,
-//! created_by, created_by_name, created_at, state, state_at, resources, health}), written by
+//! command?, image_title?, prepare?, created_by, created_by_name, created_at, state,
+//! state_at, resources, health, tunnel}), written by
 //! the reducers only and never undone. `services` is a list of {name, port, label, terminal};
 //! a service answers at `https://<label>.containers.<domain>/`. What may connect and where a
 //! host name goes is the database's (docs/decisions/containers.md); this is what the project
@@ -49,7 +50,7 @@ pub const MAX_NAME: usize = 64;
 pub const MAX_SERVICE_NAME: usize = 20;
 
 /// One web service of a custom image.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
     /// 1 to 20 lowercase letters, digits or `-`, starting with a letter: the first part of
@@ -125,7 +126,8 @@ pub struct Resources {
 pub enum Event {
     /// Makes a container record (state `created`, waiting for its agent). `image` is a
     /// catalogue key (`jupyterlab`, `terminal`, `vscode`, `custom`); a custom image needs
-    /// `image_ref` and `services`. Answers the container's id and its services' URL labels.
+    /// `image_ref` and `services`, and may give `command`; any other key is an entry of the
+    /// organization's catalogue. Answers the container's id and its services' URL labels.
     /// Needs `user-containers:container:create`.
     #[serde(rename = "user-containers:create")]
     Create {
@@ -139,6 +141,17 @@ pub enum Event {
         /// A custom image's web services (1 to 8, distinct names and ports).
         #[serde(default)]
         services: Option<Vec<ServiceSpec>>,
+        /// A custom image's app: a shell command (`sh -c`, one line, up to 2000
+        /// characters) the agent starts and keeps running. Without one the image's own
+        /// processes must serve the ports (the `docker run` line replaces its command).
+        #[serde(default)]
+        #[schema(max_length = 2000)]
+        command: Option<String>,
+        /// The organization's catalogue entry `image` names, put here by the server
+        /// (anything a client sends here is replaced).
+        #[serde(default)]
+        #[schema(ignore)]
+        catalogue_entry: Option<catalogue::OrgEntry>,
     },
     /// Renames a container. Needs `user-containers:container:create` for one's own, or
     /// `user-containers:container:delete` for anyone's.
@@ -229,16 +242,6 @@ fn check_name(name: &str) -> Result<String, EventError> {
     Ok(n.to_string())
 }
 
-fn check_service_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_SERVICE_NAME
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.ends_with('-')
-}
-
 /// A new URL label: the service's name and 8 random base32 characters (40 bits).
 fn new_label(service: &str) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -248,25 +251,61 @@ fn new_label(service: &str) -> String {
     format!("{service}-{suffix}")
 }
 
-/// The image reference and services an event asks for, checked.
-fn image_and_services(
+/// What a new container runs, checked: its image, services and start command, and for an
+/// organization entry its title and preparing step.
+struct Chosen {
+    image_ref: String,
+    services: Vec<ServiceSpec>,
+    command: Option<String>,
+    title: Option<String>,
+    prepare: Option<String>,
+}
+
+fn refused((code, message): catalogue::Refusal) -> EventError {
+    invalid(code, message)
+}
+
+/// The image, services and command a create event asks for, checked.
+fn choose(
     image: &str,
     image_ref: Option<String>,
     services: Option<Vec<ServiceSpec>>,
-) -> Result<(String, Vec<ServiceSpec>), EventError> {
+    command: Option<String>,
+    org_entry: Option<catalogue::OrgEntry>,
+) -> Result<Chosen, EventError> {
+    let given = image_ref.is_some() || services.is_some() || command.is_some();
     let Some(entry) = catalogue::entry(image) else {
-        return Err(invalid(
-            ErrorCode::InvalidImage,
-            format!(
-                "no image `{}` in the catalogue (one of: {})",
-                image.chars().take(64).collect::<String>(),
-                catalogue::BUILTIN
-                    .iter()
-                    .map(|e| e.key)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
+        // An organization's entry, filled in by the server for the key the event names.
+        let Some(e) = org_entry.filter(|e| e.key == image) else {
+            return Err(invalid(
+                ErrorCode::InvalidImage,
+                format!(
+                    "no image `{}` in the catalogue (one of: {}, or one of the organization's)",
+                    image.chars().take(64).collect::<String>(),
+                    catalogue::BUILTIN
+                        .iter()
+                        .map(|e| e.key)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        if given {
+            return Err(invalid(
+                ErrorCode::InvalidImage,
+                format!(
+                    "`{image}` comes with its image, services and command; give them only for `custom`"
+                ),
+            ));
+        }
+        let e = e.checked().map_err(refused)?;
+        return Ok(Chosen {
+            image_ref: e.image_ref,
+            services: e.services,
+            command: e.command,
+            title: Some(e.title),
+            prepare: e.prepare,
+        });
     };
     let Some(builtin) = entry.image else {
         let r = image_ref
@@ -278,48 +317,24 @@ fn image_and_services(
             ));
         }
         let services = services.unwrap_or_default();
-        if services.is_empty() || services.len() > MAX_SERVICES {
-            return Err(invalid(
-                ErrorCode::InvalidService,
-                format!("a custom image names 1 to {MAX_SERVICES} services"),
-            ));
-        }
-        for (i, s) in services.iter().enumerate() {
-            if !check_service_name(&s.name) {
-                return Err(invalid(
-                    ErrorCode::InvalidService,
-                    format!(
-                        "a service's name is 1 to {MAX_SERVICE_NAME} lowercase letters, digits or `-`, starting with a letter"
-                    ),
-                ));
-            }
-            if s.port == 0 {
-                return Err(invalid(ErrorCode::InvalidService, "a port is 1 to 65535"));
-            }
-            if services[..i]
-                .iter()
-                .any(|o| o.name == s.name || o.port == s.port)
-            {
-                return Err(invalid(
-                    ErrorCode::InvalidService,
-                    format!(
-                        "two services share the name `{}` or the port {}",
-                        s.name, s.port
-                    ),
-                ));
-            }
-        }
-        return Ok((r, services));
+        catalogue::check_services(&services).map_err(refused)?;
+        return Ok(Chosen {
+            image_ref: r,
+            services,
+            command: catalogue::check_command("command", command).map_err(refused)?,
+            title: None,
+            prepare: None,
+        });
     };
-    if image_ref.is_some() || services.is_some() {
+    if given {
         return Err(invalid(
             ErrorCode::InvalidImage,
             format!("`{image}` comes with its image and services; give them only for `custom`"),
         ));
     }
-    Ok((
-        builtin.to_string(),
-        entry
+    Ok(Chosen {
+        image_ref: builtin.to_string(),
+        services: entry
             .services
             .iter()
             .map(|s| ServiceSpec {
@@ -328,7 +343,10 @@ fn image_and_services(
                 terminal: s.terminal,
             })
             .collect(),
-    ))
+        command: None,
+        title: None,
+        prepare: None,
+    })
 }
 
 fn record<T: ReadTxn>(txn: &T, id: &str) -> Option<MapRef> {
@@ -367,9 +385,12 @@ impl Module for UserContainers {
                 image,
                 image_ref,
                 services,
+                command,
+                catalogue_entry,
             } => {
                 let name = check_name(&name)?;
-                let (image_ref, services) = image_and_services(&image, image_ref, services)?;
+                let chosen = choose(&image, image_ref, services, command, catalogue_entry)?;
+                let services = &chosen.services;
                 let (by, by_name) = match cx.actor {
                     crate::gateway::module::Actor::User(u) => (u.id.clone(), u.name.clone()),
                     crate::gateway::module::Actor::System => (String::new(), String::new()),
@@ -383,18 +404,28 @@ impl Module for UserContainers {
                     })
                     .collect();
                 let now = cx.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                let prelim: MapPrelim = MapPrelim::from_iter([
+                let mut fields = vec![
                     ("id", In::Any(id.clone().into())),
                     ("name", In::Any(name.into())),
                     ("image", In::Any(image.into())),
-                    ("image_ref", In::Any(image_ref.into())),
+                    ("image_ref", In::Any(chosen.image_ref.into())),
                     ("services", In::Any(any(&Value::Array(listed.clone())))),
                     ("created_by", In::Any(by.into())),
                     ("created_by_name", In::Any(by_name.into())),
                     ("created_at", In::Any(now.clone().into())),
                     ("state", In::Any(State::Created.as_str().into())),
                     ("state_at", In::Any(now.into())),
-                ]);
+                ];
+                for (k, v) in [
+                    ("image_title", chosen.title),
+                    ("command", chosen.command),
+                    ("prepare", chosen.prepare),
+                ] {
+                    if let Some(v) = v {
+                        fields.push((k, In::Any(v.into())));
+                    }
+                }
+                let prelim = MapPrelim::from_iter(fields);
                 let root = cx.txn.get_or_insert_map(CONTAINERS);
                 root.insert(cx.txn, id.as_str(), prelim);
                 Ok(json!({"id": id, "services": listed}))

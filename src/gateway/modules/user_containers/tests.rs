@@ -51,6 +51,85 @@ fn a_built_in_image_gets_its_services_and_fresh_labels() {
 }
 
 #[test]
+fn a_custom_image_may_name_its_start_command() {
+    let mut p = Project::new();
+    let ann = member("ann");
+    let r = p.ok(
+        &ann,
+        json!({"type": "user-containers:create", "name": "Web", "image": "custom",
+            "image_ref": "python:3.12-slim", "services": [{"name": "web", "port": 8000}],
+            "command": "  python -m http.server 8000 --bind 127.0.0.1 "}),
+    );
+    let c = &p.root(CONTAINERS)[r["id"].as_str().unwrap()];
+    assert_eq!(c["command"], "python -m http.server 8000 --bind 127.0.0.1");
+    let bad = |command: &str| {
+        json!({"type": "user-containers:create", "name": "Web", "image": "custom",
+            "image_ref": "python", "services": [{"name": "web", "port": 8000}], "command": command})
+    };
+    assert_eq!(p.code(&ann, bad("a\nb")), "invalid_command");
+    assert_eq!(p.code(&ann, bad(&"x".repeat(2001))), "invalid_command");
+    // Only a custom image takes one: a built-in entry starts its own app.
+    assert_eq!(
+        p.code(
+            &ann,
+            json!({"type": "user-containers:create", "name": "L", "image": "jupyterlab", "command": "sh"})
+        ),
+        "invalid_image"
+    );
+}
+
+#[test]
+fn an_organization_entry_is_run_as_the_server_filled_it_in() {
+    let mut p = Project::new();
+    let ann = member("ann");
+    let entry = json!({"key": "gpu", "title": "GPU lab", "description": "",
+        "image_ref": "ghcr.io/team/gpu:1", "services": [{"name": "lab", "port": 8888}],
+        "command": "start-lab", "prepare": "true"});
+    let r = p.ok(
+        &ann,
+        json!({"type": "user-containers:create", "name": "Train", "image": "gpu",
+            "catalogue_entry": entry}),
+    );
+    let c = &p.root(CONTAINERS)[r["id"].as_str().unwrap()];
+    assert_eq!(c["image"], "gpu");
+    assert_eq!(c["image_title"], "GPU lab");
+    assert_eq!(c["image_ref"], "ghcr.io/team/gpu:1");
+    assert_eq!(c["command"], "start-lab");
+    assert_eq!(c["prepare"], "true");
+    assert!(
+        r["services"][0]["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("lab-")
+    );
+    // Without the entry (no such key in the organization) the key is refused; an entry of
+    // another key does not stand in; the entry's image is not the client's to change.
+    assert_eq!(
+        p.code(
+            &ann,
+            json!({"type": "user-containers:create", "name": "T", "image": "gpu"})
+        ),
+        "invalid_image"
+    );
+    assert_eq!(
+        p.code(
+            &ann,
+            json!({"type": "user-containers:create", "name": "T", "image": "other",
+                "catalogue_entry": entry})
+        ),
+        "invalid_image"
+    );
+    assert_eq!(
+        p.code(
+            &ann,
+            json!({"type": "user-containers:create", "name": "T", "image": "gpu",
+                "image_ref": "evil/image", "catalogue_entry": entry})
+        ),
+        "invalid_image"
+    );
+}
+
+#[test]
 fn a_custom_image_names_its_services() {
     let mut p = Project::new();
     let ann = member("ann");

@@ -1,0 +1,2 @@
+ALTER TABLE containers DROP COLUMN command;
+DROP TABLE container_images;
