@@ -12,10 +12,9 @@
 //! requests on a container connection that ask for the app).
 
 pub mod certs;
+mod bridge;
 
-use std::future::Future as _;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -225,6 +224,10 @@ impl Edge {
         let containers = ContainerHosts::new(&s.domain);
         let conf = server.configuration.clone();
         let https_port = s.public_https_port;
+        let bridges = Arc::new(
+            bridge::Bridges::new()
+                .map_err(|e| EdgeError::Setup(format!("the container bridges' directory: {e}")))?,
+        );
         let door = |tls: bool| {
             let front = Front {
                 app: s.app,
@@ -233,6 +236,7 @@ impl Edge {
                 certs: s.certs.clone(),
                 https_port,
                 gate: s.gate.clone(),
+                bridges: bridges.clone(),
             };
             let mut proxy = HttpProxy::new(front, conf.clone());
             proxy.handle_init_modules();
@@ -507,103 +511,8 @@ struct Front {
     certs: Arc<CertStore>,
     https_port: Option<u16>,
     gate: Option<Arc<dyn ContainerGate>>,
-}
-
-/// A connection to a container service that closes when its holder loses access.
-#[derive(Debug)]
-struct Guarded {
-    io: Box<dyn ServiceIo>,
-    revoked: std::sync::Mutex<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
-}
-
-impl Guarded {
-    fn check(&mut self, cx: &mut std::task::Context<'_>) -> std::io::Result<()> {
-        let revoked = self
-            .revoked
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match revoked.as_mut().poll(cx) {
-            std::task::Poll::Ready(()) => Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "access to the container was lost",
-            )),
-            std::task::Poll::Pending => Ok(()),
-        }
-    }
-}
-
-impl AsyncRead for Guarded {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.check(cx)?;
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Guarded {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.check(cx)?;
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-impl pingora::protocols::l4::virt::VirtualSocket for Guarded {
-    fn set_socket_option(
-        &self,
-        _opt: pingora::protocols::l4::virt::VirtualSockOpt,
-    ) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Pingora's connector for one forwarded request: through the gate's dialer, guarded.
-#[derive(Debug)]
-struct GateConnector {
-    dial: Arc<dyn ServiceDial>,
-    revoked: tokio_util::sync::CancellationToken,
-}
-
-#[async_trait]
-impl pingora::connectors::L4Connect for GateConnector {
-    async fn connect(
-        &self,
-        addr: &pingora::protocols::l4::socket::SocketAddr,
-    ) -> pingora::Result<pingora::protocols::l4::stream::Stream> {
-        let to = addr.as_inet().copied().ok_or_else(|| {
-            pingora::Error::explain(pingora::ErrorType::ConnectError, "not an inet address")
-        })?;
-        let io = self.dial.dial(to).await.map_err(|e| {
-            pingora::Error::because(pingora::ErrorType::ConnectError, "through the tunnel", e)
-        })?;
-        let guarded = Guarded {
-            io,
-            revoked: std::sync::Mutex::new(Box::pin(self.revoked.clone().cancelled_owned())),
-        };
-        Ok(pingora::protocols::l4::stream::Stream::from(
-            pingora::protocols::l4::virt::VirtualSocketStream::new(Box::new(guarded)),
-        ))
-    }
+    /// Where requests for container services go (see [`bridge`]).
+    bridges: Arc<bridge::Bridges>,
 }
 
 /// Where ACME's HTTP-01 challenges are asked for: always answered over plain HTTP.
@@ -806,13 +715,13 @@ impl ProxyHttp for Front {
         ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
         if let Some(f) = ctx {
-            let mut peer = HttpPeer::new(f.to, false, String::new());
+            // Through the person's bridge for the service: pooled like any upstream.
+            let path = self.bridges.path(f).map_err(|e| {
+                pingora::Error::because(pingora::ErrorType::ConnectError, "the container bridge", e)
+            })?;
+            let mut peer = HttpPeer::new_uds(&path.to_string_lossy(), false, String::new())?;
             peer.group_key = f.group;
             peer.options.idle_timeout = Some(UPSTREAM_IDLE);
-            peer.options.custom_l4 = Some(Arc::new(GateConnector {
-                dial: f.dial.clone(),
-                revoked: f.revoked.clone(),
-            }));
             return Ok(Box::new(peer));
         }
         let mut peer = HttpPeer::new(self.app, false, String::new());
