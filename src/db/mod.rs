@@ -12,6 +12,7 @@ pub mod orgs;
 pub mod portable;
 mod schema;
 pub mod settings;
+pub mod shape;
 pub mod signin;
 pub mod vpn_peers;
 

@@ -11,8 +11,8 @@
 //! app's internal address with `X-Forwarded-For`, `-Proto` and `-Host` set (as it does for
 //! requests on a container connection that ask for the app).
 
-pub mod certs;
 mod bridge;
+pub mod certs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

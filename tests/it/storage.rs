@@ -145,3 +145,78 @@ async fn serve_and_admin_on_postgres() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("0 migration(s) applied on postgres"));
 }
+
+/// The SQLite and PostgreSQL migrations build the same schema: the same tables, columns
+/// (type and nullability), primary keys and indexes.
+#[tokio::test(flavor = "multi_thread")]
+async fn both_backends_build_the_same_schema() {
+    let (lite, _dir) = sqlite().await;
+    let pg = postgres().await;
+    lite.migrate().await.unwrap();
+    pg.migrate().await.unwrap();
+    let (a, b) = (lite.shape().await.unwrap(), pg.shape().await.unwrap());
+    assert!(a.len() >= 29, "{:?}", a.keys());
+    // What it reads is what the migrations say (so an empty reading cannot pass).
+    use demiurge::db::shape::IndexShape;
+    for shape in [&a, &b] {
+        let c = &shape["containers"];
+        assert!(
+            c.indexes.contains(&IndexShape {
+                columns: vec!["credential_hash".into()],
+                unique: true
+            }),
+            "{c:?}"
+        );
+        assert!(
+            c.indexes.contains(&IndexShape {
+                columns: vec!["project_id".into()],
+                unique: false
+            }),
+            "{c:?}"
+        );
+        assert_eq!(shape["container_images"].primary_key, ["org_id", "slug"]);
+        assert!(c.columns["command"].nullable && !c.columns["image"].nullable);
+        assert_eq!(c.columns["created_at"].kind, "timestamp");
+    }
+    let mut differences = Vec::new();
+    for name in a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        match (a.get(name), b.get(name)) {
+            (Some(x), Some(y)) => {
+                for col in x
+                    .columns
+                    .keys()
+                    .chain(y.columns.keys())
+                    .collect::<std::collections::BTreeSet<_>>()
+                {
+                    let (cx, cy) = (x.columns.get(col), y.columns.get(col));
+                    if cx != cy {
+                        differences.push(format!("{name}.{col}: sqlite {cx:?}, postgres {cy:?}"));
+                    }
+                }
+                if x.primary_key != y.primary_key {
+                    differences.push(format!(
+                        "{name} primary key: sqlite {:?}, postgres {:?}",
+                        x.primary_key, y.primary_key
+                    ));
+                }
+                for i in x.indexes.symmetric_difference(&y.indexes) {
+                    let on = if x.indexes.contains(i) {
+                        "sqlite"
+                    } else {
+                        "postgres"
+                    };
+                    differences.push(format!("{name}: index {i:?} only on {on}"));
+                }
+            }
+            (x, _) => differences.push(format!(
+                "table {name} only on {}",
+                if x.is_some() { "sqlite" } else { "postgres" }
+            )),
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
