@@ -357,7 +357,7 @@ impl From<crate::gateway::GatewayError> for ApiError {
                 code: ErrorCode::DocumentFull,
                 message: e.to_string(),
             },
-            G::Db(_) | G::Store(_) | G::Corrupt { .. } | G::LoadFailed(_) => {
+            G::Db(_) | G::Store(_) | G::NotStored | G::Corrupt { .. } | G::LoadFailed(_) => {
                 Self::Internal(e.to_string())
             }
         }

@@ -50,7 +50,7 @@ impl Db {
             // One trip to the blocking pool for the whole batch: row by row through the async
             // wrapper would cost a thread hop per row.
             Db::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                let mut conn = pool.get().await.map_err(DbError::pool)?;
                 let rows = rows.to_vec();
                 conn.spawn_blocking(move |c| {
                     use diesel::Connection;
@@ -68,7 +68,7 @@ impl Db {
                 Ok(())
             }
             Db::Pg(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                let mut conn = pool.get().await.map_err(DbError::pool)?;
                 conn.transaction::<_, DbError, _>(async |conn| {
                     for chunk in rows.chunks(ROWS_PER_INSERT) {
                         diesel::insert_into(doc_updates::table)

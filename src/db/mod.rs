@@ -94,9 +94,9 @@ pub enum DbError {
     #[error("cannot open database {target}: {message}")]
     Open { target: String, message: String },
     #[error("database connection pool: {0}")]
-    Pool(String),
+    Pool(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("database migration failed: {0}")]
-    Migration(String),
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{0} already exists")]
     Conflict(&'static str),
     #[error("not found")]
@@ -108,6 +108,11 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// A connection could not be had from the pool (the pool's error kept as the source).
+    pub(crate) fn pool<E: std::error::Error + Send + Sync + 'static>(e: E) -> Self {
+        Self::Pool(Box::new(e))
+    }
+
     /// Maps a unique-constraint violation to `Conflict(what)`, other errors unchanged.
     fn conflict_as(e: diesel::result::Error, what: &'static str) -> Self {
         match e {
@@ -133,18 +138,12 @@ macro_rules! with_conn {
         match $db {
             $crate::db::Db::Sqlite(pool) => {
                 #[allow(unused_mut)]
-                let mut $conn = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut $conn = pool.get().await.map_err($crate::db::DbError::pool)?;
                 $body
             }
             $crate::db::Db::Pg(pool) => {
                 #[allow(unused_mut)]
-                let mut $conn = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut $conn = pool.get().await.map_err($crate::db::DbError::pool)?;
                 $body
             }
         }
@@ -229,15 +228,12 @@ impl Db {
         // The harness blocks (block_in_place), so it needs the multi-threaded runtime.
         macro_rules! run {
             ($pool:expr, $migrations:expr) => {{
-                let conn = $pool
-                    .get()
-                    .await
-                    .map_err(|e| DbError::Pool(e.to_string()))?;
+                let conn = $pool.get().await.map_err(DbError::pool)?;
                 tokio::task::block_in_place(move || {
                     AsyncMigrationHarness::new(conn)
                         .run_pending_migrations($migrations)
                         .map(|v| v.len())
-                        .map_err(|e| DbError::Migration(e.to_string()))
+                        .map_err(DbError::Migration)
                 })
             }};
         }

@@ -370,7 +370,7 @@ impl Db {
         let dir = dir.to_path_buf();
         match self {
             Db::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                let mut conn = pool.get().await.map_err(DbError::pool)?;
                 conn.spawn_blocking(move |c| {
                     use diesel::Connection;
                     // A read transaction: every table is read from the same snapshot.
@@ -379,7 +379,7 @@ impl Db {
                 .await?
             }
             Db::Pg(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                let mut conn = pool.get().await.map_err(DbError::pool)?;
                 conn.build_transaction()
                     .repeatable_read()
                     .read_only()
@@ -466,7 +466,7 @@ impl Db {
         }
         match self {
             Db::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                let mut conn = pool.get().await.map_err(DbError::pool)?;
                 conn.spawn_blocking(move |c| {
                     use diesel::Connection;
                     Ok(c.transaction::<_, DbError, _>(|c| sqlite::load(c, &dir, &tables, replace)))
@@ -474,7 +474,7 @@ impl Db {
                 .await?
             }
             Db::Pg(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                let mut conn = pool.get().await.map_err(DbError::pool)?;
                 conn.transaction::<_, DbError, _>(async |c| {
                     if replace {
                         let all: Vec<String> = TABLES.iter().map(|t| quote(t)).collect();

@@ -33,6 +33,7 @@ pub use self::module::{
 use self::project::ClientUser;
 use self::project::{Cmd, JoinError, Out, Project, Shared};
 pub use self::project::{EventOutcome, colour_of};
+pub use self::writer::WriteError;
 use self::writer::Writer;
 pub use crate::config::GatewayConfig as Settings;
 pub use crate::db::docs::HistoryPoint;
@@ -72,7 +73,10 @@ pub enum GatewayError {
     #[error("malformed message: {0}")]
     Malformed(String),
     #[error("the update log refused a write: {0}")]
-    Store(String),
+    Store(#[source] WriteError),
+    /// A change held for an earlier write that failed.
+    #[error("the change could not be stored (an earlier write of the project failed)")]
+    NotStored,
     #[error("{0}")]
     Forbidden(String),
     /// An event only the gateway itself sends (`forbidden_event`).

@@ -194,7 +194,7 @@ const AWARENESS_RATE: f64 = 30.0;
 const AWARENESS_BURST: f64 = 60.0;
 
 type EventReply = oneshot::Sender<Result<EventOutcome, GatewayError>>;
-type Inflight = BoxFuture<'static, (i64, Result<(), String>)>;
+type Inflight = BoxFuture<'static, (i64, Result<(), super::writer::WriteError>)>;
 
 pub(crate) struct Project {
     pub id: String,
@@ -851,7 +851,7 @@ impl Project {
         self.inflight.push_back(Box::pin(async move {
             let r = match done.await {
                 Ok(r) => r,
-                Err(_) => Err("the writer stopped".to_string()),
+                Err(_) => Err(super::writer::WriteError::Stopped),
             };
             (seq, r)
         }));
@@ -960,9 +960,7 @@ impl Project {
     fn fail_held(&mut self) {
         self.held.clear();
         for (_, reply, _) in self.held_replies.drain(..) {
-            let _ = reply.send(Err(GatewayError::Store(
-                "the change could not be stored".into(),
-            )));
+            let _ = reply.send(Err(GatewayError::NotStored));
         }
     }
 

@@ -6,13 +6,14 @@
 //! one commit. An append that cannot wait (an event, whose caller waits on it) goes at once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::GatewayMetrics;
-use crate::db::Db;
 use crate::db::docs::NewUpdate;
+use crate::db::{Db, DbError};
 
 /// Most appends per transaction.
 const MAX_BATCH: usize = 4096;
@@ -23,7 +24,17 @@ struct Append {
     row: NewUpdate,
     /// Committed by then, it delays nothing.
     by: Instant,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), WriteError>>,
+}
+
+/// Why an update did not reach the log.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The database refused the project's rows (shared by every update of the batch).
+    #[error("{0}")]
+    Db(#[source] Arc<DbError>),
+    #[error("the update log's writer has stopped")]
+    Stopped,
 }
 
 /// The sending side; cheap to clone.
@@ -45,10 +56,10 @@ impl Writer {
         &self,
         row: NewUpdate,
         by: Instant,
-    ) -> oneshot::Receiver<Result<(), String>> {
+    ) -> oneshot::Receiver<Result<(), WriteError>> {
         let (done, rx) = oneshot::channel();
         if let Err(mpsc::error::SendError(a)) = self.tx.send(Append { row, by, done }).await {
-            let _ = a.done.send(Err("the writer stopped".into()));
+            let _ = a.done.send(Err(WriteError::Stopped));
         }
         rx
     }
@@ -96,7 +107,10 @@ async fn run(db: Db, metrics: GatewayMetrics, mut rx: mpsc::Receiver<Append>) {
                     e.1.push(done);
                 }
                 for (project, (rows, dones)) in by_project {
-                    let r = db.append_updates(&rows).await.map_err(|e| e.to_string());
+                    let r = db
+                        .append_updates(&rows)
+                        .await
+                        .map_err(|e| WriteError::Db(Arc::new(e)));
                     if let Err(e) = &r {
                         tracing::error!(project = %project, error = %e, "appends failed");
                     }
@@ -106,5 +120,29 @@ async fn run(db: Db, metrics: GatewayMetrics, mut rx: mpsc::Receiver<Append>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::gateway::GatewayError;
+
+    /// A refused write keeps the database's error as its cause, down to diesel's.
+    #[test]
+    fn a_refused_write_keeps_its_cause() {
+        let db = DbError::Query(diesel::result::Error::NotFound);
+        let e = GatewayError::Store(WriteError::Db(Arc::new(db)));
+        let mut chain = Vec::new();
+        let mut at: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(err) = at {
+            chain.push(err.to_string());
+            at = err.source();
+        }
+        assert_eq!(chain.len(), 4, "{chain:?}");
+        assert!(chain[3].contains("Record not found"), "{chain:?}");
+        assert!(WriteError::Stopped.source().is_none());
     }
 }
