@@ -223,7 +223,7 @@ async fn organization_pages_work_in_chromium() {
     // The page names the organization, the inviter and the address; the mail names neither
     // the organization nor the inviter (text they chose).
     let about = r["invite_about"].as_str().unwrap_or_default();
-    for part in ["@uiowner", "Acme UI", "uimember@example.test"] {
+    for part in ["@uiowner", "Acme UI", "as Member.", "uimember@example.test"] {
         assert!(about.contains(part), "{part} in: {about}");
     }
     let text = mail["text"].as_str().unwrap_or_default();
@@ -239,6 +239,9 @@ async fn organization_pages_work_in_chromium() {
     );
     assert_eq!(r["member_joined"], true, "{r}");
     assert_eq!(r["member_role"], "org:member");
+    // Roles read as words; the key stays in the page for scripts.
+    assert_eq!(r["member_role_text"], "Member", "{r}");
+    assert_eq!(r["project_role_text"], "Editor", "{r}");
     assert_eq!(r["member_sees_projects_before"], 0);
     let viewer = r["viewer_permissions"].as_str().unwrap();
     assert!(
@@ -260,6 +263,7 @@ async fn organization_pages_work_in_chromium() {
         "{r}"
     );
     assert_eq!(r["member_role_after"], "org:admin");
+    assert_eq!(r["member_role_after_text"], "Admin", "{r}");
     assert_eq!(r["errors"].as_array().unwrap().len(), 0, "page errors: {r}");
     for f in [
         "org-dashboard",

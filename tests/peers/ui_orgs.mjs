@@ -66,7 +66,8 @@ try {
   await member.click('#invite-accept')
   await member.waitForSelector('#org-title')
   result.member_joined = bare(member.url()) === orgUrl
-  result.member_role = (await member.textContent('#my-org-role')).trim()
+  result.member_role = await member.getAttribute('#my-org-role', 'data-role')
+  result.member_role_text = (await member.textContent('#my-org-role')).trim()
   result.member_sees_projects_before = await member.$$eval('li.project', (l) => l.length)
 
   // The owner creates a project and makes the member a viewer of it.
@@ -107,8 +108,9 @@ try {
   await owner.click('#project-member-submit')
   await owner.waitForFunction(() => {
     const r = document.querySelector('li.member[data-username="uimember"] .role')
-    return r && r.textContent.includes('project:editor')
+    return r && r.dataset.role === 'project:editor'
   })
+  result.project_role_text = await owner.$eval('li.member[data-username="uimember"] .role', (r) => r.textContent.trim())
   await member.reload()
   await permsLoaded()
   result.editor_permissions = await member.getAttribute('#my-project-permissions', 'data-permissions')
@@ -119,8 +121,9 @@ try {
   await member.goto(orgUrl)
   await member.waitForSelector('#org-title')
   await member.waitForSelector('#org-settings-link')
-  await member.waitForFunction(() => document.querySelector('#my-org-role').textContent.includes('admin'))
-  result.member_role_after = (await member.textContent('#my-org-role')).trim()
+  await member.waitForFunction(() => document.querySelector('#my-org-role').dataset.role === 'org:admin')
+  result.member_role_after = await member.getAttribute('#my-org-role', 'data-role')
+  result.member_role_after_text = (await member.textContent('#my-org-role')).trim()
   await shot(member, 'org-as-admin')
   say('RESULT', result)
 } catch (e) {

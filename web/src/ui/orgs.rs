@@ -55,11 +55,27 @@ fn perms(r: &Option<super::Reply>) -> Vec<String> {
 }
 
 fn role_name(key: &str, roles: &[Value]) -> String {
+    if let Some(name) = builtin_role(key) {
+        return name.to_string();
+    }
     roles
         .iter()
         .find(|r| r["id"] == key)
         .map(|r| s(r, "name"))
         .unwrap_or_else(|| key.to_string())
+}
+
+/// A built-in role's name as people read it (`project:viewer` is "Viewer").
+fn builtin_role(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "org:owner" => "Owner",
+        "org:admin" => "Admin",
+        "org:member" => "Member",
+        "project:admin" => "Project admin",
+        "project:editor" => "Editor",
+        "project:viewer" => "Viewer",
+        _ => return None,
+    })
 }
 
 /// Shows an action's outcome: `ok` as a notice, or the error; true when it worked.
@@ -234,7 +250,7 @@ pub fn OrgDashboard(id: String) -> Element {
     rsx! {
         section { class: "card", id: "org-dashboard", "data-org": "{id}",
             h2 { id: "org-title", "{s(&o, \"name\")}" }
-            p { class: "muted", "{s(&o, \"slug\")} · your role: " span { id: "my-org-role", "{s(&o, \"role\")}" }
+            p { class: "muted", "{s(&o, \"slug\")} · your role: " span { id: "my-org-role", "data-role": "{s(&o, \"role\")}", "{role_name(&s(&o, \"role\"), &[])}" }
                 if can.iter().any(|p| p == "org:members:manage" || p == "org:roles:manage" || p == "org:org:update") {
                     " · " a { href: "/orgs/{id}/settings", id: "org-settings-link", "Settings" }
                 }
@@ -701,7 +717,7 @@ pub fn ProjectSettings(id: String) -> Element {
                 for m in member_rows.iter() {
                     li { key: "{s(m, \"user_id\")}", class: "member", "data-username": "{s(m, \"username\")}",
                         span { "{s(m, \"display_name\")}" }
-                        span { class: "muted role", "{s(m, \"role\")}" }
+                        span { class: "muted role", "data-role": "{s(m, \"role\")}", "{role_name(&s(m, \"role\"), &[])}" }
                         if manage {
                             button { class: "danger small", onclick: {
                                 let id = id.clone();
@@ -789,7 +805,7 @@ pub fn AcceptInvite(query: String, signed_in: bool) -> Element {
             Ok(format!(
                 "{by} to join {} as {}.{bound}",
                 s(&r.body, "org_name"),
-                s(&r.body, "role")
+                role_name(&s(&r.body, "role"), &[])
             ))
         }
         Some(Some(r)) => Err(r.message()),
