@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod gateway;
 pub mod heap;
 pub mod instance;
+pub mod json;
 pub mod mail;
 pub mod orgs;
 pub mod sealed;

@@ -96,6 +96,10 @@ impl Containers {
         entry: OrgEntry,
     ) -> Result<OrgEntry, ContainersError> {
         Self::may_manage(access)?;
+        if catalogue::entry(key).is_some() {
+            // Built in: not the organization's to change.
+            return Err(ContainersError::NoSuchImage(key.to_string()));
+        }
         let e = OrgEntry {
             key: key.to_string(),
             ..entry

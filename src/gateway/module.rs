@@ -341,24 +341,6 @@ impl<M: Module> Erased for M {
     }
 }
 
-/// Writes every whole number given as a float (`5.0`) as an integer, so an `integer` field
-/// takes it as JSON Schema says it should (serde reads `5.0` into a float only).
-fn whole_numbers(v: &mut Value) {
-    match v {
-        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
-            if let Some(f) = n.as_f64()
-                && f.fract() == 0.0
-                && f.abs() < 9_007_199_254_740_992.0
-            {
-                *v = Value::from(f as i64);
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(whole_numbers),
-        Value::Object(m) => m.values_mut().for_each(whole_numbers),
-        _ => {}
-    }
-}
-
 /// Completes every event schema under `v` (an object whose `type` property is one tag): its
 /// description says "Needs `<permission>`." (or "Sent by the gateway only." for `None`), and
 /// it takes `step` besides its own fields, nothing else.
@@ -520,7 +502,7 @@ impl Modules {
     /// Parses `{"type": "<module>:<verb>", ...}` with its module's event type. A string
     /// `step` (at most 64 characters) is taken off first: it groups undo steps.
     pub fn parse(&self, mut value: Value) -> Result<ParsedEvent, EventError> {
-        whole_numbers(&mut value);
+        crate::json::whole_numbers(&mut value);
         let step = match value.as_object_mut().and_then(|o| o.remove("step")) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 64 => Some(s),

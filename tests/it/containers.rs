@@ -746,6 +746,24 @@ async fn org_catalogue(pg: bool) {
         .await;
     assert_eq!((st, &from_project), (StatusCode::OK, &cat));
     assert_eq!(t.outsider.get(&list).await.0, StatusCode::NOT_FOUND);
+    // A port written as 8888.0 is the integer JSON Schema says it is; a built-in entry is
+    // not the organization's to change.
+    let mut float = gpu.clone();
+    float["key"] = json!("float-port");
+    float["services"] = json!([{"name": "lab", "port": 8888.0}]);
+    let (st, e) = t.owner.post(&list, float.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{e}");
+    assert_eq!(e["services"][0]["port"], 8888);
+    assert_eq!(
+        t.owner.delete(&format!("{list}/float-port")).await,
+        StatusCode::NO_CONTENT
+    );
+    let (st, e) = t.owner.put(&format!("{list}/jupyterlab"), float).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("image_not_found")),
+        "{e}"
+    );
 
     // A member makes a container of it by its key: the record holds what the entry says,
     // and a client cannot put in an entry of its own making.

@@ -39,7 +39,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let value = web::Json::<serde_json::Value>::from_request(req, payload);
         Box::pin(async move {
-            let web::Json(v) = value.await?;
+            let web::Json(mut v) = value.await?;
             if !v.is_object() {
                 return Err(ApiError::BadRequest {
                     code: ErrorCode::InvalidJson,
@@ -56,6 +56,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 }
                 .into());
             }
+            // `807.0` is an integer as JSON Schema reads it; serde would refuse it for a u16.
+            crate::json::whole_numbers(&mut v);
             serde_json::from_value::<T>(v).map(Json).map_err(|e| {
                 ApiError::BadRequest {
                     code: ErrorCode::InvalidJson,
