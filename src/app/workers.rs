@@ -38,7 +38,7 @@ pub struct Direct {
 
 /// A connection on its way to a worker: handed over by the edge (its client facts are
 /// known), or accepted on the internal address.
-pub struct Incoming {
+pub struct QueuedConnection {
     conn: HandedConnection,
     handed: bool,
 }
@@ -136,7 +136,7 @@ impl AsyncWrite for AppIo {
 
 /// The running workers.
 pub struct Workers {
-    senders: Arc<Vec<mpsc::UnboundedSender<Incoming>>>,
+    senders: Arc<Vec<mpsc::UnboundedSender<QueuedConnection>>>,
     next: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
     accept: tokio::task::JoinHandle<()>,
@@ -144,15 +144,15 @@ pub struct Workers {
 
 /// The edge's way in: hands client connections to the workers.
 #[derive(Clone)]
-pub struct Door {
-    senders: std::sync::Weak<Vec<mpsc::UnboundedSender<Incoming>>>,
+pub struct WorkerHandoff {
+    senders: std::sync::Weak<Vec<mpsc::UnboundedSender<QueuedConnection>>>,
     next: Arc<AtomicUsize>,
 }
 
-impl Door {
+impl WorkerHandoff {
     /// Gives the connection to the next worker; `false` once the workers are gone (dropping the
     /// connection closes it).
-    fn send(&self, conn: Incoming) -> bool {
+    fn send(&self, conn: QueuedConnection) -> bool {
         let Some(senders) = self.senders.upgrade() else {
             return false;
         };
@@ -165,9 +165,9 @@ impl Door {
     }
 }
 
-impl Handoff for Door {
+impl Handoff for WorkerHandoff {
     fn hand(&self, conn: HandedConnection) {
-        self.send(Incoming { conn, handed: true });
+        self.send(QueuedConnection { conn, handed: true });
     }
 }
 
@@ -175,7 +175,7 @@ impl Workers {
     /// Starts `n` threads each running `worker` (see [`worker`]), and accepts on `listener`
     /// (the internal address).
     pub fn start(
-        worker: impl FnOnce(mpsc::UnboundedReceiver<Incoming>) + Send + Clone + 'static,
+        worker: impl FnOnce(mpsc::UnboundedReceiver<QueuedConnection>) + Send + Clone + 'static,
         n: usize,
         listener: std::net::TcpListener,
     ) -> std::io::Result<Workers> {
@@ -196,7 +196,7 @@ impl Workers {
         let senders = Arc::new(senders);
         let next = Arc::new(AtomicUsize::new(0));
         let accept = {
-            let door = Door {
+            let door = WorkerHandoff {
                 senders: Arc::downgrade(&senders),
                 next: next.clone(),
             };
@@ -217,7 +217,7 @@ impl Workers {
                         io: HandedIo::Tcp(stream),
                         peer: Some(peer),
                     };
-                    if !door.send(Incoming {
+                    if !door.send(QueuedConnection {
                         conn,
                         handed: false,
                     }) {
@@ -234,8 +234,8 @@ impl Workers {
         })
     }
 
-    pub fn door(&self) -> Door {
-        Door {
+    pub fn door(&self) -> WorkerHandoff {
+        WorkerHandoff {
             senders: Arc::downgrade(&self.senders),
             next: self.next.clone(),
         }
@@ -264,7 +264,7 @@ impl Workers {
 /// with its own instance of the app `factory` builds (the bounds are actix-web's own server's).
 pub fn worker<F, I, S, B>(
     factory: F,
-) -> impl FnOnce(mpsc::UnboundedReceiver<Incoming>) + Send + Clone + 'static
+) -> impl FnOnce(mpsc::UnboundedReceiver<QueuedConnection>) + Send + Clone + 'static
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: IntoServiceFactory<S, Request>,
@@ -335,7 +335,7 @@ where
                     return;
                 }
             };
-            while let Some(Incoming { conn, handed }) = rx.recv().await {
+            while let Some(QueuedConnection { conn, handed }) = rx.recv().await {
                 let HandedConnection { io, peer } = conn;
                 let tls = matches!(io, HandedIo::Tls(_));
                 let inner = match io {

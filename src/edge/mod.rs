@@ -240,7 +240,7 @@ impl Edge {
             };
             let mut proxy = HttpProxy::new(front, conf.clone());
             proxy.handle_init_modules();
-            Door {
+            ConnectionRouter {
                 proxy: Arc::new(proxy),
                 handoff: s.handoff.clone(),
                 tls,
@@ -357,14 +357,14 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const HEAD_PEEK: usize = 8 * 1024;
 
 /// Routes each new connection of one listener: to the container proxy, or to the app.
-struct Door {
+struct ConnectionRouter {
     proxy: Arc<HttpProxy<Front>>,
     handoff: Arc<dyn Handoff>,
     tls: bool,
     containers: ContainerHosts,
 }
 
-impl Door {
+impl ConnectionRouter {
     /// Serves a connection through the Pingora proxy, reused requests included: a reused
     /// connection stays with the proxy (whose buffers may hold the next request), it is never
     /// peeked at and handed over again.
@@ -410,7 +410,7 @@ impl Door {
 }
 
 #[async_trait]
-impl ServerApp for Door {
+impl ServerApp for ConnectionRouter {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,

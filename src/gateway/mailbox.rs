@@ -22,7 +22,7 @@ struct Queue {
     kicked: Option<Close>,
 }
 
-struct Shared {
+struct MailboxState {
     queue: Mutex<Queue>,
     waker: AtomicWaker,
     cap: usize,
@@ -30,7 +30,7 @@ struct Shared {
 
 /// A mailbox holding at most `cap` frames.
 pub(crate) fn mailbox(cap: usize) -> (Sender, Outbox) {
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(MailboxState {
         queue: Mutex::new(Queue {
             frames: VecDeque::new(),
             open: true,
@@ -43,7 +43,7 @@ pub(crate) fn mailbox(cap: usize) -> (Sender, Outbox) {
 }
 
 /// The project's end; dropping it closes the mailbox (after the frames already in it).
-pub(crate) struct Sender(Arc<Shared>);
+pub(crate) struct Sender(Arc<MailboxState>);
 
 impl Sender {
     /// Queues `frame`; false (and not queued) when the client is `cap` frames behind.
@@ -79,7 +79,7 @@ impl Drop for Sender {
 }
 
 /// The client's end of a mailbox.
-pub(crate) struct Outbox(Arc<Shared>);
+pub(crate) struct Outbox(Arc<MailboxState>);
 
 impl Outbox {
     /// Moves up to `max` waiting frames to `out`: `Ready(n)` with n > 0, `Ready(0)` once the

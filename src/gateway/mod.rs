@@ -31,7 +31,7 @@ pub use self::module::{
     Actor, EventError, Module, Modules, ParsedEvent, RootDef, RootKind, UserActor,
 };
 use self::project::ClientUser;
-use self::project::{Cmd, JoinError, Out, Project, Shared};
+use self::project::{Cmd, JoinError, Out, Project, ProjectState};
 pub use self::project::{EventOutcome, colour_of};
 pub use self::writer::WriteError;
 use self::writer::Writer;
@@ -285,7 +285,7 @@ impl GatewayStatus {
 #[derive(Clone)]
 struct ProjectHandle {
     tx: mpsc::Sender<Cmd>,
-    shared: Arc<Shared>,
+    shared: Arc<ProjectState>,
 }
 
 impl ProjectHandle {
@@ -343,7 +343,7 @@ impl Gateway {
     }
 }
 
-struct Inner {
+struct RegistryInner {
     db: Db,
     settings: Arc<Settings>,
     modules: Arc<Modules>,
@@ -387,7 +387,7 @@ pub trait EventPreparer: Send + Sync {
 /// Every organization's gateway (the face of this subsystem). Cheap to clone.
 #[derive(Clone)]
 pub struct GatewayRegistry {
-    inner: Arc<Inner>,
+    inner: Arc<RegistryInner>,
 }
 
 /// A client's place in a project: frames in, frames out, and why it was closed.
@@ -508,7 +508,7 @@ impl GatewayRegistry {
         let metrics = GatewayMetrics::new(registry)?;
         let writer = Writer::start(db.clone(), metrics.clone());
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(RegistryInner {
                 db,
                 settings: Arc::new(settings),
                 modules: Arc::new(modules),
@@ -718,7 +718,7 @@ impl GatewayRegistry {
                 return h.clone();
             }
             let (tx, rx) = mpsc::channel(1024);
-            let shared = Arc::new(Shared {
+            let shared = Arc::new(ProjectState {
                 clients: Default::default(),
                 loaded: Default::default(),
                 ended: watch::channel(false).0,

@@ -160,7 +160,7 @@ pub(crate) enum Cmd {
 }
 
 /// What the gateway sees of a running project task.
-pub(crate) struct Shared {
+pub(crate) struct ProjectState {
     pub clients: std::sync::atomic::AtomicUsize,
     pub loaded: std::sync::atomic::AtomicBool,
     pub ended: watch::Sender<bool>,
@@ -203,7 +203,7 @@ pub(crate) struct Project {
     modules: Arc<Modules>,
     settings: Arc<Settings>,
     metrics: GatewayMetrics,
-    shared: Arc<Shared>,
+    shared: Arc<ProjectState>,
     awareness: Awareness,
     members: HashMap<u64, Member>,
     /// The outlets the members are on, and how many of them each: a broadcast is one delivery
@@ -275,7 +275,7 @@ impl Project {
         modules: Arc<Modules>,
         settings: Arc<Settings>,
         metrics: GatewayMetrics,
-        shared: Arc<Shared>,
+        shared: Arc<ProjectState>,
     ) -> Self {
         Self {
             id: id.to_string(),

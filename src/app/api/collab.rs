@@ -17,7 +17,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::wsio::{self, Control, Fanout, Incoming, Messages, Socket, close_reason};
+use super::wsio::{self, ClientFrame, Control, Fanout, Messages, Socket, close_reason};
 use crate::app::upgrade::Takeover;
 
 use crate::app::AppState;
@@ -263,16 +263,16 @@ impl Open {
                 msg = msgs.next() => {
                     last_heard = std::time::Instant::now();
                     let data = match msg {
-                        Some(Ok(Incoming::Binary(b))) => b,
-                        Some(Ok(Incoming::Ping(p))) => {
+                        Some(Ok(ClientFrame::Binary(b))) => b,
+                        Some(Ok(ClientFrame::Ping(p))) => {
                             if control.send(Message::Pong(p)).is_err() { break None; }
                             continue;
                         }
-                        Some(Ok(Incoming::Pong)) => continue,
-                        Some(Ok(Incoming::Text)) => {
+                        Some(Ok(ClientFrame::Pong)) => continue,
+                        Some(Ok(ClientFrame::Text)) => {
                             break Some(CloseReason { code: CloseCode::Unsupported, description: Some("binary frames only".into()) });
                         }
-                        Some(Ok(Incoming::Close)) | None => break None,
+                        Some(Ok(ClientFrame::Close)) | None => break None,
                         Some(Err(e)) => {
                             break Some(CloseReason { code: CloseCode::Size, description: Some(e.to_string()) });
                         }

@@ -315,7 +315,7 @@ pub struct Socket {
     /// Dropped with the socket: [`Control::closed`] resolves.
     _alive: oneshot::Sender<()>,
     /// To the handler; `None` once the client said all it will (end of stream or a bad frame).
-    incoming: Option<mpsc::Sender<Result<Incoming, ProtocolError>>>,
+    incoming: Option<mpsc::Sender<Result<ClientFrame, ProtocolError>>>,
     decoder: Decoder,
     rbuf: BytesMut,
     /// `rbuf` grew past [`KEEP`] for a big message: it is let go once empty.
@@ -383,7 +383,7 @@ impl Drop for Control {
 }
 
 /// What the client said, for the handler; `None` from the receiver when the client is gone.
-pub type Messages = mpsc::Receiver<Result<Incoming, ProtocolError>>;
+pub type Messages = mpsc::Receiver<Result<ClientFrame, ProtocolError>>;
 
 impl Socket {
     /// The socket task for `up`, the client `reg` made known to its fan-out; the handler's
@@ -545,7 +545,7 @@ pub fn close_reason(c: Close) -> actix_http::ws::CloseReason {
 
 /// What the client said.
 #[derive(Debug)]
-pub enum Incoming {
+pub enum ClientFrame {
     Binary(Bytes),
     Text,
     Ping(Bytes),
@@ -571,7 +571,7 @@ impl Decoder {
     }
 
     /// The next whole message in `buf`, if one is there.
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, ProtocolError> {
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<ClientFrame>, ProtocolError> {
         while let Some(frame) = self.codec.decode(buf)? {
             if let Some(m) = self.frame(frame)? {
                 return Ok(Some(m));
@@ -581,7 +581,7 @@ impl Decoder {
     }
 
     /// The first frame of a message sent in pieces.
-    fn start(&mut self, text: bool, data: Bytes) -> Result<Option<Incoming>, ProtocolError> {
+    fn start(&mut self, text: bool, data: Bytes) -> Result<Option<ClientFrame>, ProtocolError> {
         if self.partial.is_some() {
             return Err(ProtocolError::ContinuationStarted);
         }
@@ -589,13 +589,13 @@ impl Decoder {
         Ok(None)
     }
 
-    fn frame(&mut self, frame: Frame) -> Result<Option<Incoming>, ProtocolError> {
+    fn frame(&mut self, frame: Frame) -> Result<Option<ClientFrame>, ProtocolError> {
         Ok(Some(match frame {
-            Frame::Binary(b) => Incoming::Binary(b),
-            Frame::Text(_) => Incoming::Text,
-            Frame::Ping(p) => Incoming::Ping(p),
-            Frame::Pong(_) => Incoming::Pong,
-            Frame::Close(_) => Incoming::Close,
+            Frame::Binary(b) => ClientFrame::Binary(b),
+            Frame::Text(_) => ClientFrame::Text,
+            Frame::Ping(p) => ClientFrame::Ping(p),
+            Frame::Pong(_) => ClientFrame::Pong,
+            Frame::Close(_) => ClientFrame::Close,
             Frame::Continuation(item) => {
                 let (data, last) = match item {
                     Item::FirstText(d) => return self.start(true, d),
@@ -614,8 +614,8 @@ impl Decoder {
                     return Ok(None);
                 }
                 match self.partial.take() {
-                    Some((true, _)) => Incoming::Text,
-                    Some((false, b)) => Incoming::Binary(b.freeze()),
+                    Some((true, _)) => ClientFrame::Text,
+                    Some((false, b)) => ClientFrame::Binary(b.freeze()),
                     None => return Ok(None),
                 }
             }
@@ -638,7 +638,7 @@ mod tests {
     }
 
     /// What a decoder makes of `bytes` arriving 3 at a time (up to the first error).
-    fn decoded(bytes: &[u8], max: usize) -> Vec<Result<Incoming, ProtocolError>> {
+    fn decoded(bytes: &[u8], max: usize) -> Vec<Result<ClientFrame, ProtocolError>> {
         let mut d = Decoder::new(max);
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
@@ -675,9 +675,9 @@ mod tests {
             16,
         );
         assert_eq!(got.len(), 3, "{got:?}");
-        assert!(matches!(&got[0], Ok(Incoming::Binary(b)) if b == "abcdef"));
-        assert!(matches!(&got[1], Ok(Incoming::Binary(b)) if b == "gh"));
-        assert!(matches!(&got[2], Ok(Incoming::Ping(p)) if p == "p"));
+        assert!(matches!(&got[0], Ok(ClientFrame::Binary(b)) if b == "abcdef"));
+        assert!(matches!(&got[1], Ok(ClientFrame::Binary(b)) if b == "gh"));
+        assert!(matches!(&got[2], Ok(ClientFrame::Ping(p)) if p == "p"));
 
         let got = decoded(
             &encoded(vec![
@@ -709,6 +709,6 @@ mod tests {
             ]),
             4,
         );
-        assert!(matches!(got.as_slice(), [Ok(Incoming::Text)]));
+        assert!(matches!(got.as_slice(), [Ok(ClientFrame::Text)]));
     }
 }
