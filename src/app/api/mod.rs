@@ -183,25 +183,39 @@ pub fn render_document(doc: &utoipa::openapi::OpenApi) -> Result<String, serde_j
 }
 
 /// What each create operation makes, and where the made thing lives: `(the create's path,
-/// the made thing's path, its id's parameter there)`. The id is the answer's `id`.
-const CREATES: &[(&str, &str, &str)] = &[
-    ("/api/v1/orgs", "/api/v1/orgs/{org}", "org"),
-    ("/api/v1/orgs/{org}/projects", "/api/v1/projects/{id}", "id"),
+/// the made thing's path, its id's parameter there, the answer's field holding the id)`.
+const CREATES: &[(&str, &str, &str, &str)] = &[
+    ("/api/v1/orgs", "/api/v1/orgs/{org}", "org", "id"),
+    (
+        "/api/v1/orgs/{org}/projects",
+        "/api/v1/projects/{id}",
+        "id",
+        "id",
+    ),
     (
         "/api/v1/orgs/{org}/roles",
         "/api/v1/orgs/{org}/roles/{id}",
+        "id",
         "id",
     ),
     (
         "/api/v1/orgs/{org}/invitations",
         "/api/v1/orgs/{org}/invitations/{id}",
         "id",
+        "id",
     ),
-    ("/api/v1/me/tokens", "/api/v1/me/tokens/{id}", "id"),
+    ("/api/v1/me/tokens", "/api/v1/me/tokens/{id}", "id", "id"),
     (
         "/api/v1/projects/{id}/history",
         "/api/v1/projects/{id}/history/{point}",
         "point",
+        "id",
+    ),
+    (
+        "/api/v1/orgs/{org}/container-images",
+        "/api/v1/orgs/{org}/container-images/{key}",
+        "key",
+        "key",
     ),
 ];
 
@@ -217,7 +231,7 @@ fn document_links(doc: &mut utoipa::openapi::OpenApi) {
             .filter_map(|p| p.split_once('}').map(|(name, _)| name.to_string()))
             .collect()
     };
-    for (create, made, param) in CREATES {
+    for (create, made, param, field) in CREATES {
         let known = params_of(create);
         let mut links = Vec::new();
         for (path, item) in &doc.paths.paths {
@@ -240,10 +254,10 @@ fn document_links(doc: &mut utoipa::openapi::OpenApi) {
             for id in ops {
                 let mut link = LinkBuilder::new()
                     .operation_id(id.clone())
-                    .description(format!("`{param}` is the answer's `id`."));
+                    .description(format!("`{param}` is the answer's `{field}`."));
                 for n in &needs {
                     let value = if n == param {
-                        "$response.body#/id".to_string()
+                        format!("$response.body#/{field}")
                     } else {
                         format!("$request.path.{n}")
                     };
