@@ -122,9 +122,9 @@ struct ColumnRow {
 }
 
 #[derive(QueryableByName)]
-struct NameRow {
+pub(super) struct NameRow {
     #[diesel(sql_type = Text)]
-    name: String,
+    pub(super) name: String,
 }
 
 #[derive(QueryableByName)]

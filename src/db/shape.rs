@@ -8,6 +8,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Integer, Text};
 use diesel_async::RunQueryDsl;
 
+use super::portable::NameRow;
 use super::{Db, DbError, with_conn};
 
 /// A column: its type in a backend-neutral word, and whether it may be NULL.
@@ -33,12 +34,6 @@ pub struct TableShape {
 
 /// Every table of ours (the migrations' bookkeeping left out), by name.
 pub type SchemaShape = BTreeMap<String, TableShape>;
-
-#[derive(QueryableByName)]
-struct NameRow {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
 
 #[derive(QueryableByName)]
 struct ColumnRow {

@@ -386,15 +386,7 @@ fn catalogue_view(own: Vec<OrgEntry>) -> Vec<ImageView> {
             title: e.title.to_string(),
             description: e.description.to_string(),
             image_ref: e.image.map(str::to_string),
-            services: e
-                .services
-                .iter()
-                .map(|s| ServiceSpec {
-                    name: s.name.to_string(),
-                    port: s.port,
-                    terminal: s.terminal,
-                })
-                .collect(),
+            services: e.service_specs(),
             command: None,
             prepare: e.prepare.map(str::to_string),
             builtin: true,

@@ -49,9 +49,14 @@ impl Browser {
         } else {
             body
         };
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    /// A JSON request with the page's `Origin`, as the browser's script sends it.
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
         let r = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .header("Origin", &self.origin)
             .json(&body)
             .send()
@@ -62,16 +67,7 @@ impl Browser {
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .put(format!("{}{path}", self.base))
-            .header("Origin", &self.origin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.send(reqwest::Method::PUT, path, body).await
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {

@@ -91,6 +91,20 @@ pub const BUILTIN: &[Entry] = &[
     },
 ];
 
+impl Entry {
+    /// Its services as an event or an answer names them.
+    pub fn service_specs(&self) -> Vec<ServiceSpec> {
+        self.services
+            .iter()
+            .map(|s| ServiceSpec {
+                name: s.name.to_string(),
+                port: s.port,
+                terminal: s.terminal,
+            })
+            .collect()
+    }
+}
+
 /// The entry with this key.
 pub fn entry(key: &str) -> Option<&'static Entry> {
     BUILTIN.iter().find(|e| e.key == key)

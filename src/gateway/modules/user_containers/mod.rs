@@ -334,15 +334,7 @@ fn choose(
     }
     Ok(Chosen {
         image_ref: builtin.to_string(),
-        services: entry
-            .services
-            .iter()
-            .map(|s| ServiceSpec {
-                name: s.name.to_string(),
-                port: s.port,
-                terminal: s.terminal,
-            })
-            .collect(),
+        services: entry.service_specs(),
         command: None,
         title: None,
         prepare: None,
