@@ -9,12 +9,17 @@ const args = JSON.parse(process.argv[2])
 const out = (tag, v) => console.log(`${tag} ${JSON.stringify(v)}`)
 const result = { errors: [] }
 const browser = await launchBrowser()
+// Each person signs in on the sign-in page, as they would.
 const signedIn = async (who) => {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } })
-  const r = await ctx.request.post(args.main + '/api/v1/auth/login', { headers: { Origin: args.main }, data: who })
-  if (!r.ok()) throw new Error(`login: ${r.status()}`)
   const page = await ctx.newPage()
   page.on('pageerror', (e) => result.errors.push(String(e)))
+  await page.goto(args.main + '/signin')
+  await page.waitForSelector('#sign-in-submit')
+  await page.fill('#login', who.login)
+  await page.fill('#password', who.password)
+  await page.click('#sign-in-submit')
+  await page.waitForURL((u) => !u.pathname.startsWith('/signin'), { timeout: 15000 })
   return page
 }
 try {
